@@ -1,0 +1,27 @@
+"""Durable Lab's engine: the service side of AWS Lambda durable executions on PostgreSQL.
+
+Callers import only these names::
+
+    import engine
+    engine.configure(dsn="postgresql://…")
+    lam = engine.client()
+    lam.invoke(FunctionName="orders", InvocationType="Event", Payload=b'{"id": 1}')
+"""
+
+from __future__ import annotations
+
+from engine import errors
+from engine.api import LambdaClient, client, wait_for_execution
+from engine.db import configure as _configure_db
+from engine.service import Dispatcher, set_dispatcher
+
+
+def configure(*, dsn: str | None = None, dispatcher: Dispatcher | None = None) -> None:
+    """Point the engine at its database and at the dispatcher that queues invocations."""
+    if dsn is not None:
+        _configure_db(dsn)
+    if dispatcher is not None:
+        set_dispatcher(dispatcher)
+
+
+__all__ = ["Dispatcher", "LambdaClient", "client", "configure", "errors", "wait_for_execution"]

@@ -1,0 +1,492 @@
+"""``engine.client()``: the durable subset of boto3's ``lambda`` client, served by the engine.
+
+Method names, parameters, response shapes and error codes follow boto3, so code written for
+``boto3.client("lambda")`` runs against Durable Lab. No transport lives here: the same object
+can be served over HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from engine import db, registry, service, store
+from engine.errors import (
+    ALL_SERVICE_ERRORS,
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestTooLargeException,
+    ResourceNotFoundException,
+)
+
+EXECUTION_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+CALLBACK_ID_RE = re.compile(r"^[A-Za-z0-9+/=]{1,1024}$")
+ARN_RE = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]+(:[^/]+)?/durable-execution/")
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+CALLBACK_RESULT_LIMIT = 256 * 1024
+ERROR_LIMIT = 32 * 1024
+MAX_SYNC_EXECUTION_TIMEOUT = 900
+STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+TERMINAL = STATUSES - {"RUNNING"}
+
+
+class _Exceptions:
+    """``client.exceptions.ResourceNotFoundException`` and friends, as on a boto3 client."""
+
+    def __init__(self) -> None:
+        for error in ALL_SERVICE_ERRORS:
+            setattr(self, error.code, error)
+        self.ClientError = ALL_SERVICE_ERRORS[-1]
+
+
+def _invalid(message: str) -> InvalidParameterValueException:
+    return InvalidParameterValueException(message)
+
+
+def _require_str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _invalid(f"{field} is required and must be a non-empty string.")
+    return value
+
+
+def _payload_text(payload: Any, limit: int) -> str | None:
+    """Return the invoke payload as JSON text (None when absent), or raise a clear error."""
+    if payload is None or payload in (b"", ""):
+        return None
+    if hasattr(payload, "read"):
+        payload = payload.read()
+    if isinstance(payload, bytes | bytearray):
+        try:
+            payload = bytes(payload).decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidRequestContentException("Could not parse request body into json: not UTF-8.") from exc
+    if not isinstance(payload, str):
+        raise _invalid("Payload must be bytes or a string of JSON.")
+    if len(payload.encode()) > limit:
+        raise RequestTooLargeException(
+            f"Request must be smaller than {limit} bytes for the invoke operation (got {len(payload.encode())})."
+        )
+    try:
+        json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestContentException(f"Could not parse request body into json: {exc.msg} at char {exc.pos}.") from exc
+    return payload
+
+
+def _validate_arn(arn: Any) -> str:
+    arn = _require_str(arn, "DurableExecutionArn")
+    if not ARN_RE.match(arn) or len(arn) > 1024:
+        raise _invalid(f"DurableExecutionArn {arn!r} is not a durable execution ARN.")
+    return arn
+
+
+def _validate_callback_id(callback_id: Any) -> str:
+    callback_id = _require_str(callback_id, "CallbackId")
+    if not CALLBACK_ID_RE.match(callback_id):
+        raise _invalid("CallbackId must be 1-1024 characters of the base64 alphabet.")
+    return callback_id
+
+
+def _validate_error(error: Any) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    allowed = {"ErrorMessage", "ErrorType", "ErrorData", "StackTrace"}
+    if not isinstance(error, Mapping) or set(error) - allowed:
+        raise _invalid(f"Error must be an object with only {sorted(allowed)}.")
+    for key in ("ErrorMessage", "ErrorType", "ErrorData"):
+        if key in error and not isinstance(error[key], str):
+            raise _invalid(f"Error.{key} must be a string.")
+    if "StackTrace" in error and not (
+        isinstance(error["StackTrace"], list) and all(isinstance(line, str) for line in error["StackTrace"])
+    ):
+        raise _invalid("Error.StackTrace must be a list of strings.")
+    if len(json.dumps(error).encode()) > ERROR_LIMIT:
+        raise RequestTooLargeException("Error objects are limited to 32 KiB.")
+    return dict(error)
+
+
+def _max_items(value: Any, default: int, high: int = 1000) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise _invalid(f"MaxItems must be an integer between 1 and {high}.")
+    return value
+
+
+def _encode_marker(data: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def _decode_marker(marker: Any) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(_require_str(marker, "Marker").encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid("Marker is invalid: pass the NextMarker of a previous response.") from exc
+
+
+class LambdaClient:
+    """The durable subset of boto3's Lambda client. Keyword arguments only, as in boto3."""
+
+    exceptions = _Exceptions()
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def create_function(self, *, FunctionName: str, Handler: str, **fields: Any) -> dict[str, Any]:
+        """Register a function; ``DurableConfig`` makes it durable. Code/Role/Runtime are accepted and ignored."""
+        _reject_unknown(fields, {"Timeout", "DurableConfig", "Environment", "Description", "MaximumRetryAttempts",
+                                 "InvocationRetryPolicy", "Runtime", "Role", "Code", "MemorySize", "Publish"})
+        known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "Code", "MemorySize", "Publish"}}
+        return registry.create_function(FunctionName, {"Handler": Handler, **known})
+
+    def update_function_configuration(self, *, FunctionName: str, **fields: Any) -> dict[str, Any]:
+        """Change a function's configuration; omitted fields keep their value."""
+        _reject_unknown(fields, {"Handler", "Timeout", "DurableConfig", "Environment", "Description",
+                                 "MaximumRetryAttempts", "InvocationRetryPolicy", "RevisionId", "Runtime", "Role",
+                                 "MemorySize"})
+        known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "MemorySize"}}
+        return registry.update_function(FunctionName, known)
+
+    def get_function(self, *, FunctionName: str, Qualifier: str | None = None) -> dict[str, Any]:
+        """Return ``{"Configuration": …, "Code": …}`` for one function."""
+        row = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
+        return {"Configuration": registry.configuration(row), "Code": {"RepositoryType": "Local", "Location": row["handler"]}}
+
+    def list_functions(self, *, Marker: str | None = None, MaxItems: int | None = None, **_: Any) -> dict[str, Any]:
+        """Return registered functions by name, 50 a page unless ``MaxItems`` says otherwise."""
+        limit = _max_items(MaxItems, 50, 10000)
+        after = _decode_marker(Marker) if Marker else ""
+        rows = registry.list_function_rows(str(after), limit + 1)
+        response: dict[str, Any] = {"Functions": [registry.configuration(r) for r in rows[:limit]]}
+        if len(rows) > limit:
+            response["NextMarker"] = _encode_marker(rows[limit - 1]["name"])
+        return response
+
+    # --- invoke -------------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        *,
+        FunctionName: str,
+        InvocationType: str = "RequestResponse",
+        Payload: Any = None,
+        DurableExecutionName: str | None = None,
+        Qualifier: str | None = None,
+        LogType: str | None = None,
+        ClientContext: str | None = None,
+        TimeScale: float | None = None,
+    ) -> dict[str, Any]:
+        """Start (or re-attach to) a durable execution, or call a plain function.
+
+        ``Event`` returns 202 at once; ``RequestResponse`` waits until the execution is terminal.
+        ``TimeScale`` (Durable Lab only) speeds up waits, retries and timeouts for demos.
+        """
+        if InvocationType not in {"Event", "RequestResponse", "DryRun"}:
+            raise _invalid(f"InvocationType must be Event, RequestResponse or DryRun, got {InvocationType!r}.")
+        if DurableExecutionName is not None and (
+            not isinstance(DurableExecutionName, str) or not EXECUTION_NAME_RE.match(DurableExecutionName)
+        ):
+            raise _invalid("DurableExecutionName must be 1-64 letters, digits, hyphens or underscores.")
+        time_scale = _time_scale(TimeScale)
+        limit = ASYNC_PAYLOAD_LIMIT if InvocationType == "Event" else SYNC_PAYLOAD_LIMIT
+        payload = _payload_text(Payload, limit)
+        fn = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
+        if InvocationType == "DryRun":
+            return {"StatusCode": 204, "Payload": io.BytesIO(b"")}
+        if fn["durable_config"] is None:
+            return _invoke_plain(fn, InvocationType, payload)
+        if InvocationType == "RequestResponse" and fn["durable_config"]["ExecutionTimeout"] > MAX_SYNC_EXECUTION_TIMEOUT:
+            raise _invalid(
+                "You cannot synchronously invoke a durable function with an executionTimeout greater than 15 minutes."
+            )
+        request = service.StartRequest(fn, DurableExecutionName, payload, InvocationType, time_scale)
+        execution, _created = service.start_execution(request)
+        if InvocationType == "Event":
+            return {"StatusCode": 202, "DurableExecutionArn": execution["arn"], "Payload": io.BytesIO(b"")}
+        deadline = fn["durable_config"]["ExecutionTimeout"] * time_scale + 30
+        final = wait_for_execution(execution["arn"], timeout=deadline)
+        return _sync_response(final)
+
+    # --- executions ---------------------------------------------------------------------------
+
+    def get_durable_execution(self, *, DurableExecutionArn: str) -> dict[str, Any]:
+        """Return one execution's status, input, result or error and timestamps."""
+        return execution_description(_execution(_validate_arn(DurableExecutionArn)))
+
+    def get_durable_execution_history(
+        self,
+        *,
+        DurableExecutionArn: str,
+        IncludeExecutionData: bool = False,
+        MaxItems: int | None = None,
+        Marker: str | None = None,
+        ReverseOrder: bool = False,
+    ) -> dict[str, Any]:
+        """Return history events in EventId order (or reversed), paged by ``Marker``."""
+        execution = _execution(_validate_arn(DurableExecutionArn))
+        limit = _max_items(MaxItems, 1000)
+        start = int(_decode_marker(Marker)) if Marker else (execution["event_seq"] + 1 if ReverseOrder else 0)
+        with db.transaction() as conn:
+            rows = store.read_events(conn, execution["id"], after=start, limit=limit + 1, reverse=bool(ReverseOrder))
+        events = [history_event(row, bool(IncludeExecutionData)) for row in rows[:limit]]
+        response: dict[str, Any] = {"Events": events}
+        if len(rows) > limit:
+            response["NextMarker"] = _encode_marker(rows[limit - 1]["event_id"])
+        return response
+
+    def get_durable_execution_state(
+        self, *, DurableExecutionArn: str, CheckpointToken: str, Marker: str | None = None, MaxItems: int | None = None
+    ) -> dict[str, Any]:
+        """Return the execution's operations, as the SDK reads them (needs the current token)."""
+        arn = _validate_arn(DurableExecutionArn)
+        try:
+            ops = service.get_state(arn, _require_str(CheckpointToken, "CheckpointToken"))
+        except Exception as exc:
+            if type(exc).__name__ == "InvalidCheckpointTokenError":
+                raise _invalid("Invalid checkpoint token") from exc
+            raise
+        limit = _max_items(MaxItems, 1000)
+        start = int(_decode_marker(Marker)) if Marker else 0
+        page = ops[start : start + limit]
+        response: dict[str, Any] = {"Operations": [operation_view(op) for op in page]}
+        if start + limit < len(ops):
+            response["NextMarker"] = _encode_marker(start + limit)
+        return response
+
+    def list_durable_executions_by_function(
+        self,
+        *,
+        FunctionName: str,
+        Qualifier: str | None = None,
+        DurableExecutionName: str | None = None,
+        Statuses: list[str] | None = None,
+        StartedAfter: datetime | None = None,
+        StartedBefore: datetime | None = None,
+        ReverseOrder: bool = False,
+        Marker: str | None = None,
+        MaxItems: int | None = None,
+    ) -> dict[str, Any]:
+        """List a function's executions, newest first, with filters and paging."""
+        fn = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
+        where, params = _execution_filters(fn["name"], DurableExecutionName, Statuses, StartedAfter, StartedBefore)
+        limit = _max_items(MaxItems, 50)
+        if Marker:
+            started, ident = _decode_marker(Marker)
+            op = ">" if ReverseOrder else "<"
+            where += f" AND (started_at, id) {op} (%(m_started)s::timestamptz, %(m_id)s)"
+            params.update(m_started=started, m_id=ident)
+        order = "ASC" if ReverseOrder else "DESC"
+        with db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {store.EXECUTION_COLUMNS} FROM durable_execution WHERE {where} "
+                f"ORDER BY started_at {order}, id {order} LIMIT %(limit)s",
+                {**params, "limit": limit + 1},
+            ).fetchall()
+        response: dict[str, Any] = {"DurableExecutions": [execution_summary(r) for r in rows[:limit]]}
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            response["NextMarker"] = _encode_marker([last["started_at"].isoformat(), last["id"]])
+        return response
+
+    def stop_durable_execution(self, *, DurableExecutionArn: str, Error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Stop a running execution; its running invocation gets no token at its next checkpoint."""
+        stopped_at = service.stop_execution(_validate_arn(DurableExecutionArn), _validate_error(Error))
+        return {"StopTimestamp": stopped_at}
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def send_durable_execution_callback_success(self, *, CallbackId: str, Result: Any = None) -> dict[str, Any]:
+        """Complete a pending callback with a result (bytes or str, at most 256 KiB)."""
+        callback_id = _validate_callback_id(CallbackId)
+        result = _callback_result(Result)
+        service.complete_callback(callback_id, result=result, success=True)
+        return {}
+
+    def send_durable_execution_callback_failure(
+        self, *, CallbackId: str, Error: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Fail a pending callback with an error object."""
+        callback_id = _validate_callback_id(CallbackId)
+        service.complete_callback(callback_id, error=_validate_error(Error) or {}, success=False)
+        return {}
+
+    def send_durable_execution_callback_heartbeat(self, *, CallbackId: str) -> dict[str, Any]:
+        """Tell a pending callback its worker is alive (re-arms its heartbeat timeout)."""
+        service.heartbeat_callback(_validate_callback_id(CallbackId))
+        return {}
+
+
+def _reject_unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise _invalid(f"Unknown parameter(s): {', '.join(sorted(unknown))}.")
+
+
+def _time_scale(value: Any) -> float:
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0001 <= value <= 1:
+        raise _invalid("TimeScale must be a number between 0.0001 and 1 (1 = real time).")
+    return float(value)
+
+
+def _callback_result(result: Any) -> str | None:
+    if result is None:
+        return None
+    if hasattr(result, "read"):
+        result = result.read()
+    if isinstance(result, str):
+        result = result.encode()
+    if not isinstance(result, bytes | bytearray):
+        raise _invalid("Result must be bytes or a string.")
+    if len(result) > CALLBACK_RESULT_LIMIT:
+        raise RequestTooLargeException(f"Callback Result must be at most 256 KiB (got {len(result)} bytes).")
+    try:
+        return bytes(result).decode()
+    except UnicodeDecodeError as exc:
+        raise _invalid("Result must be UTF-8 text.") from exc
+
+
+def _execution(arn: str) -> dict[str, Any]:
+    with db.transaction() as conn:
+        row = store.execution_by_arn(conn, arn)
+    if row is None:
+        raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+    return row
+
+
+def _execution_filters(
+    function_name: str, name: str | None, statuses: list[str] | None, after: datetime | None, before: datetime | None
+) -> tuple[str, dict[str, Any]]:
+    where = ["function_name = %(function)s"]
+    params: dict[str, Any] = {"function": function_name}
+    if name is not None:
+        where.append("name = %(name)s")
+        params["name"] = name
+    if statuses:
+        bad = set(statuses) - STATUSES
+        if bad:
+            raise _invalid(f"Statuses must be among {sorted(STATUSES)}; got {sorted(bad)}.")
+        where.append("status = ANY(%(statuses)s)")
+        params["statuses"] = list(statuses)
+    for key, value, op in (("after", after, ">="), ("before", before, "<")):
+        if value is not None:
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise _invalid(f"Started{key.title()} must be a timezone-aware datetime.")
+            where.append(f"started_at {op} %({key})s")
+            params[key] = value
+    return " AND ".join(where), params
+
+
+def wait_for_execution(arn: str, timeout: float) -> dict[str, Any]:
+    """Block until the execution is terminal (or ``timeout`` seconds pass); return its row."""
+    give_up = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        row = _execution(arn)
+        if row["status"] in TERMINAL or time.monotonic() >= give_up:
+            return row
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def _sync_response(execution: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "StatusCode": 200,
+        "ExecutedVersion": "$LATEST",
+        "DurableExecutionArn": execution["arn"],
+    }
+    if execution["status"] == "SUCCEEDED":
+        response["Payload"] = io.BytesIO((execution["result"] or "null").encode())
+    else:
+        response["FunctionError"] = "Unhandled"
+        error = execution["error"] or {"ErrorMessage": f"Execution {execution['status']}"}
+        body = {"errorMessage": error.get("ErrorMessage", ""), "errorType": error.get("ErrorType", execution["status"])}
+        response["Payload"] = io.BytesIO(json.dumps(body).encode())
+    return response
+
+
+def _invoke_plain(fn: dict[str, Any], invocation_type: str, payload: str | None) -> dict[str, Any]:
+    from engine import invoker
+
+    if invocation_type == "Event":
+        if service._dispatcher is None:
+            raise _invalid("No worker is configured to run asynchronous invocations.")
+        service._dispatcher.call_plain(service.PlainCall(0, "", fn["name"], payload))
+        return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
+    result, error = invoker.call_plain_handler(fn, payload)
+    if error is not None:
+        body = {"errorMessage": error["ErrorMessage"], "errorType": error["ErrorType"]}
+        return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
+                "Payload": io.BytesIO(json.dumps(body).encode())}
+    return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": io.BytesIO((result or "null").encode())}
+
+
+# --- response shapes --------------------------------------------------------------------------
+
+
+def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    summary = {
+        "DurableExecutionArn": row["arn"],
+        "DurableExecutionName": row["name"],
+        "FunctionArn": service.function_arn(row["function_name"]),
+        "Status": row["status"],
+        "StartTimestamp": row["started_at"],
+    }
+    if row["ended_at"] is not None:
+        summary["EndTimestamp"] = row["ended_at"]
+    return summary
+
+
+def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
+    description = {**execution_summary(row), "Version": "$LATEST"}
+    if row["input"] is not None:
+        description["InputPayload"] = row["input"]
+    if row["status"] == "SUCCEEDED" and row["result"] is not None:
+        description["Result"] = row["result"]
+    if row["error"]:
+        description["Error"] = dict(row["error"])
+    return description
+
+
+TIMESTAMP_KEYS = ("ScheduledEndTimestamp", "StartTimestamp", "EndTimestamp")
+
+
+def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:
+    """Return one stored event in ``GetDurableExecutionHistory`` shape."""
+    event = json.loads(json.dumps(row["doc"]))
+    event["EventId"] = row["event_id"]
+    event["EventTimestamp"] = row["timestamp"]
+    details = event.get(f"{event['EventType']}Details", {})
+    for key in TIMESTAMP_KEYS:
+        if isinstance(details.get(key), str):
+            details[key] = datetime.fromisoformat(details[key])
+    if not include_data:
+        for value in details.values():
+            if isinstance(value, dict) and "Payload" in value and "Truncated" in value:
+                value.pop("Payload")
+                value["Truncated"] = True
+    return event
+
+
+def operation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Return an operation document with datetimes, as boto3 shows ``Operation``."""
+    op = json.loads(json.dumps(doc))
+    for key in ("StartTimestamp", "EndTimestamp"):
+        if op.get(key) is not None:
+            op[key] = store.ms_to_datetime(op[key])
+    for details, key in (("StepDetails", "NextAttemptTimestamp"), ("WaitDetails", "ScheduledEndTimestamp")):
+        if op.get(details, {}).get(key) is not None:
+            op[details][key] = store.ms_to_datetime(op[details][key])
+    return op
+
+
+def client() -> LambdaClient:
+    """Return the engine's Lambda client (boto3 ``lambda`` names, shapes and error codes)."""
+    return LambdaClient()

@@ -1,0 +1,35 @@
+"""The only Celery import of the engine: tasks carry ids, the durable state lives in PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from engine import invoker, service
+
+log = logging.getLogger(__name__)
+TIME_LIMIT_GRACE = 0.5
+
+
+@shared_task(name="durable.run_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_invocation(execution_id: int) -> bool:
+    """Run the execution's owed invocation; a redelivered or duplicate message finds nothing to do."""
+    return invoker.run_invocation(execution_id)
+
+
+@shared_task(name="durable.call_plain_function", acks_late=True, ignore_result=True)
+def call_plain_function(execution_id: int, op_id: str, function_name: str, payload: str | None) -> None:
+    invoker.call_plain_function(service.PlainCall(execution_id, op_id, function_name, payload))
+
+
+class CeleryDispatcher:
+    """Queue invocations on Celery; the hard time limit is the function's Timeout (it kills)."""
+
+    def invoke(self, execution_id: int, timeout: float) -> None:
+        run_invocation.apply_async((execution_id,), time_limit=timeout + TIME_LIMIT_GRACE)
+
+    def call_plain(self, call: service.PlainCall) -> None:
+        args: tuple[Any, ...] = (call.execution_id, call.op_id, call.function_name, call.payload)
+        call_plain_function.apply_async(args)

@@ -1,0 +1,152 @@
+"""The engine's tables, declared for Django so that ``migrate`` owns the DDL.
+
+The engine core reads and writes these tables with plain SQL (``engine/store.py``); the models
+exist for migrations, the admin and the dashboard's read-only queries.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Function(models.Model):
+    name = models.CharField(primary_key=True, max_length=64)
+    handler = models.CharField(max_length=256)
+    description = models.CharField(max_length=256, blank=True, default="")
+    timeout = models.PositiveIntegerField(default=3, help_text="Per-invocation limit, seconds")
+    durable_config = models.JSONField(null=True, blank=True)
+    environment = models.JSONField(default=dict, blank=True)
+    maximum_retry_attempts = models.PositiveSmallIntegerField(default=2)
+    invocation_retry = models.JSONField(default=dict, blank=True)
+    revision_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    last_modified = models.DateTimeField()
+
+    class Meta:
+        db_table = "durable_function"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Execution(models.Model):
+    arn = models.CharField(max_length=512, unique=True)
+    function_name = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=64)
+    input = models.TextField(null=True)
+    status = models.CharField(max_length=16)
+    result = models.TextField(null=True)
+    error = models.JSONField(null=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    execution_timeout = models.PositiveIntegerField()
+    retention_days = models.PositiveSmallIntegerField(default=14)
+    time_scale = models.FloatField(default=1.0)
+    invocation_type = models.CharField(max_length=16, default="Event")
+    # Invocation control: at most one invocation holds the lease at a time.
+    invocation_seq = models.PositiveIntegerField(default=0)
+    token_seq = models.PositiveIntegerField(default=0)
+    running = models.BooleanField(default=False)
+    lease_until = models.DateTimeField(null=True)
+    needs_invoke = models.BooleanField(default=False)
+    invoke_reason = models.CharField(max_length=32, default="start")
+    dispatched_at = models.DateTimeField(null=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Change tracking for checkpoint responses: op touch counter and the handler's watermark.
+    op_seq = models.BigIntegerField(default=0)
+    seen_seq = models.BigIntegerField(default=0)
+    event_seq = models.PositiveIntegerField(default=0)
+    parent_arn = models.CharField(max_length=512, null=True)
+    parent_op_id = models.CharField(max_length=64, null=True)
+    counters = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "durable_execution"
+        constraints = [
+            models.UniqueConstraint(fields=["function_name", "name"], name="durable_execution_unique_name"),
+        ]
+        indexes = [
+            models.Index(fields=["-started_at", "-id"], name="durable_exec_started"),
+            models.Index(fields=["status", "-started_at"], name="durable_exec_status"),
+            models.Index(fields=["function_name", "-started_at"], name="durable_exec_function"),
+        ]
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+class Operation(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="operations")
+    op_id = models.CharField(max_length=64)
+    ordinal = models.PositiveIntegerField()
+    parent_id = models.CharField(max_length=64, null=True)
+    name = models.CharField(max_length=256, null=True)
+    type = models.CharField(max_length=16)
+    sub_type = models.CharField(max_length=32, null=True)
+    status = models.CharField(max_length=16)
+    attempt = models.PositiveIntegerField(default=0)
+    touch_seq = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    callback_id = models.CharField(max_length=128, null=True, unique=True)
+    doc = models.JSONField()
+
+    class Meta:
+        db_table = "durable_operation"
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "op_id"], name="durable_operation_unique_id"),
+        ]
+        indexes = [
+            models.Index(fields=["execution", "ordinal"], name="durable_op_ordinal"),
+            models.Index(fields=["type", "status"], name="durable_op_type_status"),
+        ]
+
+
+class Event(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    event_id = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=32)
+    timestamp = models.DateTimeField()
+    op_id = models.CharField(max_length=64, null=True)
+    invocation_seq = models.PositiveIntegerField(null=True)
+    doc = models.JSONField()
+
+    class Meta:
+        db_table = "durable_event"
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "event_id"], name="durable_event_unique_id"),
+        ]
+
+
+class Invocation(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="invocations")
+    seq = models.PositiveIntegerField()
+    request_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=32)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    deadline = models.DateTimeField()
+    outcome = models.CharField(max_length=16, null=True)
+    error = models.JSONField(null=True)
+    worker = models.CharField(max_length=128, default="")
+    pid = models.IntegerField(null=True)
+
+    class Meta:
+        db_table = "durable_invocation"
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "seq"], name="durable_invocation_unique_seq"),
+        ]
+
+
+class Timer(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(max_length=32)
+    op_id = models.CharField(max_length=64, default="")
+    due_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "durable_timer"
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "kind", "op_id"], name="durable_timer_unique"),
+        ]

@@ -1,0 +1,30 @@
+"""Wiring between Django and the engine core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.conninfo import make_conninfo
+
+DEMO_FUNCTIONS: list[dict[str, Any]] = []
+
+
+def dsn_from_settings(database: dict[str, Any]) -> str:
+    """Return a libpq connection string for Django's ``DATABASES['default']``."""
+    params = {
+        "dbname": database.get("NAME"),
+        "user": database.get("USER") or None,
+        "password": database.get("PASSWORD") or None,
+        "host": database.get("HOST") or None,
+        "port": str(database.get("PORT")) if database.get("PORT") else None,
+    }
+    return make_conninfo(**{k: v for k, v in params.items() if v})
+
+
+def register_demo_functions(**_: Any) -> None:
+    """Register (or refresh) the demo functions after ``migrate``."""
+    from demos import DEMO_FUNCTIONS as demos
+    from engine import registry
+
+    for spec in demos:
+        registry.create_function(spec["FunctionName"], {k: v for k, v in spec.items() if k != "FunctionName"}, replace=True)

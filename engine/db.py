@@ -1,0 +1,65 @@
+"""Connections for the engine core: a psycopg 3 pool per process, created lazily after fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+_lock = threading.Lock()
+_dsn: str | None = None
+_pool: ConnectionPool | None = None
+_pool_pid: int | None = None
+
+
+def configure(dsn: str) -> None:
+    """Point the engine at a PostgreSQL database (a libpq URL or key=value string)."""
+    global _dsn, _pool
+    with _lock:
+        if dsn != _dsn and _pool is not None and _pool_pid == os.getpid():
+            _pool.close()
+            _pool = None
+        _dsn = dsn
+
+
+def dsn() -> str:
+    if _dsn is None:
+        raise RuntimeError("engine is not configured: call engine.configure(dsn=...) first")
+    return _dsn
+
+
+def pool() -> ConnectionPool:
+    """Return this process's pool; a forked child gets a fresh one (sockets are not shared)."""
+    global _pool, _pool_pid
+    with _lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ConnectionPool(
+                dsn(),
+                min_size=1,
+                max_size=int(os.environ.get("DURABLE_DB_POOL_SIZE", "8")),
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                open=True,
+                name="durable-engine",
+            )
+            _pool_pid = os.getpid()
+        return _pool
+
+
+@contextmanager
+def transaction() -> Iterator[psycopg.Connection]:
+    """Yield a connection inside one transaction; commit on success, roll back on error."""
+    with pool().connection() as conn, conn.transaction():
+        yield conn
+
+
+def close() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None and _pool_pid == os.getpid():
+            _pool.close()
+        _pool = None

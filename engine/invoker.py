@@ -1,0 +1,163 @@
+"""Runs one invocation: claim the lease, call the unchanged SDK handler, record the outcome.
+
+This module is the seam to ``aws-durable-execution-sdk-python``: the handler receives a
+``DurableExecutionInvocationInputWithClient`` whose service client talks to ``engine.service``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_durable_execution_sdk_python.exceptions import CheckpointError, DurableApiErrorCategory
+from aws_durable_execution_sdk_python.execution import (
+    DurableExecutionInvocationInputWithClient,
+    InitialExecutionState,
+)
+from aws_durable_execution_sdk_python.lambda_service import (
+    CheckpointOutput,
+    CheckpointUpdatedExecutionState,
+    Operation,
+    OperationUpdate,
+    StateOutput,
+)
+
+from engine import registry, service
+from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
+
+log = logging.getLogger(__name__)
+
+
+class EngineServiceClient:
+    """The SDK's ``DurableServiceClient``, served by the engine (called on the SDK's checkpoint thread)."""
+
+    def checkpoint(
+        self, durable_execution_arn: str, checkpoint_token: str, updates: list[OperationUpdate], client_token: str | None
+    ) -> CheckpointOutput:
+        try:
+            token, ops = service.checkpoint(durable_execution_arn, checkpoint_token, [u.to_dict() for u in updates])
+        except InvalidCheckpointError as exc:
+            # A protocol violation cannot succeed on retry: the SDK then fails the execution.
+            raise CheckpointError(str(exc), error_category=DurableApiErrorCategory.EXECUTION) from exc
+        except InvalidCheckpointTokenError as exc:
+            raise CheckpointError("Invalid checkpoint token") from exc
+        state = CheckpointUpdatedExecutionState(operations=[Operation.from_json_dict(op) for op in ops])
+        return CheckpointOutput(checkpoint_token=token, new_execution_state=state)
+
+    def get_execution_state(
+        self, durable_execution_arn: str, checkpoint_token: str, next_marker: str, max_items: int = 1000
+    ) -> StateOutput:
+        ops = service.get_state(durable_execution_arn, checkpoint_token)
+        return StateOutput(operations=[Operation.from_json_dict(op) for op in ops], next_marker=None)
+
+
+class LambdaContext:
+    """The subset of Lambda's context object that handlers and the SDK read."""
+
+    def __init__(self, ticket: service.Ticket) -> None:
+        self.aws_request_id = ticket.request_id
+        self.function_name = ticket.function["name"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = service.function_arn(ticket.function["name"])
+        self.memory_limit_in_mb = 128
+        self.log_group_name = f"/aws/lambda/{ticket.function['name']}"
+        self.log_stream_name = f"durable-lab/{ticket.execution_id}/{ticket.seq}"
+        self._deadline = ticket.deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - service.utcnow()).total_seconds() * 1000))
+
+
+@contextmanager
+def function_environment(variables: dict[str, str], function_name: str, timeout: int) -> Iterator[None]:
+    """Set the function's environment variables for this invocation only."""
+    values = {**variables, "AWS_LAMBDA_FUNCTION_NAME": function_name, "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout)}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    error_type = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return {
+        "ErrorType": error_type,
+        "ErrorMessage": str(exc) or error_type,
+        "StackTrace": traceback.format_exception(exc)[-20:],
+    }
+
+
+def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithClient:
+    state = InitialExecutionState(operations=[Operation.from_json_dict(op) for op in ticket.operations], next_marker="")
+    return DurableExecutionInvocationInputWithClient(
+        durable_execution_arn=ticket.arn,
+        checkpoint_token=ticket.token,
+        initial_execution_state=state,
+        service_client=EngineServiceClient(),
+    )
+
+
+def run_invocation(execution_id: int) -> bool:
+    """Run the execution's next invocation if one is owed; return True if one ran."""
+    ticket = service.claim_invocation(execution_id)
+    if ticket is None:
+        return False
+    output, raised = call_handler(ticket)
+    service.complete_invocation(ticket, output, raised)
+    return True
+
+
+def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    fn = ticket.function
+    try:
+        handler = registry.load_handler(fn["handler"])
+    except Exception as exc:  # an import error is the function's fault, like Runtime.ImportModuleError
+        return None, {**error_object(exc), "ErrorType": "Runtime.ImportModuleError"}
+    with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
+        try:
+            output = handler(build_event(ticket), LambdaContext(ticket))
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return None, error_object(exc)
+    if not isinstance(output, dict):
+        # A handler without @durable_execution returns its plain value: the wrong kind of function.
+        return None, {
+            "ErrorType": "InvalidHandlerOutput",
+            "ErrorMessage": f"Handler returned {json.dumps(output, default=str)[:200]}; is it decorated with @durable_execution?",
+        }
+    return output, None
+
+
+def call_plain_handler(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """Call a plain (non-durable) function once; return (JSON result, None) or (None, error)."""
+    try:
+        handler = registry.load_handler(fn["handler"])
+        event = json.loads(payload) if payload else {}
+        with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
+            return json.dumps(handler(event, None)), None
+    except Exception as exc:
+        return None, error_object(exc)
+
+
+def call_plain_function(call: service.PlainCall) -> None:
+    """Run a plain function for a chained invoke and close the operation with its outcome."""
+    try:
+        fn = registry.get_function_row(call.function_name)
+    except Exception as exc:
+        result, error = None, error_object(exc)
+    else:
+        result, error = call_plain_handler(fn, call.payload)
+    if call.op_id:
+        service.complete_plain_invoke(call.execution_id, call.op_id, result=result, error=error)

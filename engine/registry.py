@@ -1,0 +1,195 @@
+"""Durable functions: Lambda's configuration, validated, stored, and resolved to handlers."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from engine import db, store
+from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
+from engine.service import function_arn, utcnow
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+ENV_KEY_RE = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
+DEFAULT_TIMEOUT = 3
+DEFAULT_EXECUTION_TIMEOUT = 86400
+DEFAULT_RETENTION_DAYS = 14
+MAX_EXECUTION_TIMEOUT = 31_622_400
+RESERVED_ENV = {"AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_TIMEOUT", "_HANDLER"}
+
+
+def _invalid(message: str) -> InvalidParameterValueException:
+    return InvalidParameterValueException(message)
+
+
+def validate_function_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _invalid(f"FunctionName {name!r} is invalid: use 1-64 letters, digits, hyphens or underscores.")
+    return name
+
+
+def _validate_handler(handler: Any) -> str:
+    if not isinstance(handler, str) or not HANDLER_RE.match(handler) or len(handler) > 128:
+        raise _invalid(f"Handler {handler!r} is invalid: expected 'module.attribute', e.g. 'orders.handler'.")
+    return handler
+
+
+def _validate_int(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(f"{field} must be an integer between {low} and {high}, got {value!r}.")
+    return value
+
+
+def _validate_durable_config(config: Any) -> dict[str, int] | None:
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise _invalid("DurableConfig must be an object with ExecutionTimeout and RetentionPeriodInDays.")
+    unknown = set(config) - {"ExecutionTimeout", "RetentionPeriodInDays"}
+    if unknown:
+        raise _invalid(f"DurableConfig has unknown keys: {sorted(unknown)}.")
+    timeout = config.get("ExecutionTimeout", DEFAULT_EXECUTION_TIMEOUT)
+    retention = config.get("RetentionPeriodInDays", DEFAULT_RETENTION_DAYS)
+    return {
+        "ExecutionTimeout": _validate_int(timeout, "DurableConfig.ExecutionTimeout", 1, MAX_EXECUTION_TIMEOUT),
+        "RetentionPeriodInDays": _validate_int(retention, "DurableConfig.RetentionPeriodInDays", 1, 90),
+    }
+
+
+def _validate_environment(environment: Any) -> dict[str, str]:
+    if environment is None:
+        return {}
+    variables = environment.get("Variables", {}) if isinstance(environment, Mapping) else None
+    if not isinstance(variables, Mapping):
+        raise _invalid("Environment must be an object of the form {'Variables': {'KEY': 'value'}}.")
+    for key, value in variables.items():
+        if not isinstance(key, str) or not ENV_KEY_RE.match(key) or key in RESERVED_ENV:
+            raise _invalid(f"Environment variable name {key!r} is invalid or reserved.")
+        if not isinstance(value, str):
+            raise _invalid(f"Environment variable {key} must be a string.")
+    return dict(variables)
+
+
+def _validate_invocation_retry(policy: Any) -> dict[str, Any]:
+    if policy is None:
+        return {}
+    allowed = {"ImmediateRetries", "InitialDelaySeconds", "BackoffRate", "MaxDelaySeconds", "MaximumAttempts"}
+    if not isinstance(policy, Mapping) or set(policy) - allowed:
+        raise _invalid(f"InvocationRetryPolicy accepts only {sorted(allowed)}.")
+    for key, value in policy.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise _invalid(f"InvocationRetryPolicy.{key} must be a non-negative number.")
+    return dict(policy)
+
+
+def _build(fields: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = dict(current or {})
+    if "Handler" in fields:
+        merged["handler"] = _validate_handler(fields["Handler"])
+    if "Description" in fields:
+        description = fields["Description"]
+        if not isinstance(description, str) or len(description) > 256:
+            raise _invalid("Description must be a string of at most 256 characters.")
+        merged["description"] = description
+    if "Timeout" in fields:
+        merged["timeout"] = _validate_int(fields["Timeout"], "Timeout", 1, 900)
+    if "DurableConfig" in fields:
+        merged["durable_config"] = _validate_durable_config(fields["DurableConfig"])
+    if "Environment" in fields:
+        merged["environment"] = _validate_environment(fields["Environment"])
+    if "MaximumRetryAttempts" in fields:
+        merged["maximum_retry_attempts"] = _validate_int(fields["MaximumRetryAttempts"], "MaximumRetryAttempts", 0, 2)
+    if "InvocationRetryPolicy" in fields:
+        merged["invocation_retry"] = _validate_invocation_retry(fields["InvocationRetryPolicy"])
+    merged.setdefault("description", "")
+    merged.setdefault("timeout", DEFAULT_TIMEOUT)
+    merged.setdefault("durable_config", None)
+    merged.setdefault("environment", {})
+    merged.setdefault("maximum_retry_attempts", 2)
+    merged.setdefault("invocation_retry", {})
+    merged["revision_id"] = str(uuid.uuid4())
+    merged["now"] = utcnow()
+    return merged
+
+
+def create_function(name: str, fields: Mapping[str, Any], *, replace: bool = False) -> dict[str, Any]:
+    """Register a function; with ``replace`` an existing one is overwritten (used for demos)."""
+    validate_function_name(name)
+    if "Handler" not in fields:
+        raise _invalid("Handler is required.")
+    with db.transaction() as conn:
+        if not replace and store.get_function(conn, name) is not None:
+            raise ResourceConflictException(f"Function already exist: {name}")
+        row = store.upsert_function(conn, {"name": name, **_build(fields, None)})
+    return configuration(row)
+
+
+def update_function(name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    validate_function_name(name)
+    with db.transaction() as conn:
+        current = store.get_function(conn, name)
+        if current is None:
+            raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")
+        if "RevisionId" in fields and fields["RevisionId"] != current["revision_id"]:
+            raise ResourceConflictException("The RevisionId provided does not match the latest RevisionId.")
+        row = store.upsert_function(conn, {**_build(fields, current), "name": name})
+    return configuration(row)
+
+
+def get_function_row(name_or_arn: str) -> dict[str, Any]:
+    name = name_or_arn.split(":")[6] if name_or_arn.startswith("arn:") else name_or_arn.split(":")[0]
+    validate_function_name(name)
+    with db.transaction() as conn:
+        row = store.get_function(conn, name)
+    if row is None:
+        raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")
+    return row
+
+
+def list_function_rows(after: str, limit: int) -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return store.list_functions(conn, after=after, limit=limit)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def configuration(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the function in Lambda's ``FunctionConfiguration`` shape."""
+    config: dict[str, Any] = {
+        "FunctionName": row["name"],
+        "FunctionArn": function_arn(row["name"]),
+        "Runtime": "python3.11",
+        "Handler": row["handler"],
+        "Description": row["description"],
+        "Timeout": row["timeout"],
+        "MemorySize": 128,
+        "LastModified": _iso(row["last_modified"]),
+        "Version": "$LATEST",
+        "RevisionId": row["revision_id"],
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Zip",
+        "Environment": {"Variables": dict(row["environment"] or {})},
+    }
+    if row["durable_config"] is not None:
+        config["DurableConfig"] = dict(row["durable_config"])
+    if row.get("invocation_retry"):
+        config["InvocationRetryPolicy"] = dict(row["invocation_retry"])
+    return config
+
+
+def load_handler(handler: str) -> Callable[..., Any]:
+    """Import ``module.attr`` and return the callable (raises ImportError/AttributeError)."""
+    module_name, _, attr = handler.rpartition(".")
+    module = importlib.import_module(module_name)
+    target = getattr(module, attr)
+    if not callable(target):
+        raise TypeError(f"Handler {handler!r} is not callable")
+    return target  # type: ignore[no-any-return]

@@ -1,0 +1,62 @@
+"""The timer and recovery loop: fires due timers, recovers lost invocations, re-queues strays.
+
+Timers live in PostgreSQL (never in a broker message), so waits of days survive restarts of
+every process. The loop sleeps until the next due timer or a NOTIFY that a new one was set.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+
+from engine import db, service
+
+log = logging.getLogger(__name__)
+MAX_SLEEP = 0.5
+RECOVERY_EVERY = 0.5
+REDISPATCH_EVERY = 10.0
+
+
+def run_forever(stop: threading.Event | None = None) -> None:
+    """Run the loop until ``stop`` is set (or forever)."""
+    stop = stop or threading.Event()
+    listener = psycopg.connect(db.dsn(), autocommit=True)
+    listener.execute("LISTEN durable_timers")
+    last_recovery = last_redispatch = 0.0
+    try:
+        while not stop.is_set():
+            tick()
+            now = time.monotonic()
+            if now - last_recovery >= RECOVERY_EVERY:
+                service.recover_lost_invocations()
+                last_recovery = now
+            if now - last_redispatch >= REDISPATCH_EVERY:
+                service.redispatch_stranded()
+                last_redispatch = now
+            _sleep_until_next(listener)
+    finally:
+        listener.close()
+
+
+def tick() -> int:
+    try:
+        return service.fire_due_timers()
+    except psycopg.errors.SerializationFailure:
+        return 0
+
+
+def _sleep_until_next(listener: psycopg.Connection) -> None:
+    due = service.next_timer_due()
+    timeout = MAX_SLEEP
+    if due is not None:
+        timeout = max(0.0, min(MAX_SLEEP, (due - service.utcnow()) / timedelta(seconds=1)))
+    if timeout <= 0:
+        return
+    if select.select([listener.fileno()], [], [], timeout)[0]:
+        for _ in listener.notifies(stop_after=0):
+            pass

@@ -1,0 +1,764 @@
+"""The service side of the durable-execution protocol, one PostgreSQL transaction per duty.
+
+Every state change of an execution runs under a row lock on its ``durable_execution`` row
+(``SELECT … FOR UPDATE``): checkpoints, timer firings, callbacks, stops and invocation
+outcomes are serialised per execution, and the history events they produce are written in
+the same transaction. Celery only carries "invoke execution N" messages, sent after commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+
+from engine import db, machine, store
+from engine.errors import (
+    CallbackTimeoutException,
+    DurableExecutionAlreadyStartedException,
+    InvalidCheckpointTokenError,
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+)
+from engine.machine import Clock, Transition
+
+log = logging.getLogger(__name__)
+
+REGION = os.environ.get("DURABLE_REGION", "us-east-1")
+ACCOUNT = os.environ.get("DURABLE_ACCOUNT_ID", "123456789012")
+LEASE_GRACE = timedelta(seconds=2)
+REDISPATCH_AFTER = timedelta(seconds=30)
+DEFAULT_INVOCATION_RETRY = {
+    "ImmediateRetries": 3,
+    "InitialDelaySeconds": 1,
+    "BackoffRate": 2.0,
+    "MaxDelaySeconds": 60,
+    "MaximumAttempts": 0,
+}
+REASON_BY_TIMER = {
+    "wait": "wait_elapsed",
+    "retry": "retry_due",
+    "callback_timeout": "callback",
+    "callback_heartbeat": "callback",
+    "reinvoke": "recovery",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PlainCall:
+    """One call of a plain (non-durable) function on behalf of a chained invoke."""
+
+    execution_id: int
+    op_id: str
+    function_name: str
+    payload: str | None
+
+
+class Dispatcher(Protocol):
+    """Queues work for the workers (Celery in production)."""
+
+    def invoke(self, execution_id: int, timeout: float) -> None: ...
+
+    def call_plain(self, call: PlainCall) -> None: ...
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> None:
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+@dataclass
+class UnitOfWork:
+    conn: psycopg.Connection
+    now: datetime
+    dispatch: dict[int, float] = field(default_factory=dict)
+    plain_calls: list[PlainCall] = field(default_factory=list)
+
+
+@contextmanager
+def unit_of_work(now: datetime | None = None) -> Iterator[UnitOfWork]:
+    """One transaction; the work it requests is queued only after it commits."""
+    with db.transaction() as conn:
+        work = UnitOfWork(conn, now or utcnow())
+        yield work
+    if _dispatcher is None:
+        return
+    for execution_id, timeout in work.dispatch.items():
+        _dispatcher.invoke(execution_id, timeout)
+    for call in work.plain_calls:
+        _dispatcher.call_plain(call)
+
+
+# --- tokens, ARNs, ids ------------------------------------------------------------------------
+
+
+def make_token(execution: dict[str, Any]) -> str:
+    raw = f"{execution['id']}.{execution['invocation_seq']}.{execution['token_seq']}"
+    return base64.b64encode(raw.encode()).decode()
+
+
+def parse_token(token: str) -> tuple[int, int, int]:
+    try:
+        parts = base64.b64decode(token.encode(), validate=True).decode().split(".")
+        execution_id, invocation_seq, token_seq = (int(part) for part in parts)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCheckpointTokenError("Invalid checkpoint token") from exc
+    return execution_id, invocation_seq, token_seq
+
+
+def function_arn(function_name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+
+
+def execution_arn(function_name: str, name: str, execution_uuid: str) -> str:
+    return f"{function_arn(function_name)}:$LATEST/durable-execution/{name}/{execution_uuid}"
+
+
+def mint_callback_id(op_id: str) -> str:
+    # Opaque and base64-safe; it maps back to the operation through a unique index.
+    return base64.b64encode(secrets.token_bytes(24)).decode().replace("/", "A").replace("+", "B")
+
+
+# --- starting executions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    function: dict[str, Any]
+    name: str | None
+    payload: str | None
+    invocation_type: str = "Event"
+    time_scale: float = 1.0
+    parent_arn: str | None = None
+    parent_op_id: str | None = None
+
+
+def start_execution(request: StartRequest) -> tuple[dict[str, Any], bool]:
+    """Create an execution (or return the existing one of that name); return (row, created)."""
+    with unit_of_work() as work:
+        row, created = start_execution_txn(work, request)
+    return row, created
+
+
+def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[dict[str, Any], bool]:
+    fn = request.function
+    config = fn["durable_config"] or {}
+    execution_uuid = str(uuid.uuid4())
+    name = request.name or execution_uuid
+    values = {
+        "arn": execution_arn(fn["name"], name, execution_uuid),
+        "function_name": fn["name"],
+        "name": name,
+        "input": request.payload,
+        "started_at": work.now,
+        "execution_timeout": int(config.get("ExecutionTimeout", 86400)),
+        "retention_days": int(config.get("RetentionPeriodInDays", 14)),
+        "time_scale": request.time_scale,
+        "invocation_type": request.invocation_type,
+        "parent_arn": request.parent_arn,
+        "parent_op_id": request.parent_op_id,
+    }
+    row = store.insert_execution(work.conn, values)
+    if row is None:
+        return _existing_execution(work.conn, fn["name"], name, request.payload), False
+    _record_start(work, row, execution_uuid, fn)
+    return row, True
+
+
+def _existing_execution(conn: psycopg.Connection, function_name: str, name: str, payload: str | None) -> dict[str, Any]:
+    existing = store.execution_by_name(conn, function_name, name)
+    assert existing is not None
+    if (existing["input"] or None) != (payload or None):
+        raise DurableExecutionAlreadyStartedException(
+            f"Durable execution with name {name!r} already exists for function {function_name!r} "
+            "with a different payload."
+        )
+    return existing
+
+
+def _record_start(work: UnitOfWork, execution: dict[str, Any], execution_uuid: str, fn: dict[str, Any]) -> None:
+    op = {
+        "Id": execution_uuid,
+        "Type": "EXECUTION",
+        "Status": "STARTED",
+        "StartTimestamp": machine.to_ms(work.now),
+        "ExecutionDetails": {"InputPayload": execution["input"] or "{}"},
+    }
+    execution["op_seq"] = 0
+    store.save_ops(work.conn, execution, [op])
+    started = machine.make_event(
+        "ExecutionStarted",
+        {"Id": execution_uuid, "Name": execution["name"]},
+        {"Input": machine.payload_detail(execution["input"]), "ExecutionTimeout": execution["execution_timeout"]},
+    )
+    store.append_events(work.conn, execution, [started], work.now, None)
+    clock = Clock(work.now, execution["time_scale"])
+    store.set_timer(work.conn, execution["id"], "execution_timeout", "", clock.after(execution["execution_timeout"]))
+    _request_invoke(work, execution, "start", fn["timeout"])
+    _save_execution(work.conn, execution)
+
+
+def _save_execution(conn: psycopg.Connection, execution: dict[str, Any], *extra: str) -> None:
+    fields = [
+        "status", "result", "error", "ended_at", "invocation_seq", "token_seq", "running", "lease_until",
+        "needs_invoke", "invoke_reason", "dispatched_at", "consecutive_failures", "op_seq", "seen_seq",
+        "event_seq", "counters", *extra,
+    ]
+    store.update_execution(conn, execution["id"], **{key: execution[key] for key in fields})
+
+
+def _request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, timeout: float | None = None) -> None:
+    """Mark that the handler must run again; queue it now unless an invocation is running."""
+    execution["needs_invoke"] = True
+    execution["invoke_reason"] = reason
+    if not execution["running"]:
+        execution["dispatched_at"] = work.now
+        work.dispatch[execution["id"]] = timeout if timeout is not None else _function_timeout(work.conn, execution)
+
+
+def _function_timeout(conn: psycopg.Connection, execution: dict[str, Any]) -> float:
+    fn = store.get_function(conn, execution["function_name"])
+    return float(fn["timeout"]) if fn else 3.0
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def checkpoint(arn: str, token: str, updates: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Apply one checkpoint batch; return (new token or None, operations the handler has not seen).
+
+    A None token tells the SDK to stop (execution finished, stopped or timed out): it then ends
+    the invocation with PENDING and sends nothing more.
+    """
+    with unit_of_work() as work:
+        execution = store.execution_by_arn(work.conn, arn, lock=True)
+        if execution is None:
+            raise InvalidCheckpointTokenError("Invalid checkpoint token")
+        if execution["status"] != "RUNNING":
+            return None, []
+        _check_token(execution, token)
+        clock = Clock(work.now, execution["time_scale"])
+        referenced = {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
+        stored = store.load_ops(work.conn, execution["id"], referenced)
+        change = machine.apply_batch(stored, updates, clock, mint_callback_id)
+        _apply(work, execution, change, execution["invocation_seq"])
+        _count(execution, checkpoints=1, updates=len(updates))
+        if change.finish is not None:
+            _finish_execution(work, execution, change.finish)
+            _save_execution(work.conn, execution)
+            return None, []
+        execution["token_seq"] += 1
+        _fire_due_timers_txn(work, execution)
+        delta = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
+        execution["seen_seq"] = execution["op_seq"]
+        _save_execution(work.conn, execution)
+        return make_token(execution), delta
+
+
+def _check_token(execution: dict[str, Any], token: str) -> None:
+    expected = (execution["id"], execution["invocation_seq"], execution["token_seq"])
+    if not execution["running"] or parse_token(token) != expected:
+        raise InvalidCheckpointTokenError("Invalid checkpoint token")
+
+
+def _count(execution: dict[str, Any], **increments: int) -> None:
+    counters = dict(execution.get("counters") or {})
+    for key, value in increments.items():
+        counters[key] = counters.get(key, 0) + value
+    execution["counters"] = counters
+
+
+def get_state(arn: str, token: str) -> list[dict[str, Any]]:
+    """Return every operation of the execution (read-only; the token is checked, not rotated)."""
+    with db.transaction() as conn:
+        execution = store.execution_by_arn(conn, arn)
+        if execution is None:
+            raise InvalidCheckpointTokenError("Invalid checkpoint token")
+        _check_token(execution, token)
+        return list(store.load_ops(conn, execution["id"]).values())
+
+
+def _apply(work: UnitOfWork, execution: dict[str, Any], change: Transition, invocation_seq: int | None) -> None:
+    """Write a transition: operations, history, timers and chained invokes."""
+    for invoke in change.invokes:
+        _start_chained_invoke(work, execution, change, invoke)
+    store.save_ops(work.conn, execution, [change.ops[op_id] for op_id in change.touched])
+    store.append_events(work.conn, execution, change.events, work.now, invocation_seq)
+    for kind, op_id in change.cancel_timers:
+        store.cancel_timer(work.conn, execution["id"], kind, op_id)
+    for kind, op_id, due in change.timers:
+        store.set_timer(work.conn, execution["id"], kind, op_id, due)
+
+
+def _start_chained_invoke(work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke) -> None:
+    op = change.ops[invoke.op_id]
+    target = store.get_function(work.conn, _function_name_of(invoke.function_name))
+    if target is None:
+        error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": f"Function not found: {invoke.function_name}"}
+        failed = machine.complete_chained_invoke(op, Clock(work.now), status="FAILED", error=error)
+        position = change.events.index(invoke.started_event) + 1
+        change.events[position:position] = failed.events
+        return
+    if target["durable_config"] is None:
+        work.plain_calls.append(PlainCall(execution["id"], op["Id"], target["name"], invoke.payload))
+        return
+    request = StartRequest(
+        function=target, name=None, payload=invoke.payload, parent_arn=execution["arn"], parent_op_id=op["Id"],
+        time_scale=execution["time_scale"],
+    )
+    child, _ = start_execution_txn(work, request)
+    invoke.started_event["ChainedInvokeStartedDetails"]["DurableExecutionArn"] = child["arn"]
+
+
+def _function_name_of(name_or_arn: str) -> str:
+    # Accept a bare name, a name with qualifier, or a function ARN.
+    if name_or_arn.startswith("arn:"):
+        parts = name_or_arn.split(":")
+        return parts[6] if len(parts) > 6 else name_or_arn
+    return name_or_arn.split(":")[0]
+
+
+# --- timers -----------------------------------------------------------------------------------
+
+
+def fire_due_timers(limit: int = 200) -> int:
+    """Fire every due timer (one transaction per execution); return how many executions woke."""
+    now = utcnow()
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT execution_id FROM durable_timer WHERE due_at <= %s LIMIT %s", (now, limit)
+        ).fetchall()
+    for row in rows:
+        with unit_of_work() as work:
+            execution = store.execution_by_id(work.conn, row["execution_id"], lock=True)
+            if execution is not None:
+                _fire_due_timers_txn(work, execution)
+                _save_execution(work.conn, execution)
+    return len(rows)
+
+
+def _fire_due_timers_txn(work: UnitOfWork, execution: dict[str, Any]) -> None:
+    for timer in store.take_due_timers(work.conn, work.now, 1000, execution["id"]):
+        if execution["status"] != "RUNNING":
+            continue
+        _fire_timer(work, execution, timer["kind"], timer["op_id"])
+
+
+def _fire_timer(work: UnitOfWork, execution: dict[str, Any], kind: str, op_id: str) -> None:
+    clock = Clock(work.now, execution["time_scale"])
+    if kind == "execution_timeout":
+        message = f"Execution timed out after {execution['execution_timeout']} seconds."
+        _finish_execution(work, execution, machine.Finish("TIMED_OUT", error={"ErrorMessage": message}))
+        return
+    if kind == "reinvoke":
+        _request_invoke(work, execution, "recovery")
+        return
+    op = store.load_ops(work.conn, execution["id"], [op_id]).get(op_id)
+    if op is None:
+        return
+    if kind == "wait":
+        change = machine.fire_wait(op, clock)
+    elif kind == "retry":
+        change = machine.fire_retry(op)
+    elif op["Status"] == "STARTED":
+        error = machine.CALLBACK_TIMEOUT_ERROR if kind == "callback_timeout" else machine.CALLBACK_HEARTBEAT_ERROR
+        change = machine.complete_callback(op, clock, status="TIMED_OUT", error=dict(error))
+    else:
+        return
+    _apply_service_change(work, execution, change, REASON_BY_TIMER[kind])
+
+
+def _apply_service_change(work: UnitOfWork, execution: dict[str, Any], change: Transition, reason: str) -> None:
+    if not change.touched:
+        return
+    _apply(work, execution, change, None)
+    _request_invoke(work, execution, reason)
+
+
+def next_timer_due() -> datetime | None:
+    with db.transaction() as conn:
+        return store.next_timer_due(conn)
+
+
+# --- callbacks --------------------------------------------------------------------------------
+
+
+def _locked_callback(work: UnitOfWork, callback_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    ref = store.op_by_callback_id(work.conn, callback_id)
+    if ref is None:
+        raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
+    execution = store.execution_by_id(work.conn, ref["execution_id"], lock=True)
+    assert execution is not None
+    op = store.load_ops(work.conn, execution["id"], [ref["op_id"]])[ref["op_id"]]
+    if op["Status"] == "TIMED_OUT":
+        raise CallbackTimeoutException(f"Callback {callback_id!r} has already timed out.")
+    if op["Status"] != "STARTED":
+        raise InvalidParameterValueException(
+            f"Callback {callback_id!r} is already completed (status {op['Status']})."
+        )
+    if execution["status"] != "RUNNING":
+        raise InvalidParameterValueException(
+            f"Callback {callback_id!r} belongs to an execution that is {execution['status']}."
+        )
+    return execution, op
+
+
+def complete_callback(callback_id: str, *, result: str | None = None, error: dict[str, Any] | None = None, success: bool) -> None:
+    """Record a callback's success or failure and wake the handler."""
+    with unit_of_work() as work:
+        execution, op = _locked_callback(work, callback_id)
+        clock = Clock(work.now, execution["time_scale"])
+        status = "SUCCEEDED" if success else "FAILED"
+        change = machine.complete_callback(op, clock, status=status, result=result, error=error)
+        _apply_service_change(work, execution, change, "callback")
+        _save_execution(work.conn, execution)
+
+
+def heartbeat_callback(callback_id: str) -> None:
+    """Re-arm a callback's heartbeat timer (no history event)."""
+    with unit_of_work() as work:
+        execution, op = _locked_callback(work, callback_id)
+        started = work.conn.execute(
+            """SELECT doc FROM durable_event WHERE execution_id = %s AND op_id = %s AND event_type = 'CallbackStarted'
+               ORDER BY event_id LIMIT 1""",
+            (execution["id"], op["Id"]),
+        ).fetchone()
+        heartbeat = (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
+        if heartbeat:
+            due = Clock(work.now, execution["time_scale"]).after(heartbeat)
+            store.set_timer(work.conn, execution["id"], "callback_heartbeat", op["Id"], due)
+
+
+# --- stopping and finishing -------------------------------------------------------------------
+
+
+def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
+    """Stop a running execution; return its end time (idempotent for a stopped one)."""
+    with unit_of_work() as work:
+        execution = store.execution_by_arn(work.conn, arn, lock=True)
+        if execution is None:
+            raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")
+        if execution["status"] == "STOPPED":
+            return execution["ended_at"]
+        if execution["status"] != "RUNNING":
+            raise InvalidParameterValueException(f"Durable execution is already {execution['status']}; it cannot be stopped.")
+        stop_error = error or {"ErrorMessage": "Execution stopped by user request"}
+        _finish_execution(work, execution, machine.Finish("STOPPED", error=stop_error))
+        _save_execution(work.conn, execution)
+        return work.now
+
+
+def _finish_execution(work: UnitOfWork, execution: dict[str, Any], finish: machine.Finish) -> None:
+    """Close the execution: status, EXECUTION operation, history, timers, and its parent invoke."""
+    execution.update(status=finish.status, result=finish.result, error=finish.error, ended_at=work.now)
+    execution["needs_invoke"] = False
+    op_id = execution["arn"].rsplit("/", 1)[1]
+    op = store.load_ops(work.conn, execution["id"], [op_id])[op_id]
+    op["Status"] = finish.status
+    op["EndTimestamp"] = machine.to_ms(work.now)
+    store.save_ops(work.conn, execution, [op])
+    event_type = {
+        "SUCCEEDED": "ExecutionSucceeded",
+        "FAILED": "ExecutionFailed",
+        "TIMED_OUT": "ExecutionTimedOut",
+        "STOPPED": "ExecutionStopped",
+    }[finish.status]
+    details = (
+        {"Result": machine.payload_detail(finish.result)}
+        if finish.status == "SUCCEEDED"
+        else {"Error": machine.error_detail(finish.error)}
+    )
+    store.append_events(work.conn, execution, [machine.make_event(event_type, op, details)], work.now, None)
+    store.cancel_all_timers(work.conn, execution["id"])
+    work.conn.execute("SELECT pg_notify('durable_done', %s)", (execution["arn"],))
+    if execution["parent_arn"]:
+        _complete_parent_invoke(work, execution, finish)
+
+
+def _complete_parent_invoke(work: UnitOfWork, child: dict[str, Any], finish: machine.Finish) -> None:
+    parent = store.execution_by_arn(work.conn, child["parent_arn"], lock=True)
+    if parent is None or parent["status"] != "RUNNING":
+        return
+    op = store.load_ops(work.conn, parent["id"], [child["parent_op_id"]]).get(child["parent_op_id"])
+    if op is None or op["Status"] != "STARTED":
+        return
+    error = finish.error
+    if finish.status == "TIMED_OUT":
+        error = {"ErrorType": "ChainedInvoke.Timeout", "ErrorMessage": (finish.error or {}).get("ErrorMessage", "")}
+    change = machine.complete_chained_invoke(
+        op, Clock(work.now, parent["time_scale"]), status=finish.status, result=finish.result, error=error
+    )
+    _apply_service_change(work, parent, change, "child_finished")
+    _save_execution(work.conn, parent)
+
+
+def complete_plain_invoke(execution_id: int, op_id: str, *, result: str | None, error: dict[str, Any] | None) -> None:
+    """Close a chained invoke of a plain (non-durable) function from its one call's outcome."""
+    with unit_of_work() as work:
+        execution = store.execution_by_id(work.conn, execution_id, lock=True)
+        if execution is None or execution["status"] != "RUNNING":
+            return
+        op = store.load_ops(work.conn, execution_id, [op_id]).get(op_id)
+        if op is None or op["Status"] != "STARTED":
+            return
+        status = "FAILED" if error is not None else "SUCCEEDED"
+        change = machine.complete_chained_invoke(
+            op, Clock(work.now, execution["time_scale"]), status=status, result=result, error=error
+        )
+        _apply_service_change(work, execution, change, "child_finished")
+        _save_execution(work.conn, execution)
+
+
+# --- invocations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What one invocation needs: identity, token, operations and the function's configuration."""
+
+    execution_id: int
+    arn: str
+    seq: int
+    request_id: str
+    token: str
+    operations: list[dict[str, Any]]
+    function: dict[str, Any]
+    started_at: datetime
+    deadline: datetime
+
+
+def claim_invocation(execution_id: int) -> Ticket | None:
+    """Take the execution's invocation lease, or return None if there is nothing to run."""
+    with unit_of_work() as work:
+        execution = store.execution_by_id(work.conn, execution_id, lock=True)
+        if execution is None or execution["status"] != "RUNNING":
+            return None
+        if execution["running"] or not execution["needs_invoke"]:
+            return None
+        fn = store.get_function(work.conn, execution["function_name"])
+        if fn is None:
+            error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "Function was deleted."}
+            _finish_execution(work, execution, machine.Finish("FAILED", error=error))
+            _save_execution(work.conn, execution)
+            return None
+        deadline = work.now + timedelta(seconds=fn["timeout"])
+        execution.update(
+            invocation_seq=execution["invocation_seq"] + 1, running=True, needs_invoke=False,
+            lease_until=deadline + LEASE_GRACE, seen_seq=execution["op_seq"],
+        )
+        request_id = str(uuid.uuid4())
+        store.insert_invocation(
+            work.conn,
+            {
+                "execution_id": execution_id, "seq": execution["invocation_seq"], "request_id": request_id,
+                "reason": execution["invoke_reason"], "started_at": work.now, "deadline": deadline,
+                "worker": socket.gethostname(), "pid": os.getpid(),
+            },
+        )
+        _count(execution, invocations=1)
+        _save_execution(work.conn, execution)
+        ops = list(store.load_ops(work.conn, execution_id).values())
+        return Ticket(
+            execution_id, execution["arn"], execution["invocation_seq"], request_id, make_token(execution),
+            ops, fn, work.now, deadline,
+        )
+
+
+def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None) -> None:
+    """Record how an invocation ended and decide what happens next.
+
+    ``output`` is the handler's return value; ``raised`` the error object when it raised instead.
+    """
+    with unit_of_work() as work:
+        execution = store.execution_by_id(work.conn, ticket.execution_id, lock=True)
+        assert execution is not None
+        invocation = store.get_invocation(work.conn, ticket.execution_id, ticket.seq)
+        if invocation is None or invocation["ended_at"] is not None:
+            return  # already recorded as lost by the sweeper: this invocation is fenced
+        outcome, error = _judge_output(work, execution, output, raised)
+        _end_invocation(work, execution, invocation, outcome, error)
+        if execution["status"] != "RUNNING":
+            _save_execution(work.conn, execution)
+            return
+        _after_invocation(work, execution, output, outcome, error)
+        _save_execution(work.conn, execution)
+
+
+def _judge_output(
+    work: UnitOfWork, execution: dict[str, Any], output: dict[str, Any] | None, raised: dict[str, Any] | None
+) -> tuple[str, dict[str, Any] | None]:
+    if raised is not None:
+        return "failed", raised
+    if not isinstance(output, dict) or output.get("Status") not in {"SUCCEEDED", "FAILED", "PENDING"}:
+        return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "Invalid handler output."}
+    status = output["Status"]
+    if status == "FAILED" and output.get("Result"):
+        return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "FAILED output with Result."}
+    if status == "SUCCEEDED" and output.get("Error"):
+        return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "SUCCEEDED output with Error."}
+    if status == "PENDING" and execution["status"] == "RUNNING":
+        ops = list(store.load_ops(work.conn, execution["id"]).values())
+        unseen = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
+        if not machine.has_pending_work(ops) and not unseen:
+            return "failed", {
+                "ErrorType": "InvalidParameterValueException",
+                "ErrorMessage": "Cannot return PENDING status with no pending operations.",
+            }
+    return {"SUCCEEDED": "succeeded", "FAILED": "failed", "PENDING": "suspended"}[status], None
+
+
+def _end_invocation(
+    work: UnitOfWork, execution: dict[str, Any], invocation: dict[str, Any], outcome: str, error: dict[str, Any] | None
+) -> None:
+    """Write InvocationCompleted and release the lease; a new token sequence fences the old one."""
+    details: dict[str, Any] = {
+        "StartTimestamp": invocation["started_at"].isoformat(),
+        "EndTimestamp": work.now.isoformat(),
+        "RequestId": invocation["request_id"],
+    }
+    if error is not None:
+        details["Error"] = machine.error_detail(error)
+    event = machine.make_event("InvocationCompleted", None, details)
+    store.append_events(work.conn, execution, [event], work.now, invocation["seq"])
+    store.finish_invocation(work.conn, execution["id"], invocation["seq"], ended_at=work.now, outcome=outcome, error=error)
+    if execution["invocation_seq"] == invocation["seq"]:
+        execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
+
+
+def _after_invocation(
+    work: UnitOfWork, execution: dict[str, Any], output: dict[str, Any] | None, outcome: str, error: dict[str, Any] | None
+) -> None:
+    if outcome == "succeeded" and output is not None:
+        execution["consecutive_failures"] = 0
+        _finish_execution(work, execution, machine.Finish("SUCCEEDED", result=output.get("Result")))
+    elif outcome == "failed" and error is None and output is not None:
+        _finish_execution(work, execution, machine.Finish("FAILED", error=output.get("Error") or {}))
+    elif outcome == "suspended":
+        execution["consecutive_failures"] = 0
+        unseen = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
+        if unseen:
+            _request_invoke(work, execution, execution["invoke_reason"])
+        else:
+            execution["needs_invoke"] = False
+    else:
+        _schedule_recovery(work, execution, error or {})
+
+
+def _schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:
+    """After a failed, crashed or timed-out invocation: invoke again with backoff, or give up."""
+    fn = store.get_function(work.conn, execution["function_name"]) or {}
+    policy = {**DEFAULT_INVOCATION_RETRY, **(fn.get("invocation_retry") or {})}
+    failures = execution["consecutive_failures"] + 1
+    execution["consecutive_failures"] = failures
+    if policy["MaximumAttempts"] and failures >= policy["MaximumAttempts"]:
+        _finish_execution(work, execution, machine.Finish("FAILED", error=error))
+        return
+    delay = reinvoke_delay(policy, failures, error.get("ErrorType", ""))
+    if delay <= 0:
+        _request_invoke(work, execution, "recovery", float(fn.get("timeout", 3)))
+        return
+    execution["needs_invoke"] = False
+    due = work.now + timedelta(seconds=delay)
+    store.set_timer(work.conn, execution["id"], "reinvoke", "", due)
+
+
+def reinvoke_delay(policy: dict[str, Any], failures: int, error_type: str) -> float:
+    """Seconds before invoking again after ``failures`` consecutive failed invocations.
+
+    Runtime crashes are retried at once a few times (as Lambda does); timeouts and handler
+    errors back off exponentially up to a cap.
+    """
+    if error_type.startswith("Runtime.") and failures <= policy["ImmediateRetries"]:
+        return 0.0
+    delay = policy["InitialDelaySeconds"] * policy["BackoffRate"] ** (failures - 1)
+    return float(min(delay, policy["MaxDelaySeconds"]))
+
+
+# --- lost invocations -------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_lost_invocations(limit: int = 200) -> int:
+    """Find invocations whose process died or outlived its Timeout; record and fence them."""
+    now = utcnow()
+    host = socket.gethostname()
+    with db.transaction() as conn:
+        running = store.expired_leases(conn, now, limit)
+    recovered = 0
+    for row in running:
+        timed_out = now >= row["deadline"] + LEASE_GRACE
+        crashed = row["worker"] == host and not _pid_alive(row["pid"])
+        if timed_out or crashed:
+            recovered += _record_lost(row["id"], row["seq"], "timed_out" if timed_out and not crashed else "crashed")
+    return recovered
+
+
+def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
+    """Record a known-dead invocation at once (from the worker's own signal)."""
+    return _record_lost(execution_id, seq, outcome)
+
+
+def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
+    with unit_of_work() as work:
+        execution = store.execution_by_id(work.conn, execution_id, lock=True)
+        invocation = store.get_invocation(work.conn, execution_id, seq)
+        if execution is None or invocation is None or invocation["ended_at"] is not None:
+            return 0
+        if outcome == "crashed" and work.now >= invocation["deadline"]:
+            outcome = "timed_out"
+        error = LOST_ERRORS[outcome]
+        _end_invocation(work, execution, invocation, outcome, dict(error))
+        if execution["status"] == "RUNNING":
+            _schedule_recovery(work, execution, dict(error))
+        _save_execution(work.conn, execution)
+        return 1
+
+
+LOST_ERRORS = {
+    "timed_out": {"ErrorType": "Sandbox.Timedout", "ErrorMessage": "Task timed out"},
+    "crashed": {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Runtime exited without providing a reason"},
+    "killed": {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"},
+}
+
+
+def redispatch_stranded(limit: int = 100) -> int:
+    """Queue again executions that need an invocation whose message was lost."""
+    now = utcnow()
+    with db.transaction() as conn:
+        rows = store.undispatched(conn, now - REDISPATCH_AFTER, limit)
+    for row in rows:
+        with unit_of_work() as work:
+            execution = store.execution_by_id(work.conn, row["id"], lock=True)
+            if execution and execution["needs_invoke"] and not execution["running"]:
+                _request_invoke(work, execution, execution["invoke_reason"])
+                _save_execution(work.conn, execution)
+    return len(rows)

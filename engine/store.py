@@ -1,0 +1,296 @@
+"""SQL for the engine tables. Every function runs inside the caller's transaction (``conn``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+EXECUTION_COLUMNS = """
+    id, arn, function_name, name, input, status, result, error, started_at, ended_at,
+    execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
+    running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters
+"""
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
+
+
+# --- functions --------------------------------------------------------------------------------
+
+
+def get_function(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    return conn.execute("SELECT * FROM durable_function WHERE name = %s", (name,)).fetchone()
+
+
+def list_functions(conn: psycopg.Connection, *, after: str, limit: int) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM durable_function WHERE name > %s ORDER BY name LIMIT %s"
+    return conn.execute(sql, (after, limit)).fetchall()
+
+
+def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str, Any]:
+    row = conn.execute(
+        """
+        INSERT INTO durable_function (name, handler, description, timeout, durable_config, environment,
+            maximum_retry_attempts, invocation_retry, revision_id, created_at, last_modified)
+        VALUES (%(name)s, %(handler)s, %(description)s, %(timeout)s, %(durable_config)s, %(environment)s,
+            %(maximum_retry_attempts)s, %(invocation_retry)s, %(revision_id)s, %(now)s, %(now)s)
+        ON CONFLICT (name) DO UPDATE SET handler = EXCLUDED.handler, description = EXCLUDED.description,
+            timeout = EXCLUDED.timeout, durable_config = EXCLUDED.durable_config,
+            environment = EXCLUDED.environment, maximum_retry_attempts = EXCLUDED.maximum_retry_attempts,
+            invocation_retry = EXCLUDED.invocation_retry, revision_id = EXCLUDED.revision_id,
+            last_modified = EXCLUDED.last_modified
+        RETURNING *
+        """,
+        {
+            **fn,
+            "durable_config": Jsonb(fn["durable_config"]) if fn["durable_config"] is not None else None,
+            "environment": Jsonb(fn["environment"]),
+            "invocation_retry": Jsonb(fn["invocation_retry"]),
+        },
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+# --- executions -------------------------------------------------------------------------------
+
+
+def insert_execution(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Insert a new execution; return None if the (function, name) pair is already taken."""
+    return conn.execute(
+        f"""
+        INSERT INTO durable_execution (arn, function_name, name, input, status, started_at,
+            execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
+            running, needs_invoke, invoke_reason, consecutive_failures, op_seq, seen_seq, event_seq,
+            parent_arn, parent_op_id, counters)
+        VALUES (%(arn)s, %(function_name)s, %(name)s, %(input)s, 'RUNNING', %(started_at)s,
+            %(execution_timeout)s, %(retention_days)s, %(time_scale)s, %(invocation_type)s, 0, 0,
+            false, true, 'start', 0, 0, 0, 0, %(parent_arn)s, %(parent_op_id)s, '{{}}')
+        ON CONFLICT (function_name, name) DO NOTHING
+        RETURNING {EXECUTION_COLUMNS}
+        """,
+        values,
+    ).fetchone()
+
+
+def execution_by_name(conn: psycopg.Connection, function_name: str, name: str) -> dict[str, Any] | None:
+    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE function_name = %s AND name = %s"
+    return conn.execute(sql, (function_name, name)).fetchone()
+
+
+def execution_by_arn(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %s"
+    return conn.execute(sql + (" FOR UPDATE" if lock else ""), (arn,)).fetchone()
+
+
+def execution_by_id(conn: psycopg.Connection, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE id = %s"
+    return conn.execute(sql + (" FOR UPDATE" if lock else ""), (execution_id,)).fetchone()
+
+
+def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any) -> None:
+    columns = ", ".join(f"{key} = %({key})s" for key in values)
+    params = {key: Jsonb(v) if isinstance(v, dict) else v for key, v in values.items()}
+    conn.execute(f"UPDATE durable_execution SET {columns} WHERE id = %(_id)s", {**params, "_id": execution_id})
+
+
+def list_executions(conn: psycopg.Connection, where: str, params: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE {where} ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
+    return conn.execute(sql, {**params, "limit": limit}).fetchall()
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def load_ops(conn: psycopg.Connection, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Return operation documents by id (all of them, or the named ones) in first-seen order."""
+    if op_ids is None:
+        rows = conn.execute(
+            "SELECT doc FROM durable_operation WHERE execution_id = %s ORDER BY ordinal", (execution_id,)
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT doc FROM durable_operation WHERE execution_id = %s AND op_id = ANY(%s) ORDER BY ordinal",
+            (execution_id, list(op_ids)),
+        ).fetchall()
+    return {row["doc"]["Id"]: row["doc"] for row in rows}
+
+
+def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT doc FROM durable_operation WHERE execution_id = %s AND touch_seq > %s ORDER BY ordinal",
+        (execution_id, seq),
+    ).fetchall()
+    return [row["doc"] for row in rows]
+
+
+def op_by_callback_id(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+    return conn.execute(
+        "SELECT execution_id, op_id FROM durable_operation WHERE callback_id = %s", (callback_id,)
+    ).fetchone()
+
+
+def save_ops(conn: psycopg.Connection, execution: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    """Upsert operation documents, giving each a new touch sequence number (in list order)."""
+    if not ops:
+        return
+    rows = []
+    for op in ops:
+        execution["op_seq"] += 1
+        details = op.get("CallbackDetails") or {}
+        rows.append(
+            (
+                execution["id"], op["Id"], execution["op_seq"], op.get("ParentId"), op.get("Name"), op["Type"],
+                op.get("SubType"), op["Status"], (op.get("StepDetails") or {}).get("Attempt", 0),
+                execution["op_seq"], ms_to_datetime(op.get("StartTimestamp")), ms_to_datetime(op.get("EndTimestamp")),
+                details.get("CallbackId"), Jsonb(op),
+            )
+        )
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
+                attempt, touch_seq, started_at, ended_at, callback_id, doc)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
+                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
+            """,
+            rows,
+        )
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def append_events(
+    conn: psycopg.Connection, execution: dict[str, Any], events: list[dict[str, Any]], now: datetime, invocation_seq: int | None
+) -> None:
+    if not events:
+        return
+    rows = []
+    for event in events:
+        execution["event_seq"] += 1
+        rows.append(
+            (execution["id"], execution["event_seq"], event["EventType"], now, event.get("Id"), invocation_seq, Jsonb(event))
+        )
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            """,
+            rows,
+        )
+
+
+def read_events(
+    conn: psycopg.Connection, execution_id: int, *, after: int, limit: int, reverse: bool
+) -> list[dict[str, Any]]:
+    if reverse:
+        sql = """SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %s AND event_id < %s
+                 ORDER BY event_id DESC LIMIT %s"""
+    else:
+        sql = """SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %s AND event_id > %s
+                 ORDER BY event_id LIMIT %s"""
+    return conn.execute(sql, (execution_id, after, limit)).fetchall()
+
+
+# --- timers -----------------------------------------------------------------------------------
+
+
+def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
+    conn.execute(
+        """
+        INSERT INTO durable_timer (execution_id, kind, op_id, due_at) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
+        """,
+        (execution_id, kind, op_id, due),
+    )
+    conn.execute("SELECT pg_notify('durable_timers', '')")
+
+
+def cancel_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str) -> None:
+    conn.execute(
+        "DELETE FROM durable_timer WHERE execution_id = %s AND kind = %s AND op_id = %s", (execution_id, kind, op_id)
+    )
+
+
+def cancel_all_timers(conn: psycopg.Connection, execution_id: int) -> None:
+    conn.execute("DELETE FROM durable_timer WHERE execution_id = %s", (execution_id,))
+
+
+def take_due_timers(conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None) -> list[dict[str, Any]]:
+    """Delete and return due timers, skipping rows another scheduler is already firing."""
+    scope = "AND execution_id = %(execution_id)s" if execution_id is not None else ""
+    return conn.execute(
+        f"""
+        DELETE FROM durable_timer WHERE id IN (
+            SELECT id FROM durable_timer WHERE due_at <= %(now)s {scope}
+            ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+        RETURNING execution_id, kind, op_id, due_at
+        """,
+        {"now": now, "limit": limit, "execution_id": execution_id},
+    ).fetchall()
+
+
+def next_timer_due(conn: psycopg.Connection) -> datetime | None:
+    row = conn.execute("SELECT min(due_at) AS due FROM durable_timer").fetchone()
+    return row["due"] if row else None
+
+
+# --- invocations ------------------------------------------------------------------------------
+
+
+def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(
+        """
+        INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid)
+        VALUES (%(execution_id)s, %(seq)s, %(request_id)s, %(reason)s, %(started_at)s, %(deadline)s, %(worker)s, %(pid)s)
+        """,
+        values,
+    )
+
+
+def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dict[str, Any] | None:
+    return conn.execute(
+        "SELECT * FROM durable_invocation WHERE execution_id = %s AND seq = %s", (execution_id, seq)
+    ).fetchone()
+
+
+def finish_invocation(
+    conn: psycopg.Connection, execution_id: int, seq: int, *, ended_at: datetime, outcome: str, error: dict[str, Any] | None
+) -> None:
+    conn.execute(
+        """UPDATE durable_invocation SET ended_at = %s, outcome = %s, error = %s
+           WHERE execution_id = %s AND seq = %s AND ended_at IS NULL""",
+        (ended_at, outcome, Jsonb(error) if error else None, execution_id, seq),
+    )
+
+
+def expired_leases(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
+        JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
+        WHERE e.running ORDER BY e.lease_until LIMIT %s
+        """,
+        (limit,),
+    ).fetchall()
+
+
+def undispatched(conn: psycopg.Connection, before: datetime, limit: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT id FROM durable_execution
+        WHERE needs_invoke AND NOT running AND status = 'RUNNING' AND (dispatched_at IS NULL OR dispatched_at < %s)
+        LIMIT %s
+        """,
+        (before, limit),
+    ).fetchall()
