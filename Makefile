@@ -1,0 +1,63 @@
+# Durable Lab — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test install install-dev browser migrate worker scheduler web bench bench-quick lint fmt clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# Real browser tests use Debian's Chromium (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "WARNING: could not install chromium; browser tests will be skipped"; }
+
+migrate: install
+	$(PY) manage.py migrate --verbosity 0
+
+## run: set up everything and run web server, worker and scheduler until Ctrl-C
+run: install
+	$(PY) manage.py durable_up --port $(PORT)
+
+## test: set up and run the whole test suite
+test: install-dev browser
+	$(PY) -m pytest
+
+web: install
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+worker: install
+	$(PY) -m celery -A durable_site worker -P prefork -c 2 -Q durable -l INFO
+
+scheduler: install
+	$(PY) manage.py durable_scheduler
+
+bench: install-dev
+	$(PY) manage.py durable_bench
+
+bench-quick: install-dev
+	$(PY) manage.py durable_bench --quick
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

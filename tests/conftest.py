@@ -1,0 +1,185 @@
+"""Test set-up: a fresh PostgreSQL database, then a real Celery worker and scheduler process.
+
+The database server is ``DATABASE_URL`` if set (CI: the machine's PostgreSQL), else the
+embedded pgserver. The broker is ``CELERY_BROKER_URL`` if set (CI: Redis), else the
+file-system transport in a temporary folder. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DB = "durable_lab_test"
+
+
+def _prepare_database() -> str:
+    """Create a fresh test database on the configured server and return its URL."""
+    if not os.environ.get("DATABASE_URL"):
+        sys.path.insert(0, str(ROOT))
+        from durable_site.embedded import embedded_database_url
+
+        os.environ["DATABASE_URL"] = embedded_database_url()
+    base = psycopg.conninfo.conninfo_to_dict(os.environ["DATABASE_URL"])
+    admin = psycopg.conninfo.make_conninfo(**{**base, "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEST_DB}")
+    return psycopg.conninfo.make_conninfo(**{**base, "dbname": TEST_DB})
+
+
+def _dsn_to_url(dsn: str) -> str:
+    parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    user = parts.get("user", "postgres")
+    host = parts.get("host", "127.0.0.1")
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{parts['dbname']}?host={host}"
+    return f"postgresql://{user}@{host}:{parts.get('port', 5432)}/{parts['dbname']}"
+
+
+# Runs at import, before Django reads its settings.
+TEMP_DIR = Path(tempfile.mkdtemp(prefix="durable-test-"))
+os.environ["DATABASE_URL"] = _dsn_to_url(_prepare_database())
+os.environ.setdefault("DURABLE_DATA_DIR", str(TEMP_DIR / "data"))
+os.environ["DURABLE_HANDLER_PATHS"] = str(ROOT)
+os.environ["DJANGO_SETTINGS_MODULE"] = "durable_site.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+call_command("migrate", interactive=False, verbosity=0)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Stack:
+    """The worker and scheduler processes of one test session."""
+
+    def __init__(self) -> None:
+        self.worker: subprocess.Popen[str] | None = None
+        self.scheduler: subprocess.Popen[str] | None = None
+        self.worker_log = TEMP_DIR / "worker.log"
+        self.scheduler_log = TEMP_DIR / "scheduler.log"
+
+    def start_worker(self, concurrency: int = 2) -> None:
+        log = self.worker_log.open("a")
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-Q", "durable", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "-l", "INFO"],
+            cwd=ROOT, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+        )
+        _wait_for_log(self.worker_log, "ready.", self.worker)
+
+    def start_scheduler(self) -> None:
+        log = self.scheduler_log.open("a")
+        self.scheduler = subprocess.Popen(
+            [sys.executable, "manage.py", "durable_scheduler"],
+            cwd=ROOT, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+        )
+
+    def stop_worker(self, sig: int = signal.SIGTERM) -> None:
+        _stop_group(self.worker, sig)
+        self.worker = None
+
+    def stop_scheduler(self) -> None:
+        _stop_group(self.scheduler, signal.SIGTERM)
+        self.scheduler = None
+
+    def worker_pids(self) -> list[int]:
+        """Return the worker's pool child pids (the processes that run invocations)."""
+        assert self.worker is not None
+        out = subprocess.run(["pgrep", "-P", str(self.worker.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+
+def _stop_group(proc: subprocess.Popen[str] | None, sig: int) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+def _wait_for_log(path: Path, marker: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{marker!r} not seen in {path} within {timeout}s:\n{path.read_text(errors='replace')[-3000:]}")
+
+
+def _purge_broker() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "durable_site", "purge", "-f", "-Q", "durable"],
+        cwd=ROOT, env=_child_env(), capture_output=True, timeout=60, check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """A running worker (prefork, 2 children) and scheduler, shared by the session."""
+    _purge_broker()
+    running = Stack()
+    running.start_scheduler()
+    running.start_worker()
+    yield running
+    running.stop_worker()
+    running.stop_scheduler()
+
+
+@pytest.fixture
+def lam(stack: Stack) -> Any:
+    """The engine's boto3-shaped Lambda client, with the real stack running behind it."""
+    import engine
+
+    return engine.client()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1, message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+

@@ -1,0 +1,1 @@
+"""Small durable handlers used by the end-to-end tests (importable by the test worker)."""
