@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = "durable_lab_test"
+TEST_DB = os.environ.get("DURABLE_TEST_DB", "durable_lab_test")
 
 
 def _prepare_database() -> str:

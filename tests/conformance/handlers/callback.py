@@ -1,0 +1,7 @@
+"""Handlers for the 'callback' conformance suite, written from each requirement's text."""
+
+from __future__ import annotations
+
+from tests.conformance.runner import Spec
+
+SPECS: dict[str, Spec] = {}
