@@ -19,4 +19,11 @@ DEMO_FUNCTIONS: list[dict[str, Any]] = [
         "Timeout": 30,
         "DurableConfig": {"ExecutionTimeout": 86400, "RetentionPeriodInDays": 7},
     },
+    {
+        "FunctionName": "replay-not-retry",
+        "Handler": "demos.replay_not_retry.handler",
+        "Description": "Seed 000: a 10 s step under a 3 s Timeout. Replay is not retry.",
+        "Timeout": 3,
+        "DurableConfig": {"ExecutionTimeout": 60, "RetentionPeriodInDays": 7},
+    },
 ]

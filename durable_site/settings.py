@@ -117,6 +117,18 @@ for _path in DURABLE_HANDLER_PATHS:
         sys.path.insert(0, _path)
 DURABLE_REGISTER_DEMOS = env_bool("DURABLE_REGISTER_DEMOS", default=True)
 
+
+def _journal_plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "durable-lab" for ep in entry_points(group="aws_durable_execution.plugins"))
+
+
+# The SDK loads instrumentation plugins when a handler module is imported, so this must be set
+# before any handler import. The plugin records step bodies for the replay record.
+if _journal_plugin_installed():
+    os.environ.setdefault("DURABLE_EXECUTION_PLUGINS", "durable-lab")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -16,7 +16,7 @@ TIME_LIMIT_GRACE = 0.5
 @shared_task(name="durable.run_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_invocation(execution_id: int) -> bool:
     """Run the execution's owed invocation; a redelivered or duplicate message finds nothing to do."""
-    return invoker.run_invocation(execution_id)
+    return invoker.run_invocation(execution_id, in_sandbox=True)
 
 
 @shared_task(name="durable.call_plain_function", acks_late=True, ignore_result=True)

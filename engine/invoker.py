@@ -27,7 +27,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
-from engine import registry, service
+from engine import journal, registry, service
 from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,19 @@ def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithCl
     )
 
 
-def run_invocation(execution_id: int) -> bool:
-    """Run the execution's next invocation if one is owed; return True if one ran."""
+def run_invocation(execution_id: int, *, in_sandbox: bool = False) -> bool:
+    """Run the execution's next invocation if one is owed; return True if one ran.
+
+    ``in_sandbox`` (a worker child) lets the function's Timeout and armed faults kill this
+    process, as Lambda kills a sandbox; in-process callers (tests, benchmarks) keep it off.
+    """
     ticket = service.claim_invocation(execution_id)
     if ticket is None:
         return False
-    output, raised = call_handler(ticket)
+    remaining = max(0.0, (ticket.deadline - service.utcnow()).total_seconds())
+    deadline = remaining if in_sandbox else None
+    with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
+        output, raised = call_handler(ticket)
     service.complete_invocation(ticket, output, raised)
     return True
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from engine import db, machine, store
+from engine import db, journal, machine, store
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
@@ -91,6 +91,7 @@ class UnitOfWork:
     now: datetime
     dispatch: dict[int, float] = field(default_factory=dict)
     plain_calls: list[PlainCall] = field(default_factory=list)
+    journals_done: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -99,6 +100,8 @@ def unit_of_work(now: datetime | None = None) -> Iterator[UnitOfWork]:
     with db.transaction() as conn:
         work = UnitOfWork(conn, now or utcnow())
         yield work
+    for request_id in work.journals_done:
+        journal.discard(request_id)
     if _dispatcher is None:
         return
     for execution_id, timeout in work.dispatch.items():
@@ -543,6 +546,7 @@ class Ticket:
     function: dict[str, Any]
     started_at: datetime
     deadline: datetime
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
 
 def claim_invocation(execution_id: int) -> Ticket | None:
@@ -576,9 +580,10 @@ def claim_invocation(execution_id: int) -> Ticket | None:
         _count(execution, invocations=1)
         _save_execution(work.conn, execution)
         ops = list(store.load_ops(work.conn, execution_id).values())
+        faults = [dict(f) for f in store.armed_faults(work.conn, execution_id)]
         return Ticket(
             execution_id, execution["arn"], execution["invocation_seq"], request_id, make_token(execution),
-            ops, fn, work.now, deadline,
+            ops, fn, work.now, deadline, faults,
         )
 
 
@@ -594,6 +599,7 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
         if invocation is None or invocation["ended_at"] is not None:
             return  # already recorded as lost by the sweeper: this invocation is fenced
         outcome, error = _judge_output(work, execution, output, raised)
+        ingest_journal(work, execution, invocation, journal.read_entries(ticket.request_id))
         _end_invocation(work, execution, invocation, outcome, error)
         if execution["status"] != "RUNNING":
             _save_execution(work.conn, execution)
@@ -733,14 +739,50 @@ def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
         invocation = store.get_invocation(work.conn, execution_id, seq)
         if execution is None or invocation is None or invocation["ended_at"] is not None:
             return 0
-        if outcome == "crashed" and work.now >= invocation["deadline"]:
+        entries = journal.read_entries(invocation["request_id"])
+        kinds = {entry.get("t") for entry in entries}
+        if "fault" in kinds:
+            outcome = "killed"
+        elif "timeout" in kinds or (outcome == "crashed" and work.now >= invocation["deadline"]):
             outcome = "timed_out"
+        ingest_journal(work, execution, invocation, entries)
         error = LOST_ERRORS[outcome]
         _end_invocation(work, execution, invocation, outcome, dict(error))
         if execution["status"] == "RUNNING":
             _schedule_recovery(work, execution, dict(error))
         _save_execution(work.conn, execution)
         return 1
+
+
+def ingest_journal(
+    work: UnitOfWork, execution: dict[str, Any], invocation: dict[str, Any], entries: list[dict[str, Any]]
+) -> None:
+    """Store what the worker saw (step bodies, log lines, fired faults) with the invocation's end.
+
+    A body start without an end means the process died inside that body.
+    """
+    seq, ex_id = invocation["seq"], execution["id"]
+    open_runs: dict[str, dict[str, Any]] = {}
+    runs: list[tuple[Any, ...]] = []
+    logs: list[tuple[Any, ...]] = []
+    for entry in entries:
+        kind, at = entry.get("t"), entry.get("at")
+        if kind == "body_start":
+            open_runs[entry["op_id"]] = entry
+        elif kind == "body_end" and entry.get("op_id") in open_runs:
+            start = open_runs.pop(entry["op_id"])
+            runs.append((ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], at, entry["outcome"]))
+        elif kind == "log":
+            logs.append((ex_id, seq, at, entry["level"], entry["logger"], entry["message"], entry.get("op_id")))
+        elif kind == "fault":
+            store.mark_fault_fired(work.conn, entry["fault_id"], at, seq)
+    for start in open_runs.values():
+        runs.append((ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], None, "interrupted"))
+    store.insert_body_runs(work.conn, runs)
+    store.insert_log_lines(work.conn, logs)
+    if runs:
+        _count(execution, body_runs=len(runs))
+    work.journals_done.append(invocation["request_id"])
 
 
 LOST_ERRORS = {

@@ -294,3 +294,41 @@ def undispatched(conn: psycopg.Connection, before: datetime, limit: int) -> list
         """,
         (before, limit),
     ).fetchall()
+
+
+# --- replay record ----------------------------------------------------------------------------
+
+
+def armed_faults(conn: psycopg.Connection, execution_id: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        """SELECT id, kind, step_name, phase FROM durable_fault
+           WHERE execution_id = %s AND fired_at IS NULL AND phase IN ('body_start', 'after_body') ORDER BY id""",
+        (execution_id,),
+    ).fetchall()
+
+
+def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invocation_seq: int) -> None:
+    conn.execute(
+        "UPDATE durable_fault SET fired_at = %s, invocation_seq = %s WHERE id = %s AND fired_at IS NULL",
+        (at, invocation_seq, fault_id),
+    )
+
+
+def insert_body_runs(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """INSERT INTO durable_body_run (execution_id, op_id, name, invocation_seq, attempt, started_at,
+                   ended_at, outcome) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+                rows,
+            )
+
+
+def insert_log_lines(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """INSERT INTO durable_log (execution_id, invocation_seq, at, level, logger, message, op_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+                rows,
+            )

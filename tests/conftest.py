@@ -82,7 +82,7 @@ class Stack:
         self.worker_log = TEMP_DIR / "worker.log"
         self.scheduler_log = TEMP_DIR / "scheduler.log"
 
-    def start_worker(self, concurrency: int = 2) -> None:
+    def start_worker(self, concurrency: int = 4) -> None:
         log = self.worker_log.open("a")
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork", "-c", str(concurrency),

@@ -150,3 +150,74 @@ class Timer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["execution", "kind", "op_id"], name="durable_timer_unique"),
         ]
+
+
+class BodyRun(models.Model):
+    """One run of a step body in one invocation (from the invocation journal)."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="body_runs")
+    op_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=256, null=True)
+    invocation_seq = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    outcome = models.CharField(max_length=16)
+
+    class Meta:
+        db_table = "durable_body_run"
+        indexes = [models.Index(fields=["execution", "started_at"], name="durable_body_run_exec")]
+
+
+class LogLine(models.Model):
+    """A log line of one invocation: the SDK logger's records and the handler's output."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="log_lines")
+    invocation_seq = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    level = models.CharField(max_length=16)
+    logger = models.CharField(max_length=128)
+    message = models.TextField()
+    op_id = models.CharField(max_length=64, null=True)
+
+    class Meta:
+        db_table = "durable_log"
+        indexes = [models.Index(fields=["execution", "at"], name="durable_log_exec")]
+
+
+class Effect(models.Model):
+    """A side effect a handler performed (``engine.effects.record``), to count duplicates."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="effects")
+    op_id = models.CharField(max_length=64, null=True)
+    invocation_seq = models.PositiveIntegerField(null=True)
+    attempt = models.PositiveIntegerField(null=True)
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    key = models.CharField(max_length=256)
+    idempotency_key = models.CharField(max_length=256, null=True)
+    performed = models.BooleanField(default=True)
+    duplicate = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "durable_effect"
+        indexes = [
+            models.Index(fields=["execution", "at"], name="durable_effect_exec"),
+            models.Index(fields=["kind", "key"], name="durable_effect_key"),
+        ]
+
+
+class Fault(models.Model):
+    """An injected fault: kill the running invocation now, or at a step's body start / after its body."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="faults")
+    kind = models.CharField(max_length=32)
+    step_name = models.CharField(max_length=256, null=True)
+    phase = models.CharField(max_length=16)
+    armed_at = models.DateTimeField()
+    armed_by = models.CharField(max_length=150, default="")
+    fired_at = models.DateTimeField(null=True)
+    invocation_seq = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        db_table = "durable_fault"

@@ -1,0 +1,65 @@
+"""Fault injection: kill an execution's running invocation now, or arm a kill at a step.
+
+A kill is a SIGKILL of the worker process running the invocation: no error is raised and
+unsent checkpoints are lost, as when Lambda kills a sandbox. The sweeper then records the
+invocation as killed (``Runtime.ExitError``) and the function is invoked again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from typing import Any
+
+from engine import db, service, store
+from engine.errors import InvalidParameterValueException, ResourceNotFoundException
+
+PHASES = {"body_start", "after_body"}
+
+
+def _locked_execution(conn: Any, arn: str) -> dict[str, Any]:
+    execution = store.execution_by_arn(conn, arn, lock=True)
+    if execution is None:
+        raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+    if execution["status"] != "RUNNING":
+        raise InvalidParameterValueException(f"Durable execution is {execution['status']}; nothing to inject into.")
+    return execution
+
+
+def kill_now(arn: str, user: str = "") -> dict[str, Any]:
+    """SIGKILL the process running the execution's invocation; return the fault record."""
+    with db.transaction() as conn:
+        execution = _locked_execution(conn, arn)
+        invocation = store.get_invocation(conn, execution["id"], execution["invocation_seq"])
+        if not execution["running"] or invocation is None or invocation["ended_at"] is not None:
+            raise InvalidParameterValueException("No invocation of this execution is running right now.")
+        if invocation["worker"] != socket.gethostname() or not invocation["pid"]:
+            raise InvalidParameterValueException("The running invocation is on another host; it cannot be killed from here.")
+        fault = conn.execute(
+            """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by, fired_at, invocation_seq)
+               VALUES (%s, 'kill', NULL, 'now', %s, %s, %s, %s) RETURNING *""",
+            (execution["id"], service.utcnow(), user, service.utcnow(), invocation["seq"]),
+        ).fetchone()
+    try:
+        os.kill(invocation["pid"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it ended on its own meanwhile; the sweeper sorts out which
+    service.mark_invocation_lost(execution["id"], invocation["seq"], "killed")
+    return dict(fault)
+
+
+def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
+    """Arm a kill of the next invocation that reaches ``step_name``'s body start or end."""
+    if phase not in PHASES:
+        raise InvalidParameterValueException(f"phase must be one of {sorted(PHASES)}, got {phase!r}.")
+    if not step_name or len(step_name) > 256:
+        raise InvalidParameterValueException("step_name must be a step's name (1-256 characters).")
+    with db.transaction() as conn:
+        execution = _locked_execution(conn, arn)
+        fault = conn.execute(
+            """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by)
+               VALUES (%s, 'kill', %s, %s, %s, %s) RETURNING *""",
+            (execution["id"], step_name, phase, service.utcnow(), user),
+        ).fetchone()
+    return dict(fault)

@@ -1,0 +1,235 @@
+"""The invocation journal: what a worker process saw while it ran one invocation.
+
+An SDK instrumentation plugin (registered through the ``aws_durable_execution.plugins`` entry
+point, enabled by ``DURABLE_EXECUTION_PLUGINS=durable-lab``) records each step body's start
+and end; a logging handler and a stdout tee record the invocation's log lines. Entries go to
+a per-invocation JSON-lines file, flushed line by line but never fsynced: no database commit
+is added to the hot path, and the file outlives a SIGKILL of the process. The engine ingests
+the file when the invocation completes, or when the sweeper finds the invocation lost.
+
+The same hooks fire armed faults ("kill at body start", "kill after the body, before its
+completion is checkpointed") and the Timeout watchdog kills the process at the deadline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aws_durable_execution_sdk_python.plugin import (
+    DurableInstrumentationPlugin,
+    InvocationStartInfo,
+    OperationType,
+    UserFunctionEndInfo,
+    UserFunctionStartInfo,
+)
+
+PLUGIN_NAME = "durable-lab"
+MAX_LOG_LINES = 2000
+
+
+def journal_dir() -> Path:
+    base = Path(os.environ.get("DURABLE_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+    path = base / "journal"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def journal_path(request_id: str) -> Path:
+    return journal_dir() / f"{request_id}.jsonl"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Journal:
+    """Append-only, line-flushed record of one invocation in this process."""
+
+    def __init__(
+        self, request_id: str, faults: list[dict[str, Any]], kill_on_fault: bool,
+        execution_id: int | None = None, invocation_seq: int | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.execution_id = execution_id
+        self.invocation_seq = invocation_seq
+        self.path = journal_path(request_id)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._faults = [dict(f) for f in faults]
+        self._kill_on_fault = kill_on_fault
+        self._log_lines = 0
+        self.step = threading.local()
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps({"at": _now(), **entry}, default=str)
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def log(self, level: str, logger: str, message: str) -> None:
+        if self._log_lines >= MAX_LOG_LINES:
+            return
+        self._log_lines += 1
+        self.write({"t": "log", "level": level, "logger": logger, "message": message[:4000],
+                    "op_id": getattr(self.step, "op_id", None)})
+
+    def fault_due(self, name: str | None, phase: str) -> dict[str, Any] | None:
+        for fault in self._faults:
+            if not fault.get("fired") and fault["phase"] == phase and fault["step_name"] == name:
+                fault["fired"] = True
+                return fault
+        return None
+
+    def fire(self, fault: dict[str, Any]) -> None:
+        """Kill this process now, as a Lambda sandbox dies: no error, no unsent checkpoint."""
+        self.write({"t": "fault", "fault_id": fault["id"], "phase": fault["phase"], "step_name": fault["step_name"]})
+        if self._kill_on_fault:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+_current: Journal | None = None
+
+
+def current() -> Journal | None:
+    """The journal of the invocation this process is running, if any."""
+    return _current
+
+
+def current_step() -> tuple[str | None, int | None]:
+    """(op_id, attempt) of the step body running on this thread, if any."""
+    journal = _current
+    if journal is None:
+        return None, None
+    return getattr(journal.step, "op_id", None), getattr(journal.step, "attempt", None)
+
+
+class JournalPlugin(DurableInstrumentationPlugin):
+    """Records step bodies; fires armed faults at body start and after the body."""
+
+    def on_user_function_start(self, info: UserFunctionStartInfo) -> None:
+        journal = _current
+        if journal is None or info.operation_type != OperationType.STEP:
+            return
+        attempt = info.attempt or 1  # the SDK reports the 1-based attempt (StepContext.attempt)
+        journal.step.op_id, journal.step.attempt = info.operation_id, attempt
+        journal.write({"t": "body_start", "op_id": info.operation_id, "name": info.name, "attempt": attempt})
+        fault = journal.fault_due(info.name, "body_start")
+        if fault is not None:
+            journal.fire(fault)
+
+    def on_user_function_end(self, info: UserFunctionEndInfo) -> None:
+        journal = _current
+        if journal is None or info.operation_type != OperationType.STEP:
+            return
+        journal.write({"t": "body_end", "op_id": info.operation_id, "outcome": info.outcome.value.lower()})
+        journal.step.op_id = journal.step.attempt = None
+        fault = journal.fault_due(info.name, "after_body")
+        if fault is not None:
+            journal.fire(fault)
+
+
+class JournalPluginFactory:
+    """Entry point ``durable-lab``: one plugin per invocation (the SDK's factory protocol)."""
+
+    def create_plugin(self, info: InvocationStartInfo) -> DurableInstrumentationPlugin:
+        return JournalPlugin()
+
+
+plugin_factory = JournalPluginFactory()
+
+
+class _JournalLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        journal = _current
+        if journal is not None and not record.name.startswith(("engine", "celery", "kombu", "psycopg")):
+            journal.log(record.levelname, record.name, self.format(record))
+
+
+class _StdoutTee(io.TextIOBase):
+    """Handler output (``print``) goes both to the real stream and into the journal."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        journal = _current
+        if journal is not None and text.strip():
+            journal.log("INFO", "stdout", text.rstrip("\n"))
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+@contextmanager
+def recording(
+    request_id: str, faults: list[dict[str, Any]], deadline_seconds: float | None,
+    execution_id: int | None = None, invocation_seq: int | None = None,
+) -> Iterator[Journal]:
+    """Open the invocation's journal, capture logs and stdout, and arm the Timeout watchdog.
+
+    ``deadline_seconds`` set means this process may be killed (a worker child): faults and the
+    watchdog SIGKILL it, exactly as a Lambda sandbox dies when its Timeout passes.
+    """
+    global _current
+    kill = deadline_seconds is not None
+    journal = Journal(request_id, faults, kill, execution_id, invocation_seq)
+    handler = _JournalLogHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    saved_stdout = sys.stdout
+    watchdog = threading.Timer(deadline_seconds, _timeout, args=(journal,)) if kill else None
+    _current = journal
+    root.addHandler(handler)
+    sys.stdout = _StdoutTee(saved_stdout)
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        yield journal
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        sys.stdout = saved_stdout
+        root.removeHandler(handler)
+        _current = None
+        journal.close()
+
+
+def _timeout(journal: Journal) -> None:
+    journal.write({"t": "timeout"})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def read_entries(request_id: str) -> list[dict[str, Any]]:
+    """Return the journal's entries (a torn last line from a killed process is skipped)."""
+    path = journal_path(request_id)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
+def discard(request_id: str) -> None:
+    journal_path(request_id).unlink(missing_ok=True)
