@@ -10,7 +10,7 @@ completed context), was returned from checkpoint by invocation k instead of bein
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine import db, store
@@ -45,7 +45,7 @@ def execution_timeline(arn: str) -> dict[str, Any]:
         body_runs = _optional(conn, "durable_body_run", ex_id, "started_at")
         effects = _optional(conn, "durable_effect", ex_id, "at")
         faults = _optional(conn, "durable_fault", ex_id, "armed_at")
-    operations = _operations(ops, events, invocations, body_runs)
+    operations = _operations(ops, events, invocations, body_runs, execution["time_scale"])
     return {
         "execution": _execution_view(execution),
         "invocations": [dict(row) for row in invocations],
@@ -72,13 +72,15 @@ def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operations(
-    ops: list[dict[str, Any]], events: list[dict[str, Any]], invocations: list[dict[str, Any]], body_runs: list[dict[str, Any]]
+    ops: list[dict[str, Any]], events: list[dict[str, Any]], invocations: list[dict[str, Any]],
+    body_runs: list[dict[str, Any]], time_scale: float,
 ) -> list[dict[str, Any]]:
     attempts = _attempts_by_op(events)
     runs_by_op: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in body_runs:
         runs_by_op[run["op_id"]].append(run)
     depth = _depths(ops)
+    callbacks = {e["op_id"]: e for e in events if e["event_type"] == "CallbackStarted"}
     result = []
     for op in ops:
         doc = op["doc"]
@@ -88,7 +90,7 @@ def _operations(
             "ended_at": op["ended_at"], "depth": depth[op["op_id"]], "callback_id": op["callback_id"],
             "attempts": attempts.get(op["op_id"], []),
             "body_runs": runs_by_op.get(op["op_id"], []),
-            "deadline": _deadline(doc, events, op["op_id"]),
+            "deadline": _deadline(doc, callbacks.get(op["op_id"]), time_scale),
             "replays": [],
         })
     _mark_replays(result, invocations)
@@ -131,10 +133,14 @@ def _failed_outcome(details: dict[str, Any]) -> str:
     return "interrupted" if error_type.endswith("StepInterruptedError") else "failed"
 
 
-def _deadline(doc: dict[str, Any], events: list[dict[str, Any]], op_id: str) -> datetime | None:
-    """A wait's scheduled end, or a callback's timeout deadline."""
+def _deadline(doc: dict[str, Any], callback_started: dict[str, Any] | None, time_scale: float) -> datetime | None:
+    """A wait's scheduled end, or a callback's timeout deadline (on the execution's clock)."""
     if doc.get("WaitDetails", {}).get("ScheduledEndTimestamp"):
         return store.ms_to_datetime(doc["WaitDetails"]["ScheduledEndTimestamp"])
+    if callback_started is not None:
+        timeout = callback_started["doc"].get("CallbackStartedDetails", {}).get("Timeout")
+        if timeout:
+            return callback_started["timestamp"] + timedelta(seconds=timeout * time_scale)
     return None
 
 
@@ -191,3 +197,17 @@ def _counters(
         "wall_seconds": round(wall, 3),
         "suspended_seconds": round(max(0.0, wall - billed), 3),
     }
+
+
+def invocation_logs(arn: str, limit: int = 5000) -> list[dict[str, Any]]:
+    """Return the execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
+    with db.transaction() as conn:
+        execution = store.execution_by_arn(conn, arn)
+        if execution is None:
+            raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+        rows = conn.execute(
+            """SELECT invocation_seq, at, level, logger, message, op_id FROM durable_log
+               WHERE execution_id = %s ORDER BY at, id LIMIT %s""",
+            (execution["id"], limit),
+        ).fetchall()
+    return [{**row, "durableExecutionArn": arn} for row in rows]
