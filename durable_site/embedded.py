@@ -21,6 +21,7 @@ def embedded_database_url() -> str:
     """Start (or reuse) the embedded PostgreSQL server and return its URL."""
     import pgserver
 
+    PG_DIR.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(PG_DIR, cleanup_mode=None)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}'")
     if "1 row" not in exists:
