@@ -18,7 +18,9 @@ def dsn_from_settings(database: dict[str, Any]) -> str:
         "host": database.get("HOST") or None,
         "port": str(database.get("PORT")) if database.get("PORT") else None,
     }
-    return make_conninfo(**{k: v for k, v in params.items() if v})
+    # dj-database-url puts query parameters such as ?host=/socket/dir in OPTIONS.
+    options = {k: str(v) for k, v in (database.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
+    return make_conninfo(**{k: v for k, v in params.items() if v}, **options)
 
 
 def register_demo_functions(**_: Any) -> None:
