@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 MAX_SLEEP = 0.5
 RECOVERY_EVERY = 0.5
 REDISPATCH_EVERY = 10.0
+PURGE_EVERY = 300.0
 
 
 def run_forever(stop: threading.Event | None = None) -> None:
@@ -27,7 +28,7 @@ def run_forever(stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     listener = psycopg.connect(db.dsn(), autocommit=True)
     listener.execute("LISTEN durable_timers")
-    last_recovery = last_redispatch = 0.0
+    last_recovery = last_redispatch = last_purge = 0.0
     try:
         while not stop.is_set():
             tick()
@@ -38,6 +39,9 @@ def run_forever(stop: threading.Event | None = None) -> None:
             if now - last_redispatch >= REDISPATCH_EVERY:
                 service.redispatch_stranded()
                 last_redispatch = now
+            if now - last_purge >= PURGE_EVERY:
+                service.purge_expired()
+                last_purge = now
             _sleep_until_next(listener)
     finally:
         listener.close()
@@ -58,5 +62,5 @@ def _sleep_until_next(listener: psycopg.Connection) -> None:
     if timeout <= 0:
         return
     if select.select([listener.fileno()], [], [], timeout)[0]:
-        for _ in listener.notifies(stop_after=0):
+        for _ in listener.notifies(timeout=0):
             pass

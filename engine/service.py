@@ -804,3 +804,25 @@ def redispatch_stranded(limit: int = 100) -> int:
                 _request_invoke(work, execution, execution["invoke_reason"])
                 _save_execution(work.conn, execution)
     return len(rows)
+
+
+# --- retention --------------------------------------------------------------------------------
+
+RETAINED_TABLES = ("durable_event", "durable_operation", "durable_invocation", "durable_timer", "durable_body_run",
+                   "durable_log", "durable_effect", "durable_fault")
+
+
+def purge_expired(limit: int = 500) -> int:
+    """Delete executions whose retention period has passed since they ended (frees their names)."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            """SELECT id FROM durable_execution WHERE ended_at IS NOT NULL
+               AND ended_at < now() - make_interval(days => retention_days) LIMIT %s FOR UPDATE SKIP LOCKED""",
+            (limit,),
+        ).fetchall()
+        ids = [row["id"] for row in rows]
+        if ids:
+            for table in RETAINED_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
+            conn.execute("DELETE FROM durable_execution WHERE id = ANY(%s)", (ids,))
+    return len(ids)
