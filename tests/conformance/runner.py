@@ -205,6 +205,7 @@ class Run:
             if execution["Status"] == "SUCCEEDED" and "Result" in expected_result:
                 want = substitute(expected_result["Result"], self.bindings)
                 assert json.loads(execution["Result"]) == want, f"result {execution['Result']!r} != {want!r}"
+        self._check_logs()
         by_id = {e["EventId"]: e for e in events}
         assert events and events[0]["EventType"] == "ExecutionStarted"
         assert [e["EventId"] for e in events] == list(range(1, len(events) + 1)), "EventIds are not contiguous"
@@ -216,6 +217,34 @@ class Run:
                 match(expected, actual, self.bindings, f"event {expected['EventId']}")
             except Mismatch as exc:
                 raise AssertionError(f"{exc}\nhistory: {_brief(events)}") from None
+
+
+    def _check_logs(self) -> None:
+        """ExpectedLogs: count the execution's captured log lines matching each pattern."""
+        from engine.timeline import invocation_logs
+
+        expectations = self.req.get("ExpectedLogs") or []
+        if not expectations:
+            return
+        lines = invocation_logs(self.arn)
+        for expectation in expectations:
+            matching = [line for line in lines if _log_matches(expectation["match"], line, self.bindings)]
+            assert len(matching) == expectation["count"], (
+                f"log lines matching {expectation['match']}: {len(matching)}, expected {expectation['count']}; "
+                f"captured: {[line['message'] for line in lines]}"
+            )
+
+
+def _log_matches(pattern: dict[str, Any], line: dict[str, Any], bindings: dict[str, Any]) -> bool:
+    for key, want in pattern.items():
+        want = substitute(want, bindings)
+        got = str(line.get(key, ""))
+        if isinstance(want, str) and len(want) > 1 and want.startswith("/") and want.endswith("/"):
+            if not re.search(want[1:-1], got):
+                return False
+        elif want != got:
+            return False
+    return True
 
 
 def _brief(events: list[dict[str, Any]]) -> str:
