@@ -251,29 +251,49 @@ def checkpoint(arn: str, token: str, updates: list[dict[str, Any]]) -> tuple[str
     A None token tells the SDK to stop (execution finished, stopped or timed out): it then ends
     the invocation with PENDING and sends nothing more.
     """
+    referenced = {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
     with unit_of_work() as work:
-        execution = store.execution_by_arn(work.conn, arn, lock=True)
-        if execution is None:
+        snapshot = store.checkpoint_snapshot(work.conn, arn, sorted(referenced), work.now)
+        if snapshot is None:
             raise InvalidCheckpointTokenError("Invalid checkpoint token")
+        execution = {key: snapshot[key] for key in snapshot if key not in SNAPSHOT_EXTRAS}
         if execution["status"] != "RUNNING":
             return None, []
         _check_token(execution, token)
-        clock = Clock(work.now, execution["time_scale"])
-        referenced = {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
-        stored = store.load_ops(work.conn, execution["id"], referenced)
-        change = machine.apply_batch(stored, updates, clock, mint_callback_id)
-        _apply(work, execution, change, execution["invocation_seq"])
+        stored = {op["Id"]: op for op in snapshot["referenced_ops"]}
+        change = machine.apply_batch(stored, updates, Clock(work.now, execution["time_scale"]), mint_callback_id)
         _count(execution, checkpoints=1, updates=len(updates))
-        if change.finish is not None:
-            _finish_execution(work, execution, change.finish)
-            _save_execution(work.conn, execution)
-            return None, []
+        if change.invokes or change.finish is not None or snapshot["timers_due"]:
+            return _checkpoint_general(work, execution, change)
+        # The common case in two statements: nothing but this batch and the unseen delta to answer.
         execution["token_seq"] += 1
-        _fire_due_timers_txn(work, execution)
-        delta = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
-        execution["seen_seq"] = execution["op_seq"]
+        changed = [change.ops[op_id] for op_id in change.touched]
+        store.write_checkpoint(
+            work.conn, execution, changed, change.events, change.timers, change.cancel_timers, work.now
+        )
+        delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
+        delta.update({op["Id"]: op for op in changed})
+        return make_token(execution), list(delta.values())
+
+
+SNAPSHOT_EXTRAS = frozenset({"referenced_ops", "unseen_ops", "timers_due"})
+
+
+def _checkpoint_general(
+    work: UnitOfWork, execution: dict[str, Any], change: Transition
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """A batch that starts chained invokes, finishes the execution, or meets due timers."""
+    _apply(work, execution, change, execution["invocation_seq"])
+    if change.finish is not None:
+        _finish_execution(work, execution, change.finish)
         _save_execution(work.conn, execution)
-        return make_token(execution), delta
+        return None, []
+    execution["token_seq"] += 1
+    _fire_due_timers_txn(work, execution)
+    delta = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
+    execution["seen_seq"] = execution["op_seq"]
+    _save_execution(work.conn, execution)
+    return make_token(execution), delta
 
 
 def _check_token(execution: dict[str, Any], token: str) -> None:
@@ -621,9 +641,8 @@ def _judge_output(
     if status == "SUCCEEDED" and output.get("Error"):
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "SUCCEEDED output with Error."}
     if status == "PENDING" and execution["status"] == "RUNNING":
-        ops = list(store.load_ops(work.conn, execution["id"]).values())
-        unseen = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
-        if not machine.has_pending_work(ops) and not unseen:
+        unseen = execution["op_seq"] > execution["seen_seq"]
+        if not unseen and not store.has_pending_work(work.conn, execution["id"]):
             return "failed", {
                 "ErrorType": "InvalidParameterValueException",
                 "ErrorMessage": "Cannot return PENDING status with no pending operations.",
@@ -659,8 +678,7 @@ def _after_invocation(
         _finish_execution(work, execution, machine.Finish("FAILED", error=output.get("Error") or {}))
     elif outcome == "suspended":
         execution["consecutive_failures"] = 0
-        unseen = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
-        if unseen:
+        if execution["op_seq"] > execution["seen_seq"]:
             _request_invoke(work, execution, execution["invoke_reason"])
         else:
             execution["needs_invoke"] = False

@@ -332,3 +332,126 @@ def insert_log_lines(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> N
                    VALUES (%s, %s, %s, %s, %s, %s, %s)""",
                 rows,
             )
+
+
+# --- the checkpoint fast path: one read and one write statement -----------------------------
+
+
+def checkpoint_snapshot(conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
+    """Lock the execution and read what a checkpoint needs, in one statement.
+
+    Returns the execution row plus ``referenced_ops`` (the batch's operations and parents),
+    ``unseen_ops`` (touched since the handler last looked: only queried when the execution's
+    touch counter says there are some) and ``timers_due``.
+    """
+    return conn.execute(
+        f"""
+        WITH ex AS (SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %(arn)s FOR UPDATE)
+        SELECT ex.*,
+            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM durable_operation o
+              WHERE o.execution_id = ex.id AND o.op_id = ANY(%(ids)s)) AS referenced_ops,
+            CASE WHEN ex.op_seq > ex.seen_seq THEN
+                (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
+                  WHERE o.execution_id = ex.id AND o.touch_seq > ex.seen_seq)
+            ELSE '[]'::jsonb END AS unseen_ops,
+            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = ex.id AND t.due_at <= %(now)s) AS timers_due
+        FROM ex
+        """,
+        {"arn": arn, "ids": op_ids, "now": now},
+    ).fetchone()
+
+
+def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    execution["op_seq"] += 1
+    return {
+        "op_id": op["Id"], "seq": execution["op_seq"], "parent_id": op.get("ParentId"), "name": op.get("Name"),
+        "type": op["Type"], "sub_type": op.get("SubType"), "status": op["Status"],
+        "attempt": (op.get("StepDetails") or {}).get("Attempt", 0),
+        "started_at": _iso_ms(op.get("StartTimestamp")), "ended_at": _iso_ms(op.get("EndTimestamp")),
+        "callback_id": (op.get("CallbackDetails") or {}).get("CallbackId"), "doc": op,
+    }
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    moment = ms_to_datetime(ms)
+    return moment.isoformat() if moment else None
+
+
+def write_checkpoint(
+    conn: psycopg.Connection,
+    execution: dict[str, Any],
+    ops: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    timers: list[tuple[str, str, datetime]],
+    cancel: list[tuple[str, str]],
+    now: datetime,
+) -> None:
+    """Write a whole batch in one statement: operations, history, timers and the execution row.
+
+    Touch and event sequence numbers are assigned here; ``execution`` is updated in place and
+    its new ``seen_seq`` says the handler has now seen every operation.
+    """
+    op_records = [_op_record(execution, op) for op in ops]
+    event_records = []
+    for event in events:
+        execution["event_seq"] += 1
+        event_records.append({"event_id": execution["event_seq"], "event_type": event["EventType"],
+                              "op_id": event.get("Id"), "doc": event})
+    execution["seen_seq"] = execution["op_seq"]
+    set_keys = {(kind, op_id) for kind, op_id, _ in timers}
+    conn.execute(
+        """
+        WITH o AS (
+            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
+                attempt, touch_seq, started_at, ended_at, callback_id, doc)
+            SELECT %(id)s, x.op_id, x.seq, x.parent_id, x.name, x.type, x.sub_type, x.status, x.attempt, x.seq,
+                x.started_at, x.ended_at, x.callback_id, x.doc
+            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, parent_id text, name text, type text,
+                sub_type text, status text, attempt int, started_at timestamptz, ended_at timestamptz,
+                callback_id text, doc jsonb)
+            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
+                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
+            RETURNING 1),
+        e AS (
+            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
+            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, %(inv)s, x.doc
+            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, doc jsonb)
+            RETURNING 1),
+        td AS (
+            DELETE FROM durable_timer t USING jsonb_to_recordset(%(cancel)s) AS c(kind text, op_id text)
+            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id
+            RETURNING 1),
+        ti AS (
+            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
+            SELECT %(id)s, x.kind, x.op_id, x.due_at
+            FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
+            ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
+            RETURNING 1),
+        u AS (
+            UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
+                token_seq = %(token_seq)s, counters = %(counters)s
+            WHERE id = %(id)s RETURNING 1)
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti) THEN pg_notify('durable_timers', '') END AS notified,
+            (SELECT count(*) FROM o) + (SELECT count(*) FROM e) + (SELECT count(*) FROM td) + (SELECT count(*) FROM u)
+        """,
+        {
+            "id": execution["id"], "now": now, "inv": execution["invocation_seq"],
+            "ops": Jsonb(op_records), "events": Jsonb(event_records),
+            "cancel": Jsonb([{"kind": k, "op_id": o} for k, o in cancel if (k, o) not in set_keys]),
+            "timers": Jsonb([{"kind": k, "op_id": o, "due_at": due.isoformat()} for k, o, due in timers]),
+            "op_seq": execution["op_seq"], "seen_seq": execution["seen_seq"], "event_seq": execution["event_seq"],
+            "token_seq": execution["token_seq"], "counters": Jsonb(execution["counters"]),
+        },
+    )
+
+
+def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
+    """True if some operation waits on the service, so a PENDING output is valid (no full load)."""
+    row = conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM durable_operation WHERE execution_id = %s AND (
+               (type = 'STEP' AND status IN ('PENDING', 'READY'))
+               OR (type IN ('WAIT', 'CALLBACK', 'CHAINED_INVOKE') AND status = 'STARTED'))) AS pending""",
+        (execution_id,),
+    ).fetchone()
+    return bool(row and row["pending"])
