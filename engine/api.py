@@ -131,6 +131,25 @@ def _decode_marker(marker: Any) -> Any:
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.") from exc
 
 
+def _int_marker(marker: Any) -> int:
+    value = _decode_marker(marker)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid("Marker is invalid: pass the NextMarker of a previous response.")
+    return value
+
+
+def _position_marker(marker: Any) -> tuple[datetime, int]:
+    """Return the (started_at, id) a listing marker points after; a forged marker is refused."""
+    value = _decode_marker(marker)
+    try:
+        started, ident = value
+        if isinstance(ident, bool) or not isinstance(ident, int):
+            raise TypeError(ident)
+        return datetime.fromisoformat(started), ident
+    except (TypeError, ValueError) as exc:
+        raise _invalid("Marker is invalid: pass the NextMarker of a previous response.") from exc
+
+
 class LambdaClient:
     """The durable subset of boto3's Lambda client. Keyword arguments only, as in boto3."""
 
@@ -200,7 +219,7 @@ class LambdaClient:
         if InvocationType == "DryRun":
             return {"StatusCode": 204, "Payload": io.BytesIO(b"")}
         if fn["durable_config"] is None:
-            return _invoke_plain(fn, InvocationType, payload)
+            return _invoke_plain(fn, InvocationType, payload, time_scale)
         if InvocationType == "RequestResponse" and fn["durable_config"]["ExecutionTimeout"] > MAX_SYNC_EXECUTION_TIMEOUT:
             raise _invalid(
                 "You cannot synchronously invoke a durable function with an executionTimeout greater than 15 minutes."
@@ -231,7 +250,7 @@ class LambdaClient:
         """Return history events in EventId order (or reversed), paged by ``Marker``."""
         execution = _execution(_validate_arn(DurableExecutionArn))
         limit = _max_items(MaxItems, 1000)
-        start = int(_decode_marker(Marker)) if Marker else (execution["event_seq"] + 1 if ReverseOrder else 0)
+        start = _int_marker(Marker) if Marker else (execution["event_seq"] + 1 if ReverseOrder else 0)
         with db.transaction() as conn:
             rows = store.read_events(conn, execution["id"], after=start, limit=limit + 1, reverse=bool(ReverseOrder))
         events = [history_event(row, bool(IncludeExecutionData)) for row in rows[:limit]]
@@ -252,7 +271,7 @@ class LambdaClient:
                 raise _invalid("Invalid checkpoint token") from exc
             raise
         limit = _max_items(MaxItems, 1000)
-        start = int(_decode_marker(Marker)) if Marker else 0
+        start = _int_marker(Marker) if Marker else 0
         page = ops[start : start + limit]
         response: dict[str, Any] = {"Operations": [operation_view(op) for op in page]}
         if start + limit < len(ops):
@@ -277,7 +296,7 @@ class LambdaClient:
         where, params = _execution_filters(fn["name"], DurableExecutionName, Statuses, StartedAfter, StartedBefore)
         limit = _max_items(MaxItems, 50)
         if Marker:
-            started, ident = _decode_marker(Marker)
+            started, ident = _position_marker(Marker)
             op = ">" if ReverseOrder else "<"
             where += f" AND (started_at, id) {op} (%(m_started)s::timestamptz, %(m_id)s)"
             params.update(m_started=started, m_id=ident)
@@ -412,15 +431,14 @@ def _sync_response(execution: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _invoke_plain(fn: dict[str, Any], invocation_type: str, payload: str | None) -> dict[str, Any]:
-    from engine import invoker
+def _invoke_plain(fn: dict[str, Any], invocation_type: str, payload: str | None, time_scale: float = 1.0) -> dict[str, Any]:
+    from engine import async_invoke
 
     if invocation_type == "Event":
-        if service._dispatcher is None:
-            raise _invalid("No worker is configured to run asynchronous invocations.")
-        service._dispatcher.call_plain(service.PlainCall(0, "", fn["name"], payload))
-        return {"StatusCode": 202, "Payload": io.BytesIO(b"")}
-    result, error = invoker.call_plain_handler(fn, payload)
+        # Queued, then retried and dead-lettered as Lambda does with asynchronous events.
+        row = async_invoke.enqueue(fn, payload, time_scale)
+        return {"StatusCode": 202, "Payload": io.BytesIO(b""), "ResponseMetadata": {"RequestId": row["request_id"]}}
+    result, error = async_invoke.call_sync(fn, payload)
     if error is not None:
         body = {"errorMessage": error["ErrorMessage"], "errorType": error["ErrorType"]}
         return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",

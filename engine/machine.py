@@ -10,6 +10,7 @@ timestamps), so loading them for the SDK is a single ``Operation.from_json_dict`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ EVENT_PREFIX = {
 MAX_ERROR_BYTES = 32 * 1024
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_INVOKE_INPUT_BYTES = 1024 * 1024
+TENANT_ID_RE = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
 CALLBACK_TIMEOUT_ERROR = {"ErrorType": "Callback.Timeout", "ErrorMessage": "Callback timed out"}
 CALLBACK_HEARTBEAT_ERROR = {
     "ErrorType": "Callback.Heartbeat",
@@ -164,8 +166,10 @@ def _validate_identity(op: Mapping[str, Any] | None, update: Mapping[str, Any]) 
     if op is None:
         return
     for key in ("Type", "SubType", "Name", "ParentId"):
-        if update.get(key) is not None and op.get(key) is not None and update[key] != op[key]:
-            raise _fail(f"Operation {op['Id']}: {key} {update[key]!r} differs from stored {op[key]!r}.")
+        # An update that names a field must match the stored op, also where the op lacks it:
+        # the SDK's replay check treats a missing Name/SubType/ParentId as a value too.
+        if update.get(key) is not None and update[key] != op.get(key):
+            raise _fail(f"Operation {op['Id']}: {key} {update[key]!r} differs from stored {op.get(key)!r}.")
 
 
 def apply_batch(
@@ -421,6 +425,9 @@ def _apply_invoke(change: Transition, op: dict[str, Any] | None, update: dict[st
     payload = update.get("Payload")
     if payload is not None and _size(payload) > MAX_INVOKE_INPUT_BYTES:
         raise _fail("Chained-invoke input is limited to 1 MiB.")
+    tenant_id = options.get("TenantId")
+    if tenant_id is not None and not (isinstance(tenant_id, str) and TENANT_ID_RE.fullmatch(tenant_id)):
+        raise _fail("ChainedInvokeOptions.TenantId must be 1-256 characters of letters, digits, spaces and ._:/=+-@.")
     op = _new_op(update, "STARTED", clock)
     op["ChainedInvokeDetails"] = {}
     change.touch(op)

@@ -1,0 +1,66 @@
+"""Fixtures of the engine's own tests."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import engine
+from engine import service
+from tests.engine.support import Recorder, Register, ThreadDispatcher
+
+
+@pytest.fixture
+def in_process() -> Iterator[ThreadDispatcher]:
+    """Run invocations in threads of the test process; the Celery dispatcher comes back afterwards."""
+    saved = service._dispatcher
+    dispatcher = ThreadDispatcher()
+    engine.configure(dispatcher=dispatcher)
+    try:
+        yield dispatcher
+    finally:
+        dispatcher.join()
+        service.set_dispatcher(saved)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """Queue nothing: the test claims and runs invocations itself."""
+    saved = service._dispatcher
+    recording = Recorder()
+    engine.configure(dispatcher=recording)
+    try:
+        yield recording
+    finally:
+        service.set_dispatcher(saved)
+
+
+@pytest.fixture
+def client() -> engine.LambdaClient:
+    return engine.client()
+
+
+@pytest.fixture
+def functions(client: engine.LambdaClient) -> Iterator[Register]:
+    """Register throwaway functions; stop their executions that are still running afterwards."""
+    names: list[str] = []
+
+    def register(handler: str, *, timeout: int = 30, execution_timeout: int | None = 300, **fields: Any) -> str:
+        short = handler.rsplit(".", 1)[1].replace("_", "-")
+        name = f"t-{short}-{uuid.uuid4().hex[:8]}"
+        if execution_timeout is not None:
+            fields["DurableConfig"] = {"ExecutionTimeout": execution_timeout, "RetentionPeriodInDays": 1}
+        client.create_function(FunctionName=name, Handler=handler, Timeout=timeout, **fields)
+        names.append(name)
+        return name
+
+    yield register
+    for name in names:
+        running = client.list_durable_executions_by_function(FunctionName=name, Statuses=["RUNNING"], MaxItems=1000)
+        for summary in running["DurableExecutions"]:
+            with contextlib.suppress(engine.errors.InvalidParameterValueException):  # it ended meanwhile
+                client.stop_durable_execution(DurableExecutionArn=summary["DurableExecutionArn"])
