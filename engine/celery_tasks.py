@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from engine import invoker, service
+from engine import async_invoke, invoker, service
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
@@ -24,6 +24,12 @@ def call_plain_function(execution_id: int, op_id: str, function_name: str, paylo
     invoker.call_plain_function(service.PlainCall(execution_id, op_id, function_name, payload))
 
 
+@shared_task(name="durable.run_async_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_async_invocation(invocation_id: int) -> bool:
+    """Run a plain function's due Event attempt; a duplicate message finds it claimed and does nothing."""
+    return async_invoke.run_attempt(invocation_id)
+
+
 class CeleryDispatcher:
     """Queue invocations on Celery; the hard time limit is the function's Timeout (it kills)."""
 
@@ -33,3 +39,6 @@ class CeleryDispatcher:
     def call_plain(self, call: service.PlainCall) -> None:
         args: tuple[Any, ...] = (call.execution_id, call.op_id, call.function_name, call.payload)
         call_plain_function.apply_async(args)
+
+    def run_async_invocation(self, invocation_id: int, countdown: float) -> None:
+        run_async_invocation.apply_async((invocation_id,), countdown=max(0.0, countdown))

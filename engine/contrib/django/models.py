@@ -221,3 +221,37 @@ class Fault(models.Model):
 
     class Meta:
         db_table = "durable_fault"
+
+
+class AsyncInvocation(models.Model):
+    """One invocation of a plain (non-durable) function: Event ones are retried, then dead-lettered.
+
+    ``request_id`` stays the same across the retries of one event, as Lambda's does; a redrive
+    from the dead-letter queue is a new invocation pointing back at the dead one.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    function_name = models.CharField(max_length=64)
+    invocation_type = models.CharField(max_length=16)
+    payload = models.TextField(null=True)
+    time_scale = models.FloatField(default=1.0)
+    status = models.CharField(max_length=16)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    attempts = models.JSONField(default=list)
+    next_attempt_at = models.DateTimeField(null=True)
+    lease_until = models.DateTimeField(null=True)
+    result = models.TextField(null=True)
+    error = models.JSONField(null=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    dead_lettered_at = models.DateTimeField(null=True)
+    redriven_at = models.DateTimeField(null=True)
+    redrive_of = models.ForeignKey("self", null=True, on_delete=models.SET_NULL, related_name="redrives")
+
+    class Meta:
+        db_table = "durable_async_invocation"
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="durable_async_status"),
+            models.Index(fields=["function_name", "-created_at"], name="durable_async_function"),
+        ]

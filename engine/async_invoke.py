@@ -1,0 +1,287 @@
+"""Plain (non-durable) function invocations, as Lambda runs them: async retries and a dead-letter queue.
+
+An ``Event`` invocation is queued and answered 202 at once. When the handler raises, Lambda
+retries the event twice by default (``MaximumRetryAttempts`` 0-2), waiting one minute before
+the first retry and two before the second; after the last failure the event goes to the
+function's dead-letter queue, from which it can be inspected and redriven. A
+``RequestResponse`` invocation runs once and its error goes back to the caller: it is never
+retried. Durable Lab keeps every plain invocation in ``durable_async_invocation`` so both
+cases can be shown; the retry delays are multiplied by the invocation's ``TimeScale``.
+
+The row is the source of truth and the queue message carries only its id: a duplicate or
+redelivered message finds the row already claimed (or not yet due) and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from engine import db, registry, service, store
+from engine.errors import InvalidParameterValueException, ResourceNotFoundException
+from engine.invoker import error_object, function_environment
+
+# Lambda's asynchronous retry delays: one minute before the first retry, two before the second.
+RETRY_DELAYS_SECONDS = (60.0, 120.0)
+LEASE_GRACE = timedelta(seconds=5)
+# A message may arrive a little before its countdown (clock skew between processes).
+EARLY_TOLERANCE = timedelta(milliseconds=250)
+DEAD_LETTERED = "DEAD_LETTERED"
+
+
+@dataclass(frozen=True)
+class PlainContext:
+    """The part of Lambda's context a plain handler reads; the request id is kept across retries."""
+
+    aws_request_id: str
+    function_name: str
+    deadline: datetime
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 128
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return service.function_arn(self.function_name)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - service.utcnow()).total_seconds() * 1000))
+
+
+def retry_delay(attempt: int, time_scale: float = 1.0) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based) before the next one, scaled."""
+    index = min(attempt, len(RETRY_DELAYS_SECONDS)) - 1
+    return RETRY_DELAYS_SECONDS[index] * time_scale
+
+
+def _insert(conn: Any, fn: dict[str, Any], payload: str | None, **values: Any) -> dict[str, Any]:
+    row = conn.execute(
+        """INSERT INTO durable_async_invocation (request_id, function_name, invocation_type, payload, time_scale,
+               status, max_attempts, attempt_count, attempts, next_attempt_at, created_at, updated_at, redrive_of_id)
+           VALUES (%(request_id)s, %(function_name)s, %(invocation_type)s, %(payload)s, %(time_scale)s, %(status)s,
+               %(max_attempts)s, 0, '[]', %(now)s, %(now)s, %(now)s, %(redrive_of)s)
+           RETURNING *""",
+        {"request_id": str(uuid.uuid4()), "function_name": fn["name"], "payload": payload, **values},
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def enqueue(fn: dict[str, Any], payload: str | None, time_scale: float = 1.0) -> dict[str, Any]:
+    """Accept an ``Event`` invocation of a plain function; return its row (the 202 answer)."""
+    with db.transaction() as conn:
+        row = _enqueue_txn(conn, fn, payload, time_scale, None)
+    _dispatch(row["id"], 0.0)
+    return row
+
+
+def _enqueue_txn(conn: Any, fn: dict[str, Any], payload: str | None, time_scale: float, redrive_of: int | None) -> dict[str, Any]:
+    return _insert(
+        conn, fn, payload, invocation_type="Event", time_scale=time_scale, status="QUEUED",
+        max_attempts=1 + int(fn.get("maximum_retry_attempts", 2)), now=service.utcnow(), redrive_of=redrive_of,
+    )
+
+
+def call_sync(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """Run a ``RequestResponse`` invocation once; return (JSON result, None) or (None, error). Never retried."""
+    now = service.utcnow()
+    with db.transaction() as conn:
+        row = _insert(conn, fn, payload, invocation_type="RequestResponse", time_scale=1.0, status="RUNNING",
+                      max_attempts=1, now=now, redrive_of=None)
+        conn.execute("UPDATE durable_async_invocation SET attempt_count = 1 WHERE id = %s", (row["id"],))
+    attempt = _run_handler(fn, {**row, "attempt_count": 1})
+    with db.transaction() as conn:
+        status = "SUCCEEDED" if attempt.error is None else "FAILED"
+        _record_attempt(conn, row["id"], attempt, status=status)
+    return attempt.result, attempt.error
+
+
+# --- running attempts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    started_at: datetime
+    ended_at: datetime
+    result: str | None
+    error: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.number, "started_at": self.started_at.isoformat(), "ended_at": self.ended_at.isoformat(),
+            "outcome": "succeeded" if self.error is None else "failed", "error": _short_error(self.error),
+        }
+
+
+def _short_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"ErrorType": error.get("ErrorType", ""), "ErrorMessage": str(error.get("ErrorMessage", ""))[:2000]}
+
+
+def run_attempt(invocation_id: int) -> bool:
+    """Run the invocation's due attempt; return False when there is none (a duplicate message)."""
+    row = _claim(invocation_id)
+    if row is None:
+        return False
+    try:
+        fn = registry.get_function_row(row["function_name"])
+    except ResourceNotFoundException as exc:
+        now = service.utcnow()
+        attempt = Attempt(row["attempt_count"], now, now, None, error_object(exc))
+    else:
+        attempt = _run_handler(fn, row)
+    _settle(row, attempt)
+    return True
+
+
+def _claim(invocation_id: int) -> dict[str, Any] | None:
+    """Take the attempt if it is due; a RUNNING row whose lease ran out lost its worker and is due too."""
+    now = service.utcnow()
+    with db.transaction() as conn:
+        row = conn.execute(
+            """SELECT a.*, f.timeout FROM durable_async_invocation a
+               LEFT JOIN durable_function f ON f.name = a.function_name
+               WHERE a.id = %s FOR UPDATE OF a""",
+            (invocation_id,),
+        ).fetchone()
+        if row is None or not _due(row, now):
+            return None
+        lease = now + timedelta(seconds=float(row["timeout"] or 3)) + LEASE_GRACE
+        claimed = conn.execute(
+            """UPDATE durable_async_invocation SET status = 'RUNNING', attempt_count = attempt_count + 1,
+                   lease_until = %s, next_attempt_at = NULL, updated_at = %s WHERE id = %s RETURNING *""",
+            (lease, now, invocation_id),
+        ).fetchone()
+    return dict(claimed) if claimed else None
+
+
+def _due(row: dict[str, Any], now: datetime) -> bool:
+    if row["status"] in {"QUEUED", "RETRY_SCHEDULED"}:
+        return row["next_attempt_at"] is None or row["next_attempt_at"] <= now + EARLY_TOLERANCE
+    return row["status"] == "RUNNING" and row["lease_until"] is not None and row["lease_until"] < now \
+        and row["attempt_count"] < row["max_attempts"]
+
+
+def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
+    started = service.utcnow()
+    result, error = _call(fn, row["payload"], PlainContext(
+        row["request_id"], fn["name"], started + timedelta(seconds=float(fn["timeout"])),
+    ))
+    return Attempt(row["attempt_count"], started, service.utcnow(), result, error)
+
+
+def _call(fn: dict[str, Any], payload: str | None, context: PlainContext) -> tuple[str | None, dict[str, Any] | None]:
+    try:
+        handler: Callable[..., Any] = registry.load_handler(fn["handler"])
+        event = json.loads(payload) if payload else {}
+        with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
+            return json.dumps(handler(event, context)), None
+    except Exception as exc:  # the function's own error: what Lambda reports as FunctionError
+        return None, error_object(exc)
+
+
+def _settle(row: dict[str, Any], attempt: Attempt) -> None:
+    """Record the attempt, then succeed, schedule the next retry, or dead-letter the event."""
+    delay: float | None = None
+    with db.transaction() as conn:
+        if attempt.error is None:
+            _record_attempt(conn, row["id"], attempt, status="SUCCEEDED")
+        elif attempt.number < row["max_attempts"]:
+            delay = retry_delay(attempt.number, row["time_scale"])
+            due = attempt.ended_at + timedelta(seconds=delay)
+            _record_attempt(conn, row["id"], attempt, status="RETRY_SCHEDULED", next_attempt_at=due)
+        else:
+            _record_attempt(conn, row["id"], attempt, status=DEAD_LETTERED, dead_lettered_at=attempt.ended_at)
+    if delay is not None:
+        _dispatch(row["id"], delay)
+
+
+def _record_attempt(conn: Any, invocation_id: int, attempt: Attempt, *, status: str, **extra: Any) -> None:
+    assignments = ", ".join(f"{key} = %({key})s" for key in extra)
+    conn.execute(
+        f"""UPDATE durable_async_invocation SET status = %(status)s, attempts = attempts || %(attempt)s,
+                result = %(result)s, error = %(error)s, lease_until = NULL, updated_at = %(now)s
+                {', ' + assignments if assignments else ''}
+            WHERE id = %(id)s""",
+        {"status": status, "attempt": Jsonb([attempt.as_json()]), "result": attempt.result,
+         "error": Jsonb(_short_error(attempt.error)) if attempt.error else None, "now": attempt.ended_at,
+         "id": invocation_id, **extra},
+    )
+
+
+def _dispatch(invocation_id: int, countdown: float) -> None:
+    dispatcher = service._dispatcher
+    run_later = getattr(dispatcher, "run_async_invocation", None)
+    if run_later is None:
+        raise InvalidParameterValueException("No worker is configured to run asynchronous invocations.")
+    run_later(invocation_id, countdown)
+
+
+# --- the dead-letter queue --------------------------------------------------------------------
+
+
+def get(invocation_id: int) -> dict[str, Any]:
+    """Return one plain invocation's row (attempts, status, result or error)."""
+    with db.transaction() as conn:
+        row = conn.execute("SELECT * FROM durable_async_invocation WHERE id = %s", (invocation_id,)).fetchone()
+    if row is None:
+        raise ResourceNotFoundException(f"Asynchronous invocation not found: {invocation_id}")
+    return dict(row)
+
+
+def get_by_request_id(request_id: str) -> dict[str, Any]:
+    with db.transaction() as conn:
+        row = conn.execute("SELECT * FROM durable_async_invocation WHERE request_id = %s", (request_id,)).fetchone()
+    if row is None:
+        raise ResourceNotFoundException(f"Asynchronous invocation not found: {request_id}")
+    return dict(row)
+
+
+def dead_letters(*, function_name: str | None = None, include_redriven: bool = True, limit: int = 200) -> list[dict[str, Any]]:
+    """Events in the dead-letter queue, newest first."""
+    where = ["status = %s"]
+    params: list[Any] = [DEAD_LETTERED]
+    if function_name:
+        where.append("function_name = %s")
+        params.append(function_name)
+    if not include_redriven:
+        where.append("redriven_at IS NULL")
+    with db.transaction() as conn:
+        rows = conn.execute(
+            f"SELECT * FROM durable_async_invocation WHERE {' AND '.join(where)} ORDER BY dead_lettered_at DESC, id DESC LIMIT %s",
+            (*params, limit),
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def redrive(invocation_id: int) -> dict[str, Any]:
+    """Send a dead-lettered event to its function again (as a new Event invocation); return the new row.
+
+    Redriving twice returns the first redrive: a double click sends the event once.
+    """
+    with db.transaction() as conn:
+        dead = conn.execute("SELECT * FROM durable_async_invocation WHERE id = %s FOR UPDATE", (invocation_id,)).fetchone()
+        if dead is None:
+            raise ResourceNotFoundException(f"Asynchronous invocation not found: {invocation_id}")
+        if dead["status"] != DEAD_LETTERED:
+            raise InvalidParameterValueException(f"Only dead-lettered events can be redriven (this one is {dead['status']}).")
+        again = conn.execute(
+            "SELECT * FROM durable_async_invocation WHERE redrive_of_id = %s ORDER BY id LIMIT 1", (invocation_id,)
+        ).fetchone()
+        if again is not None:
+            return dict(again)
+        fn = store.get_function(conn, dead["function_name"])
+        if fn is None:
+            raise ResourceNotFoundException(f"Function not found: {service.function_arn(dead['function_name'])}")
+        # Inserted under the dead row's lock, so a concurrent second redrive finds this one.
+        row = _enqueue_txn(conn, fn, dead["payload"], dead["time_scale"], invocation_id)
+        conn.execute("UPDATE durable_async_invocation SET redriven_at = %s WHERE id = %s", (row["created_at"], invocation_id))
+    _dispatch(row["id"], 0.0)
+    return row
