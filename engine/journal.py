@@ -30,6 +30,7 @@ from aws_durable_execution_sdk_python.plugin import (
     DurableInstrumentationPlugin,
     InvocationStartInfo,
     OperationType,
+    PluginExecutor,
     UserFunctionEndInfo,
     UserFunctionStartInfo,
 )
@@ -152,6 +153,22 @@ class JournalPluginFactory:
 
 
 plugin_factory = JournalPluginFactory()
+
+
+def _journal_is_the_only_plugin(executor: PluginExecutor) -> bool:
+    """SDK 3.0.0's ``has_plugins``, except that the journal alone does not count.
+
+    With any plugin registered the SDK copies the whole operation map twice at every checkpoint
+    response and builds an info object per operation, for ``on_operation_end`` and
+    ``on_operation_change`` — hooks the journal does not implement. That is quadratic work in a
+    long invocation. The journal's own hooks (``on_user_function_*``) are dispatched from the
+    factory list, not from ``has_plugins``, so they still run. Contract tests pin this seam.
+    """
+    factories = executor._plugin_factories
+    return bool(factories) and not all(isinstance(f, JournalPluginFactory) for f in factories)
+
+
+PluginExecutor.has_plugins = property(_journal_is_the_only_plugin)  # type: ignore[method-assign,assignment]
 
 
 class _JournalLogHandler(logging.Handler):

@@ -542,3 +542,20 @@ def test_error_types_on_the_wire_are_qualified_class_names(
     ]
     [failed] = [e for e in events if e["EventType"] == "StepFailed"]
     assert failed["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "ValueError"
+
+
+def test_journal_alone_does_not_make_the_sdk_copy_operation_maps():
+    from aws_durable_execution_sdk_python import plugin as sdk_plugin
+
+    from engine import journal
+
+    assert isinstance(sdk_plugin.PluginExecutor.__dict__["has_plugins"], property)
+    assert sdk_plugin.PluginExecutor([journal.plugin_factory]).has_plugins is False
+
+    class OtherFactory:
+        def create_plugin(self, info):
+            return sdk_plugin.DurableInstrumentationPlugin()
+
+    assert sdk_plugin.PluginExecutor([journal.plugin_factory, OtherFactory()]).has_plugins is True
+    # The body hooks the journal relies on are dispatched from the factory list, not has_plugins.
+    assert "_plugin_factories" in sdk_plugin.PluginExecutor.execute_plugins.__code__.co_names
