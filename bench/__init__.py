@@ -1,0 +1,1 @@
+"""Durable Lab's benchmark suite (benchmarks.md B1-B8): ``python manage.py durable_bench``."""

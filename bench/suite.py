@@ -1,0 +1,195 @@
+"""Runs the benchmark suite (benchmarks.md B1-B8) in a database of its own and writes the results.
+
+In-process benchmarks (B1, B4, B4b, B5, the B8 peer) run first, while no worker or scheduler
+is connected, so commit counts see only the measured work. Then the bench starts its own
+Celery worker (prefork -c 2) and scheduler for B2, B6, B7, the B8 engine side and B3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench import dashboard, inprocess, peer, report, stackbench
+from bench.context import BenchContext
+from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
+
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+
+
+def attempt(ctx: BenchContext, key: str, step: Callable[..., Any], *args: Any) -> None:
+    """Run one benchmark; a failure is recorded against its key and the suite goes on."""
+    ctx.log(f"{key} ...")
+    try:
+        step(*args)
+    except Exception as exc:
+        ctx.skipped[key] = f"error: {type(exc).__name__}: {exc}"[:300]
+        ctx.out.write(traceback.format_exc())
+
+
+def use_database(database: BenchDatabase) -> Callable[[], None]:
+    """Point Django's default connection at the bench database and migrate it."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    connections["default"].close()
+    connections["default"].settings_dict["NAME"] = database.name
+    call_command("migrate", interactive=False, verbosity=0)
+    return connections.close_all
+
+
+def restore_database(name: str) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    connections["default"].settings_dict["NAME"] = name
+
+
+def child_env(database: BenchDatabase) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database.url,
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        DURABLE_HANDLER_PATHS=str(ROOT),
+        DJANGO_SETTINGS_MODULE="durable_site.settings",
+    )
+    return env
+
+
+def run_in_process(ctx: BenchContext) -> None:
+    ctx.database.truncate_engine_tables()
+    attempt(ctx, "B1", inprocess.b1, ctx)
+    ctx.database.truncate_engine_tables()
+    attempt(ctx, "B4", inprocess.b4, ctx)
+    attempt(ctx, "B5", dashboard.b5, ctx)
+    if not ctx.quick:
+        ctx.database.truncate_engine_tables()
+        attempt(ctx, "B4b", inprocess.b4b, ctx)
+        attempt(ctx, "B8", run_peer, ctx)
+
+
+def run_peer(ctx: BenchContext) -> None:
+    reason = peer.ensure_peer()
+    if reason:
+        ctx.skipped["B8"] = f"skipped: {reason}"
+        return
+    ctx.results["B8"] = {"peer": peer.peer_figures(ctx.quick)}
+
+
+def run_on_stack(ctx: BenchContext, broker: str) -> None:
+    if not broker.startswith("redis"):
+        reason = "skipped: needs CELERY_BROKER_URL=redis://… (same-broker round-trip baseline)"
+        for key in ("B2a",) if ctx.quick else ("B2a", "B2b", "B3", "B6", "B7"):
+            ctx.skipped[key] = reason
+        return
+    from bench.celery_app import app
+
+    app.control.purge()
+    stack = Stack(child_env(ctx.database))
+    stack.start(scheduler=not ctx.quick)
+    live = stackbench.connect(ctx)
+    try:
+        benches: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [("B2a", stackbench.b2, {"suspending": False})]
+        if not ctx.quick:
+            benches += [
+                ("B2b", stackbench.b2, {"suspending": True}),
+                ("B6", stackbench.b6, {}),
+                ("B7", stackbench.b7, {}),
+                ("B8", engine_side_b8, {}),
+                ("B3", stackbench.b3, {}),
+            ]
+        for key, bench, kwargs in benches:
+            ctx.database.truncate_engine_tables()
+            attempt(ctx, key, lambda b=bench, k=kwargs: b(live, **k))
+    finally:
+        live.watcher.close()
+        stack.stop()
+        app.control.purge()
+        ctx.log(f"worker and scheduler logs: {stack.logs}")
+
+
+def engine_side_b8(live: stackbench.Live) -> None:
+    b8 = live.ctx.results.get("B8")
+    if not b8:
+        return
+    b8["engine"] = stackbench.b8_engine(live)
+    b8["ratio_inline_100"] = b8["engine"]["inline_100_median_s"] / b8["peer"]["inline_100_median_s"]
+    if "waits_10_s" in b8["peer"]:
+        b8["ratio_waits_10"] = b8["engine"]["waits_10_s"] / b8["peer"]["waits_10_s"]
+    live.ctx.skipped.setdefault("B8c", "not measured: the conformance suite has no runner for the peer yet")
+
+
+def collect_counters(results: dict[str, Any]) -> dict[str, Any]:
+    counters: dict[str, Any] = {}
+    if "B1" in results:
+        counters["B1"] = {k: v for k, v in results["B1"]["counters"].items() if k != "runs"}
+    if "B4" in results:
+        counters["B4"] = {
+            n: {
+                k: results["B4"][n]["runs"][0][k]
+                for k in ("statements_load", "statements_handler", "statements_complete", "statements_total")
+            }
+            for n in ("1000", "10000")
+        }
+    if "B5" in results:
+        counters["B5_sql_queries"] = {n: results["B5"][n]["sql_queries"] for n in ("1000", "10000")}
+    for key in ("B2a", "B2b"):
+        if key in results:
+            counters[f"{key}_per_execution"] = results[key]["execution_counters"]
+    return counters
+
+
+def run(*, quick: bool, json_path: Path | None, out: TextIO) -> dict[str, Any]:
+    from django.conf import settings
+
+    from engine.contrib.django.setup import dsn_from_settings
+
+    os.environ.setdefault("DURABLE_DB_POOL_SIZE", "20")  # B3's 50 clients: the baseline's pool is 20 too
+    server = dsn_from_settings(settings.DATABASES["default"])
+    original_name = settings.DATABASES["default"]["NAME"]
+    database = BenchDatabase(server, os.environ.get("DURABLE_BENCH_DB", "durable_bench"))
+    broker = str(settings.CELERY_BROKER_URL)
+    started = time.monotonic()
+    database.create()
+    ctx = BenchContext(database=database, quick=quick, out=out, counter=StatementCounter())
+    try:
+        import engine
+
+        engine.configure(dsn=database.dsn)  # before migrate: post_migrate registers demos through the engine
+        ctx.close_django = use_database(database)
+        meta = report.environment(database.dsn, broker) | {"quick": quick, "fsync_probe": fsync_probe(ROOT / ".data")}
+        run_in_process(ctx)
+        run_on_stack(ctx, broker)
+    finally:
+        ctx.close_pools()
+        restore_database(original_name)
+        database.drop()
+    return write(ctx, meta | {"duration_s": round(time.monotonic() - started, 1)}, json_path)
+
+
+def write(ctx: BenchContext, meta: dict[str, Any], json_path: Path | None) -> dict[str, Any]:
+    rows = report.rows_for(ctx.results)
+    document = {
+        "meta": meta,
+        "ratios": {row.key: row.as_dict() for row in rows},
+        "counters": collect_counters(ctx.results),
+        "skipped": ctx.skipped,
+        "results": ctx.results,
+    }
+    text = json.dumps(document, indent=2, default=str)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    if json_path is not None:
+        json_path.write_text(text)
+    ctx.out.write("\n" + report.table(rows, ctx.skipped) + "\n")
+    ctx.out.write(
+        f"\n{meta['date']} · {meta['machine']['cpus']} CPUs {meta['machine']['cpu']} · "
+        f"fsync {meta['fsync_probe']['mean_us']:.0f} µs · {meta['duration_s']} s · written {RESULTS}\n"
+    )
+    return document

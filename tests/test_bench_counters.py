@@ -1,0 +1,118 @@
+"""CI gate for benchmarks.md: deterministic counters (B1, B4) and B1's loose floor ratios.
+
+Runs the engine in-process (no worker) in a database of its own on the test server, so the
+session's worker and scheduler add no commits. The full suite is ``make bench``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import engine
+from bench import baselines, inprocess
+from bench.context import BenchContext
+from bench.harness import BenchDatabase, StatementCounter
+from engine import db as engine_db
+from engine import service
+
+ALIAS = "durable_bench_ci"
+B1_STEPS = 100
+
+
+@pytest.fixture(scope="module")
+def ctx(django_db_blocker: Any) -> Iterator[BenchContext]:
+    from django.core.management import call_command
+    from django.db import connections
+
+    database = BenchDatabase(
+        os.environ["DATABASE_URL"], f"{os.environ.get('DURABLE_TEST_DB', 'durable_lab_test')}_bench"
+    )
+    database.create()
+    connections.settings[ALIAS] = {**connections.settings["default"], "NAME": database.name}
+    saved_dsn, saved_dispatcher = engine_db.dsn(), service._dispatcher
+    try:
+        with django_db_blocker.unblock():  # the engine tables come from Django migrations
+            call_command("migrate", database=ALIAS, interactive=False, verbosity=0)
+        engine.configure(dsn=database.dsn)
+        context = BenchContext(
+            database=database,
+            quick=True,
+            out=io.StringIO(),
+            counter=StatementCounter(),
+            close_django=connections[ALIAS].close,
+        )
+        context.in_process()
+        yield context
+    finally:
+        connections[ALIAS].close()
+        del connections.settings[ALIAS]
+        engine_db.close()
+        engine.configure(dsn=saved_dsn)
+        service.set_dispatcher(saved_dispatcher)
+        database.drop()
+
+
+@pytest.fixture(scope="module")
+def step_counts(ctx: BenchContext) -> dict[str, float]:
+    fn = ctx.function("bench-steps", "bench.handlers.steps")
+    return inprocess.step_counters(ctx, fn, 10, 60)
+
+
+def test_b1_one_commit_per_step(step_counts: dict[str, float]) -> None:
+    assert step_counts["commits_per_step"] <= 1.0, (
+        f"B1 floor: {step_counts['commits_per_step']:.2f} commits per step (pg_stat_database.xact_commit, "
+        "marginal over 10 vs 60 steps); benchmarks.md allows at most 1.0"
+    )
+
+
+def test_b1_statements_per_step(step_counts: dict[str, float]) -> None:
+    assert step_counts["statements_per_step"] <= 3, (
+        f"B1 floor: {step_counts['statements_per_step']:.1f} SQL statements per step (> 3); "
+        f"calls per step {step_counts['calls_per_step']:.1f}"
+    )
+
+
+def test_b4_statements_per_replay_do_not_grow_with_history(ctx: BenchContext) -> None:
+    fn = ctx.function("bench-replay", "bench.handlers.steps_then_wait")
+    templates = inprocess.capture_templates(ctx, fn)
+    counts = {}
+    for n in (100, 1000):
+        execution_id = inprocess.seed_completed_steps(ctx, fn, n, templates)
+        counts[n] = inprocess.replay_once(ctx, execution_id)
+    loads = {n: c["statements_load"] for n, c in counts.items()}
+    totals = {n: c["statements_total"] for n, c in counts.items()}
+    assert loads[100] == loads[1000] and totals[100] == totals[1000], (
+        f"B4: statements per replay grow with history: state load {loads}, whole invocation {totals}"
+    )
+    assert loads[1000] <= 1000 / 100, f"B4 floor: {loads[1000]} statements to load 1,000 ops (> N/100 = 10)"
+
+
+def _b1_ratio(ctx: BenchContext, synchronous: bool) -> float:
+    ctx.database.set_synchronous_commit(synchronous)
+    ctx.close_pools()
+    fn = ctx.function("bench-steps", "bench.handlers.steps")
+    ratios = []
+    for _ in range(3):
+        base = baselines.insert_commit_loop(ctx.dsn, B1_STEPS, synchronous_commit=synchronous) / B1_STEPS
+        ratios.append(inprocess.engine_seconds_per_step(ctx, fn, B1_STEPS) / base)
+    ctx.database.set_synchronous_commit(True)
+    ctx.close_pools()
+    return statistics.median(ratios)
+
+
+@pytest.mark.xfail(
+    strict=False, reason="engine gap: a step costs 5-20x a bare INSERT+COMMIT today (floor 2x); see bench README"
+)
+def test_b1_floor_ratios(ctx: BenchContext) -> None:
+    baselines.ensure_table(ctx.dsn)
+    sync, asynchronous = _b1_ratio(ctx, True), _b1_ratio(ctx, False)
+    assert sync <= 2.0 and asynchronous <= 3.0, (
+        f"B1 floor: one step costs {sync:.1f}x a bare INSERT+COMMIT with synchronous_commit=on (floor 2.0) and "
+        f"{asynchronous:.1f}x with it off (floor 3.0); median of 3 interleaved rounds of {B1_STEPS} steps"
+    )
