@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import string
@@ -17,7 +18,8 @@ import yaml
 
 from tests.conformance.matcher import Mismatch, match, substitute
 
-REQUIREMENTS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "requirements"
+SHARED = Path(os.environ.get("DURABLE_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared")
+REQUIREMENTS = SHARED / "conformance" / "requirements"
 GEN_STR = re.compile(r"^\$\{GEN_STR:(\d+)\}$")
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 IDLE_LIMIT = 30.0
@@ -47,7 +49,11 @@ def requirement_paths() -> list[Path]:
         major, minor = path.stem.split("-")
         return int(major), int(minor)
 
-    return sorted(REQUIREMENTS.glob("*/*.yaml"), key=key)
+    paths = sorted(REQUIREMENTS.glob("*/*.yaml"), key=key)
+    if not paths:
+        # A missing spec must fail the run, not skip 99 tests quietly.
+        raise FileNotFoundError(f"no conformance requirements under {REQUIREMENTS} (set DURABLE_SHARED_DIR)")
+    return paths
 
 
 def bind_variables(requirement: dict[str, Any]) -> dict[str, Any]:
