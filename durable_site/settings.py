@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "template_partials",
     "engine.contrib.django",
     "executions",
+    "lab",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "executions.context_processors.navigation",
             ],
         },
     },

@@ -7,4 +7,20 @@ from executions import views
 app_name = "executions"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("executions/", views.execution_list, name="list"),
+    path("executions/start/", views.execution_start, name="start"),
+    path("executions/<int:pk>/", views.execution_detail, name="detail"),
+    path("executions/<int:pk>/section/<slug:section>/", views.execution_section, name="section"),
+    path("executions/<int:pk>/timeline.json", views.timeline_data, name="timeline_data"),
+    path("executions/<int:pk>/history/", views.history, name="history"),
+    path("executions/<int:pk>/history.json", views.history_export, name="history_export"),
+    path("executions/<int:pk>/stop/", views.execution_stop, name="stop"),
+    path("executions/<int:pk>/kill/", views.execution_kill, name="kill"),
+    path("executions/<int:pk>/arm-fault/", views.execution_arm_fault, name="arm_fault"),
+    path("executions/<int:pk>/run-again/", views.execution_rerun, name="rerun"),
+    path("callbacks/", views.callback_inbox, name="callbacks"),
+    path("callbacks/<int:pk>/<slug:action>/", views.callback_action, name="callback_action"),
+    path("functions/", views.function_list, name="functions"),
+    path("functions/<str:name>/", views.function_detail, name="function"),
+    path("audit/", views.audit_list, name="audit"),
 ]

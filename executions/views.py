@@ -1,9 +1,452 @@
+"""Dashboard pages. Reads go through ``selectors``, actions through ``services``, charts through ``charts``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+import plotly.io
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from engine.contrib.django.models import Execution
+from engine.errors import ServiceError
+from executions import charts, forms, selectors, services
+
+View = Callable[..., HttpResponse]
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def operator_required(view: View) -> View:
+    """Logged in, POST, and allowed to operate (staff or ``executions.operate_executions``)."""
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not services.can_operate(request.user):
+            return render(
+                request,
+                "403.html",
+                {"reason": "Only operators (staff, or users with the “operate executions” permission) can do this."},
+                status=403,
+            )
+        return view(request, *args, **kwargs)
+
+    return login_required(require_POST(wrapper))
+
+
+def _partial(request: HtmxHttpRequest, template: str, fragment: str) -> str:
+    return f"{template}#{fragment}" if request.htmx else template
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Durable Lab: the dashboard is not built yet.")
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    return redirect("executions:list")
+
+
+# --- executions list ------------------------------------------------------------------------
+
+
+def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dict[str, str]]:
+    raw = {
+        key: request.GET.get(key, "").strip()[:200]
+        for key in ("status", "function", "name", "q", "since", "from", "to")
+    }
+    status = raw["status"] if raw["status"] in selectors.STATUSES else ""
+    after = selectors.time_range_start(raw["since"]) or _parse_local(raw["from"])
+    filters = selectors.ExecutionFilters(
+        status=status,
+        function=raw["function"],
+        name=raw["name"],
+        q=raw["q"],
+        started_after=after,
+        started_before=_parse_local(raw["to"]),
+    )
+    return filters, raw
+
+
+def _parse_local(value: str) -> datetime | None:
+    """A ``datetime-local`` input, read as UTC (the dashboard shows UTC everywhere)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@login_required
+@require_GET
+def execution_list(request: HtmxHttpRequest) -> HttpResponse:
+    filters, raw = _filters_from(request)
+    after = selectors.Cursor.decode(request.GET.get("after", ""))
+    before = selectors.Cursor.decode(request.GET.get("before", "")) if after is None else None
+    page = selectors.execution_list(filters=filters, after=after, before=before)
+    query = {key: value for key, value in raw.items() if value}
+    context = {
+        "page": page,
+        "raw": raw,
+        "filters": filters,
+        "statuses": selectors.STATUSES,
+        "functions": selectors.function_names(),
+        "query": urlencode(query),
+        "self_url": request.get_full_path(),
+        "since_choices": [
+            ("", "any time"),
+            ("15m", "last 15 min"),
+            ("1h", "last hour"),
+            ("24h", "last 24 h"),
+            ("7d", "last 7 days"),
+        ],
+    }
+    return render(request, _partial(request, "executions/list.html", "results"), context)
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+@login_required
+def execution_start(request: HtmxHttpRequest) -> HttpResponse:
+    functions = selectors.function_names()
+    if request.method == "POST":
+        if not services.can_operate(request.user):
+            return render(request, "403.html", {"reason": "Only operators can start executions."}, status=403)
+        form = forms.StartForm(request.POST, functions=functions)
+        if form.is_valid():
+            response = _start_from_form(request, form)
+            if response is not None:
+                return response
+    else:
+        form = forms.StartForm(initial=_start_initial(request), functions=functions)
+    return render(request, "executions/start.html", {"form": form, "can_operate": services.can_operate(request.user)})
+
+
+def _start_initial(request: HttpRequest) -> dict[str, Any]:
+    """Prefill from ``?function=`` or from ``?from=<execution id>`` (run again with changes)."""
+    initial: dict[str, Any] = {"function": request.GET.get("function", "")}
+    source = request.GET.get("from", "")
+    if source.isdigit():
+        execution = Execution.objects.filter(pk=int(source)).only("function_name", "input", "time_scale").first()
+        if execution is not None:
+            initial.update(
+                function=execution.function_name, payload=execution.input or "", time_scale=execution.time_scale
+            )
+    return initial
+
+
+def _start_from_form(request: HtmxHttpRequest, form: forms.StartForm) -> HttpResponse | None:
+    data = form.cleaned_data
+    try:
+        outcome = services.execution_start(
+            user=request.user,
+            function_name=data["function"],
+            payload=data["payload"],
+            name=data["name"],
+            invocation_type=data["invocation_type"],
+            time_scale=data["time_scale"],
+        )
+    except ServiceError as exc:
+        form.add_error(None, f"{exc.code}: {exc.message}")
+        return None
+    if data["invocation_type"] == "RequestResponse":
+        verdict = f"failed ({outcome.function_error})" if outcome.function_error else "returned"
+        messages.info(request, f"RequestResponse {verdict}: {outcome.payload or 'no payload'}")
+    else:
+        messages.success(request, f"Started {data['function']} (202 Accepted).")
+    pk = selectors.execution_id_for_arn(arn=outcome.arn)
+    return redirect("executions:detail", pk=pk) if pk else redirect("executions:list")
+
+
+# --- one execution --------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
+    data = selectors.execution_timeline_data(execution=execution)
+    now = timezone.now()
+    operations = [
+        {**op, "duration": (op["ended_at"] or now) - op["started_at"]}
+        for op in selectors.ordered_operations(data["operations"])
+    ]
+    callback_pks = (
+        selectors.callback_operations(execution=execution) if data["execution"]["status"] == "RUNNING" else {}
+    )
+    pending = [
+        {**op, "pk": callback_pks[op["op_id"]]}
+        for op in selectors.pending_callbacks_from(data)
+        if op["op_id"] in callback_pks
+    ]
+    logs = selectors.invocation_logs(execution=execution)
+    return {
+        "execution": execution,
+        "data": data,
+        "x": data["execution"],
+        "counters": data["counters"],
+        "operations": operations,
+        "pending_callbacks": pending,
+        "invocations": selectors.invocations_with_logs(data, logs),
+        "logs_recorded": logs is not None,
+        "step_names": selectors.step_names(data),
+        "running": data["execution"]["status"] == "RUNNING",
+        "can_operate": services.can_operate(request.user),
+        "faults_available": services.faults_module() is not None,
+        "approve_form": forms.ApproveForm(),
+        "reject_form": forms.RejectForm(),
+        "arm_form": forms.ArmFaultForm(),
+        "version": data["version"],
+        "hidden_rows": charts.hidden_rows(data),
+    }
+
+
+@login_required
+@require_GET
+def execution_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    context = _detail_context(request, execution)
+    context["history"] = selectors.history_page(execution=execution)
+    context["audit_entries"] = selectors.audit_for_execution(execution=execution)
+    return render(request, "executions/detail.html", context)
+
+
+@login_required
+@require_GET
+def execution_section(request: HtmxHttpRequest, pk: int, section: str) -> HttpResponse:
+    """Live fragments of the execution page, refreshed when the timeline poll sees a change."""
+    if section not in {"live", "callbacks"}:
+        raise Http404("No such section.")
+    execution = selectors.execution_get(pk=pk)
+    context = _detail_context(request, execution)
+    context["oob"] = True  # the fragments after the first swap into their own places by id
+    return render(request, f"executions/detail.html#{section}", context)
+
+
+@login_required
+@require_GET
+def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The figure as JSON for ``Plotly.react``; ``uirevision`` keeps the user's zoom across polls."""
+    execution = selectors.execution_get(pk=pk)
+    data = selectors.execution_timeline_data(execution=execution)
+    now = timezone.now()
+    rows = request.GET.get("rows", "")
+    max_rows = 100_000 if rows == "all" else charts.MAX_ROWS
+    payload = {
+        "figure": charts.timeline_figure(data, now=now, max_rows=max_rows).to_plotly_json(),
+        "rangebreaks": charts.idle_rangebreaks(data, now=now),
+        "status": data["execution"]["status"],
+        "running": data["execution"]["status"] == "RUNNING",
+        "version": data["version"],
+        "hidden_rows": max(0, len(data["operations"]) - max_rows),
+        "counters": data["counters"],
+    }
+    return HttpResponse(plotly.io.json.to_json_plotly(payload), content_type="application/json")
+
+
+@login_required
+@require_GET
+def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    after = request.GET.get("after", "")
+    page = selectors.history_page(
+        execution=execution, group=request.GET.get("group", ""), after=int(after) if after.isdigit() else 0
+    )
+    # "Load more" asks for rows to append; a filter change asks for the whole section.
+    fragment = "history-rows" if after.isdigit() else "history"
+    return render(request, f"executions/detail.html#{fragment}", {"execution": execution, "history": page})
+
+
+@login_required
+@require_GET
+def history_export(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    response = JsonResponse(selectors.history_export(execution=execution), json_dumps_params={"indent": 2})
+    filename = f"{execution.function_name}-{execution.name}-history.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- actions on an execution ----------------------------------------------------------------
+
+
+def _act(request: HttpRequest, pk: int, action: Callable[[Execution], Any], done: str) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    try:
+        action(execution)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+    except services.FaultsUnavailableError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("executions:detail", pk=pk)
+
+
+@operator_required
+def execution_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda e: services.execution_stop(user=request.user, execution=e), "Execution stopped.")
+
+
+@operator_required
+def execution_kill(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Killed the running invocation (as a Lambda timeout would). The engine will invoke again."
+    return _act(request, pk, lambda e: services.execution_kill(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_arm_fault(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    form = forms.ArmFaultForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Arm a fault: " + "; ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("executions:detail", pk=pk)
+    step, phase = form.cleaned_data["step_name"], form.cleaned_data["phase"]
+    done = f"Armed: the next invocation that reaches “{step}” ({phase}) will be killed."
+    return _act(
+        request,
+        pk,
+        lambda e: services.execution_arm_fault(user=request.user, execution=e, step_name=step, phase=phase),
+        done,
+    )
+
+
+@operator_required
+def execution_rerun(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    try:
+        outcome = services.execution_rerun(user=request.user, execution=execution)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+        return redirect("executions:detail", pk=pk)
+    messages.success(request, f"Started again with the same input (from execution {execution.name}).")
+    new_pk = selectors.execution_id_for_arn(arn=outcome.arn)
+    return redirect("executions:detail", pk=new_pk or pk)
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def callback_inbox(request: HtmxHttpRequest) -> HttpResponse:
+    context = {
+        "callbacks": selectors.pending_callback_list(),
+        "can_operate": services.can_operate(request.user),
+        "approve_form": forms.ApproveForm(),
+        "reject_form": forms.RejectForm(),
+        "now": timezone.now(),
+    }
+    return render(request, _partial(request, "executions/callbacks.html", "inbox"), context)
+
+
+CALLBACK_ACTIONS = {"approve", "reject", "heartbeat"}
+
+
+@operator_required
+def callback_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    """Approve, reject or heartbeat one callback; errors come back inline next to the form."""
+    if action not in CALLBACK_ACTIONS:
+        raise Http404("No such action.")
+    operation = selectors.pending_callback_get(pk=pk)
+    approve, reject = forms.ApproveForm(), forms.RejectForm()
+    outcome, error = "", ""
+    if action == "approve":
+        approve = forms.ApproveForm(request.POST)
+        if approve.is_valid():
+            outcome, error = _send(
+                lambda: services.callback_succeed(
+                    user=request.user, operation=operation, result=approve.cleaned_data["result"]
+                ),
+                "Approved",
+            )
+    elif action == "reject":
+        reject = forms.RejectForm(request.POST)
+        if reject.is_valid():
+            outcome, error = _send(
+                lambda: services.callback_fail(user=request.user, operation=operation, error=reject.error_object()),
+                "Rejected",
+            )
+    else:
+        outcome, error = _send(
+            lambda: services.callback_heartbeat(user=request.user, operation=operation), "Heartbeat sent"
+        )
+    if not request.htmx:
+        _flash(request, outcome, error or _form_errors(approve, reject))
+        return redirect(_safe_next(request))
+    context = {
+        "cb": operation,
+        "approve_form": approve,
+        "reject_form": reject,
+        "outcome": outcome,
+        "action_error": error,
+        "can_operate": True,
+        "done": outcome and action != "heartbeat",
+        "now": timezone.now(),
+    }
+    return render(request, "executions/callbacks.html#callback", context)
+
+
+def _send(call: Callable[[], None], done: str) -> tuple[str, str]:
+    try:
+        call()
+    except ServiceError as exc:
+        return "", f"{exc.code}: {exc.message}"
+    return done, ""
+
+
+def _form_errors(*bound: Any) -> str:
+    return "; ".join(e for form in bound if form.is_bound for errors in form.errors.values() for e in errors)
+
+
+def _flash(request: HttpRequest, outcome: str, error: str) -> None:
+    if error:
+        messages.error(request, error)
+    elif outcome:
+        messages.success(request, f"{outcome}.")
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse("executions:callbacks")
+
+
+# --- functions and audit --------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def function_list(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "executions/functions.html", {"rows": selectors.function_list()})
+
+
+@login_required
+@require_GET
+def function_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    function = selectors.function_get(name=name)
+    page = selectors.execution_list(filters=selectors.ExecutionFilters(function=name), limit=20)
+    context = {
+        "function": function,
+        "page": page,
+        "counts": selectors.function_status_counts(name=name),
+        "can_operate": services.can_operate(request.user),
+    }
+    return render(request, "executions/function.html", context)
+
+
+@login_required
+@require_GET
+def audit_list(request: HtmxHttpRequest) -> HttpResponse:
+    if not (request.user.is_staff or request.user.has_perm("executions.view_auditentry")):
+        return render(request, "403.html", {"reason": "The audit trail is for staff."}, status=403)
+    before = request.GET.get("before", "")
+    entries, older = selectors.audit_list(before_id=int(before) if before.isdigit() else None)
+    return render(request, "executions/audit.html", {"entries": entries, "older": older})

@@ -1,0 +1,685 @@
+"""The execution timeline as a Plotly figure: invocations on top, one row per operation below.
+
+Reading guide (dashboard.md §4.6): colour says *outcome*, pattern says *kind* (solid = code
+ran, ``/`` = suspended, ``.`` = waiting), marker shape says *instant* (diamond = replayed from a
+checkpoint, x = side effect, bowtie = injected fault, | = deadline). Text labels (#k, a1, a2 …)
+carry the same facts, so the chart reads without colour.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+
+from executions.selectors import ordered_operations
+
+INVOCATIONS_ROW = "inv"
+MAX_ROWS = 150
+LABEL_CHARS = 38
+ROW_HEIGHT = 34
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+GREEN, VERMILLION, ORANGE, BLUE, SKY, PURPLE, YELLOW = (
+    "#009E73",
+    "#D55E00",
+    "#E69F00",
+    "#0072B2",
+    "#56B4E9",
+    "#CC79A7",
+    "#F0E442",
+)
+GREY, LIGHT_GREY, INK = "#8a8f98", "#d5d8dd", "#2b2f36"
+
+INVOCATION_STYLE: dict[str, tuple[str, str, str]] = {
+    # outcome → (legend name, colour, end-marker symbol)
+    "suspended": ("Invocation → suspended", SKY, "line-ns"),
+    "succeeded": ("Invocation → succeeded", GREEN, "circle"),
+    "failed": ("Invocation → failed", VERMILLION, "x"),
+    "timed_out": ("Invocation → timed out", VERMILLION, "hourglass"),
+    "killed": ("Invocation → killed (fault)", VERMILLION, "star-triangle-up"),
+    "crashed": ("Invocation → crashed", VERMILLION, "star-triangle-up"),
+    "running": ("Invocation running", BLUE, "triangle-right"),
+}
+ATTEMPT_STYLE: dict[str, tuple[str, str, str]] = {
+    # outcome → (legend name, colour, pattern)
+    "succeeded": ("Attempt succeeded", GREEN, ""),
+    "failed": ("Attempt failed", VERMILLION, "x"),
+    "interrupted": ("Attempt interrupted", ORANGE, "/"),
+    "running": ("Attempt running", BLUE, "."),
+    "unfinished": ("Attempt never finished (execution ended)", ORANGE, "."),
+}
+SPAN_STYLE: dict[str, tuple[str, str, str]] = {
+    # operation type → (legend name, colour, pattern)
+    "WAIT": ("Wait (suspended, no compute)", SKY, "."),
+    "CALLBACK": ("Callback (waiting for an answer)", PURPLE, "-"),
+    "CONTEXT": ("Child context / map / parallel", LIGHT_GREY, ""),
+    "CHAINED_INVOKE": ("Chained invoke", YELLOW, "+"),
+}
+FAILED_STATUSES = {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
+
+
+def _naive(moment: datetime) -> str:
+    """Plotly's date axis has no time zones: send UTC wall-clock strings."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _esc(text: Any) -> str:
+    """User text goes into SVG through Plotly's mini-HTML: escape it so markup shows as text."""
+    return html.escape(str(text), quote=False)
+
+
+def _seconds(delta: timedelta) -> str:
+    total = delta.total_seconds()
+    if total < 1:
+        return f"{total * 1000:.0f} ms"
+    if total < 120:
+        return f"{total:.2f} s"
+    return f"{total / 60:.1f} min"
+
+
+@dataclass
+class Bars:
+    """One bar trace: many bars sharing a meaning (legend entry), colour and pattern."""
+
+    name: str
+    colour: str
+    pattern: str = ""
+    width: float = 0.55
+    offset: float | None = None
+    opacity: float = 1.0
+    outline: str = "rgba(0,0,0,0.35)"
+    showlegend: bool = True
+    # "auto": inside when the label fits, else just right of the bar (most attempts are instants).
+    textposition: str = "auto"
+    y: list[str] = field(default_factory=list)
+    base: list[str] = field(default_factory=list)
+    x: list[float] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    hover: list[str] = field(default_factory=list)
+
+    def add(self, row: str, start: datetime, end: datetime, *, text: str, hover: str, min_ms: float) -> None:
+        self.y.append(row)
+        self.base.append(_naive(start))
+        self.x.append(max((end - start).total_seconds() * 1000, min_ms))
+        self.text.append(text)
+        self.hover.append(hover)
+
+    def trace(self, rank: int) -> go.Bar:
+        marker: dict[str, Any] = {
+            "color": self.colour,
+            "opacity": self.opacity,
+            "line": {"color": self.outline, "width": 1},
+        }
+        if self.pattern:
+            marker["pattern"] = {"shape": self.pattern, "fgcolor": INK, "fgopacity": 0.45, "size": 6, "solidity": 0.25}
+        return go.Bar(
+            name=self.name,
+            orientation="h",
+            y=self.y,
+            base=self.base,
+            x=self.x,
+            width=self.width,
+            offset=self.offset,
+            marker=marker,
+            text=self.text,
+            textposition=self.textposition,
+            insidetextanchor="middle",
+            textangle=0,
+            constraintext="none",
+            textfont={"size": 10, "color": INK},
+            hovertext=self.hover,
+            hoverinfo="text",
+            showlegend=self.showlegend,
+            legendgroup=self.name,
+            cliponaxis=False,
+            legendrank=rank,
+        )
+
+
+@dataclass
+class Marks:
+    """One scatter trace of instant events: a marker shape per meaning."""
+
+    name: str
+    colour: str
+    symbol: str
+    size: int = 10
+    showlegend: bool = True
+    line_width: float = 1.5
+    y: list[str] = field(default_factory=list)
+    x: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    hover: list[str] = field(default_factory=list)
+
+    def add(self, row: str, at: datetime, *, hover: str, text: str = "") -> None:
+        self.y.append(row)
+        self.x.append(_naive(at))
+        self.text.append(text)
+        self.hover.append(hover)
+
+    def trace(self, rank: int) -> go.Scatter:
+        return go.Scatter(
+            name=self.name,
+            mode="markers+text" if any(self.text) else "markers",
+            y=self.y,
+            x=self.x,
+            marker={
+                "symbol": self.symbol,
+                "size": self.size,
+                "color": self.colour,
+                "line": {"color": self.colour, "width": self.line_width},
+            },
+            text=self.text,
+            textposition="top center",
+            textfont={"size": 9, "color": self.colour},
+            hovertext=self.hover,
+            hoverinfo="text",
+            showlegend=self.showlegend,
+            legendgroup=self.name,
+            cliponaxis=False,
+            legendrank=rank,
+        )
+
+
+@dataclass
+class Canvas:
+    """Everything one figure draws, gathered by meaning before it becomes traces."""
+
+    start: datetime
+    end: datetime
+    time_scale: float = 1.0
+    finished: bool = False
+    invocation_ends: dict[int, datetime] = field(default_factory=dict)
+    bars: dict[str, Bars] = field(default_factory=dict)
+    marks: dict[str, Marks] = field(default_factory=dict)
+
+    @property
+    def min_ms(self) -> float:
+        # Keep instant bars visible: at least 0.5% of the visible span.
+        return max((self.end - self.start).total_seconds() * 1000 * 0.005, 1.0)
+
+    def bar(self, key: str, name: str, colour: str, **style: Any) -> Bars:
+        if key not in self.bars:
+            self.bars[key] = Bars(name, colour, **style)
+        return self.bars[key]
+
+    def mark(self, key: str, name: str, colour: str, symbol: str, **style: Any) -> Marks:
+        if key not in self.marks:
+            self.marks[key] = Marks(name, colour, symbol, **style)
+        return self.marks[key]
+
+    def elapsed(self, at: datetime) -> str:
+        return f"+{_seconds(at - self.start)}"
+
+
+# --- public ---------------------------------------------------------------------------------
+
+
+def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_ROWS) -> go.Figure:
+    """Return the execution timeline: invocations lane, invocation bands, one row per operation."""
+    now = _clock_end(data, now)
+    operations = ordered_operations(data["operations"])
+    shown = operations[:max_rows]
+    canvas = Canvas(
+        *_span(data, now),
+        time_scale=float(data["execution"].get("time_scale") or 1.0),
+        finished=data["execution"]["ended_at"] is not None,
+        invocation_ends={i["seq"]: i["ended_at"] or now for i in data["invocations"]},
+    )
+    rows = {op["op_id"]: f"r{index}" for index, op in enumerate(shown)}
+    _draw_invocations(canvas, data["invocations"], data["execution"], now)
+    for op in shown:
+        _draw_operation(canvas, op, rows[op["op_id"]], now)
+    _draw_effects(canvas, data.get("effects") or [], rows)
+    _draw_faults(canvas, data.get("faults") or [], shown, rows)
+    figure = go.Figure(_traces(canvas))
+    figure.update_layout(_layout(data, shown, rows, canvas, now, hidden=len(operations) - len(shown)))
+    return figure
+
+
+# Bars drawn later sit on top: labels of invocations and attempts must not hide under
+# the suspended-gap and backoff bars. Legend order is set separately (legendrank).
+DRAW_ORDER = ("span:", "suspended", "backoff", "inv:", "attempt:", "body")
+LEGEND_ORDER = (
+    "inv:",
+    "inv-end",
+    "suspended",
+    "attempt:",
+    "backoff",
+    "body",
+    "replay",
+    "span:",
+    "deadline",
+    "effect",
+    "fault",
+)
+
+
+def _rank(key: str, order: tuple[str, ...]) -> int:
+    return next((index for index, prefix in enumerate(order) if key.startswith(prefix)), len(order))
+
+
+def _traces(canvas: Canvas) -> list[go.Bar | go.Scatter]:
+    bars = sorted(canvas.bars.items(), key=lambda item: _rank(item[0], DRAW_ORDER))
+    traces: list[go.Bar | go.Scatter] = [b.trace(100 * _rank(k, LEGEND_ORDER) + i) for i, (k, b) in enumerate(bars)]
+    traces += [m.trace(100 * _rank(k, LEGEND_ORDER) + i) for i, (k, m) in enumerate(canvas.marks.items())]
+    return traces
+
+
+def idle_rangebreaks(data: dict[str, Any], *, now: datetime, min_gap_seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Rangebreaks that cut long stretches with no invocation running (compress idle time)."""
+    now = _clock_end(data, now)
+    busy = sorted((i["started_at"], i["ended_at"] or now) for i in data["invocations"])
+    start, end = _span(data, now)
+    margin = timedelta(seconds=min_gap_seconds / 4)
+    breaks = []
+    cursor = start
+    for began, ended in [*busy, (end, end)]:
+        gap = began - cursor
+        if gap.total_seconds() > min_gap_seconds:
+            cut = gap - 2 * margin
+            breaks.append({"values": [_naive(cursor + margin)], "dvalue": cut.total_seconds() * 1000})
+        cursor = max(cursor, ended)
+    return breaks
+
+
+def hidden_rows(data: dict[str, Any], max_rows: int = MAX_ROWS) -> int:
+    return max(0, len(data["operations"]) - max_rows)
+
+
+# --- spans ----------------------------------------------------------------------------------
+
+
+def _clock_end(data: dict[str, Any], now: datetime) -> datetime:
+    """Open bars run to *now* while the execution runs, and stop where a finished execution ended."""
+    return data["execution"]["ended_at"] or now
+
+
+def _span(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+    execution = data["execution"]
+    start = execution["started_at"]
+    ends = [execution["ended_at"] or now]
+    ends += [i["ended_at"] or now for i in data["invocations"]]
+    end = max(ends)
+    if end <= start:
+        end = start + timedelta(seconds=1)
+    return start, end
+
+
+# --- invocations ----------------------------------------------------------------------------
+
+
+def _draw_invocations(
+    canvas: Canvas, invocations: list[dict[str, Any]], execution: dict[str, Any], now: datetime
+) -> None:
+    previous_end: datetime | None = None
+    for invocation in invocations:
+        if previous_end is not None and invocation["started_at"] > previous_end:
+            _suspended_gap(canvas, previous_end, invocation["started_at"])
+        _invocation_bar(canvas, invocation, now)
+        previous_end = invocation["ended_at"] or now
+    if execution["status"] == "RUNNING" and previous_end is not None and previous_end < now:
+        _suspended_gap(canvas, previous_end, now)
+
+
+def _suspended_gap(canvas: Canvas, start: datetime, end: datetime) -> None:
+    bars = canvas.bar(
+        "suspended",
+        "Suspended between invocations (not billed)",
+        LIGHT_GREY,
+        pattern="/",
+        width=0.3,
+        outline="rgba(0,0,0,0)",
+    )
+    hover = f"suspended for {_seconds(end - start)}<br>no invocation running: nothing billed"
+    bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover, min_ms=0)
+
+
+def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -> None:
+    outcome = invocation["outcome"] or ("running" if invocation["ended_at"] is None else "failed")
+    name, colour, symbol = INVOCATION_STYLE.get(outcome, (f"Invocation → {outcome}", VERMILLION, "x"))
+    end = invocation["ended_at"] or now
+    error = invocation.get("error") or {}
+    hover = (
+        f"<b>invocation #{invocation['seq']}</b> · reason: {_esc(invocation['reason'])}<br>"
+        f"outcome: {_esc(outcome)} · {_seconds(end - invocation['started_at'])} · {canvas.elapsed(invocation['started_at'])}"
+    )
+    if error:
+        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+    # Room for the reason only on wide bars; it is always in the hover and the invocations table.
+    wide = (end - invocation["started_at"]) / (canvas.end - canvas.start) > 0.08
+    text = f"#{invocation['seq']} {invocation['reason']}" if wide else f"#{invocation['seq']}"
+    canvas.bar(f"inv:{outcome}", name, colour, width=0.6).add(
+        INVOCATIONS_ROW,
+        invocation["started_at"],
+        end,
+        text=_esc(text),
+        hover=hover,
+        min_ms=canvas.min_ms,
+    )
+    if invocation["ended_at"] is not None:
+        canvas.mark(
+            f"inv-end:{outcome}",
+            f"{name} (end)",
+            INK if outcome == "suspended" else colour,
+            symbol,
+            size=12,
+            showlegend=False,
+        ).add(INVOCATIONS_ROW, end, hover=hover)
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+def _draw_operation(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+    if op["type"] == "STEP":
+        _draw_attempts(canvas, op, row, now)
+        _draw_body_runs(canvas, op, row, now)
+    else:
+        _draw_span(canvas, op, row, now)
+    _draw_replays(canvas, op, row)
+    if op.get("deadline"):
+        _draw_deadline(canvas, op, row)
+
+
+def _op_title(op: dict[str, Any]) -> str:
+    return f"<b>{_esc(op['name'] or op['type'].lower())}</b> ({_esc(op.get('sub_type') or op['type'])})"
+
+
+def _attempt_start(attempt: dict[str, Any], runs: list[dict[str, Any]]) -> datetime:
+    """Checkpoints arrive after the body ran: start the attempt bar at its first body run in that invocation."""
+    starts = [
+        r["started_at"]
+        for r in runs
+        if r["invocation_seq"] == attempt["invocation_seq"] and r["started_at"] <= attempt["started_at"]
+    ]
+    return min([attempt["started_at"], *starts[-1:]])
+
+
+def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+    attempts = op["attempts"]
+    runs = op.get("body_runs") or []
+    for index, attempt in enumerate(attempts):
+        outcome = attempt["outcome"]
+        if outcome == "running" and canvas.finished:
+            outcome = "unfinished"
+        name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
+        end = attempt["ended_at"] or now
+        start = _attempt_start(attempt, runs)
+        hover = (
+            f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome)}<br>"
+            f"in invocation #{attempt['invocation_seq']} · {canvas.elapsed(attempt['started_at'])}"
+        )
+        error = attempt.get("error") or {}
+        if error:
+            hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        canvas.bar(f"attempt:{outcome}", name, colour, pattern=pattern, width=0.5, offset=-0.3).add(
+            row, start, end, text=f"a{attempt['attempt']}", hover=hover, min_ms=canvas.min_ms
+        )
+        following = attempts[index + 1] if index + 1 < len(attempts) else None
+        _draw_backoff(canvas, op, row, attempt, following, now)
+
+
+def _draw_backoff(
+    canvas: Canvas,
+    op: dict[str, Any],
+    row: str,
+    attempt: dict[str, Any],
+    following: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    """The planned delay before the next attempt: from the failure to when the retry began (or is due)."""
+    if attempt["outcome"] not in {"failed", "interrupted"} or attempt["ended_at"] is None:
+        return
+    if following is not None:
+        end = following["started_at"]
+    elif attempt.get("retrying") and attempt.get("next_attempt_delay") is not None:
+        end = attempt["ended_at"] + timedelta(seconds=float(attempt["next_attempt_delay"]) * canvas.time_scale)
+    else:
+        return
+    planned = attempt.get("next_attempt_delay")
+    hover = f"{_op_title(op)} · backoff after attempt {attempt['attempt']}"
+    hover += f"<br>planned delay {planned} s" if planned is not None else ""
+    canvas.bar(
+        "backoff",
+        "Backoff before next attempt",
+        LIGHT_GREY,
+        pattern=".",
+        width=0.2,
+        offset=-0.15,
+        outline="rgba(0,0,0,0)",
+    ).add(row, attempt["ended_at"], end, text="", hover=hover, min_ms=0)
+
+
+def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+    """Each time the step's code really ran: a thin bar under the attempt bar."""
+    for run in op.get("body_runs") or []:
+        # A run cut short has no end of its own: it ended with its invocation.
+        end = run["ended_at"] or canvas.invocation_ends.get(run["invocation_seq"], now)
+        complete = run["ended_at"] is not None and run["outcome"] in {"succeeded", "failed"}
+        key, name, colour = (
+            ("body", "Step body ran (code executed)", INK)
+            if complete
+            else ("body-cut", "Step body cut short (no result)", VERMILLION)
+        )
+        hover = (
+            f"{_op_title(op)} · body ran in invocation #{run['invocation_seq']}<br>"
+            f"{_esc(run['outcome'])} · {_seconds(end - run['started_at'])} · {canvas.elapsed(run['started_at'])}"
+        )
+        canvas.bar(key, name, colour, width=0.14, offset=0.24, outline="rgba(0,0,0,0)").add(
+            row, run["started_at"], end, text="", hover=hover, min_ms=canvas.min_ms
+        )
+
+
+def _draw_span(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+    """Waits, callbacks, contexts and chained invokes: one bar from start to end (or now)."""
+    name, colour, pattern = SPAN_STYLE.get(op["type"], (f"{op['type'].title()} operation", LIGHT_GREY, ""))
+    key = f"span:{op['type']}"
+    if op["status"] in FAILED_STATUSES:
+        name, colour, key = f"{name.split(' (')[0]} failed / timed out", VERMILLION, f"span:{op['type']}:failed"
+    end = op["ended_at"] or now
+    width, offset = (0.7, -0.35) if op["type"] == "CONTEXT" else (0.5, -0.3)
+    opacity = 0.55 if op["type"] == "CONTEXT" else 0.9
+    hover = f"{_op_title(op)} · {_esc(op['status'])}<br>{_seconds(end - op['started_at'])} · {canvas.elapsed(op['started_at'])}"
+    label = op["status"].lower() if op["type"] in {"WAIT", "CALLBACK"} else ""
+    canvas.bar(key, name, colour, pattern=pattern, width=width, offset=offset, opacity=opacity).add(
+        row, op["started_at"], end, text=label, hover=hover, min_ms=canvas.min_ms
+    )
+
+
+def _draw_replays(canvas: Canvas, op: dict[str, Any], row: str) -> None:
+    marks = canvas.mark("replay", "Replayed from checkpoint (no code ran)", BLUE, "diamond-open", size=9)
+    for replay in op["replays"]:
+        # Kept short: an operation is replayed by every later invocation, so these add up.
+        hover = f"replayed by #{replay['invocation_seq']}: result reused, no code ran"
+        marks.add(row, replay["at"], hover=hover)
+
+
+def _draw_deadline(canvas: Canvas, op: dict[str, Any], row: str) -> None:
+    """Deadlines past the drawn span stay off-screen (zoom out to see them) rather than squash the chart."""
+    label = "scheduled end" if op["type"] == "WAIT" else "timeout deadline"
+    hover = f"{_op_title(op)}<br>{label}: {op['deadline']:%H:%M:%S} UTC ({canvas.elapsed(op['deadline'])})"
+    canvas.mark("deadline", "Scheduled end / timeout deadline", INK, "line-ns", size=16, line_width=2).add(
+        row, op["deadline"], hover=hover
+    )
+
+
+# --- effects and faults ---------------------------------------------------------------------
+
+
+def _draw_effects(canvas: Canvas, effects: list[dict[str, Any]], rows: dict[str, str]) -> None:
+    for effect in effects:
+        row = rows.get(effect.get("op_id") or "", INVOCATIONS_ROW)
+        duplicate = bool(effect.get("duplicate"))
+        performed = effect.get("performed", True)
+        hover = (
+            f"<b>side effect</b> {_esc(effect.get('kind', ''))}: {_esc(effect.get('key', ''))}<br>"
+            f"invocation #{effect.get('invocation_seq')} · attempt {effect.get('attempt')}"
+        )
+        if effect.get("idempotency_key"):
+            hover += f"<br>idempotency key {_esc(effect['idempotency_key'])}" + (
+                "" if performed else " (already used: skipped)"
+            )
+        if duplicate:
+            canvas.mark("effect-dup", "Duplicate side effect", VERMILLION, "x-thin-open", size=14, line_width=3).add(
+                row, effect["at"], hover=hover + "<br><b>DUPLICATE</b>", text="dup"
+            )
+        else:
+            canvas.mark("effect", "Side effect", GREEN, "x-thin-open", size=11, line_width=2).add(
+                row, effect["at"], hover=hover
+            )
+
+
+def _draw_faults(
+    canvas: Canvas, faults: list[dict[str, Any]], shown: list[dict[str, Any]], rows: dict[str, str]
+) -> None:
+    by_name = {}
+    for op in shown:
+        by_name.setdefault(op["name"], rows[op["op_id"]])
+    for fault in faults:
+        row = by_name.get(fault.get("step_name"), INVOCATIONS_ROW)
+        fired = fault.get("fired_at")
+        at = fired or fault.get("armed_at")
+        if at is None:
+            continue
+        phase = fault.get("phase") or ""
+        where = f" at {_esc(fault['step_name'])}" if fault.get("step_name") else ""
+        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · phase {_esc(phase)}"
+        if fired:
+            hover += f"<br>fired in invocation #{fault.get('invocation_seq')}"
+            canvas.mark("fault", "Injected fault (fired)", VERMILLION, "bowtie", size=14).add(
+                row, at, hover=hover, text="kill"
+            )
+        else:
+            canvas.mark("fault-armed", "Fault armed (not fired yet)", VERMILLION, "bowtie-open", size=14).add(
+                row, at, hover=hover + "<br>armed, waiting for the step", text="armed"
+            )
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+def _row_label(op: dict[str, Any]) -> str:
+    name = op["name"] or op["type"].lower()
+    kind = (op.get("sub_type") or op["type"]).lower()
+    label = f"{name} · {kind}" if kind not in name.lower() else name
+    if len(label) > LABEL_CHARS:
+        label = label[: LABEL_CHARS - 1] + "…"
+    indent = "\u00a0\u00a0\u00a0" * op["depth"] + ("└ " if op["depth"] else "")
+    return indent + _esc(label)
+
+
+def _layout(
+    data: dict[str, Any],
+    shown: list[dict[str, Any]],
+    rows: dict[str, str],
+    canvas: Canvas,
+    now: datetime,
+    *,
+    hidden: int,
+) -> dict[str, Any]:
+    keys = [INVOCATIONS_ROW, *rows.values()]
+    labels = ["<b>invocations</b>", *(_row_label(op) for op in shown)]
+    layout: dict[str, Any] = {
+        "uirevision": data["execution"]["arn"],
+        "height": 150 + ROW_HEIGHT * len(keys),
+        "margin": {"l": 10, "r": 20, "t": 10, "b": 40},
+        "barmode": "overlay",
+        "hovermode": "closest",
+        "plot_bgcolor": "#ffffff",
+        "paper_bgcolor": "#ffffff",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": INK},
+        "legend": {
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "x": 0,
+            "font": {"size": 11},
+            "traceorder": "normal",
+            "itemclick": "toggle",
+        },
+        "xaxis": {
+            "type": "date",
+            "showgrid": True,
+            "gridcolor": "#eef0f3",
+            "zeroline": False,
+            "title": {"text": "time (UTC)"},
+            "range": [_naive(canvas.start - _pad(canvas)), _naive(canvas.end + _pad(canvas))],
+        },
+        "yaxis": {
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": keys,
+            "tickmode": "array",
+            "tickvals": keys,
+            "ticktext": labels,
+            "autorange": "reversed",
+            "automargin": True,
+            "showgrid": True,
+            "gridcolor": "#f3f4f6",
+            "fixedrange": True,
+        },
+        "shapes": _bands(data["invocations"], now),
+        "annotations": [],
+        # Row key → op_id, so a click on any mark can jump to that operation's table row.
+        "meta": {"rows": {key: op_id for op_id, key in rows.items()}},
+    }
+    if data["execution"]["status"] == "RUNNING":
+        layout["shapes"].append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": _naive(now),
+                "x1": _naive(now),
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": BLUE, "width": 1, "dash": "dot"},
+            }
+        )
+    if hidden:
+        layout["annotations"].append(
+            {
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 0,
+                "yanchor": "top",
+                "yshift": -30,
+                "showarrow": False,
+                "text": f"{hidden} more operations not drawn",
+            }
+        )
+    return layout
+
+
+def _pad(canvas: Canvas) -> timedelta:
+    return (canvas.end - canvas.start) * 0.02
+
+
+def _bands(invocations: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """A faint band per invocation across every row: which invocation ran (or replayed) what."""
+    shapes = []
+    for index, invocation in enumerate(invocations):
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "y0": 0,
+                "y1": 1,
+                "layer": "below",
+                "x0": _naive(invocation["started_at"]),
+                "x1": _naive(invocation["ended_at"] or now),
+                "fillcolor": BLUE if index % 2 == 0 else SKY,
+                "opacity": 0.08,
+                "line": {"width": 0},
+            }
+        )
+    return shapes

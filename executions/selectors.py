@@ -1,0 +1,471 @@
+"""Read-only queries for the dashboard: each page asks a fixed number of indexed questions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.db import connection
+from django.db.models import Count, Model, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
+from django.utils import timezone
+
+import engine.timeline
+from engine.contrib.django.models import Event, Execution, Function, Operation, Timer
+from executions.models import AuditEntry
+
+PAGE_SIZE = 50
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
+EVENT_GROUPS = ("Execution", "Step", "Wait", "Callback", "Context", "ChainedInvoke", "Invocation")
+HISTORY_PAGE = 200
+LOG_LIMIT = 5000
+RECENT_PER_FUNCTION = 5
+LIST_COLUMNS = ("id", "arn", "function_name", "name", "status", "started_at", "ended_at", "counters", "error")
+
+
+def _engine_model(name: str) -> type[Model] | None:
+    """An engine model added after the first release (BodyRun, Effect, Fault, LogLine), if present."""
+    try:
+        return apps.get_model("durable_engine", name)
+    except LookupError:
+        return None
+
+
+# --- executions list ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecutionFilters:
+    status: str = ""
+    function: str = ""
+    name: str = ""
+    q: str = ""
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return not any((self.status, self.function, self.name, self.q, self.started_after, self.started_before))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A keyset position: (started_at, id) of a row, opaque in URLs."""
+
+    started_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.started_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor | None:
+        """Return the cursor, or None for a token that was not made by ``encode``."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            stamp, ident = raw.split("|")
+            moment = datetime.fromisoformat(stamp)
+            return cls(moment, int(ident)) if moment.tzinfo is not None else None
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            return None
+
+
+@dataclass
+class ExecutionPage:
+    rows: list[Execution]
+    newer: str | None = None
+    older: str | None = None
+    any_running: bool = False
+
+
+def execution_list(
+    *, filters: ExecutionFilters, after: Cursor | None = None, before: Cursor | None = None, limit: int = PAGE_SIZE
+) -> ExecutionPage:
+    """Return one page, newest first, keyset-paged on (started_at, id) so deep pages stay fast.
+
+    ``after`` pages to older rows (past that cursor), ``before`` to newer ones.
+    """
+    qs = _filtered(Execution.objects.only(*LIST_COLUMNS), filters)
+    if before is not None:
+        rows = list(_newer_than(qs, before).order_by("started_at", "id")[: limit + 1])
+        more_newer = len(rows) > limit
+        rows = rows[:limit][::-1]
+        page = ExecutionPage(rows, newer=_cursor_of(rows[0]) if more_newer and rows else None)
+        page.older = _cursor_of(rows[-1]) if rows else None
+    else:
+        if after is not None:
+            qs = _older_than(qs, after)
+        rows = list(qs.order_by("-started_at", "-id")[: limit + 1])
+        more_older = len(rows) > limit
+        rows = rows[:limit]
+        page = ExecutionPage(rows, older=_cursor_of(rows[-1]) if more_older and rows else None)
+        page.newer = _cursor_of(rows[0]) if after is not None and rows else None
+    _annotate_rows(page.rows)
+    page.any_running = any(row.status == "RUNNING" for row in page.rows)
+    return page
+
+
+def _filtered(qs: QuerySet[Execution], filters: ExecutionFilters) -> QuerySet[Execution]:
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.function:
+        qs = qs.filter(function_name=filters.function)
+    if filters.name:
+        qs = qs.filter(name__startswith=filters.name)
+    if filters.q:
+        # The ARN holds function name, execution name and id, so one column answers a free search.
+        qs = qs.filter(arn__icontains=filters.q)
+    if filters.started_after:
+        qs = qs.filter(started_at__gte=filters.started_after)
+    if filters.started_before:
+        qs = qs.filter(started_at__lt=filters.started_before)
+    return qs
+
+
+def _older_than(qs: QuerySet[Execution], cursor: Cursor) -> QuerySet[Execution]:
+    # The plain "started_at <= x" conjunct lets PostgreSQL range-scan the (started_at, id) index.
+    return qs.filter(started_at__lte=cursor.started_at).filter(
+        Q(started_at__lt=cursor.started_at) | Q(id__lt=cursor.id)
+    )
+
+
+def _newer_than(qs: QuerySet[Execution], cursor: Cursor) -> QuerySet[Execution]:
+    return qs.filter(started_at__gte=cursor.started_at).filter(
+        Q(started_at__gt=cursor.started_at) | Q(id__gt=cursor.id)
+    )
+
+
+def _cursor_of(row: Execution) -> str:
+    return Cursor(row.started_at, row.id).encode()
+
+
+def _annotate_rows(rows: list[Execution]) -> None:
+    """Attach attempts and side-effect counts to a page of rows: two grouped queries, whatever the page size."""
+    ids = [row.id for row in rows]
+    attempts = _attempt_counts(ids) if ids else {}
+    effects = _effect_counts(ids) if ids else {}
+    now = timezone.now()
+    for row in rows:
+        counters = row.counters or {}
+        row.invocation_count = counters.get("invocations", 0)
+        row.attempt_count, row.failed_attempt_count = attempts.get(row.id, (0, 0))
+        row.effect_count, row.duplicate_count = effects.get(row.id, (0, 0))
+        row.duration = (row.ended_at or now) - row.started_at
+
+
+def _attempt_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    rows = (
+        Event.objects.filter(execution_id__in=ids, event_type__in=("StepStarted", "StepFailed"))
+        .values("execution_id")
+        .annotate(
+            started=Count("id", filter=Q(event_type="StepStarted")),
+            failed=Count("id", filter=Q(event_type="StepFailed")),
+        )
+    )
+    return {row["execution_id"]: (row["started"], row["failed"]) for row in rows}
+
+
+def _effect_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
+    effect = _engine_model("Effect")
+    if effect is None:
+        return {}
+    rows = (
+        effect.objects.filter(execution_id__in=ids)
+        .values("execution_id")
+        .annotate(total=Count("id"), duplicates=Count("id", filter=Q(duplicate=True)))
+    )
+    return {row["execution_id"]: (row["total"], row["duplicates"]) for row in rows}
+
+
+def function_names() -> list[str]:
+    return list(Function.objects.order_by("name").values_list("name", flat=True))
+
+
+# --- one execution --------------------------------------------------------------------------
+
+
+def execution_get(*, pk: int) -> Execution:
+    try:
+        return Execution.objects.get(pk=pk)
+    except Execution.DoesNotExist as exc:
+        raise Http404("No such execution.") from exc
+
+
+def execution_id_for_arn(*, arn: str) -> int | None:
+    return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
+
+
+def execution_timeline_data(*, execution: Execution) -> dict[str, Any]:
+    """The engine's replay record for one execution, with callback deadlines filled from pending timers."""
+    data = engine.timeline.execution_timeline(execution.arn)
+    deadlines = dict(
+        Timer.objects.filter(execution_id=execution.id, kind="callback_timeout").values_list("op_id", "due_at")
+    )
+    for op in data["operations"]:
+        if op.get("deadline") is None and op["op_id"] in deadlines:
+            op["deadline"] = deadlines[op["op_id"]]
+    _counters_so_far(data)
+    data["version"] = timeline_version(data)
+    return data
+
+
+def _counters_so_far(data: dict[str, Any]) -> None:
+    """While an execution runs, its wall and suspended time grow with the clock, not with the last invocation."""
+    execution = data["execution"]
+    if execution["ended_at"] is not None:
+        return
+    counters = data["counters"] = dict(data["counters"])
+    wall = (timezone.now() - execution["started_at"]).total_seconds()
+    counters["wall_seconds"] = round(wall, 3)
+    counters["suspended_seconds"] = round(max(0.0, wall - counters.get("billed_seconds", 0.0)), 3)
+
+
+def timeline_version(data: dict[str, Any]) -> str:
+    """A short digest that changes whenever anything drawn on the page changes."""
+    parts = [
+        data["execution"]["status"],
+        # Clock-driven counters (wall, suspended) change every poll: leave them out.
+        sorted((k, v) for k, v in data["counters"].items() if not k.endswith("_seconds")),
+        len(data["operations"]),
+        [(op["status"], len(op["attempts"]), len(op.get("body_runs") or [])) for op in data["operations"]],
+        [(i["seq"], i["outcome"]) for i in data["invocations"]],
+        len(data.get("faults") or []),
+    ]
+    return hashlib.sha1(json.dumps(parts, default=str).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def ordered_operations(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Operations in tree pre-order (children right under their context), siblings in first-seen order."""
+    ids = {op["op_id"] for op in operations}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for op in operations:
+        parent = op["parent_id"] if op["parent_id"] in ids else None
+        children.setdefault(parent, []).append(op)
+    ordered: list[dict[str, Any]] = []
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        op = stack.pop()
+        ordered.append(op)
+        stack.extend(reversed(children.get(op["op_id"], [])))
+    return ordered
+
+
+def pending_callbacks_from(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for op in data["operations"] if op["type"] == "CALLBACK" and op["status"] == "STARTED"]
+
+
+def callback_operations(*, execution: Execution) -> dict[str, int]:
+    """Map pending callback op_id → Operation pk (the pk names the callback in action URLs)."""
+    rows = Operation.objects.filter(execution_id=execution.id, type="CALLBACK", status="STARTED")
+    return dict(rows.values_list("op_id", "id"))
+
+
+def step_names(data: dict[str, Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for op in data["operations"]:
+        if op["type"] == "STEP" and op["name"]:
+            seen.setdefault(op["name"], None)
+    return list(seen)
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+@dataclass
+class HistoryPage:
+    events: list[dict[str, Any]]
+    next_after: int | None = None
+    group: str = ""
+    types: list[str] = field(default_factory=list)
+
+
+def history_page(*, execution: Execution, group: str = "", after: int = 0, limit: int = HISTORY_PAGE) -> HistoryPage:
+    """Events in EventId order, optionally one family (``Step``, ``Callback`` …), keyset-paged."""
+    qs = Event.objects.filter(execution_id=execution.id, event_id__gt=after)
+    if group in EVENT_GROUPS:
+        qs = qs.filter(event_type__startswith=group)
+    rows = list(
+        qs.order_by("event_id").values("event_id", "event_type", "timestamp", "invocation_seq", "doc")[: limit + 1]
+    )
+    events = [_event_row(row) for row in rows[:limit]]
+    next_after = rows[limit - 1]["event_id"] if len(rows) > limit else None
+    return HistoryPage(events, next_after, group if group in EVENT_GROUPS else "")
+
+
+def _event_row(row: dict[str, Any]) -> dict[str, Any]:
+    doc = row["doc"] or {}
+    details_key = f"{row['event_type']}Details"
+    return {
+        "EventId": row["event_id"],
+        "EventType": row["event_type"],
+        "EventTimestamp": row["timestamp"],
+        "Id": doc.get("Id"),
+        "Name": doc.get("Name"),
+        "ParentId": doc.get("ParentId"),
+        "SubType": doc.get("SubType"),
+        "invocation_seq": row["invocation_seq"],
+        "details_key": details_key,
+        "details": json.dumps(doc.get(details_key) or {}, indent=2, sort_keys=True, default=str),
+    }
+
+
+def history_export(*, execution: Execution) -> dict[str, Any]:
+    """The whole history in ``GetDurableExecutionHistory`` shape (with payloads), in one query."""
+    rows = (
+        Event.objects.filter(execution_id=execution.id).order_by("event_id").values_list("event_id", "timestamp", "doc")
+    )
+    events = []
+    for event_id, timestamp, doc in rows.iterator(chunk_size=2000):
+        event = dict(doc or {})
+        event["EventId"] = event_id
+        event["EventTimestamp"] = timestamp.isoformat()
+        events.append(event)
+    return {"DurableExecutionArn": execution.arn, "Events": events}
+
+
+# --- invocations and logs -------------------------------------------------------------------
+
+
+def invocation_logs(*, execution: Execution) -> list[dict[str, Any]] | None:
+    """Log lines per invocation, or None while the engine does not record them."""
+    reader = getattr(engine.timeline, "invocation_logs", None)
+    if reader is not None:
+        return list(reader(execution.arn))[:LOG_LIMIT]
+    log_line = _engine_model("LogLine")
+    if log_line is None:
+        return None
+    rows = log_line.objects.filter(execution_id=execution.id).order_by("at", "id")
+    return list(rows.values("invocation_seq", "at", "level", "logger", "message", "op_id")[:LOG_LIMIT])
+
+
+def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    for line in logs or []:
+        by_seq.setdefault(line["invocation_seq"], []).append(line)
+    now = timezone.now()
+    result = []
+    for invocation in data["invocations"]:
+        duration = (invocation["ended_at"] or now) - invocation["started_at"]
+        result.append({**invocation, "duration": duration, "logs": by_seq.get(invocation["seq"], [])})
+    return result
+
+
+# --- callbacks inbox ------------------------------------------------------------------------
+
+
+def pending_callback_list(*, limit: int = 500) -> list[Operation]:
+    """Every pending callback across executions, oldest first, with its timeout deadline (one query)."""
+    timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
+    return list(
+        Operation.objects.filter(type="CALLBACK", status="STARTED")
+        .select_related("execution")
+        .only(
+            "id",
+            "op_id",
+            "name",
+            "started_at",
+            "callback_id",
+            "execution__id",
+            "execution__arn",
+            "execution__name",
+            "execution__function_name",
+            "execution__status",
+        )
+        .annotate(
+            deadline=Subquery(timers.filter(kind="callback_timeout").values("due_at")[:1]),
+            heartbeat_deadline=Subquery(timers.filter(kind="callback_heartbeat").values("due_at")[:1]),
+        )
+        .order_by("started_at", "id")[:limit]
+    )
+
+
+def pending_callback_count() -> int:
+    return Operation.objects.filter(type="CALLBACK", status="STARTED").count()
+
+
+def pending_callback_get(*, pk: int) -> Operation:
+    try:
+        return Operation.objects.select_related("execution").get(pk=pk, type="CALLBACK")
+    except Operation.DoesNotExist as exc:
+        raise Http404("No such callback.") from exc
+
+
+# --- functions ------------------------------------------------------------------------------
+
+
+def function_list() -> list[dict[str, Any]]:
+    """Registered functions, each with its latest executions and running count (two queries)."""
+    functions = list(Function.objects.order_by("name"))
+    recent = _recent_by_function(RECENT_PER_FUNCTION)
+    running = dict(
+        Execution.objects.filter(status="RUNNING")
+        .values("function_name")
+        .annotate(n=Count("id"))
+        .values_list("function_name", "n")
+    )
+    return [{"function": fn, "recent": recent.get(fn.name, []), "running": running.get(fn.name, 0)} for fn in functions]
+
+
+def _recent_by_function(per_function: int) -> dict[str, list[dict[str, Any]]]:
+    # LATERAL walks the (function_name, started_at) index once per function instead of sorting the table.
+    sql = """
+        SELECT f.name AS function_name, e.id, e.name, e.status, e.started_at, e.ended_at
+        FROM durable_function f
+        CROSS JOIN LATERAL (
+            SELECT id, name, status, started_at, ended_at FROM durable_execution
+            WHERE function_name = f.name ORDER BY started_at DESC LIMIT %s
+        ) e
+        ORDER BY f.name, e.started_at DESC
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [per_function])
+        columns = [col[0] for col in cursor.description]
+        rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+    result: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        result.setdefault(row["function_name"], []).append(row)
+    return result
+
+
+def function_get(*, name: str) -> Function:
+    try:
+        return Function.objects.get(name=name)
+    except Function.DoesNotExist as exc:
+        raise Http404("No such function.") from exc
+
+
+def function_status_counts(*, name: str) -> dict[str, int]:
+    rows = Execution.objects.filter(function_name=name).values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+def audit_list(*, before_id: int | None = None, limit: int = 100) -> tuple[list[AuditEntry], int | None]:
+    qs = AuditEntry.objects.select_related("user").order_by("-id")
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    rows = list(qs[: limit + 1])
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def audit_for_execution(*, execution: Execution, limit: int = 50) -> list[AuditEntry]:
+    return list(AuditEntry.objects.select_related("user").filter(execution_pk=execution.id).order_by("-id")[:limit])
+
+
+def time_range_start(since: str, now: datetime | None = None) -> datetime | None:
+    """Quick ranges of the list filter: '15m', '1h', '24h', '7d'."""
+    spans = {
+        "15m": timedelta(minutes=15),
+        "1h": timedelta(hours=1),
+        "24h": timedelta(hours=24),
+        "7d": timedelta(days=7),
+    }
+    return (now or timezone.now()) - spans[since] if since in spans else None

@@ -1,0 +1,202 @@
+"""Actions taken from the dashboard: each goes through the engine's public API and is audited."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import engine
+from engine.contrib.django.models import Execution, Operation
+from engine.errors import ServiceError
+from executions.models import OPERATE_PERMISSION, AuditEntry
+
+
+class FaultsUnavailableError(Exception):
+    """The engine in this checkout has no fault injection yet."""
+
+
+def can_operate(user: Any) -> bool:
+    """Staff users, or anyone granted ``executions.operate_executions``."""
+    return bool(user.is_authenticated and user.is_active and (user.is_staff or user.has_perm(OPERATE_PERMISSION)))
+
+
+def audit(
+    *, user: Any, action: str, target: str, execution_pk: int | None = None, ok: bool = True, **detail: Any
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        user=user if user.is_authenticated else None,
+        action=action,
+        target=target[:512],
+        execution_pk=execution_pk,
+        ok=ok,
+        detail=json.loads(json.dumps(detail, default=str)),
+    )
+
+
+def _audited(user: Any, action: str, target: str, execution_pk: int | None, detail: dict[str, Any], call: Any) -> Any:
+    """Run ``call``; write the audit entry whether it worked or the engine refused (with its error)."""
+    try:
+        result = call()
+    except (ServiceError, FaultsUnavailableError) as exc:
+        audit(user=user, action=action, target=target, execution_pk=execution_pk, ok=False, error=str(exc), **detail)
+        raise
+    audit(user=user, action=action, target=target, execution_pk=execution_pk, **detail)
+    return result
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    arn: str
+    status_code: int
+    function_error: str | None = None
+    payload: str | None = None
+
+
+def execution_start(
+    *,
+    user: Any,
+    function_name: str,
+    payload: str | None,
+    name: str | None = None,
+    invocation_type: str = "Event",
+    time_scale: float | None = None,
+) -> StartOutcome:
+    """Invoke a durable function. ``RequestResponse`` blocks until the execution ends."""
+    params: dict[str, Any] = {"FunctionName": function_name, "InvocationType": invocation_type, "Payload": payload}
+    if name:
+        params["DurableExecutionName"] = name
+    if time_scale is not None and time_scale != 1:
+        params["TimeScale"] = time_scale
+    detail = {"function": function_name, "invocation_type": invocation_type, "name": name, "input": payload}
+    try:
+        response = engine.client().invoke(**params)
+    except ServiceError as exc:
+        audit(user=user, action="execution.start", target=function_name, ok=False, error=str(exc), **detail)
+        raise
+    arn = response.get("DurableExecutionArn", "")
+    execution_pk = Execution.objects.filter(arn=arn).values_list("pk", flat=True).first() if arn else None
+    audit(user=user, action="execution.start", target=arn or function_name, execution_pk=execution_pk, **detail)
+    body = response["Payload"].read().decode() if response.get("Payload") is not None else ""
+    return StartOutcome(arn, response["StatusCode"], response.get("FunctionError"), body or None)
+
+
+def execution_rerun(*, user: Any, execution: Execution) -> StartOutcome:
+    """Start the same function with the same input under a fresh name."""
+    return execution_start(
+        user=user,
+        function_name=execution.function_name,
+        payload=execution.input,
+        invocation_type="Event",
+        time_scale=execution.time_scale,
+    )
+
+
+# --- stopping and faults --------------------------------------------------------------------
+
+
+def execution_stop(*, user: Any, execution: Execution) -> None:
+    who = user.get_username() if user.is_authenticated else "anonymous"
+    error = {"ErrorType": "StoppedFromDashboard", "ErrorMessage": f"Stopped by {who} from the dashboard"}
+    _audited(
+        user,
+        "execution.stop",
+        execution.arn,
+        execution.pk,
+        {},
+        lambda: engine.client().stop_durable_execution(DurableExecutionArn=execution.arn, Error=error),
+    )
+
+
+def faults_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("engine.faults")
+    except ImportError:
+        return None
+
+
+def _faults() -> ModuleType:
+    module = faults_module()
+    if module is None:
+        raise FaultsUnavailableError(
+            "Fault injection is not available in this engine build yet (engine.faults is missing)."
+        )
+    return module
+
+
+def execution_kill(*, user: Any, execution: Execution) -> dict[str, Any]:
+    """Kill the invocation running right now (as a Lambda timeout would: no error, no checkpoint)."""
+    return _audited(
+        user,
+        "fault.kill_now",
+        execution.arn,
+        execution.pk,
+        {},
+        lambda: _faults().kill_now(execution.arn, user.get_username()),
+    )
+
+
+def execution_arm_fault(*, user: Any, execution: Execution, step_name: str, phase: str) -> dict[str, Any]:
+    """Arm a kill of the next invocation reaching ``step_name`` at ``phase`` (body_start | after_body)."""
+    detail = {"step_name": step_name, "phase": phase}
+    return _audited(
+        user,
+        "fault.arm",
+        execution.arn,
+        execution.pk,
+        detail,
+        lambda: _faults().arm(execution.arn, step_name, phase, user.get_username()),
+    )
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+def _callback_target(operation: Operation) -> tuple[str, int]:
+    return operation.callback_id or "", operation.execution_id
+
+
+def callback_succeed(*, user: Any, operation: Operation, result: str) -> None:
+    """Approve: complete the callback with a JSON result (validated by the caller)."""
+    callback_id, execution_pk = _callback_target(operation)
+    detail = {"operation": operation.name, "op_id": operation.op_id, "result": result}
+    _audited(
+        user,
+        "callback.success",
+        callback_id,
+        execution_pk,
+        detail,
+        lambda: engine.client().send_durable_execution_callback_success(CallbackId=callback_id, Result=result),
+    )
+
+
+def callback_fail(*, user: Any, operation: Operation, error: dict[str, Any]) -> None:
+    """Reject: fail the callback with an error object (ErrorType, ErrorMessage, ErrorData)."""
+    callback_id, execution_pk = _callback_target(operation)
+    detail = {"operation": operation.name, "op_id": operation.op_id, "error": error}
+    _audited(
+        user,
+        "callback.failure",
+        callback_id,
+        execution_pk,
+        detail,
+        lambda: engine.client().send_durable_execution_callback_failure(CallbackId=callback_id, Error=error),
+    )
+
+
+def callback_heartbeat(*, user: Any, operation: Operation) -> None:
+    callback_id, execution_pk = _callback_target(operation)
+    detail = {"operation": operation.name, "op_id": operation.op_id}
+    _audited(
+        user,
+        "callback.heartbeat",
+        callback_id,
+        execution_pk,
+        detail,
+        lambda: engine.client().send_durable_execution_callback_heartbeat(CallbackId=callback_id),
+    )

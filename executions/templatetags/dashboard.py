@@ -1,0 +1,71 @@
+"""Small formatting filters for the dashboard templates."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """A timedelta or a number of seconds, in the unit a person reads fastest."""
+    if value is None or value == "":
+        return "—"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return f"{seconds / 86400:.1f} d"
+
+
+@register.filter
+def since(value: datetime | None) -> str:
+    """Time from ``value`` until now (negative spans read as 'in …')."""
+    if value is None:
+        return "—"
+    delta = timezone.now() - value
+    if delta.total_seconds() < 0:
+        return f"in {duration(-delta)}"
+    return f"{duration(delta)} ago"
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indent JSON text (or any JSON-able value); leave anything else as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def status_class(status: str | None) -> str:
+    return f"status-{(status or 'unknown').lower().replace('_', '-')}"
+
+
+@register.filter
+def utc(value: datetime | None) -> str:
+    """Milliseconds matter here: invocations and attempts are often a few ms apart."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@register.filter
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    return mapping.get(key) if isinstance(mapping, dict) else None

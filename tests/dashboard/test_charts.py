@@ -1,0 +1,249 @@
+"""The timeline figure, asserted on ``fig.to_dict()`` data built from replay-record shaped input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from executions import charts
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def invocation(seq: int, start: float, end: float | None, outcome: str | None, reason: str = "start") -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "reason": reason,
+        "started_at": at(start),
+        "ended_at": at(end) if end is not None else None,
+        "outcome": outcome,
+        "error": None,
+        "worker": "w",
+        "pid": 1,
+    }
+
+
+def attempt(
+    n: int, seq: int, start: float, end: float | None, outcome: str, delay: int | None = None
+) -> dict[str, Any]:
+    return {
+        "attempt": n,
+        "invocation_seq": seq,
+        "started_at": at(start),
+        "ended_at": at(end) if end is not None else None,
+        "outcome": outcome,
+        "error": {"ErrorType": "Boom", "ErrorMessage": "<b>bad</b>"} if outcome == "failed" else None,
+        "next_attempt_delay": delay,
+        "retrying": delay is not None,
+    }
+
+
+def operation(op_id: str, name: str, type_: str = "STEP", **fields: Any) -> dict[str, Any]:
+    base = {
+        "op_id": op_id,
+        "parent_id": None,
+        "name": name,
+        "type": type_,
+        "sub_type": type_.title(),
+        "status": "SUCCEEDED",
+        "started_at": at(1),
+        "ended_at": at(2),
+        "depth": 0,
+        "callback_id": None,
+        "attempts": [],
+        "body_runs": [],
+        "replays": [],
+        "deadline": None,
+    }
+    return {**base, **fields}
+
+
+def timeline(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "execution": {
+            "arn": "arn:test/1",
+            "name": "x",
+            "function_name": "f",
+            "status": "SUCCEEDED",
+            "input": None,
+            "result": None,
+            "error": None,
+            "started_at": at(0),
+            "ended_at": at(20),
+            "time_scale": 1.0,
+        },
+        "invocations": [
+            invocation(1, 0.5, 3, "suspended"),
+            invocation(2, 5, 6, "killed", "retry_due"),
+            invocation(3, 15, 20, "succeeded", "wait_elapsed"),
+        ],
+        "operations": [
+            operation(
+                "op-a",
+                "charge-card",
+                attempts=[attempt(1, 1, 1, 1.2, "failed", delay=3), attempt(2, 2, 5.1, 5.2, "succeeded")],
+                body_runs=[
+                    {"invocation_seq": 1, "attempt": 1, "started_at": at(1), "ended_at": at(1.1), "outcome": "failed"},
+                    {"invocation_seq": 2, "attempt": 2, "started_at": at(5.05), "ended_at": None, "outcome": "killed"},
+                ],
+                replays=[{"invocation_seq": 3, "at": at(15)}],
+            ),
+            operation("op-w", "cool-down", "WAIT", started_at=at(5.5), ended_at=at(15), deadline=at(15)),
+            operation(
+                "op-c",
+                "<script>alert(1)</script>",
+                "CALLBACK",
+                status="TIMED_OUT",
+                started_at=at(15.5),
+                ended_at=at(19),
+            ),
+            operation(
+                "op-k", "child", "STEP", parent_id="op-w", depth=1, attempts=[attempt(1, 3, 16, 16.1, "interrupted")]
+            ),
+        ],
+        "effects": [
+            {
+                "op_id": "op-a",
+                "invocation_seq": 1,
+                "attempt": 1,
+                "at": at(1.05),
+                "kind": "charge",
+                "key": "o-1",
+                "idempotency_key": None,
+                "duplicate": False,
+            },
+            {
+                "op_id": "op-a",
+                "invocation_seq": 2,
+                "attempt": 2,
+                "at": at(5.15),
+                "kind": "charge",
+                "key": "o-1",
+                "idempotency_key": None,
+                "duplicate": True,
+            },
+        ],
+        "faults": [
+            {
+                "kind": "kill",
+                "step_name": "charge-card",
+                "phase": "after_body",
+                "armed_at": at(4),
+                "fired_at": at(5.2),
+                "invocation_seq": 2,
+            }
+        ],
+        "counters": {},
+    }
+    data.update(overrides)
+    return data
+
+
+def traces_by_name(figure: Any) -> dict[str, dict[str, Any]]:
+    return {trace["name"]: trace for trace in figure.to_dict()["data"]}
+
+
+def test_invocations_lane_has_one_bar_per_invocation_with_outcome_and_reason() -> None:
+    traces = traces_by_name(charts.timeline_figure(timeline(), now=at(30)))
+    bars = [t for name, t in traces.items() if name.startswith("Invocation →") and t["type"] == "bar"]
+    assert sorted(len(t["y"]) for t in bars) == [1, 1, 1]
+    assert {t["name"] for t in bars} == {
+        "Invocation → suspended",
+        "Invocation → killed (fault)",
+        "Invocation → succeeded",
+    }
+    assert all(set(t["y"]) == {charts.INVOCATIONS_ROW} for t in bars)
+    killed = traces["Invocation → killed (fault)"]
+    assert killed["text"][0].startswith("#2") and "retry_due" in killed["hovertext"][0]
+
+
+def test_suspended_gaps_are_hatched_between_invocations() -> None:
+    gaps = traces_by_name(charts.timeline_figure(timeline(), now=at(30)))["Suspended between invocations (not billed)"]
+    assert len(gaps["y"]) == 2
+    assert gaps["marker"]["pattern"]["shape"] == "/"
+
+
+def test_attempts_are_labelled_and_coloured_by_outcome_with_backoff() -> None:
+    traces = traces_by_name(charts.timeline_figure(timeline(), now=at(30)))
+    assert traces["Attempt failed"]["text"] == ["a1"]
+    assert traces["Attempt succeeded"]["text"] == ["a2"]
+    assert traces["Attempt interrupted"]["text"] == ["a1"]
+    assert traces["Attempt failed"]["marker"]["color"] != traces["Attempt succeeded"]["marker"]["color"]
+    assert traces["Attempt failed"]["marker"]["pattern"]["shape"] == "x"  # readable without colour
+    backoff = traces["Backoff before next attempt"]
+    assert backoff["x"] == [(at(5.1) - at(1.2)).total_seconds() * 1000]  # failure → next attempt's start
+
+
+def test_replays_body_runs_effects_and_faults_are_marked() -> None:
+    traces = traces_by_name(charts.timeline_figure(timeline(), now=at(30)))
+    replay = traces["Replayed from checkpoint (no code ran)"]
+    assert replay["marker"]["symbol"] == "diamond-open" and len(replay["x"]) == 1
+    assert len(traces["Step body ran (code executed)"]["x"]) == 1
+    assert len(traces["Step body cut short (no result)"]["x"]) == 1
+    assert traces["Duplicate side effect"]["text"] == ["dup"]
+    assert traces["Duplicate side effect"]["marker"]["color"] == charts.VERMILLION
+    assert len(traces["Side effect"]["x"]) == 1
+    fault = traces["Injected fault (fired)"]
+    assert fault["marker"]["symbol"] == "bowtie" and "after_body" in fault["hovertext"][0]
+
+
+def test_waits_and_callbacks_are_spans_with_deadlines() -> None:
+    traces = traces_by_name(charts.timeline_figure(timeline(), now=at(30)))
+    assert traces["Wait (suspended, no compute)"]["marker"]["pattern"]["shape"] == "."
+    assert "Callback failed / timed out" in traces
+    assert traces["Scheduled end / timeout deadline"]["marker"]["symbol"] == "line-ns"
+
+
+def test_rows_follow_the_operation_tree_and_escape_user_text() -> None:
+    layout = charts.timeline_figure(timeline(), now=at(30)).to_dict()["layout"]
+    labels = layout["yaxis"]["ticktext"]
+    assert labels[0] == "<b>invocations</b>"
+    assert labels[1].startswith("charge-card") and labels[2].startswith("cool-down") and "child" in labels[3]
+    assert "&lt;script&gt;" in labels[4] and "<script>" not in labels[4]
+    assert layout["yaxis"]["autorange"] == "reversed"
+
+
+def test_invocation_bands_and_uirevision_keep_zoom() -> None:
+    layout = charts.timeline_figure(timeline(), now=at(30)).to_dict()["layout"]
+    assert layout["uirevision"] == "arn:test/1"
+    bands = [s for s in layout["shapes"] if s["type"] == "rect"]
+    assert len(bands) == 3 and all(b["layer"] == "below" and b["yref"] == "paper" for b in bands)
+
+
+def test_running_execution_extends_open_bars_to_now() -> None:
+    data = timeline()
+    data["execution"] = {**data["execution"], "status": "RUNNING", "ended_at": None}
+    data["invocations"][-1]["ended_at"] = None
+    data["invocations"][-1]["outcome"] = None
+    figure = charts.timeline_figure(data, now=at(40))
+    running = traces_by_name(figure)["Invocation running"]
+    assert running["x"][0] == (at(40) - at(15)).total_seconds() * 1000
+    assert any(s["type"] == "line" for s in figure.to_dict()["layout"]["shapes"])  # the "now" line
+
+
+def test_finished_execution_closes_open_attempts_at_its_end() -> None:
+    data = timeline()
+    data["operations"][0]["attempts"].append(attempt(3, 3, 16, None, "running"))
+    traces = traces_by_name(charts.timeline_figure(data, now=at(500)))
+    unfinished = traces["Attempt never finished (execution ended)"]
+    assert unfinished["x"][0] == (at(20) - at(16)).total_seconds() * 1000
+
+
+def test_idle_rangebreaks_cut_long_gaps_only() -> None:
+    breaks = charts.idle_rangebreaks(timeline(), now=at(30))
+    assert len(breaks) == 1  # 3 s → 5 s and 0 → 0.5 s are short enough to keep; 6 s → 15 s is cut
+    assert breaks[0]["values"] == ["2026-01-01 12:00:06.500"]
+    assert breaks[0]["dvalue"] == 8000
+
+
+def test_rows_are_capped_and_the_rest_counted() -> None:
+    many = [operation(f"op-{i}", f"s{i}") for i in range(300)]
+    data = timeline(operations=many, effects=[], faults=[])
+    figure = charts.timeline_figure(data, now=at(30), max_rows=50)
+    assert len(figure.to_dict()["layout"]["yaxis"]["tickvals"]) == 51
+    assert "250 more operations" in figure.to_dict()["layout"]["annotations"][0]["text"]
+    assert charts.hidden_rows(data, 50) == 250
