@@ -74,16 +74,26 @@ def _insert(conn: Any, fn: dict[str, Any], payload: str | None, **values: Any) -
 
 def enqueue(fn: dict[str, Any], payload: str | None, time_scale: float = 1.0) -> dict[str, Any]:
     """Accept an ``Event`` invocation of a plain function; return its row (the 202 answer)."""
+    _dispatcher()  # refuse before accepting: an event nobody can run must not be answered 202
     with db.transaction() as conn:
         row = _enqueue_txn(conn, fn, payload, time_scale, None)
     _dispatch(row["id"], 0.0)
     return row
 
 
-def _enqueue_txn(conn: Any, fn: dict[str, Any], payload: str | None, time_scale: float, redrive_of: int | None) -> dict[str, Any]:
+def _enqueue_txn(
+    conn: Any, fn: dict[str, Any], payload: str | None, time_scale: float, redrive_of: int | None
+) -> dict[str, Any]:
     return _insert(
-        conn, fn, payload, invocation_type="Event", time_scale=time_scale, status="QUEUED",
-        max_attempts=1 + int(fn.get("maximum_retry_attempts", 2)), now=service.utcnow(), redrive_of=redrive_of,
+        conn,
+        fn,
+        payload,
+        invocation_type="Event",
+        time_scale=time_scale,
+        status="QUEUED",
+        max_attempts=1 + int(fn.get("maximum_retry_attempts", 2)),
+        now=service.utcnow(),
+        redrive_of=redrive_of,
     )
 
 
@@ -91,8 +101,17 @@ def call_sync(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict
     """Run a ``RequestResponse`` invocation once; return (JSON result, None) or (None, error). Never retried."""
     now = service.utcnow()
     with db.transaction() as conn:
-        row = _insert(conn, fn, payload, invocation_type="RequestResponse", time_scale=1.0, status="RUNNING",
-                      max_attempts=1, now=now, redrive_of=None)
+        row = _insert(
+            conn,
+            fn,
+            payload,
+            invocation_type="RequestResponse",
+            time_scale=1.0,
+            status="RUNNING",
+            max_attempts=1,
+            now=now,
+            redrive_of=None,
+        )
         conn.execute("UPDATE durable_async_invocation SET attempt_count = 1 WHERE id = %s", (row["id"],))
     attempt = _run_handler(fn, {**row, "attempt_count": 1})
     with db.transaction() as conn:
@@ -114,8 +133,11 @@ class Attempt:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "attempt": self.number, "started_at": self.started_at.isoformat(), "ended_at": self.ended_at.isoformat(),
-            "outcome": "succeeded" if self.error is None else "failed", "error": _short_error(self.error),
+            "attempt": self.number,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "outcome": "succeeded" if self.error is None else "failed",
+            "error": _short_error(self.error),
         }
 
 
@@ -165,15 +187,25 @@ def _claim(invocation_id: int) -> dict[str, Any] | None:
 def _due(row: dict[str, Any], now: datetime) -> bool:
     if row["status"] in {"QUEUED", "RETRY_SCHEDULED"}:
         return row["next_attempt_at"] is None or row["next_attempt_at"] <= now + EARLY_TOLERANCE
-    return row["status"] == "RUNNING" and row["lease_until"] is not None and row["lease_until"] < now \
+    return (
+        row["status"] == "RUNNING"
+        and row["lease_until"] is not None
+        and row["lease_until"] < now
         and row["attempt_count"] < row["max_attempts"]
+    )
 
 
 def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
     started = service.utcnow()
-    result, error = _call(fn, row["payload"], PlainContext(
-        row["request_id"], fn["name"], started + timedelta(seconds=float(fn["timeout"])),
-    ))
+    result, error = _call(
+        fn,
+        row["payload"],
+        PlainContext(
+            row["request_id"],
+            fn["name"],
+            started + timedelta(seconds=float(fn["timeout"])),
+        ),
+    )
     return Attempt(row["attempt_count"], started, service.utcnow(), result, error)
 
 
@@ -208,20 +240,29 @@ def _record_attempt(conn: Any, invocation_id: int, attempt: Attempt, *, status: 
     conn.execute(
         f"""UPDATE durable_async_invocation SET status = %(status)s, attempts = attempts || %(attempt)s,
                 result = %(result)s, error = %(error)s, lease_until = NULL, updated_at = %(now)s
-                {', ' + assignments if assignments else ''}
+                {", " + assignments if assignments else ""}
             WHERE id = %(id)s""",
-        {"status": status, "attempt": Jsonb([attempt.as_json()]), "result": attempt.result,
-         "error": Jsonb(_short_error(attempt.error)) if attempt.error else None, "now": attempt.ended_at,
-         "id": invocation_id, **extra},
+        {
+            "status": status,
+            "attempt": Jsonb([attempt.as_json()]),
+            "result": attempt.result,
+            "error": Jsonb(_short_error(attempt.error)) if attempt.error else None,
+            "now": attempt.ended_at,
+            "id": invocation_id,
+            **extra,
+        },
     )
 
 
-def _dispatch(invocation_id: int, countdown: float) -> None:
-    dispatcher = service._dispatcher
-    run_later = getattr(dispatcher, "run_async_invocation", None)
+def _dispatcher() -> Callable[[int, float], None]:
+    run_later = getattr(service._dispatcher, "run_async_invocation", None)
     if run_later is None:
         raise InvalidParameterValueException("No worker is configured to run asynchronous invocations.")
-    run_later(invocation_id, countdown)
+    return run_later  # type: ignore[no-any-return]
+
+
+def _dispatch(invocation_id: int, countdown: float) -> None:
+    _dispatcher()(invocation_id, countdown)
 
 
 # --- the dead-letter queue --------------------------------------------------------------------
@@ -244,7 +285,9 @@ def get_by_request_id(request_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def dead_letters(*, function_name: str | None = None, include_redriven: bool = True, limit: int = 200) -> list[dict[str, Any]]:
+def dead_letters(
+    *, function_name: str | None = None, include_redriven: bool = True, limit: int = 200
+) -> list[dict[str, Any]]:
     """Events in the dead-letter queue, newest first."""
     where = ["status = %s"]
     params: list[Any] = [DEAD_LETTERED]
@@ -266,12 +309,17 @@ def redrive(invocation_id: int) -> dict[str, Any]:
 
     Redriving twice returns the first redrive: a double click sends the event once.
     """
+    _dispatcher()
     with db.transaction() as conn:
-        dead = conn.execute("SELECT * FROM durable_async_invocation WHERE id = %s FOR UPDATE", (invocation_id,)).fetchone()
+        dead = conn.execute(
+            "SELECT * FROM durable_async_invocation WHERE id = %s FOR UPDATE", (invocation_id,)
+        ).fetchone()
         if dead is None:
             raise ResourceNotFoundException(f"Asynchronous invocation not found: {invocation_id}")
         if dead["status"] != DEAD_LETTERED:
-            raise InvalidParameterValueException(f"Only dead-lettered events can be redriven (this one is {dead['status']}).")
+            raise InvalidParameterValueException(
+                f"Only dead-lettered events can be redriven (this one is {dead['status']})."
+            )
         again = conn.execute(
             "SELECT * FROM durable_async_invocation WHERE redrive_of_id = %s ORDER BY id LIMIT 1", (invocation_id,)
         ).fetchone()
@@ -282,6 +330,8 @@ def redrive(invocation_id: int) -> dict[str, Any]:
             raise ResourceNotFoundException(f"Function not found: {service.function_arn(dead['function_name'])}")
         # Inserted under the dead row's lock, so a concurrent second redrive finds this one.
         row = _enqueue_txn(conn, fn, dead["payload"], dead["time_scale"], invocation_id)
-        conn.execute("UPDATE durable_async_invocation SET redriven_at = %s WHERE id = %s", (row["created_at"], invocation_id))
+        conn.execute(
+            "UPDATE durable_async_invocation SET redriven_at = %s WHERE id = %s", (row["created_at"], invocation_id)
+        )
     _dispatch(row["id"], 0.0)
     return row

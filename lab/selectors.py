@@ -1,0 +1,261 @@
+"""Reads for the lab pages: each variant's replay record, its table row, and its retries planned vs actual."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.http import Http404
+
+from engine import timeline
+from engine.contrib.django.models import AsyncInvocation, Execution, Operation, Timer
+from engine.errors import ResourceNotFoundException
+from lab import retry_plan
+from lab.models import Comparison, Variant
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+
+
+@dataclass(frozen=True)
+class ActualRetry:
+    """What happened after failed attempt ``after_attempt`` of the focus step."""
+
+    after_attempt: int
+    outcome: str
+    chosen_delay: float | None  # the delay the strategy returned (NextAttemptDelaySeconds), strategy seconds
+    gap_seconds: float | None  # measured: failure → next attempt start, real seconds
+    modelled_gap: float | None  # the measured gap divided by the time scale
+    due_seconds: float | None = None  # the chosen delay times the time scale: when the attempt became due
+
+
+@dataclass
+class VariantRow:
+    variant: Variant
+    data: dict[str, Any] | None
+    time_scale: float
+    planned: list[retry_plan.PlannedRetry] = field(default_factory=list)
+    actual: list[ActualRetry] = field(default_factory=list)
+    focus_step: str = ""
+    execution_pk: int | None = None
+
+    @property
+    def status(self) -> str:
+        if self.data is None:
+            return "NOT STARTED" if self.variant.start_error else "PENDING"
+        return str(self.data["execution"]["status"])
+
+    @property
+    def running(self) -> bool:
+        """Still changing: the execution runs, or it ended while its last invocation was still being cut short."""
+        if self.status in {"RUNNING", "PENDING"}:
+            return True
+        return any(inv["ended_at"] is None for inv in (self.data or {}).get("invocations", []))
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        return self.data["counters"] if self.data else {}
+
+    @property
+    def error(self) -> str:
+        if self.variant.start_error:
+            return self.variant.start_error
+        error = (self.data or {}).get("execution", {}).get("error") or {}
+        if not error:
+            return ""
+        # The SDK's types are fully qualified; the class name is what a reader needs.
+        error_type = str(error.get("ErrorType", "")).rsplit(".", 1)[-1]
+        return f"{error_type}: {error.get('ErrorMessage', '')}".strip(": ")
+
+    @property
+    def retry_description(self) -> str:
+        return retry_plan.describe(self.variant.retry) if self.variant.retry else ""
+
+
+def comparison_get(*, pk: int) -> Comparison:
+    try:
+        return Comparison.objects.get(pk=pk)
+    except Comparison.DoesNotExist as exc:
+        raise Http404("No such comparison.") from exc
+
+
+def comparison_list(*, demo: str | None = None, limit: int = 20) -> list[Comparison]:
+    qs = Comparison.objects.all()
+    if demo is not None:
+        qs = qs.filter(demo=demo)
+    return list(qs.prefetch_related("variants")[:limit])
+
+
+def comparison_rows(*, comparison: Comparison) -> list[VariantRow]:
+    """One row per variant, with its replay record (one timeline read per variant)."""
+    variants = list(comparison.variants.all())
+    pks = dict(
+        Execution.objects.filter(arn__in=[v.execution_arn for v in variants if v.execution_arn]).values_list(
+            "arn", "id"
+        )
+    )
+    return [_row(variant, comparison.time_scale, pks.get(variant.execution_arn)) for variant in variants]
+
+
+def _row(variant: Variant, time_scale: float, execution_pk: int | None) -> VariantRow:
+    data = _timeline(variant.execution_arn)
+    row = VariantRow(variant, data, time_scale, execution_pk=execution_pk)
+    if variant.retry:
+        row.planned = retry_plan.planned_retries(variant.retry)
+    if data is not None:
+        row.focus_step, row.actual = actual_retries(data, time_scale)
+    return row
+
+
+def _timeline(arn: str) -> dict[str, Any] | None:
+    if not arn:
+        return None
+    try:
+        return timeline.execution_timeline(arn)
+    except ResourceNotFoundException:
+        return None
+
+
+def actual_retries(data: dict[str, Any], time_scale: float) -> tuple[str, list[ActualRetry]]:
+    """The step with the most attempts, and for each of its failed attempts what followed."""
+    steps = [op for op in data["operations"] if op["type"] == "STEP"]
+    if not steps:
+        return "", []
+    focus = max(
+        steps,
+        key=lambda op: (
+            len(op["attempts"]),
+            sum(1 for a in op["attempts"] if a["outcome"] in {"failed", "interrupted"}),
+            len(op.get("body_runs") or []),
+        ),
+    )
+    attempts = focus["attempts"]
+    result = []
+    for index, attempt in enumerate(attempts):
+        if attempt["outcome"] not in {"failed", "interrupted"}:
+            continue
+        following = attempts[index + 1] if index + 1 < len(attempts) else None
+        gap = _gap(attempt["ended_at"], following["started_at"] if following else None)
+        chosen = attempt.get("next_attempt_delay")
+        result.append(
+            ActualRetry(
+                attempt["attempt"],
+                attempt["outcome"],
+                chosen,
+                gap,
+                round(gap / time_scale, 2) if gap is not None and time_scale else None,
+                round(chosen * time_scale, 3) if chosen is not None else None,
+            )
+        )
+    return focus["name"] or focus["op_id"], result
+
+
+def _gap(failed_at: datetime | None, next_start: datetime | None) -> float | None:
+    if failed_at is None or next_start is None:
+        return None
+    return round((next_start - failed_at).total_seconds(), 3)
+
+
+def any_running(rows: list[VariantRow]) -> bool:
+    return any(row.running for row in rows)
+
+
+# --- executions for the diff and the demos ----------------------------------------------------
+
+
+def execution_by_arn(*, arn: str) -> Execution:
+    execution = Execution.objects.filter(arn=arn).first()
+    if execution is None:
+        raise Http404("No such execution.")
+    return execution
+
+
+def recent_executions(*, function_name: str, limit: int = 15) -> list[Execution]:
+    return list(Execution.objects.filter(function_name=function_name).order_by("-started_at", "-id")[:limit])
+
+
+def recent_async(*, function_names: tuple[str, ...], limit: int = 20) -> list[AsyncInvocation]:
+    return list(AsyncInvocation.objects.filter(function_name__in=function_names).order_by("-created_at", "-id")[:limit])
+
+
+def dead_letters(*, limit: int = 200) -> list[AsyncInvocation]:
+    return list(AsyncInvocation.objects.filter(status="DEAD_LETTERED").order_by("-dead_lettered_at", "-id")[:limit])
+
+
+def async_get(*, pk: int) -> AsyncInvocation:
+    try:
+        return AsyncInvocation.objects.get(pk=pk)
+    except AsyncInvocation.DoesNotExist as exc:
+        raise Http404("No such invocation.") from exc
+
+
+def execution_pk(*, arn: str) -> int | None:
+    return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
+
+
+def pending_fraud_callbacks(*, function_name: str = "fraud-detection") -> list[dict[str, Any]]:
+    """Pending verification callbacks of the fraud demo, each with its channel and timeout deadline."""
+    callbacks = list(
+        # A parallel that completed on its first answer leaves the other channel's callback STARTED;
+        # once the execution has ended nobody is waiting for it any more.
+        Operation.objects.filter(
+            type="CALLBACK", status="STARTED", execution__function_name=function_name, execution__status="RUNNING"
+        )
+        .select_related("execution")
+        .order_by("started_at", "id")[:100]
+    )
+    executions = {c.execution_id for c in callbacks}
+    parents = dict(
+        Operation.objects.filter(
+            execution_id__in=executions, op_id__in={c.parent_id for c in callbacks if c.parent_id}
+        ).values_list("op_id", "name")
+    )
+    deadlines = {
+        (t.execution_id, t.op_id): t.due_at
+        for t in Timer.objects.filter(execution_id__in=executions, kind="callback_timeout")
+    }
+    return [
+        {
+            "op": c,
+            "channel": parents.get(c.parent_id or "") or c.name or "callback",
+            "deadline": deadlines.get((c.execution_id, c.op_id)),
+        }
+        for c in callbacks
+    ]
+
+
+def fraud_transactions(*, function_name: str = "fraud-detection", limit: int = 15) -> list[dict[str, Any]]:
+    """Recent transactions with the decision the workflow returned (or None while it runs)."""
+    rows = []
+    for execution in recent_executions(function_name=function_name, limit=limit):
+        result = _json(execution.result) or {}
+        tx = _json(execution.input) or {}
+        rows.append(
+            {
+                "execution": execution,
+                "amount": tx.get("amount"),
+                "decision": result.get("decision"),
+                "why": result.get("why") or (result.get("case") or {}).get("reason", ""),
+                "risk": (result.get("risk") or {}).get("risk"),
+            }
+        )
+    return rows
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+
+
+def attempts_with_gaps(invocation: AsyncInvocation) -> list[dict[str, Any]]:
+    """The invocation's tries, each with the wait since the previous one ended (Lambda's retry delay)."""
+    result, previous_end = [], None
+    for attempt in invocation.attempts:
+        started = datetime.fromisoformat(attempt["started_at"])
+        gap = (started - previous_end).total_seconds() if previous_end is not None else None
+        result.append({**attempt, "gap": gap})
+        previous_end = datetime.fromisoformat(attempt["ended_at"])
+    return result

@@ -1,0 +1,202 @@
+"""The lab in a real headless Chromium, against a real web server, worker and scheduler.
+
+Seed 000 is run from its demo page and its comparison watched until the four timelines and the
+table are complete; a medium-risk fraud transaction is approved from the callbacks inbox.
+Screenshots go to tests/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "lab-browser-pw"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen[str], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"web server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"web server not answering at {url}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def web(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``manage.py runserver`` on a free port, on the session's test database and broker."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("lab-web") / "runserver.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(url + "/accounts/login/", proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium (install it with `make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the few ORM calls made here
+    # (creating the user) are plain blocking calls, as Django's docs advise for Playwright.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, web: str) -> Iterator[Any]:
+    """A logged-in staff user's tab (through the real login form); page errors fail the test."""
+    from django.contrib.auth import get_user_model
+
+    username = f"teacher-{uuid.uuid4().hex[:6]}"
+    get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=web)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    tab.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
+    tab.goto("/accounts/login/")
+    tab.fill("#id_username", username)
+    tab.fill("#id_password", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_load_state("networkidle")
+    yield tab
+    context.close()
+    assert problems == []
+
+
+def shot(tab: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_seed_000_comparison_from_the_ui_shows_four_timelines_and_the_table(page: Any) -> None:
+    page.goto("/lab/")
+    shot(page, "lab-home")
+    page.click("text=Replay is not retry")
+    page.select_option("#id_time_scale", "0.5")
+    page.click("#run-demo")
+    page.wait_for_url(re.compile(r".*/lab/comparisons/\d+/$"))
+    page.wait_for_selector("#timelines-plot .main-svg")
+    page.wait_for_selector("#comparison-table tbody tr[data-variant='3']")
+    shot(page, "lab-seed-000-running")
+    # Live: htmx polls until the four executions and their last invocations have ended.
+    page.wait_for_selector("text=all variants finished", timeout=150_000)
+    page.wait_for_timeout(800)  # the last swap's Plotly.react
+    rows = page.locator("#comparison-table tbody tr")
+    assert rows.count() == 4
+    statuses = [rows.nth(i).locator(".status").inner_text() for i in range(4)]
+    assert statuses[:2] == ["TIMED_OUT", "TIMED_OUT"] and statuses[3] == "FAILED"
+    titles = page.locator("#timelines-plot .annotation-text").all_text_contents()
+    assert [t.split(" — ")[0] for t in titles if " — " in t] == [
+        "at-least-once · default retry",
+        "at-least-once · no retry",
+        "at-most-once · default retry",
+        "at-most-once · no retry",
+    ]
+    assert page.locator("#timelines-plot .subplot").count() == 4
+    assert int(rows.nth(3).locator("[data-col=body_runs]").inner_text()) == 2
+    # At-most-once + default retry really retried: its plan is drawn against the attempts.
+    assert page.locator("#retries-card").is_visible()
+    assert page.locator("#retries-plot .subplot").count() == 4
+    shot(page, "lab-seed-000-comparison")
+
+
+def _fraud_row(page: Any, tx: str) -> Any:
+    return page.locator("#fraud-executions tr", has=page.locator(f"text=tx-{tx}"))
+
+
+def test_fraud_demo_medium_risk_is_approved_from_the_callbacks_inbox(page: Any) -> None:
+    tx = uuid.uuid4().hex[:6]
+    page.goto("/lab/demos/fraud/")
+    page.fill("#id_transaction_id", tx)
+    page.click("text=6500 (medium)")
+    page.select_option("#id_time_scale", "0.001")  # one day of callback timeout in 86 s
+    page.click("#submit-tx")
+    # The live section refreshes until both verification callbacks are waiting.
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#live tbody tr')].filter(r => r.innerText.includes('tx-{tx}')).length >= 3",
+        timeout=30_000,
+    )
+    shot(page, "lab-fraud-waiting")
+    page.goto("/callbacks/")
+    card = page.locator("article.callback", has=page.locator(f"text=tx-{tx}")).first
+    card.wait_for()
+    shot(page, "lab-fraud-inbox")
+    card.locator("button:has-text('Approve')").click()
+    page.wait_for_selector("text=Approved", timeout=15_000)
+    page.goto("/lab/demos/fraud/")
+    page.wait_for_selector(f"#fraud-executions tr:has-text('tx-{tx}') .decision-approved", timeout=30_000)
+    assert "customer confirmed" in _fraud_row(page, tx).inner_text()
+    shot(page, "lab-fraud-approved")
+
+
+def test_async_retries_poison_event_lands_in_the_dead_letter_queue(page: Any) -> None:
+    page.goto("/lab/demos/async-retries/")
+    page.select_option("#id_function", "async-receipt")
+    page.select_option("#id_time_scale", "0.01")  # retries after 0.6 s and 1.2 s
+    page.click("button[value=poison]")
+    # The newest event is this one: its row turns DEAD_LETTERED after the third failed try.
+    page.wait_for_selector("#async-invocations tbody tr:first-child .status-dead-lettered", timeout=30_000)
+    assert page.locator("#id_time_scale").input_value() == "0.01", "the page remembers the clock it ran with"
+    page.wait_for_timeout(600)
+    shot(page, "lab-async-retries")
+    page.goto("/lab/dlq/")
+    assert page.locator("#dlq tbody tr").count() >= 1
+    shot(page, "lab-dlq")
