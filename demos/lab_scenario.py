@@ -75,7 +75,7 @@ def fault_point(arn: str, step_name: str, phase: str) -> None:
     if phase == "body_start":
         current.fire(fault)
     else:
-        current._faults.append(dict(fault))  # the journal's armed list, read by its after-body hook
+        current.arm(fault)  # fired by the journal's after-body hook, before the result is checkpointed
 
 
 def _already_armed(execution_id: int, step_name: str) -> bool:

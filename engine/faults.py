@@ -12,7 +12,7 @@ import signal
 import socket
 from typing import Any
 
-from engine import db, service, store
+from engine import db, journal, service, store
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 
 PHASES = {"body_start", "after_body"}
@@ -62,4 +62,6 @@ def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
                VALUES (%s, 'kill', %s, %s, %s, %s) RETURNING *""",
             (execution["id"], step_name, phase, service.utcnow(), user),
         ).fetchone()
+    # A running invocation loaded its faults when it began; the signal makes it look again.
+    journal.fault_signal_path(execution["id"]).touch()
     return dict(fault)

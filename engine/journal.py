@@ -50,6 +50,18 @@ def journal_path(request_id: str) -> Path:
     return journal_dir() / f"{request_id}.jsonl"
 
 
+def fault_signal_path(execution_id: int) -> Path:
+    """Touched by ``engine.faults.arm``: tells a running invocation to re-read its armed faults."""
+    return journal_dir() / f"faults-{execution_id}.signal"
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -69,6 +81,8 @@ class Journal:
         self._lock = threading.Lock()
         self._faults = [dict(f) for f in faults]
         self._kill_on_fault = kill_on_fault
+        self._signal = fault_signal_path(execution_id) if execution_id is not None else None
+        self._signal_seen = _mtime(self._signal) if self._signal else 0
         self._log_lines = 0
         self.step = threading.local()
 
@@ -86,7 +100,28 @@ class Journal:
         self.write({"t": "log", "level": level, "logger": logger, "message": message[:4000],
                     "op_id": getattr(self.step, "op_id", None)})
 
+    def arm(self, fault: dict[str, Any]) -> None:
+        """Add a fault armed during this invocation (already stored by ``engine.faults.arm``)."""
+        with self._lock:
+            if all(known["id"] != fault["id"] for known in self._faults):
+                self._faults.append(dict(fault))
+
+    def _refresh_faults(self) -> None:
+        """Faults armed after this invocation began: one stat per body hook, a query only on change."""
+        if self._signal is None or self.execution_id is None:
+            return
+        seen = _mtime(self._signal)
+        if seen == self._signal_seen:
+            return
+        self._signal_seen = seen
+        from engine import db, store
+
+        with db.transaction() as conn:
+            for fault in store.armed_faults(conn, self.execution_id):
+                self.arm(dict(fault))
+
     def fault_due(self, name: str | None, phase: str) -> dict[str, Any] | None:
+        self._refresh_faults()
         for fault in self._faults:
             if not fault.get("fired") and fault["phase"] == phase and fault["step_name"] == name:
                 fault["fired"] = True

@@ -130,13 +130,15 @@ def test_armed_fault_kills_at_the_chosen_point(lam, function, phase, key, duplic
     event = {"sleep": 0.2}
     if key:
         event["idempotency_key"] = f"{key}-{unique}"
-    arn = start(lam, function, **{**event, "sleep": 0.2})
-    # Arm before B starts: A's body runs first, so arm while the first invocation is still young.
+    arn = start(lam, function, **event, a_sleep=1.5)
+    # Armed while invocation 1 runs step A: the running invocation must pick it up for step B.
+    body_started(arn, "A")
     faults.arm(arn, "B", phase, user="tester")
     timeline = finished(lam, arn)
     assert timeline["execution"]["status"] == "SUCCEEDED"
     fired = [f for f in timeline["faults"] if f["fired_at"] is not None]
     assert len(fired) == 1 and fired[0]["phase"] == phase
+    assert fired[0]["invocation_seq"] == 1
     killed = [i for i in timeline["invocations"] if i["outcome"] == "killed"]
     assert [i["seq"] for i in killed] == [fired[0]["invocation_seq"]]
     charges = [e for e in timeline["effects"] if e["kind"] == "charge"]

@@ -20,6 +20,7 @@ def three_steps(event: dict[str, Any], context: DurableContext) -> dict[str, Any
 
     def step_a(step_context: StepContext) -> str:
         effects.record("a", "once")
+        time.sleep(float(event.get("a_sleep", 0)))
         return "a"
 
     def step_b(step_context: StepContext) -> str:
