@@ -363,7 +363,7 @@ def pending_callback_list(*, limit: int = 500) -> list[Operation]:
     """Every pending callback across executions, oldest first, with its timeout deadline (one query)."""
     timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
     return list(
-        Operation.objects.filter(type="CALLBACK", status="STARTED")
+        _open_callbacks()
         .select_related("execution")
         .only(
             "id",
@@ -386,7 +386,13 @@ def pending_callback_list(*, limit: int = 500) -> list[Operation]:
 
 
 def pending_callback_count() -> int:
-    return Operation.objects.filter(type="CALLBACK", status="STARTED").count()
+    return _open_callbacks().count()
+
+
+def _open_callbacks() -> QuerySet[Operation]:
+    # A parallel that completes on its first answer leaves its other callbacks STARTED after the
+    # execution ends; nobody can answer those any more, so the inbox leaves them out.
+    return Operation.objects.filter(type="CALLBACK", status="STARTED", execution__status="RUNNING")
 
 
 def pending_callback_get(*, pk: int) -> Operation:
