@@ -23,6 +23,8 @@ def shout(step_context: StepContext, text: str) -> str:
 def handler(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     name = event.get("name", "world") if isinstance(event, dict) else "world"
     greeting = context.step(greet(name), name="greet")
-    context.wait(Duration.from_seconds(int(event.get("wait_seconds", 2)) if isinstance(event, dict) else 2), name="pause")
+    context.wait(
+        Duration.from_seconds(int(event.get("wait_seconds", 2)) if isinstance(event, dict) else 2), name="pause"
+    )
     loud = context.step(shout(greeting), name="shout")
     return {"greeting": greeting, "loud": loud}

@@ -76,7 +76,9 @@ def _payload_text(payload: Any, limit: int) -> str | None:
     try:
         json.loads(payload)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestContentException(f"Could not parse request body into json: {exc.msg} at char {exc.pos}.") from exc
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: {exc.msg} at char {exc.pos}."
+        ) from exc
     return payload
 
 
@@ -159,23 +161,53 @@ class LambdaClient:
 
     def create_function(self, *, FunctionName: str, Handler: str, **fields: Any) -> dict[str, Any]:
         """Register a function; ``DurableConfig`` makes it durable. Code/Role/Runtime are accepted and ignored."""
-        _reject_unknown(fields, {"Timeout", "DurableConfig", "Environment", "Description", "MaximumRetryAttempts",
-                                 "InvocationRetryPolicy", "Runtime", "Role", "Code", "MemorySize", "Publish"})
+        _reject_unknown(
+            fields,
+            {
+                "Timeout",
+                "DurableConfig",
+                "Environment",
+                "Description",
+                "MaximumRetryAttempts",
+                "InvocationRetryPolicy",
+                "Runtime",
+                "Role",
+                "Code",
+                "MemorySize",
+                "Publish",
+            },
+        )
         known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "Code", "MemorySize", "Publish"}}
         return registry.create_function(FunctionName, {"Handler": Handler, **known})
 
     def update_function_configuration(self, *, FunctionName: str, **fields: Any) -> dict[str, Any]:
         """Change a function's configuration; omitted fields keep their value."""
-        _reject_unknown(fields, {"Handler", "Timeout", "DurableConfig", "Environment", "Description",
-                                 "MaximumRetryAttempts", "InvocationRetryPolicy", "RevisionId", "Runtime", "Role",
-                                 "MemorySize"})
+        _reject_unknown(
+            fields,
+            {
+                "Handler",
+                "Timeout",
+                "DurableConfig",
+                "Environment",
+                "Description",
+                "MaximumRetryAttempts",
+                "InvocationRetryPolicy",
+                "RevisionId",
+                "Runtime",
+                "Role",
+                "MemorySize",
+            },
+        )
         known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "MemorySize"}}
         return registry.update_function(FunctionName, known)
 
     def get_function(self, *, FunctionName: str, Qualifier: str | None = None) -> dict[str, Any]:
         """Return ``{"Configuration": …, "Code": …}`` for one function."""
         row = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
-        return {"Configuration": registry.configuration(row), "Code": {"RepositoryType": "Local", "Location": row["handler"]}}
+        return {
+            "Configuration": registry.configuration(row),
+            "Code": {"RepositoryType": "Local", "Location": row["handler"]},
+        }
 
     def list_functions(self, *, Marker: str | None = None, MaxItems: int | None = None, **_: Any) -> dict[str, Any]:
         """Return registered functions by name, 50 a page unless ``MaxItems`` says otherwise."""
@@ -220,7 +252,10 @@ class LambdaClient:
             return {"StatusCode": 204, "Payload": io.BytesIO(b"")}
         if fn["durable_config"] is None:
             return _invoke_plain(fn, InvocationType, payload, time_scale)
-        if InvocationType == "RequestResponse" and fn["durable_config"]["ExecutionTimeout"] > MAX_SYNC_EXECUTION_TIMEOUT:
+        if (
+            InvocationType == "RequestResponse"
+            and fn["durable_config"]["ExecutionTimeout"] > MAX_SYNC_EXECUTION_TIMEOUT
+        ):
             raise _invalid(
                 "You cannot synchronously invoke a durable function with an executionTimeout greater than 15 minutes."
             )
@@ -313,7 +348,9 @@ class LambdaClient:
             response["NextMarker"] = _encode_marker([last["started_at"].isoformat(), last["id"]])
         return response
 
-    def stop_durable_execution(self, *, DurableExecutionArn: str, Error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def stop_durable_execution(
+        self, *, DurableExecutionArn: str, Error: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Stop a running execution; its running invocation gets no token at its next checkpoint."""
         stopped_at = service.stop_execution(_validate_arn(DurableExecutionArn), _validate_error(Error))
         return {"StopTimestamp": stopped_at}
@@ -431,7 +468,9 @@ def _sync_response(execution: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _invoke_plain(fn: dict[str, Any], invocation_type: str, payload: str | None, time_scale: float = 1.0) -> dict[str, Any]:
+def _invoke_plain(
+    fn: dict[str, Any], invocation_type: str, payload: str | None, time_scale: float = 1.0
+) -> dict[str, Any]:
     from engine import async_invoke
 
     if invocation_type == "Event":
@@ -441,8 +480,12 @@ def _invoke_plain(fn: dict[str, Any], invocation_type: str, payload: str | None,
     result, error = async_invoke.call_sync(fn, payload)
     if error is not None:
         body = {"errorMessage": error["ErrorMessage"], "errorType": error["ErrorType"]}
-        return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
-                "Payload": io.BytesIO(json.dumps(body).encode())}
+        return {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "ExecutedVersion": "$LATEST",
+            "Payload": io.BytesIO(json.dumps(body).encode()),
+        }
     return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": io.BytesIO((result or "null").encode())}
 
 

@@ -7,6 +7,7 @@ invocation as killed (``Runtime.ExitError``) and the function is invoked again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -35,16 +36,17 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
         if not execution["running"] or invocation is None or invocation["ended_at"] is not None:
             raise InvalidParameterValueException("No invocation of this execution is running right now.")
         if invocation["worker"] != socket.gethostname() or not invocation["pid"]:
-            raise InvalidParameterValueException("The running invocation is on another host; it cannot be killed from here.")
+            raise InvalidParameterValueException(
+                "The running invocation is on another host; it cannot be killed from here."
+            )
         fault = conn.execute(
             """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by, fired_at, invocation_seq)
                VALUES (%s, 'kill', NULL, 'now', %s, %s, %s, %s) RETURNING *""",
             (execution["id"], service.utcnow(), user, service.utcnow(), invocation["seq"]),
         ).fetchone()
-    try:
+    # If it ended on its own meanwhile, the invocation's own completion and the sweeper sort it out.
+    with contextlib.suppress(ProcessLookupError):
         os.kill(invocation["pid"], signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # it ended on its own meanwhile; the sweeper sorts out which
     service.mark_invocation_lost(execution["id"], invocation["seq"], "killed")
     return dict(fault)
 

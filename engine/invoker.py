@@ -37,7 +37,11 @@ class EngineServiceClient:
     """The SDK's ``DurableServiceClient``, served by the engine (called on the SDK's checkpoint thread)."""
 
     def checkpoint(
-        self, durable_execution_arn: str, checkpoint_token: str, updates: list[OperationUpdate], client_token: str | None
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
     ) -> CheckpointOutput:
         try:
             token, ops = service.checkpoint(durable_execution_arn, checkpoint_token, [u.to_dict() for u in updates])
@@ -90,7 +94,9 @@ def function_environment(variables: dict[str, str], function_name: str, timeout:
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
-    error_type = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__qualname__}"
+    error_type = (
+        type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__qualname__}"
+    )
     return {
         "ErrorType": error_type,
         "ErrorMessage": str(exc) or error_type,

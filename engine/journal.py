@@ -70,8 +70,12 @@ class Journal:
     """Append-only, line-flushed record of one invocation in this process."""
 
     def __init__(
-        self, request_id: str, faults: list[dict[str, Any]], kill_on_fault: bool,
-        execution_id: int | None = None, invocation_seq: int | None = None,
+        self,
+        request_id: str,
+        faults: list[dict[str, Any]],
+        kill_on_fault: bool,
+        execution_id: int | None = None,
+        invocation_seq: int | None = None,
     ) -> None:
         self.request_id = request_id
         self.execution_id = execution_id
@@ -97,8 +101,15 @@ class Journal:
         if self._log_lines >= MAX_LOG_LINES:
             return
         self._log_lines += 1
-        self.write({"t": "log", "level": level, "logger": logger, "message": message[:4000],
-                    "op_id": getattr(self.step, "op_id", None)})
+        self.write(
+            {
+                "t": "log",
+                "level": level,
+                "logger": logger,
+                "message": message[:4000],
+                "op_id": getattr(self.step, "op_id", None),
+            }
+        )
 
     def arm(self, fault: dict[str, Any]) -> None:
         """Add a fault armed during this invocation (already stored by ``engine.faults.arm``)."""
@@ -231,8 +242,11 @@ class _StdoutTee(io.TextIOBase):
 
 @contextmanager
 def recording(
-    request_id: str, faults: list[dict[str, Any]], deadline_seconds: float | None,
-    execution_id: int | None = None, invocation_seq: int | None = None,
+    request_id: str,
+    faults: list[dict[str, Any]],
+    deadline_seconds: float | None,
+    execution_id: int | None = None,
+    invocation_seq: int | None = None,
 ) -> Iterator[Journal]:
     """Open the invocation's journal, capture logs and stdout, and arm the Timeout watchdog.
 

@@ -135,9 +135,7 @@ def validate_batch(stored: Mapping[str, Mapping[str, Any]], updates: list[dict[s
             if index != len(updates) - 1:
                 raise _fail("An EXECUTION update must be the last update of a batch.")
             continue
-        if op_id in seen and not (
-            op_type in {"STEP", "CONTEXT"} and seen[op_id] == "START" and action != "START"
-        ):
+        if op_id in seen and not (op_type in {"STEP", "CONTEXT"} and seen[op_id] == "START" and action != "START"):
             raise _fail(f"Operation {op_id} appears more than once in one batch.")
         seen[op_id] = action
         parent = update.get("ParentId")
@@ -222,7 +220,9 @@ def _require(op: Mapping[str, Any] | None, allowed: set[str | None], update: Map
 # --- STEP -------------------------------------------------------------------------------------
 
 
-def _apply_step(change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any) -> None:
+def _apply_step(
+    change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any
+) -> None:
     action = update["Action"]
     if action == "START":
         _require(op, {None, "READY"}, update)
@@ -294,7 +294,9 @@ def _step_retry(change: Transition, op: dict[str, Any], update: Mapping[str, Any
 # --- WAIT -------------------------------------------------------------------------------------
 
 
-def _apply_wait(change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any) -> None:
+def _apply_wait(
+    change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any
+) -> None:
     if update["Action"] == "CANCEL":
         _require(op, {"STARTED"}, update)
         assert op is not None
@@ -387,7 +389,9 @@ def complete_callback(
 # --- CONTEXT ----------------------------------------------------------------------------------
 
 
-def _apply_context(change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any) -> None:
+def _apply_context(
+    change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any
+) -> None:
     action = update["Action"]
     if action == "START":
         _require(op, {None}, update)
@@ -416,7 +420,9 @@ def _apply_context(change: Transition, op: dict[str, Any] | None, update: dict[s
 # --- CHAINED_INVOKE ---------------------------------------------------------------------------
 
 
-def _apply_invoke(change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any) -> None:
+def _apply_invoke(
+    change: Transition, op: dict[str, Any] | None, update: dict[str, Any], clock: Clock, _mint: Any
+) -> None:
     _require(op, {None}, update)
     options = update.get("ChainedInvokeOptions") or {}
     function_name = options.get("FunctionName")
@@ -437,7 +443,9 @@ def _apply_invoke(change: Transition, op: dict[str, Any] | None, update: dict[st
     change.invokes.append(ChainedInvoke(op["Id"], function_name, payload, options.get("TenantId"), started))
 
 
-def chained_invoke_started(op: Mapping[str, Any], function_name: str, payload: str | None, child_arn: str | None) -> dict[str, Any]:
+def chained_invoke_started(
+    op: Mapping[str, Any], function_name: str, payload: str | None, child_arn: str | None
+) -> dict[str, Any]:
     details: dict[str, Any] = {"FunctionName": function_name, "Input": payload_detail(payload)}
     if child_arn:
         details["DurableExecutionArn"] = child_arn

@@ -221,9 +221,23 @@ def _record_start(work: UnitOfWork, execution: dict[str, Any], execution_uuid: s
 
 def _save_execution(conn: psycopg.Connection, execution: dict[str, Any], *extra: str) -> None:
     fields = [
-        "status", "result", "error", "ended_at", "invocation_seq", "token_seq", "running", "lease_until",
-        "needs_invoke", "invoke_reason", "dispatched_at", "consecutive_failures", "op_seq", "seen_seq",
-        "event_seq", "counters", *extra,
+        "status",
+        "result",
+        "error",
+        "ended_at",
+        "invocation_seq",
+        "token_seq",
+        "running",
+        "lease_until",
+        "needs_invoke",
+        "invoke_reason",
+        "dispatched_at",
+        "consecutive_failures",
+        "op_seq",
+        "seen_seq",
+        "event_seq",
+        "counters",
+        *extra,
     ]
     store.update_execution(conn, execution["id"], **{key: execution[key] for key in fields})
 
@@ -331,11 +345,16 @@ def _apply(work: UnitOfWork, execution: dict[str, Any], change: Transition, invo
         store.set_timer(work.conn, execution["id"], kind, op_id, due)
 
 
-def _start_chained_invoke(work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke) -> None:
+def _start_chained_invoke(
+    work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke
+) -> None:
     op = change.ops[invoke.op_id]
     target = store.get_function(work.conn, _function_name_of(invoke.function_name))
     if target is None:
-        error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": f"Function not found: {invoke.function_name}"}
+        error = {
+            "ErrorType": "ResourceNotFoundException",
+            "ErrorMessage": f"Function not found: {invoke.function_name}",
+        }
         failed = machine.complete_chained_invoke(op, Clock(work.now), status="FAILED", error=error)
         position = change.events.index(invoke.started_event) + 1
         change.events[position:position] = failed.events
@@ -344,7 +363,11 @@ def _start_chained_invoke(work: UnitOfWork, execution: dict[str, Any], change: T
         work.plain_calls.append(PlainCall(execution["id"], op["Id"], target["name"], invoke.payload))
         return
     request = StartRequest(
-        function=target, name=None, payload=invoke.payload, parent_arn=execution["arn"], parent_op_id=op["Id"],
+        function=target,
+        name=None,
+        payload=invoke.payload,
+        parent_arn=execution["arn"],
+        parent_op_id=op["Id"],
         time_scale=execution["time_scale"],
     )
     child, _ = start_execution_txn(work, request)
@@ -434,9 +457,7 @@ def _locked_callback(work: UnitOfWork, callback_id: str) -> tuple[dict[str, Any]
     if op["Status"] == "TIMED_OUT":
         raise CallbackTimeoutException(f"Callback {callback_id!r} has already timed out.")
     if op["Status"] != "STARTED":
-        raise InvalidParameterValueException(
-            f"Callback {callback_id!r} is already completed (status {op['Status']})."
-        )
+        raise InvalidParameterValueException(f"Callback {callback_id!r} is already completed (status {op['Status']}).")
     if execution["status"] != "RUNNING":
         raise InvalidParameterValueException(
             f"Callback {callback_id!r} belongs to an execution that is {execution['status']}."
@@ -444,7 +465,9 @@ def _locked_callback(work: UnitOfWork, callback_id: str) -> tuple[dict[str, Any]
     return execution, op
 
 
-def complete_callback(callback_id: str, *, result: str | None = None, error: dict[str, Any] | None = None, success: bool) -> None:
+def complete_callback(
+    callback_id: str, *, result: str | None = None, error: dict[str, Any] | None = None, success: bool
+) -> None:
     """Record a callback's success or failure and wake the handler."""
     with unit_of_work() as work:
         execution, op = _locked_callback(work, callback_id)
@@ -482,7 +505,9 @@ def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
         if execution["status"] == "STOPPED":
             return execution["ended_at"]
         if execution["status"] != "RUNNING":
-            raise InvalidParameterValueException(f"Durable execution is already {execution['status']}; it cannot be stopped.")
+            raise InvalidParameterValueException(
+                f"Durable execution is already {execution['status']}; it cannot be stopped."
+            )
         stop_error = error or {"ErrorMessage": "Execution stopped by user request"}
         _finish_execution(work, execution, machine.Finish("STOPPED", error=stop_error))
         _save_execution(work.conn, execution)
@@ -585,16 +610,24 @@ def claim_invocation(execution_id: int) -> Ticket | None:
             return None
         deadline = work.now + timedelta(seconds=fn["timeout"])
         execution.update(
-            invocation_seq=execution["invocation_seq"] + 1, running=True, needs_invoke=False,
-            lease_until=deadline + LEASE_GRACE, seen_seq=execution["op_seq"],
+            invocation_seq=execution["invocation_seq"] + 1,
+            running=True,
+            needs_invoke=False,
+            lease_until=deadline + LEASE_GRACE,
+            seen_seq=execution["op_seq"],
         )
         request_id = str(uuid.uuid4())
         store.insert_invocation(
             work.conn,
             {
-                "execution_id": execution_id, "seq": execution["invocation_seq"], "request_id": request_id,
-                "reason": execution["invoke_reason"], "started_at": work.now, "deadline": deadline,
-                "worker": socket.gethostname(), "pid": os.getpid(),
+                "execution_id": execution_id,
+                "seq": execution["invocation_seq"],
+                "request_id": request_id,
+                "reason": execution["invoke_reason"],
+                "started_at": work.now,
+                "deadline": deadline,
+                "worker": socket.gethostname(),
+                "pid": os.getpid(),
             },
         )
         _count(execution, invocations=1)
@@ -602,8 +635,16 @@ def claim_invocation(execution_id: int) -> Ticket | None:
         ops = list(store.load_ops(work.conn, execution_id).values())
         faults = [dict(f) for f in store.armed_faults(work.conn, execution_id)]
         return Ticket(
-            execution_id, execution["arn"], execution["invocation_seq"], request_id, make_token(execution),
-            ops, fn, work.now, deadline, faults,
+            execution_id,
+            execution["arn"],
+            execution["invocation_seq"],
+            request_id,
+            make_token(execution),
+            ops,
+            fn,
+            work.now,
+            deadline,
+            faults,
         )
 
 
@@ -663,13 +704,19 @@ def _end_invocation(
         details["Error"] = machine.error_detail(error)
     event = machine.make_event("InvocationCompleted", None, details)
     store.append_events(work.conn, execution, [event], work.now, invocation["seq"])
-    store.finish_invocation(work.conn, execution["id"], invocation["seq"], ended_at=work.now, outcome=outcome, error=error)
+    store.finish_invocation(
+        work.conn, execution["id"], invocation["seq"], ended_at=work.now, outcome=outcome, error=error
+    )
     if execution["invocation_seq"] == invocation["seq"]:
         execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
 
 
 def _after_invocation(
-    work: UnitOfWork, execution: dict[str, Any], output: dict[str, Any] | None, outcome: str, error: dict[str, Any] | None
+    work: UnitOfWork,
+    execution: dict[str, Any],
+    output: dict[str, Any] | None,
+    outcome: str,
+    error: dict[str, Any] | None,
 ) -> None:
     if outcome == "succeeded" and output is not None:
         execution["consecutive_failures"] = 0
@@ -789,7 +836,9 @@ def ingest_journal(
             open_runs[entry["op_id"]] = entry
         elif kind == "body_end" and entry.get("op_id") in open_runs:
             start = open_runs.pop(entry["op_id"])
-            runs.append((ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], at, entry["outcome"]))
+            runs.append(
+                (ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], at, entry["outcome"])
+            )
         elif kind == "log":
             logs.append((ex_id, seq, at, entry["level"], entry["logger"], entry["message"], entry.get("op_id")))
         elif kind == "fault":
@@ -826,8 +875,16 @@ def redispatch_stranded(limit: int = 100) -> int:
 
 # --- retention --------------------------------------------------------------------------------
 
-RETAINED_TABLES = ("durable_event", "durable_operation", "durable_invocation", "durable_timer", "durable_body_run",
-                   "durable_log", "durable_effect", "durable_fault")
+RETAINED_TABLES = (
+    "durable_event",
+    "durable_operation",
+    "durable_invocation",
+    "durable_timer",
+    "durable_body_run",
+    "durable_log",
+    "durable_effect",
+    "durable_fault",
+)
 
 
 def purge_expired(limit: int = 500) -> int:

@@ -100,7 +100,9 @@ def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any)
     conn.execute(f"UPDATE durable_execution SET {columns} WHERE id = %(_id)s", {**params, "_id": execution_id})
 
 
-def list_executions(conn: psycopg.Connection, where: str, params: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+def list_executions(
+    conn: psycopg.Connection, where: str, params: Mapping[str, Any], limit: int
+) -> list[dict[str, Any]]:
     sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE {where} ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
     return conn.execute(sql, {**params, "limit": limit}).fetchall()
 
@@ -108,7 +110,9 @@ def list_executions(conn: psycopg.Connection, where: str, params: Mapping[str, A
 # --- operations -------------------------------------------------------------------------------
 
 
-def load_ops(conn: psycopg.Connection, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+def load_ops(
+    conn: psycopg.Connection, execution_id: int, op_ids: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Return operation documents by id (all of them, or the named ones) in first-seen order."""
     if op_ids is None:
         rows = conn.execute(
@@ -146,10 +150,20 @@ def save_ops(conn: psycopg.Connection, execution: dict[str, Any], ops: list[dict
         details = op.get("CallbackDetails") or {}
         rows.append(
             (
-                execution["id"], op["Id"], execution["op_seq"], op.get("ParentId"), op.get("Name"), op["Type"],
-                op.get("SubType"), op["Status"], (op.get("StepDetails") or {}).get("Attempt", 0),
-                execution["op_seq"], ms_to_datetime(op.get("StartTimestamp")), ms_to_datetime(op.get("EndTimestamp")),
-                details.get("CallbackId"), Jsonb(op),
+                execution["id"],
+                op["Id"],
+                execution["op_seq"],
+                op.get("ParentId"),
+                op.get("Name"),
+                op["Type"],
+                op.get("SubType"),
+                op["Status"],
+                (op.get("StepDetails") or {}).get("Attempt", 0),
+                execution["op_seq"],
+                ms_to_datetime(op.get("StartTimestamp")),
+                ms_to_datetime(op.get("EndTimestamp")),
+                details.get("CallbackId"),
+                Jsonb(op),
             )
         )
     with conn.cursor() as cur:
@@ -170,7 +184,11 @@ def save_ops(conn: psycopg.Connection, execution: dict[str, Any], ops: list[dict
 
 
 def append_events(
-    conn: psycopg.Connection, execution: dict[str, Any], events: list[dict[str, Any]], now: datetime, invocation_seq: int | None
+    conn: psycopg.Connection,
+    execution: dict[str, Any],
+    events: list[dict[str, Any]],
+    now: datetime,
+    invocation_seq: int | None,
 ) -> None:
     if not events:
         return
@@ -178,7 +196,15 @@ def append_events(
     for event in events:
         execution["event_seq"] += 1
         rows.append(
-            (execution["id"], execution["event_seq"], event["EventType"], now, event.get("Id"), invocation_seq, Jsonb(event))
+            (
+                execution["id"],
+                execution["event_seq"],
+                event["EventType"],
+                now,
+                event.get("Id"),
+                invocation_seq,
+                Jsonb(event),
+            )
         )
     with conn.cursor() as cur:
         cur.executemany(
@@ -226,7 +252,9 @@ def cancel_all_timers(conn: psycopg.Connection, execution_id: int) -> None:
     conn.execute("DELETE FROM durable_timer WHERE execution_id = %s", (execution_id,))
 
 
-def take_due_timers(conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None) -> list[dict[str, Any]]:
+def take_due_timers(
+    conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None
+) -> list[dict[str, Any]]:
     """Delete and return due timers, skipping rows another scheduler is already firing."""
     scope = "AND execution_id = %(execution_id)s" if execution_id is not None else ""
     return conn.execute(
@@ -265,7 +293,13 @@ def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dic
 
 
 def finish_invocation(
-    conn: psycopg.Connection, execution_id: int, seq: int, *, ended_at: datetime, outcome: str, error: dict[str, Any] | None
+    conn: psycopg.Connection,
+    execution_id: int,
+    seq: int,
+    *,
+    ended_at: datetime,
+    outcome: str,
+    error: dict[str, Any] | None,
 ) -> None:
     conn.execute(
         """UPDATE durable_invocation SET ended_at = %s, outcome = %s, error = %s
@@ -364,11 +398,18 @@ def checkpoint_snapshot(conn: psycopg.Connection, arn: str, op_ids: list[str], n
 def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     execution["op_seq"] += 1
     return {
-        "op_id": op["Id"], "seq": execution["op_seq"], "parent_id": op.get("ParentId"), "name": op.get("Name"),
-        "type": op["Type"], "sub_type": op.get("SubType"), "status": op["Status"],
+        "op_id": op["Id"],
+        "seq": execution["op_seq"],
+        "parent_id": op.get("ParentId"),
+        "name": op.get("Name"),
+        "type": op["Type"],
+        "sub_type": op.get("SubType"),
+        "status": op["Status"],
         "attempt": (op.get("StepDetails") or {}).get("Attempt", 0),
-        "started_at": _iso_ms(op.get("StartTimestamp")), "ended_at": _iso_ms(op.get("EndTimestamp")),
-        "callback_id": (op.get("CallbackDetails") or {}).get("CallbackId"), "doc": op,
+        "started_at": _iso_ms(op.get("StartTimestamp")),
+        "ended_at": _iso_ms(op.get("EndTimestamp")),
+        "callback_id": (op.get("CallbackDetails") or {}).get("CallbackId"),
+        "doc": op,
     }
 
 
@@ -395,8 +436,14 @@ def write_checkpoint(
     event_records = []
     for event in events:
         execution["event_seq"] += 1
-        event_records.append({"event_id": execution["event_seq"], "event_type": event["EventType"],
-                              "op_id": event.get("Id"), "doc": event})
+        event_records.append(
+            {
+                "event_id": execution["event_seq"],
+                "event_type": event["EventType"],
+                "op_id": event.get("Id"),
+                "doc": event,
+            }
+        )
     execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     conn.execute(
@@ -436,12 +483,18 @@ def write_checkpoint(
             (SELECT count(*) FROM o) + (SELECT count(*) FROM e) + (SELECT count(*) FROM td) + (SELECT count(*) FROM u)
         """,
         {
-            "id": execution["id"], "now": now, "inv": execution["invocation_seq"],
-            "ops": Jsonb(op_records), "events": Jsonb(event_records),
+            "id": execution["id"],
+            "now": now,
+            "inv": execution["invocation_seq"],
+            "ops": Jsonb(op_records),
+            "events": Jsonb(event_records),
             "cancel": Jsonb([{"kind": k, "op_id": o} for k, o in cancel if (k, o) not in set_keys]),
             "timers": Jsonb([{"kind": k, "op_id": o, "due_at": due.isoformat()} for k, o, due in timers]),
-            "op_seq": execution["op_seq"], "seen_seq": execution["seen_seq"], "event_seq": execution["event_seq"],
-            "token_seq": execution["token_seq"], "counters": Jsonb(execution["counters"]),
+            "op_seq": execution["op_seq"],
+            "seen_seq": execution["seen_seq"],
+            "event_seq": execution["event_seq"],
+            "token_seq": execution["token_seq"],
+            "counters": Jsonb(execution["counters"]),
         },
     )
 

@@ -66,14 +66,31 @@ def _optional(conn: Any, table: str, execution_id: int, order: str) -> list[dict
 
 
 def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
-    keys = ("arn", "name", "function_name", "status", "input", "result", "error", "started_at", "ended_at",
-            "execution_timeout", "time_scale", "invocation_type", "parent_arn", "counters")
+    keys = (
+        "arn",
+        "name",
+        "function_name",
+        "status",
+        "input",
+        "result",
+        "error",
+        "started_at",
+        "ended_at",
+        "execution_timeout",
+        "time_scale",
+        "invocation_type",
+        "parent_arn",
+        "counters",
+    )
     return {key: execution[key] for key in keys}
 
 
 def _operations(
-    ops: list[dict[str, Any]], events: list[dict[str, Any]], invocations: list[dict[str, Any]],
-    body_runs: list[dict[str, Any]], time_scale: float,
+    ops: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    invocations: list[dict[str, Any]],
+    body_runs: list[dict[str, Any]],
+    time_scale: float,
 ) -> list[dict[str, Any]]:
     attempts = _attempts_by_op(events)
     runs_by_op: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -84,15 +101,24 @@ def _operations(
     result = []
     for op in ops:
         doc = op["doc"]
-        result.append({
-            "op_id": op["op_id"], "parent_id": op["parent_id"], "name": op["name"], "type": op["type"],
-            "sub_type": op["sub_type"], "status": op["status"], "started_at": op["started_at"],
-            "ended_at": op["ended_at"], "depth": depth[op["op_id"]], "callback_id": op["callback_id"],
-            "attempts": attempts.get(op["op_id"], []),
-            "body_runs": runs_by_op.get(op["op_id"], []),
-            "deadline": _deadline(doc, callbacks.get(op["op_id"]), time_scale),
-            "replays": [],
-        })
+        result.append(
+            {
+                "op_id": op["op_id"],
+                "parent_id": op["parent_id"],
+                "name": op["name"],
+                "type": op["type"],
+                "sub_type": op["sub_type"],
+                "status": op["status"],
+                "started_at": op["started_at"],
+                "ended_at": op["ended_at"],
+                "depth": depth[op["op_id"]],
+                "callback_id": op["callback_id"],
+                "attempts": attempts.get(op["op_id"], []),
+                "body_runs": runs_by_op.get(op["op_id"], []),
+                "deadline": _deadline(doc, callbacks.get(op["op_id"]), time_scale),
+                "replays": [],
+            }
+        )
     _mark_replays(result, invocations)
     return result
 
@@ -109,22 +135,31 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
             start = open_start.pop(op_id, None)
             details = event["doc"].get(f"{kind}Details", {})
             retry = details.get("RetryDetails", {})
-            result[op_id].append({
-                "attempt": retry.get("CurrentAttempt", len(result[op_id]) + 1),
-                "invocation_seq": event["invocation_seq"],
-                "started_at": start["timestamp"] if start else event["timestamp"],
-                "ended_at": event["timestamp"],
-                "outcome": "succeeded" if kind == "StepSucceeded" else _failed_outcome(details),
-                "error": (details.get("Error") or {}).get("Payload"),
-                "next_attempt_delay": retry.get("NextAttemptDelaySeconds"),
-                "retrying": "NextAttemptDelaySeconds" in retry,
-            })
+            result[op_id].append(
+                {
+                    "attempt": retry.get("CurrentAttempt", len(result[op_id]) + 1),
+                    "invocation_seq": event["invocation_seq"],
+                    "started_at": start["timestamp"] if start else event["timestamp"],
+                    "ended_at": event["timestamp"],
+                    "outcome": "succeeded" if kind == "StepSucceeded" else _failed_outcome(details),
+                    "error": (details.get("Error") or {}).get("Payload"),
+                    "next_attempt_delay": retry.get("NextAttemptDelaySeconds"),
+                    "retrying": "NextAttemptDelaySeconds" in retry,
+                }
+            )
     for op_id, start in open_start.items():
-        result[op_id].append({
-            "attempt": len(result[op_id]) + 1, "invocation_seq": start["invocation_seq"],
-            "started_at": start["timestamp"], "ended_at": None, "outcome": "running", "error": None,
-            "next_attempt_delay": None, "retrying": False,
-        })
+        result[op_id].append(
+            {
+                "attempt": len(result[op_id]) + 1,
+                "invocation_seq": start["invocation_seq"],
+                "started_at": start["timestamp"],
+                "ended_at": None,
+                "outcome": "running",
+                "error": None,
+                "next_attempt_delay": None,
+                "retrying": False,
+            }
+        )
     return result
 
 
@@ -178,11 +213,16 @@ def _inside_completed_context(op: dict[str, Any], by_id: dict[str, dict[str, Any
 
 
 def _counters(
-    execution: dict[str, Any], invocations: list[dict[str, Any]], operations: list[dict[str, Any]], effects: list[dict[str, Any]]
+    execution: dict[str, Any],
+    invocations: list[dict[str, Any]],
+    operations: list[dict[str, Any]],
+    effects: list[dict[str, Any]],
 ) -> dict[str, Any]:
     attempts = [a for op in operations for a in op["attempts"]]
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
-    end = execution["ended_at"] or max([i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]])
+    end = execution["ended_at"] or max(
+        [i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]]
+    )
     wall = (end - execution["started_at"]).total_seconds()
     return {
         "invocations": len(invocations),

@@ -7,12 +7,12 @@ file-system transport in a temporary folder. Nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-
 import time
 import uuid
 from collections.abc import Iterator
@@ -85,10 +85,33 @@ class Stack:
     def start_worker(self, concurrency: int = 4) -> None:
         log = self.worker_log.open("a")
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork", "-c", str(concurrency),
-             "-Q", "durable", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "-l", "INFO"],
-            cwd=ROOT, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "durable_site",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-Q",
+                "durable",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{uuid.uuid4().hex[:6]}@%h",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=_child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
         )
         _wait_for_log(self.worker_log, "ready.", self.worker)
 
@@ -96,7 +119,12 @@ class Stack:
         log = self.scheduler_log.open("a")
         self.scheduler = subprocess.Popen(
             [sys.executable, "manage.py", "durable_scheduler"],
-            cwd=ROOT, env=_child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+            cwd=ROOT,
+            env=_child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
         )
 
     def stop_worker(self, sig: int = signal.SIGTERM) -> None:
@@ -121,10 +149,8 @@ def _stop_group(proc: subprocess.Popen[str] | None, sig: int) -> None:
         os.killpg(proc.pid, sig)
         proc.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=10)
 
 
@@ -142,7 +168,11 @@ def _wait_for_log(path: Path, marker: str, proc: subprocess.Popen[str], timeout:
 def _purge_broker() -> None:
     subprocess.run(
         [sys.executable, "-m", "celery", "-A", "durable_site", "purge", "-f", "-Q", "durable"],
-        cwd=ROOT, env=_child_env(), capture_output=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=_child_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -180,6 +210,3 @@ def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1, messa
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
-
-
-

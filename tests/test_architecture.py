@@ -7,8 +7,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["engine", "engine.api", "engine.service", "engine.machine", "engine.store", "engine.timeline",
-        "engine.invoker", "engine.journal", "engine.effects", "engine.faults", "engine.scheduler", "engine.registry"]
+CORE = [
+    "engine",
+    "engine.api",
+    "engine.service",
+    "engine.machine",
+    "engine.store",
+    "engine.timeline",
+    "engine.invoker",
+    "engine.journal",
+    "engine.effects",
+    "engine.faults",
+    "engine.scheduler",
+    "engine.registry",
+]
 
 
 def test_engine_core_imports_no_django_celery_or_dashboard():

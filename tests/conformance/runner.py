@@ -176,8 +176,12 @@ class Run:
             if event["EventType"] != "CallbackStarted" or event["EventId"] in handled:
                 continue
             action = next(
-                (a for a in actions if not a.get("_used") and _callback_name_matches(
-                    str(a.get("CallbackName", "*")), event.get("Name"), self.bindings)),
+                (
+                    a
+                    for a in actions
+                    if not a.get("_used")
+                    and _callback_name_matches(str(a.get("CallbackName", "*")), event.get("Name"), self.bindings)
+                ),
                 None,
             )
             if action is None:
@@ -224,7 +228,6 @@ class Run:
             except Mismatch as exc:
                 raise AssertionError(f"{exc}\nhistory: {_brief(events)}") from None
 
-
     def _check_logs(self) -> None:
         """ExpectedLogs: count the execution's captured log lines matching each pattern."""
         from engine.timeline import invocation_logs
@@ -257,6 +260,8 @@ def _brief(events: list[dict[str, Any]]) -> str:
     lines = []
     for event in events:
         details = event.get(f"{event['EventType']}Details", {})
-        lines.append(f"  {event['EventId']} {event['EventType']} {event.get('Name') or ''} {event.get('SubType') or ''} "
-                     f"{json.dumps(details, default=str)[:300]}")
+        lines.append(
+            f"  {event['EventId']} {event['EventType']} {event.get('Name') or ''} {event.get('SubType') or ''} "
+            f"{json.dumps(details, default=str)[:300]}"
+        )
     return "\n" + "\n".join(lines)

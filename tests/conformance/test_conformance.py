@@ -8,8 +8,14 @@ import pytest
 
 from tests.conformance.runner import Run, load_requirement, requirement_paths
 
-SUITES = {"step": "step", "wait": "wait", "child": "child", "parallel": "parallel",
-          "callback": "callback", "wait_for_callback": "wait_for_callback"}
+SUITES = {
+    "step": "step",
+    "wait": "wait",
+    "child": "child",
+    "parallel": "parallel",
+    "callback": "callback",
+    "wait_for_callback": "wait_for_callback",
+}
 PATHS = requirement_paths()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,7 +10,6 @@ import time
 
 import pytest
 
-import engine
 from engine import faults
 from engine.celery_tasks import CeleryDispatcher
 from engine.timeline import execution_timeline, invocation_logs
@@ -22,7 +22,10 @@ HANDLER = "tests.handlers.invocations.three_steps"
 def function(lam, unique):
     name = f"inv-{unique}"
     lam.create_function(
-        FunctionName=name, Handler=HANDLER, Timeout=30, DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1}
+        FunctionName=name,
+        Handler=HANDLER,
+        Timeout=30,
+        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
     )
     return name
 
@@ -46,8 +49,11 @@ def body_started(arn, name):
 
 
 def finished(lam, arn, timeout=90):
-    wait_until(lambda: lam.get_durable_execution(DurableExecutionArn=arn)["Status"] != "RUNNING", timeout=timeout,
-               message="execution to end")
+    wait_until(
+        lambda: lam.get_durable_execution(DurableExecutionArn=arn)["Status"] != "RUNNING",
+        timeout=timeout,
+        message="execution to end",
+    )
     return execution_timeline(arn)
 
 
@@ -66,7 +72,9 @@ def test_worker_child_killed_from_outside_recovers(lam, function):
     assert rest[0]["reason"] == "recovery"
     # At-least-once: B's body ran again in the same attempt; A was replayed, not re-run.
     assert [(r["invocation_seq"], r["attempt"], r["outcome"]) for r in op(timeline, "B")["body_runs"]] == [
-        (1, 1, "interrupted"), (2, 1, "succeeded")]
+        (1, 1, "interrupted"),
+        (2, 1, "succeeded"),
+    ]
     assert len(op(timeline, "A")["body_runs"]) == 1
     assert [r["invocation_seq"] for r in op(timeline, "A")["replays"]] == [2]
     history = lam.get_durable_execution_history(DurableExecutionArn=arn, IncludeExecutionData=True)["Events"]
@@ -102,7 +110,7 @@ def test_redelivered_messages_never_run_two_invocations_at_once(lam, function):
     timeline = finished(lam, arn)
     invocations = timeline["invocations"]
     assert timeline["execution"]["status"] == "SUCCEEDED"
-    for earlier, later in zip(invocations, invocations[1:], strict=False):
+    for earlier, later in itertools.pairwise(invocations):
         assert earlier["ended_at"] <= later["started_at"]
     assert len(op(timeline, "B")["body_runs"]) == 1
 
@@ -125,7 +133,10 @@ def test_kill_now_is_recorded_as_killed_and_replayed(lam, function):
     assert [f["phase"] for f in timeline["faults"]] == ["now"]
 
 
-@pytest.mark.parametrize(("phase", "key", "duplicates"), [("after_body", None, [False, True]), ("after_body", "idem-1", [False, False]), ("body_start", None, [False])])
+@pytest.mark.parametrize(
+    ("phase", "key", "duplicates"),
+    [("after_body", None, [False, True]), ("after_body", "idem-1", [False, False]), ("body_start", None, [False])],
+)
 def test_armed_fault_kills_at_the_chosen_point(lam, function, phase, key, duplicates, unique):
     event = {"sleep": 0.2}
     if key:
@@ -159,8 +170,9 @@ def test_invocation_logs_carry_the_execution_and_invocation(lam, function):
 
 def test_timeout_kills_the_invocation_and_execution_times_out(lam, unique):
     name = f"slow-{unique}"
-    lam.create_function(FunctionName=name, Handler=HANDLER, Timeout=1,
-                        DurableConfig={"ExecutionTimeout": 6, "RetentionPeriodInDays": 1})
+    lam.create_function(
+        FunctionName=name, Handler=HANDLER, Timeout=1, DurableConfig={"ExecutionTimeout": 6, "RetentionPeriodInDays": 1}
+    )
     arn = start(lam, name, sleep=5)
     timeline = finished(lam, arn, timeout=40)
     assert timeline["execution"]["status"] == "TIMED_OUT"
@@ -168,5 +180,3 @@ def test_timeout_kills_the_invocation_and_execution_times_out(lam, unique):
     assert timed_out and all(i["error"]["ErrorType"] == "Sandbox.Timedout" for i in timed_out)
     # Killed at the Timeout: each invocation lasted about 1 s, far less than the 5 s body.
     assert all((i["ended_at"] - i["started_at"]).total_seconds() < 4 for i in timed_out)
-
-

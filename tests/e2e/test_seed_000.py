@@ -6,6 +6,7 @@ replay record: invocations, body runs per invocation, attempt numbers, final sta
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -71,7 +72,7 @@ def test_at_most_once_with_retry_runs_body_every_second_invocation(outcomes):
     assert timeline["execution"]["status"] in {"TIMED_OUT", "FAILED"}
     assert len(runs) >= 2
     # Between two body runs there is exactly one invocation, which records StepInterruptedError.
-    assert all(later - earlier == 2 for earlier, later in zip(runs, runs[1:], strict=False))
+    assert all(later - earlier == 2 for earlier, later in itertools.pairwise(runs))
     interrupted = [a for a in attempts if a["outcome"] == "interrupted"]
     assert interrupted and all(a["invocation_seq"] not in runs for a in interrupted)
     # Each body run belongs to a new attempt: 1, 2, 3…

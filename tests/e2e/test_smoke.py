@@ -12,11 +12,22 @@ def test_demo_workflow_completes_through_real_worker(lam, unique):
         DurableExecutionName=f"smoke-{unique}",
     )
     assert response["StatusCode"] == 200, response
-    assert json.loads(response["Payload"].read()) == {"greeting": f"Hello, {unique}!", "loud": f"HELLO, {unique.upper()}!"}
+    assert json.loads(response["Payload"].read()) == {
+        "greeting": f"Hello, {unique}!",
+        "loud": f"HELLO, {unique.upper()}!",
+    }
     events = lam.get_durable_execution_history(DurableExecutionArn=response["DurableExecutionArn"])["Events"]
     assert [e["EventType"] for e in events] == [
-        "ExecutionStarted", "StepStarted", "StepSucceeded", "WaitStarted", "InvocationCompleted",
-        "WaitSucceeded", "StepStarted", "StepSucceeded", "InvocationCompleted", "ExecutionSucceeded",
+        "ExecutionStarted",
+        "StepStarted",
+        "StepSucceeded",
+        "WaitStarted",
+        "InvocationCompleted",
+        "WaitSucceeded",
+        "StepStarted",
+        "StepSucceeded",
+        "InvocationCompleted",
+        "ExecutionSucceeded",
     ]
 
 
@@ -26,7 +37,9 @@ def test_callback_approval_resumes_execution(lam, unique):
 
     def callback_id():
         events = lam.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
-        return next((e["CallbackStartedDetails"]["CallbackId"] for e in events if e["EventType"] == "CallbackStarted"), None)
+        return next(
+            (e["CallbackStartedDetails"]["CallbackId"] for e in events if e["EventType"] == "CallbackStarted"), None
+        )
 
     cid = wait_until(callback_id, message="CallbackStarted")
     lam.send_durable_execution_callback_success(CallbackId=cid, Result=json.dumps({"approved": True}))

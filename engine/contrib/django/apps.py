@@ -16,9 +16,8 @@ class DurableEngineConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import engine
-        from engine.contrib.django.setup import dsn_from_settings, register_demo_functions
-
         from engine.celery_tasks import CeleryDispatcher
+        from engine.contrib.django.setup import dsn_from_settings, register_demo_functions
 
         engine.configure(dsn=dsn_from_settings(settings.DATABASES["default"]), dispatcher=CeleryDispatcher())
         if settings.DURABLE_REGISTER_DEMOS:

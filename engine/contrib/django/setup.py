@@ -29,4 +29,6 @@ def register_demo_functions(**_: Any) -> None:
     from engine import registry
 
     for spec in demos:
-        registry.create_function(spec["FunctionName"], {k: v for k, v in spec.items() if k != "FunctionName"}, replace=True)
+        registry.create_function(
+            spec["FunctionName"], {k: v for k, v in spec.items() if k != "FunctionName"}, replace=True
+        )

@@ -29,12 +29,14 @@ class TransientError(Exception):
 
 def _fixed_retry(max_attempts: int, semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY) -> StepConfig:
     """Retry every second, no jitter, so the history shows NextAttemptDelaySeconds=1."""
-    strategy = create_retry_strategy(RetryStrategyConfig(
-        max_attempts=max_attempts,
-        initial_delay=Duration.from_seconds(1),
-        backoff_rate=1,
-        jitter_strategy=JitterStrategy.NONE,
-    ))
+    strategy = create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=max_attempts,
+            initial_delay=Duration.from_seconds(1),
+            backoff_rate=1,
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    )
     return StepConfig(retry_strategy=strategy, step_semantics=semantics)
 
 
@@ -213,12 +215,14 @@ def default_retry(event: Any, context: DurableContext) -> str:
 @durable_execution
 def custom_backoff(event: Any, context: DurableContext) -> str:
     """1-14: 2 s initial delay, 3x backoff, no jitter: delays 2 s then 6 s."""
-    strategy = create_retry_strategy(RetryStrategyConfig(
-        max_attempts=5,
-        initial_delay=Duration.from_seconds(2),
-        backoff_rate=3,
-        jitter_strategy=JitterStrategy.NONE,
-    ))
+    strategy = create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=5,
+            initial_delay=Duration.from_seconds(2),
+            backoff_rate=3,
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    )
     return context.step(unreliable(2), config=StepConfig(retry_strategy=strategy))
 
 

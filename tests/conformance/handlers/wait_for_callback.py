@@ -71,9 +71,13 @@ def caught_failure(event: str, context: DurableContext) -> str:
 @durable_execution
 def submitter_retries_exhausted(event: str, context: DurableContext) -> Any:
     """7-7: the submitter always throws; 2 attempts, 1 s apart, then the operation fails."""
-    retry = create_retry_strategy(RetryStrategyConfig(
-        max_attempts=2, initial_delay=Duration.from_seconds(1), jitter_strategy=JitterStrategy.NONE,
-    ))
+    retry = create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=2,
+            initial_delay=Duration.from_seconds(1),
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    )
     config = WaitForCallbackConfig(retry_strategy=retry)
     return context.wait_for_callback(failing_submitter, name=event, config=config)
 

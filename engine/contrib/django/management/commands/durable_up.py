@@ -29,9 +29,26 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            "worker": [python, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork",
-                       "-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle",
-                       "-n", f"durable-{os.getpid()}@%h", "-l", "INFO"],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "durable_site",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-Q",
+                "durable",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"durable-{os.getpid()}@%h",
+                "-l",
+                "INFO",
+            ],
             "scheduler": [python, "manage.py", "durable_scheduler"],
         }
         processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
@@ -74,8 +91,10 @@ class Command(BaseCommand):
         users = get_user_model().objects
         if not users.filter(is_superuser=True).exists():
             users.create_superuser(username=username, email="", password=password)
-            self.stdout.write(self.style.WARNING(
-                f"Created a local admin. Log in at http://127.0.0.1:{port}/ as {username} / {password}"
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Created a local admin. Log in at http://127.0.0.1:{port}/ as {username} / {password}"
+                )
+            )
         else:
             self.stdout.write(f"Log in at http://127.0.0.1:{port}/ with your admin account.")
