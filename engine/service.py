@@ -271,7 +271,7 @@ def checkpoint(arn: str, token: str, updates: list[dict[str, Any]]) -> tuple[str
         if snapshot is None:
             raise InvalidCheckpointTokenError("Invalid checkpoint token")
         execution = {key: snapshot[key] for key in snapshot if key not in SNAPSHOT_EXTRAS}
-        if execution["status"] != "RUNNING":
+        if execution["status"] != "RUNNING" or execution["pending_finish"] is not None:
             return None, []
         _check_token(execution, token)
         stored = {op["Id"]: op for op in snapshot["referenced_ops"]}
@@ -299,8 +299,10 @@ def _checkpoint_general(
     """A batch that starts chained invokes, finishes the execution, or meets due timers."""
     _apply(work, execution, change, execution["invocation_seq"])
     if change.finish is not None:
-        _finish_execution(work, execution, change.finish)
-        _save_execution(work.conn, execution)
+        # Answer "completed" (no token) now; the finish itself waits for the invocation's end.
+        finish = change.finish
+        execution["pending_finish"] = {"status": finish.status, "result": finish.result, "error": finish.error}
+        _save_execution(work.conn, execution, "pending_finish")
         return None, []
     execution["token_seq"] += 1
     _fire_due_timers_txn(work, execution)
@@ -662,11 +664,22 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
         outcome, error = _judge_output(work, execution, output, raised)
         ingest_journal(work, execution, invocation, journal.read_entries(ticket.request_id))
         _end_invocation(work, execution, invocation, outcome, error)
-        if execution["status"] != "RUNNING":
+        if _apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             _save_execution(work.conn, execution)
             return
         _after_invocation(work, execution, output, outcome, error)
         _save_execution(work.conn, execution)
+
+
+def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
+    """Close an execution the SDK finished from a checkpoint, now that its invocation has ended."""
+    pending = execution.get("pending_finish")
+    if pending is None or execution["status"] != "RUNNING":
+        return False
+    execution["pending_finish"] = None
+    _finish_execution(work, execution, machine.Finish(pending["status"], pending["result"], pending["error"]))
+    _save_execution(work.conn, execution, "pending_finish")
+    return True
 
 
 def _judge_output(
@@ -813,7 +826,7 @@ def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
         ingest_journal(work, execution, invocation, entries)
         error = LOST_ERRORS[outcome]
         _end_invocation(work, execution, invocation, outcome, dict(error))
-        if execution["status"] == "RUNNING":
+        if not _apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
             _schedule_recovery(work, execution, dict(error))
         _save_execution(work.conn, execution)
         return 1

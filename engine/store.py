@@ -13,7 +13,7 @@ EXECUTION_COLUMNS = """
     id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
 """
 
 

@@ -427,7 +427,10 @@ def test_execution_update_closes_the_execution_and_ends_checkpointing(
     [invocation] = invocations(arn)
     assert invocation["outcome"] == "succeeded"
     assert not any(op["Id"].startswith("execution-result-") for op in stored_ops(arn).values())
-    assert event_types(client, arn).count("ExecutionSucceeded") == 1
+    types = event_types(client, arn)
+    assert types.count("ExecutionSucceeded") == 1
+    # Conformance invariant 6: the invocation's end comes before the execution's.
+    assert types[-2:] == ["InvocationCompleted", "ExecutionSucceeded"]
 
 
 def _claimed(client: engine.LambdaClient, name: str, recorder: Recorder) -> service.Ticket:

@@ -60,6 +60,9 @@ class Execution(models.Model):
     parent_arn = models.CharField(max_length=512, null=True)
     parent_op_id = models.CharField(max_length=64, null=True)
     counters = models.JSONField(default=dict)
+    # Set when the SDK closes the execution from a checkpoint (an oversized result): applied when
+    # that invocation ends, so InvocationCompleted precedes ExecutionSucceeded/Failed.
+    pending_finish = models.JSONField(null=True)
 
     class Meta:
         db_table = "durable_execution"
