@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import plotly.io
 from django.contrib import messages
@@ -387,6 +387,8 @@ def callback_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
         "outcome": outcome,
         "action_error": error,
         "can_operate": True,
+        # The inbox names each callback's execution; the execution page's inline card does not.
+        "show_execution": urlparse(request.htmx.current_url or "").path.startswith("/callbacks"),
         "done": outcome and action != "heartbeat",
         "now": timezone.now(),
     }

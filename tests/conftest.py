@@ -22,6 +22,9 @@ from typing import Any
 import psycopg
 import pytest
 
+# The browser fixtures (web server, Chromium) serve both the dashboard's and the lab's tests.
+pytest_plugins = ["tests.browser.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB = os.environ.get("DURABLE_TEST_DB", "durable_lab_test")
 

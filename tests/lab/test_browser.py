@@ -7,13 +7,7 @@ Screenshots go to tests/screenshots/.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,88 +19,17 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "tests" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "lab-browser-pw"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_http(url: str, proc: subprocess.Popen[str], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"web server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"web server not answering at {url}:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def web(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``manage.py runserver`` on a free port, on the session's test database and broker."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("lab-web") / "runserver.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_http(url + "/accounts/login/", proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium (install it with `make browser`)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop on this thread; the few ORM calls made here
-    # (creating the user) are plain blocking calls, as Django's docs advise for Playwright.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(chromium: Any, web: str) -> Iterator[Any]:
+def page(chromium: Any, web_server: str) -> Iterator[Any]:
     """A logged-in staff user's tab (through the real login form); page errors fail the test."""
     from django.contrib.auth import get_user_model
 
     username = f"teacher-{uuid.uuid4().hex[:6]}"
     get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=web)
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=web_server)
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
