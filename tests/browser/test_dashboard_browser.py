@@ -105,3 +105,22 @@ def test_functions_page(logged_in: Any) -> None:
     page.goto("/functions/")
     assert page.locator(".function-card").count() >= 2
     shot(page, "11-functions")
+
+
+def test_inject_a_timeout_and_see_the_killed_invocation_and_replays(logged_in: Any) -> None:
+    page = logged_in
+    # The long wait leaves time to arm a kill of "shout" before the invocation that runs it.
+    pk = start_from_ui(page, "hello-steps", {"name": "fault", "wait_seconds": 8})
+    page.wait_for_selector("#execution-status:has-text('RUNNING')")
+    page.click("details.arm summary")
+    page.fill("details.arm input[name=step_name]", "shout")
+    page.check("details.arm input[value=after_body]")
+    page.click("details.arm button:has-text('Arm')")
+    page.wait_for_selector("#execution-status:has-text('SUCCEEDED')", timeout=90_000)
+    page.wait_for_selector("#invocations td:has-text('killed')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#tl-state').textContent.includes('SUCCEEDED')")
+    legend = page.locator("#timeline .legend").text_content()
+    assert "killed" in legend and "Replayed from checkpoint" in legend
+    shot(page, "12-fault-killed-and-replayed")
+    invocations = Execution.objects.get(pk=pk).invocations.order_by("seq")
+    assert [i.outcome for i in invocations] == ["suspended", "killed", "succeeded"]
