@@ -27,4 +27,5 @@ for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
 if kill -0 "$pid" 2>/dev/null; then echo "smoke: stack did not shut down within 30 s"; exit 1; fi
 trap - EXIT
 grep -q "Durable Lab stopped." "$work/run.log" || { cat "$work/run.log"; echo "smoke: no clean shutdown"; exit 1; }
+if pgrep -f "$work/app/.data/postgres" >/dev/null; then echo "smoke: the embedded PostgreSQL is still running"; exit 1; fi
 echo "smoke: make run came up on port $PORT, ran a demo execution and shut down cleanly"

@@ -30,14 +30,19 @@ def embedded_database_url() -> str:
 
 
 def stop_embedded_database() -> None:
-    """Stop the embedded server if it is running (used by ``make run`` on exit)."""
+    """Stop the embedded server if it is running (``make run`` calls this on exit)."""
     import subprocess
 
     import pgserver
+    from pgserver._commands import pg_ctl  # runs pg_ctl as pgserver's own system user (root cannot)
 
-    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    if (PG_DIR / "postmaster.pid").exists():
-        subprocess.run([str(pg_ctl), "-D", str(PG_DIR), "-m", "fast", "stop"], check=False)
+    if not (PG_DIR / "postmaster.pid").exists():
+        return
+    server = pgserver.get_server(PG_DIR, cleanup_mode=None)
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PG_DIR, user=server.system_user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
 
 
 def filesystem_broker_options() -> dict[str, str]:
