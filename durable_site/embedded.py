@@ -31,6 +31,7 @@ def embedded_database_url() -> str:
 
 def stop_embedded_database() -> None:
     """Stop the embedded server if it is running (``make run`` calls this on exit)."""
+    import contextlib
     import subprocess
 
     import pgserver
@@ -39,10 +40,8 @@ def stop_embedded_database() -> None:
     if not (PG_DIR / "postmaster.pid").exists():
         return
     server = pgserver.get_server(PG_DIR, cleanup_mode=None)
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PG_DIR, user=server.system_user)
-    except subprocess.CalledProcessError:
-        pass  # already stopped
 
 
 def filesystem_broker_options() -> dict[str, str]:

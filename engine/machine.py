@@ -29,12 +29,12 @@ VALID_ACTIONS = {
     "CONTEXT": {"START", "SUCCEED", "FAIL"},
     "CHAINED_INVOKE": {"START"},
 }
-EVENT_PREFIX = {
-    "STEP": "Step",
-    "WAIT": "Wait",
-    "CALLBACK": "Callback",
-    "CONTEXT": "Context",
-    "CHAINED_INVOKE": "ChainedInvoke",
+# Statuses in which an operation waits on the service: a PENDING invocation output is valid then.
+PENDING_STATUSES = {
+    "STEP": ("PENDING", "READY"),
+    "WAIT": ("STARTED",),
+    "CALLBACK": ("STARTED",),
+    "CHAINED_INVOKE": ("STARTED",),
 }
 MAX_ERROR_BYTES = 32 * 1024
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -496,10 +496,4 @@ _HANDLERS: dict[str, Callable[..., None]] = {
 
 def has_pending_work(ops: list[Mapping[str, Any]]) -> bool:
     """Return True if some operation is waiting on the service (so PENDING is a valid output)."""
-    for op in ops:
-        status, op_type = op["Status"], op["Type"]
-        if op_type == "STEP" and status in {"PENDING", "READY"}:
-            return True
-        if op_type in {"WAIT", "CALLBACK", "CHAINED_INVOKE"} and status == "STARTED":
-            return True
-    return False
+    return any(op["Status"] in PENDING_STATUSES.get(op["Type"], ()) for op in ops)

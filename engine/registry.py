@@ -11,7 +11,7 @@ from typing import Any
 
 from engine import db, store
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
-from engine.service import function_arn, utcnow
+from engine.service import function_arn, function_name_of, utcnow
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -142,7 +142,7 @@ def update_function(name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def get_function_row(name_or_arn: str) -> dict[str, Any]:
-    name = name_or_arn.split(":")[6] if name_or_arn.startswith("arn:") else name_or_arn.split(":")[0]
+    name = function_name_of(name_or_arn)
     validate_function_name(name)
     with db.transaction() as conn:
         row = store.get_function(conn, name)

@@ -351,7 +351,7 @@ def _start_chained_invoke(
     work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke
 ) -> None:
     op = change.ops[invoke.op_id]
-    target = store.get_function(work.conn, _function_name_of(invoke.function_name))
+    target = store.get_function(work.conn, function_name_of(invoke.function_name))
     if target is None:
         error = {
             "ErrorType": "ResourceNotFoundException",
@@ -376,8 +376,8 @@ def _start_chained_invoke(
     invoke.started_event["ChainedInvokeStartedDetails"]["DurableExecutionArn"] = child["arn"]
 
 
-def _function_name_of(name_or_arn: str) -> str:
-    # Accept a bare name, a name with qualifier, or a function ARN.
+def function_name_of(name_or_arn: str) -> str:
+    """The function name in a bare name, a name with a qualifier, or a function ARN."""
     if name_or_arn.startswith("arn:"):
         parts = name_or_arn.split(":")
         return parts[6] if len(parts) > 6 else name_or_arn
@@ -796,7 +796,7 @@ def recover_lost_invocations(limit: int = 200) -> int:
     now = utcnow()
     host = socket.gethostname()
     with db.transaction() as conn:
-        running = store.expired_leases(conn, now, limit)
+        running = store.running_invocations(conn, now, limit)
     recovered = 0
     for row in running:
         timed_out = now >= row["deadline"] + LEASE_GRACE

@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from engine.machine import PENDING_STATUSES
+
 EXECUTION_COLUMNS = """
     id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
@@ -144,28 +146,24 @@ def save_ops(conn: psycopg.Connection, execution: dict[str, Any], ops: list[dict
     """Upsert operation documents, giving each a new touch sequence number (in list order)."""
     if not ops:
         return
+    columns = (
+        "op_id",
+        "seq",
+        "parent_id",
+        "name",
+        "type",
+        "sub_type",
+        "status",
+        "attempt",
+        "seq",
+        "started_at",
+        "ended_at",
+        "callback_id",
+    )
     rows = []
     for op in ops:
-        execution["op_seq"] += 1
-        details = op.get("CallbackDetails") or {}
-        rows.append(
-            (
-                execution["id"],
-                op["Id"],
-                execution["op_seq"],
-                op.get("ParentId"),
-                op.get("Name"),
-                op["Type"],
-                op.get("SubType"),
-                op["Status"],
-                (op.get("StepDetails") or {}).get("Attempt", 0),
-                execution["op_seq"],
-                ms_to_datetime(op.get("StartTimestamp")),
-                ms_to_datetime(op.get("EndTimestamp")),
-                details.get("CallbackId"),
-                Jsonb(op),
-            )
-        )
+        record = _op_record(execution, op)
+        rows.append((execution["id"], *(record[c] for c in columns), Jsonb(op)))
     with conn.cursor() as cur:
         cur.executemany(
             """
@@ -308,7 +306,7 @@ def finish_invocation(
     )
 
 
-def expired_leases(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
+def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
         """
         SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
@@ -500,11 +498,11 @@ def write_checkpoint(
 
 
 def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
-    """True if some operation waits on the service, so a PENDING output is valid (no full load)."""
+    """``machine.has_pending_work`` in SQL, so a PENDING output is checked without loading every operation."""
+    pairs = [f"{op_type}:{status}" for op_type, statuses in PENDING_STATUSES.items() for status in statuses]
     row = conn.execute(
-        """SELECT EXISTS (SELECT 1 FROM durable_operation WHERE execution_id = %s AND (
-               (type = 'STEP' AND status IN ('PENDING', 'READY'))
-               OR (type IN ('WAIT', 'CALLBACK', 'CHAINED_INVOKE') AND status = 'STARTED'))) AS pending""",
-        (execution_id,),
+        """SELECT EXISTS (SELECT 1 FROM durable_operation
+               WHERE execution_id = %s AND type || ':' || status = ANY(%s)) AS pending""",
+        (execution_id, pairs),
     ).fetchone()
     return bool(row and row["pending"])
