@@ -346,24 +346,45 @@ def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invo
     )
 
 
+def _insert_columns(conn: psycopg.Connection, table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows in one statement: one array per column, unnested (``columns``: name -> type).
+
+    ``executemany`` would send one statement per row, and these tables get a row per step.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in columns.values())
+    conn.execute(
+        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})", [list(c) for c in zip(*rows, strict=True)]
+    )
+
+
 def insert_body_runs(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO durable_body_run (execution_id, op_id, name, invocation_seq, attempt, started_at,
-                   ended_at, outcome) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-                rows,
-            )
+    columns = {
+        "execution_id": "bigint",
+        "op_id": "text",
+        "name": "text",
+        "invocation_seq": "int",
+        "attempt": "int",
+        "started_at": "timestamptz",
+        "ended_at": "timestamptz",
+        "outcome": "text",
+    }
+    _insert_columns(conn, "durable_body_run", columns, rows)
 
 
 def insert_log_lines(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO durable_log (execution_id, invocation_seq, at, level, logger, message, op_id)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-                rows,
-            )
+    columns = {
+        "execution_id": "bigint",
+        "invocation_seq": "int",
+        "at": "timestamptz",
+        "level": "text",
+        "logger": "text",
+        "message": "text",
+        "op_id": "text",
+    }
+    _insert_columns(conn, "durable_log", columns, rows)
 
 
 # --- the checkpoint fast path: one read and one write statement -----------------------------
@@ -372,7 +393,10 @@ def insert_log_lines(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> N
 def checkpoint_snapshot(conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
     """Lock the execution and read what a checkpoint needs, in one statement.
 
-    Returns the execution row plus ``referenced_ops`` (the batch's operations and parents),
+    Returns the execution row plus ``referenced_ops`` (the batch's operations and parents, one
+    unique-index lookup each: ``op_id = ANY(...)`` gets a plan that reads every operation of the
+    execution while the table has no statistics yet, which made a step's cost grow with the
+    steps before it),
     ``unseen_ops`` (touched since the handler last looked: only queried when the execution's
     touch counter says there are some) and ``timers_due``.
     """
@@ -380,8 +404,9 @@ def checkpoint_snapshot(conn: psycopg.Connection, arn: str, op_ids: list[str], n
         f"""
         WITH ex AS (SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %(arn)s FOR UPDATE)
         SELECT ex.*,
-            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM durable_operation o
-              WHERE o.execution_id = ex.id AND o.op_id = ANY(%(ids)s)) AS referenced_ops,
+            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM unnest(%(ids)s::text[]) AS r(op_id),
+              LATERAL (SELECT doc FROM durable_operation WHERE execution_id = ex.id AND op_id = r.op_id) AS o
+            ) AS referenced_ops,
             CASE WHEN ex.op_seq > ex.seen_seq THEN
                 (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
                   WHERE o.execution_id = ex.id AND o.touch_seq > ex.seen_seq)

@@ -1,29 +1,62 @@
 """The replay record of one execution, as columnar data for the dashboard's timeline.
 
-``execution_timeline(arn)`` answers in a fixed number of queries whatever the execution's
-size: one per table, no per-operation queries. Attempts are derived from the history (each
-StepStarted … StepSucceeded/StepFailed pair is one attempt); replays are derived from the
-invocations: an operation completed before invocation k began, and reachable (not inside a
-completed context), was returned from checkpoint by invocation k instead of being run.
+``execution_timeline(arn, offset=, limit=)`` answers in seven queries whatever the execution's
+size. Only a lean outline of every operation (id, parent, status, end) is read whole: it gives
+the tree order, the window of rows to draw and the replay count. Details (attempts, body runs,
+side effects, deadlines) are read for the drawn window only, and the counters are aggregated
+in SQL. Attempts are derived from the history (each StepStarted … StepSucceeded/StepFailed pair
+is one attempt); replays are derived from the invocations: an operation completed before
+invocation k began, and reachable (not inside a completed context), was returned from
+checkpoint by invocation k instead of being run.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+
+from psycopg.rows import tuple_row
 
 from engine import db, store
 from engine.errors import ResourceNotFoundException
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
+# An execution with thousands of invocations replays each early operation thousands of times:
+# the first ones are listed, all are counted.
+MAX_REPLAYS_LISTED = 100
+
+# One statement for the execution and what is counted over its whole history: one pass over
+# its events, index-only counts of the journal tables, and the few faults.
+EXECUTION_SQL = f"""
+    SELECT {", ".join("x." + column.strip() for column in store.EXECUTION_COLUMNS.split(","))},
+        ev.closed_attempts, ev.failed_attempts, ev.last_event_id,
+        (SELECT count(*) FROM durable_body_run b WHERE b.execution_id = x.id) AS body_run_count,
+        (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id) AS effect_count,
+        (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id AND ef.duplicate) AS duplicate_count,
+        (SELECT coalesce(json_agg(f ORDER BY f.armed_at), '[]') FROM durable_fault f
+            WHERE f.execution_id = x.id) AS faults
+    FROM durable_execution x
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE event_type IN ('StepSucceeded', 'StepFailed')) AS closed_attempts,
+            count(*) FILTER (WHERE event_type = 'StepFailed') AS failed_attempts,
+            max(event_id) AS last_event_id
+        FROM durable_event WHERE execution_id = x.id
+    ) ev
+    WHERE x.arn = %s
+"""
 
 
-def execution_timeline(arn: str) -> dict[str, Any]:
-    """Return execution, invocations, operations (with attempts, body runs, replays), effects, faults, counters."""
+def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+    """Return execution, invocations, one window of operations in tree order (with attempts, body
+    runs, replays, deadlines), their side effects, faults, and counters over the whole execution.
+
+    ``limit=None`` returns every operation; ``operation_count`` is always the total.
+    """
     with db.transaction() as conn:
-        execution = store.execution_by_arn(conn, arn)
+        execution = conn.execute(EXECUTION_SQL, (arn,)).fetchone()
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
         ex_id = execution["id"]
@@ -32,103 +65,208 @@ def execution_timeline(arn: str) -> dict[str, Any]:
                FROM durable_invocation WHERE execution_id = %s ORDER BY seq""",
             (ex_id,),
         ).fetchall()
-        # Only the few document fields the timeline needs are extracted in SQL: parsing every
-        # operation and event document is what made a 10,000-operation timeline slow.
-        ops = conn.execute(
-            """SELECT op_id, parent_id, name, type, sub_type, status, attempt, started_at, ended_at, callback_id,
-                   (doc->'WaitDetails'->>'ScheduledEndTimestamp')::bigint AS wait_end_ms
-               FROM durable_operation WHERE execution_id = %s AND type <> 'EXECUTION' ORDER BY ordinal""",
-            (ex_id,),
-        ).fetchall()
-        events = conn.execute(
-            """SELECT event_id, event_type, timestamp, op_id, invocation_seq,
-                   COALESCE(doc->'StepSucceededDetails'->'RetryDetails', doc->'StepFailedDetails'->'RetryDetails')
-                       AS retry,
-                   doc->'StepFailedDetails'->'Error'->'Payload' AS error,
-                   (doc->'CallbackStartedDetails'->>'Timeout')::int AS callback_timeout
-               FROM durable_event
-               WHERE execution_id = %s AND event_type IN ('StepStarted', 'StepSucceeded', 'StepFailed', 'CallbackStarted')
-               ORDER BY event_id""",
-            (ex_id,),
-        ).fetchall()
-        body_runs = _optional(conn, "durable_body_run", ex_id, "started_at")
-        effects = _optional(conn, "durable_effect", ex_id, "at")
-        faults = _optional(conn, "durable_fault", ex_id, "armed_at")
-    operations = _operations(ops, events, invocations, body_runs, execution["time_scale"])
+        outline = _outline(conn, ex_id)
+        window = tree_window(outline, offset, limit)
+        details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
+    replays = Replays(outline, invocations)
+    operations = [
+        _operation(details, op_id, depth, replays.of(op_id), execution["time_scale"])
+        for op_id, depth in window
+        if op_id in details.ops  # purged between the two reads
+    ]
     return {
         "execution": _execution_view(execution),
         "invocations": [dict(row) for row in invocations],
         "operations": operations,
-        "effects": effects,
-        "faults": faults,
-        "counters": _counters(execution, invocations, operations, effects),
+        "operation_count": len(outline),
+        "offset": offset,
+        "effects": details.effects,
+        "faults": [_fault(row) for row in execution["faults"]],
+        "counters": _counters(execution, invocations, outline, replays.total()),
+        "last_event_id": execution["last_event_id"] or 0,
     }
 
 
-def _optional(conn: Any, table: str, execution_id: int, order: str) -> list[dict[str, Any]]:
-    """Rows of a replay-record table (empty while that table does not exist yet)."""
-    exists = conn.execute("SELECT to_regclass(%s) AS t", (table,)).fetchone()
-    if not exists or exists["t"] is None:
-        return []
-    rows = conn.execute(f"SELECT * FROM {table} WHERE execution_id = %s ORDER BY {order}", (execution_id,)).fetchall()
-    return [dict(row) for row in rows]
+# --- the outline: every operation, four columns -------------------------------------------
 
 
-def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "arn",
-        "name",
-        "function_name",
-        "status",
-        "input",
-        "result",
-        "error",
-        "started_at",
-        "ended_at",
-        "execution_timeout",
-        "time_scale",
-        "invocation_type",
-        "parent_arn",
-        "counters",
-    )
-    return {key: execution[key] for key in keys}
+class OutlineRow(NamedTuple):
+    op_id: str
+    parent_id: str | None
+    type: str
+    status: str
+    ended_at: datetime | None
 
 
-def _operations(
-    ops: list[dict[str, Any]],
-    events: list[dict[str, Any]],
-    invocations: list[dict[str, Any]],
-    body_runs: list[dict[str, Any]],
-    time_scale: float,
-) -> list[dict[str, Any]]:
-    attempts = _attempts_by_op(events)
-    runs_by_op: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in body_runs:
-        runs_by_op[run["op_id"]].append(run)
-    depth = _depths(ops)
-    callbacks = {e["op_id"]: e for e in events if e["event_type"] == "CallbackStarted"}
-    result = []
-    for op in ops:
-        result.append(
-            {
-                "op_id": op["op_id"],
-                "parent_id": op["parent_id"],
-                "name": op["name"],
-                "type": op["type"],
-                "sub_type": op["sub_type"],
-                "status": op["status"],
-                "started_at": op["started_at"],
-                "ended_at": op["ended_at"],
-                "depth": depth[op["op_id"]],
-                "callback_id": op["callback_id"],
-                "attempts": attempts.get(op["op_id"], []),
-                "body_runs": runs_by_op.get(op["op_id"], []),
-                "deadline": _deadline(op["wait_end_ms"], callbacks.get(op["op_id"]), time_scale),
-                "replays": [],
-            }
+def _outline(conn: Any, execution_id: int) -> list[OutlineRow]:
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        cursor.execute(
+            """SELECT op_id, parent_id, type, status, ended_at FROM durable_operation
+               WHERE execution_id = %s AND type <> 'EXECUTION' ORDER BY ordinal""",
+            (execution_id,),
         )
-    _mark_replays(result, invocations)
-    return result
+        return list(map(OutlineRow._make, cursor.fetchall()))
+
+
+def tree_window(outline: list[OutlineRow], offset: int = 0, limit: int | None = None) -> list[tuple[str, int]]:
+    """Rows ``offset`` to ``offset + limit`` of the tree pre-order, as (op_id, depth): children right
+    under their context, siblings in start order. The walk stops at the window's end."""
+    end = len(outline) if limit is None else offset + limit
+    ids = {row.op_id for row in outline}
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for row in outline:
+        children[row.parent_id if row.parent_id in ids else None].append(row.op_id)
+    order: list[tuple[str, int]] = []
+    stack = [(op_id, 0) for op_id in reversed(children[None][:end])]
+    while stack and len(order) < end:
+        op_id, depth = stack.pop()
+        order.append((op_id, depth))
+        stack.extend((child, depth + 1) for child in reversed(children.get(op_id, ())))
+    if len(order) < end and len(order) < len(outline):  # a parent cycle (never written): the rest flat
+        seen = {op_id for op_id, _ in order}
+        order += [(row.op_id, 0) for row in outline if row.op_id not in seen]
+    return order[offset:end]
+
+
+class Replays:
+    """Which invocations replayed each operation: those that began after it completed and before
+    an enclosing context completed (a completed context returns its result without visiting its
+    children)."""
+
+    def __init__(self, outline: list[OutlineRow], invocations: list[dict[str, Any]]) -> None:
+        self._outline = outline
+        self._starts = [(i["started_at"], i["seq"]) for i in invocations[1:]]
+        self._began = [moment for moment, _ in self._starts]
+        self._by_id = {row.op_id: row for row in outline}
+        self._ancestor_end: dict[str, datetime | None] = {}
+
+    def _range(self, row: OutlineRow) -> tuple[int, int]:
+        if row.ended_at is None or row.status not in TERMINAL or not self._began:
+            return 0, 0
+        until = self._earliest_ancestor_end(row.parent_id)
+        first = bisect_left(self._began, row.ended_at)
+        last = bisect_left(self._began, until) if until is not None else len(self._began)
+        return first, max(first, last)
+
+    def _earliest_ancestor_end(self, parent_id: str | None) -> datetime | None:
+        """The earliest end among an operation's ancestor contexts (memoised per parent)."""
+        if not parent_id or parent_id not in self._by_id:
+            return None
+        if parent_id not in self._ancestor_end:
+            self._ancestor_end[parent_id] = None  # guards against a parent cycle
+            parent = self._by_id[parent_id]
+            above = self._earliest_ancestor_end(parent.parent_id)
+            ends = [t for t in (parent.ended_at, above) if t is not None]
+            self._ancestor_end[parent_id] = min(ends, default=None)
+        return self._ancestor_end[parent_id]
+
+    def of(self, op_id: str) -> tuple[int, list[dict[str, Any]]]:
+        """How many invocations replayed the operation, and the first of them."""
+        row = self._by_id.get(op_id)
+        first, last = self._range(row) if row is not None else (0, 0)
+        listed = self._starts[first : min(last, first + MAX_REPLAYS_LISTED)]
+        return last - first, [{"invocation_seq": seq, "at": moment} for moment, seq in listed]
+
+    def total(self) -> int:
+        count = 0
+        for row in self._outline:
+            first, last = self._range(row)
+            count += last - first
+        return count
+
+
+# --- the window: details of the drawn rows only ---------------------------------------------
+
+
+@dataclass
+class WindowDetails:
+    ops: dict[str, dict[str, Any]]
+    attempts: dict[str, list[dict[str, Any]]]
+    callbacks: dict[str, dict[str, Any]]
+    body_runs: dict[str, list[dict[str, Any]]]
+    effects: list[dict[str, Any]]
+
+
+def _window_details(conn: Any, execution_id: int, op_ids: list[str]) -> WindowDetails:
+    params = (execution_id, op_ids)
+    # Only the few document fields the timeline needs are extracted in SQL: parsing every
+    # operation and event document is what made a 10,000-operation timeline slow.
+    ops = conn.execute(
+        """SELECT o.op_id, o.parent_id, o.name, o.type, o.sub_type, o.status, o.attempt, o.started_at,
+               o.ended_at, o.callback_id, (o.doc->'WaitDetails'->>'ScheduledEndTimestamp')::bigint AS wait_end_ms,
+               t.due_at AS timer_deadline
+           FROM durable_operation o
+           LEFT JOIN durable_timer t
+               ON t.execution_id = o.execution_id AND t.op_id = o.op_id AND t.kind = 'callback_timeout'
+           WHERE o.execution_id = %s AND o.op_id = ANY(%s)""",
+        params,
+    ).fetchall()
+    events = conn.execute(
+        """SELECT event_id, event_type, timestamp, op_id, invocation_seq,
+               COALESCE(doc->'StepSucceededDetails'->'RetryDetails', doc->'StepFailedDetails'->'RetryDetails')
+                   AS retry,
+               doc->'StepFailedDetails'->'Error'->'Payload' AS error,
+               (doc->'CallbackStartedDetails'->>'Timeout')::int AS callback_timeout
+           FROM durable_event
+           WHERE execution_id = %s AND op_id = ANY(%s)
+             AND event_type IN ('StepStarted', 'StepSucceeded', 'StepFailed', 'CallbackStarted')
+           ORDER BY event_id""",
+        params,
+    ).fetchall()
+    runs = conn.execute(
+        "SELECT * FROM durable_body_run WHERE execution_id = %s AND op_id = ANY(%s) ORDER BY started_at", params
+    ).fetchall()
+    # Effects outside any operation are drawn on the invocations lane.
+    effects = conn.execute(
+        """SELECT * FROM durable_effect WHERE execution_id = %s AND (op_id = ANY(%s) OR op_id IS NULL)
+           ORDER BY at""",
+        params,
+    ).fetchall()
+    body_runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        body_runs[run["op_id"]].append(dict(run))
+    return WindowDetails(
+        ops={op["op_id"]: op for op in ops},
+        attempts=_attempts_by_op(events),
+        callbacks={e["op_id"]: e for e in events if e["event_type"] == "CallbackStarted"},
+        body_runs=body_runs,
+        effects=[dict(row) for row in effects],
+    )
+
+
+def _operation(
+    details: WindowDetails, op_id: str, depth: int, replays: tuple[int, list[dict[str, Any]]], time_scale: float
+) -> dict[str, Any]:
+    op = details.ops[op_id]
+    replay_count, replay_list = replays
+    deadline = _deadline(op["wait_end_ms"], details.callbacks.get(op_id), time_scale)
+    return {
+        "op_id": op_id,
+        "parent_id": op["parent_id"],
+        "name": op["name"],
+        "type": op["type"],
+        "sub_type": op["sub_type"],
+        "status": op["status"],
+        "started_at": op["started_at"],
+        "ended_at": op["ended_at"],
+        "depth": depth,
+        "callback_id": op["callback_id"],
+        "attempts": details.attempts.get(op_id, []),
+        "body_runs": details.body_runs.get(op_id, []),
+        # A callback whose history names no timeout may still have a pending timeout timer.
+        "deadline": deadline if deadline is not None else op["timer_deadline"],
+        "replays": replay_list,
+        "replay_count": replay_count,
+    }
+
+
+def _fault(row: dict[str, Any]) -> dict[str, Any]:
+    """A fault row that came back through json_agg: its timestamps are ISO strings."""
+    fault = dict(row)
+    for key in ("armed_at", "fired_at"):
+        if fault.get(key):
+            fault[key] = datetime.fromisoformat(fault[key])
+    return fault
 
 
 def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -186,54 +324,33 @@ def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, 
     return None
 
 
-def _depths(ops: list[dict[str, Any]]) -> dict[str, int]:
-    parents = {op["op_id"]: op["parent_id"] for op in ops}
-    depth: dict[str, int] = {}
-    for op_id in parents:
-        level, parent = 0, parents[op_id]
-        while parent in parents and level < 50:
-            level, parent = level + 1, parents[parent]
-        depth[op_id] = level
-    return depth
+# --- the execution and its counters ---------------------------------------------------------
+
+EXECUTION_VIEW_KEYS = (
+    "arn",
+    "name",
+    "function_name",
+    "status",
+    "input",
+    "result",
+    "error",
+    "started_at",
+    "ended_at",
+    "execution_timeout",
+    "time_scale",
+    "invocation_type",
+    "parent_arn",
+    "counters",
+)
 
 
-def _mark_replays(operations: list[dict[str, Any]], invocations: list[dict[str, Any]]) -> None:
-    """Invocation k replays every operation that had completed when k began, unless an enclosing
-    context had completed too (its result is returned without visiting the children)."""
-    starts = [(i["started_at"], i["seq"]) for i in invocations[1:]]
-    began = [moment for moment, _ in starts]
-    by_id = {op["op_id"]: op for op in operations}
-    closed_ancestor: dict[str, datetime | None] = {}
-    for op in operations:
-        if op["ended_at"] is None or op["status"] not in TERMINAL:
-            continue
-        until = _earliest_ancestor_end(op["parent_id"], by_id, closed_ancestor)
-        first = bisect_left(began, op["ended_at"])
-        last = bisect_left(began, until) if until is not None else len(began)
-        op["replays"] = [{"invocation_seq": seq, "at": moment} for moment, seq in starts[first:last]]
-
-
-def _earliest_ancestor_end(
-    parent_id: str | None, by_id: dict[str, dict[str, Any]], memo: dict[str, datetime | None]
-) -> datetime | None:
-    """The earliest end time among an operation's ancestor contexts (memoised per parent)."""
-    if not parent_id or parent_id not in by_id:
-        return None
-    if parent_id not in memo:
-        parent = by_id[parent_id]
-        above = _earliest_ancestor_end(parent["parent_id"], by_id, memo)
-        own = parent["ended_at"]
-        memo[parent_id] = min((t for t in (own, above) if t is not None), default=None)
-    return memo[parent_id]
+def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
+    return {key: execution[key] for key in EXECUTION_VIEW_KEYS}
 
 
 def _counters(
-    execution: dict[str, Any],
-    invocations: list[dict[str, Any]],
-    operations: list[dict[str, Any]],
-    effects: list[dict[str, Any]],
+    execution: dict[str, Any], invocations: list[dict[str, Any]], outline: list[OutlineRow], replays: int
 ) -> dict[str, Any]:
-    attempts = [a for op in operations for a in op["attempts"]]
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
     end = execution["ended_at"] or max(
         [i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]]
@@ -241,13 +358,16 @@ def _counters(
     wall = (end - execution["started_at"]).total_seconds()
     return {
         "invocations": len(invocations),
-        "attempts": len(attempts),
-        "failed_attempts": sum(1 for a in attempts if a["outcome"] in {"failed", "interrupted"}),
-        "replays": sum(len(op["replays"]) for op in operations),
-        "body_runs": sum(len(op["body_runs"]) for op in operations),
+        # An attempt is closed by StepSucceeded/StepFailed, or still open: only a START leaves a
+        # step STARTED, so a STARTED step's last step event is its StepStarted.
+        "attempts": execution["closed_attempts"]
+        + sum(1 for r in outline if r.type == "STEP" and r.status == "STARTED"),
+        "failed_attempts": execution["failed_attempts"],
+        "replays": replays,
+        "body_runs": execution["body_run_count"],
         "checkpoints": (execution.get("counters") or {}).get("checkpoints", 0),
-        "effects": len(effects),
-        "duplicate_effects": sum(1 for e in effects if e.get("duplicate")),
+        "effects": execution["effect_count"],
+        "duplicate_effects": execution["duplicate_count"],
         "billed_seconds": round(billed, 3),
         "wall_seconds": round(wall, 3),
         "suspended_seconds": round(max(0.0, wall - billed), 3),

@@ -19,6 +19,7 @@ from executions.selectors import ordered_operations
 
 INVOCATIONS_ROW = "inv"
 MAX_ROWS = 150
+MAX_INVOCATIONS = 400
 LABEL_CHARS = 38
 ROW_HEIGHT = 34
 
@@ -199,10 +200,14 @@ class Canvas:
     bars: dict[str, Bars] = field(default_factory=dict)
     marks: dict[str, Marks] = field(default_factory=dict)
 
+    view: tuple[datetime, datetime] | None = None  # the time span first shown (default: all of it)
+    drawn_invocations: set[int] | None = None  # seqs on the invocations lane, when not all are
+
     @property
     def min_ms(self) -> float:
         # Keep instant bars visible: at least 0.5% of the visible span.
-        return max((self.end - self.start).total_seconds() * 1000 * 0.005, 1.0)
+        start, end = self.view or (self.start, self.end)
+        return max((end - start).total_seconds() * 1000 * 0.005, 1.0)
 
     def bar(self, key: str, name: str, colour: str, **style: Any) -> Bars:
         if key not in self.bars:
@@ -232,15 +237,38 @@ def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_
         finished=data["execution"]["ended_at"] is not None,
         invocation_ends={i["seq"]: i["ended_at"] or now for i in data["invocations"]},
     )
+    if operation_count(data) > len(shown) and shown:
+        canvas.view = _window_span(canvas, shown, now)
     rows = {op["op_id"]: f"r{index}" for index, op in enumerate(shown)}
-    _draw_invocations(canvas, data["invocations"], data["execution"], now)
+    invocations = drawn_invocations(data["invocations"], canvas, now)
+    if len(invocations) < len(data["invocations"]):
+        canvas.drawn_invocations = {i["seq"] for i in invocations}
+    _draw_invocations(canvas, invocations, data["execution"], now)
     for op in shown:
         _draw_operation(canvas, op, rows[op["op_id"]], now)
     _draw_effects(canvas, data.get("effects") or [], rows)
     _draw_faults(canvas, data.get("faults") or [], shown, rows)
     figure = go.Figure(_traces(canvas))
-    figure.update_layout(_layout(data, shown, rows, canvas, now, hidden=len(operations) - len(shown)))
+    figure.update_layout(_layout(data, shown, rows, canvas, now, invocations=invocations))
     return figure
+
+
+def drawn_invocations(invocations: list[dict[str, Any]], canvas: Canvas, now: datetime) -> list[dict[str, Any]]:
+    """All invocations, unless there are thousands: then those in the time span first shown, and
+    at most the first and last ``MAX_INVOCATIONS // 2`` of those (the history lists every one)."""
+    if len(invocations) <= MAX_INVOCATIONS:
+        return invocations
+    start, end = canvas.view or (canvas.start, canvas.end)
+    visible = [i for i in invocations if i["started_at"] <= end and (i["ended_at"] or now) >= start]
+    if len(visible) > MAX_INVOCATIONS:
+        half = MAX_INVOCATIONS // 2
+        visible = visible[:half] + visible[-half:]
+    return visible
+
+
+def operation_count(data: dict[str, Any]) -> int:
+    """All operations of the execution (the data may hold only one window of them)."""
+    return int(data.get("operation_count", len(data["operations"])))
 
 
 # Bars drawn later sit on top: labels of invocations and attempts must not hide under
@@ -290,7 +318,8 @@ def idle_rangebreaks(data: dict[str, Any], *, now: datetime, min_gap_seconds: fl
 
 
 def hidden_rows(data: dict[str, Any], max_rows: int = MAX_ROWS) -> int:
-    return max(0, len(data["operations"]) - max_rows)
+    """Operations of the execution that this figure does not draw."""
+    return max(0, operation_count(data) - min(len(data["operations"]), max_rows))
 
 
 # --- spans ----------------------------------------------------------------------------------
@@ -495,10 +524,16 @@ def _draw_span(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> N
 
 def _draw_replays(canvas: Canvas, op: dict[str, Any], row: str) -> None:
     marks = canvas.mark("replay", "Replayed from checkpoint (no code ran)", BLUE, "diamond-open", size=9)
+    drawn = 0
     for replay in op["replays"]:
+        if canvas.drawn_invocations is not None and replay["invocation_seq"] not in canvas.drawn_invocations:
+            continue  # its invocation is not on the lane either
         # Kept short: an operation is replayed by every later invocation, so these add up.
-        hover = f"replayed by #{replay['invocation_seq']}: result reused, no code ran"
-        marks.add(row, replay["at"], hover=hover)
+        marks.add(row, replay["at"], hover=f"replayed by #{replay['invocation_seq']}: result reused, no code ran")
+        drawn += 1
+    unlisted = op.get("replay_count", len(op["replays"])) - drawn
+    if unlisted > 0 and drawn:
+        marks.hover[-1] += f"<br>… and {unlisted:,} other replays (not drawn)"
 
 
 def _draw_deadline(canvas: Canvas, op: dict[str, Any], row: str) -> None:
@@ -582,7 +617,7 @@ def _layout(
     canvas: Canvas,
     now: datetime,
     *,
-    hidden: int,
+    invocations: list[dict[str, Any]],
 ) -> dict[str, Any]:
     keys = [INVOCATIONS_ROW, *rows.values()]
     labels = ["<b>invocations</b>", *(_row_label(op) for op in shown)]
@@ -610,7 +645,7 @@ def _layout(
             "gridcolor": "#eef0f3",
             "zeroline": False,
             "title": {"text": "time (UTC)"},
-            "range": [_naive(canvas.start - _pad(canvas)), _naive(canvas.end + _pad(canvas))],
+            "range": _x_range(canvas),
         },
         "yaxis": {
             "type": "category",
@@ -619,13 +654,14 @@ def _layout(
             "tickmode": "array",
             "tickvals": keys,
             "ticktext": labels,
-            "autorange": "reversed",
+            # Top to bottom, one row each: autorange pads for marker labels by whole rows.
+            "range": [len(keys) - 0.5, -0.7],
             "automargin": True,
             "showgrid": True,
             "gridcolor": "#f3f4f6",
             "fixedrange": True,
         },
-        "shapes": _bands(data["invocations"], now),
+        "shapes": _bands(invocations, now),
         "annotations": [],
         # Row key → op_id, so a click on any mark can jump to that operation's table row.
         "meta": {"rows": {key: op_id for op_id, key in rows.items()}},
@@ -643,24 +679,46 @@ def _layout(
                 "line": {"color": BLUE, "width": 1, "dash": "dot"},
             }
         )
-    if hidden:
+    total = operation_count(data)
+    if total > len(shown):
+        first = int(data.get("offset", 0)) + 1
         layout["annotations"].append(
-            {
-                "xref": "paper",
-                "yref": "paper",
-                "x": 0,
-                "y": 0,
-                "yanchor": "top",
-                "yshift": -30,
-                "showarrow": False,
-                "text": f"{hidden} more operations not drawn",
-            }
+            _note(f"rows {first:,} to {first + len(shown) - 1:,} of {total:,} operations drawn", -30)
+        )
+    if len(invocations) < len(data["invocations"]):
+        layout["annotations"].append(
+            _note(f"{len(invocations):,} of {len(data['invocations']):,} invocations drawn", -48)
         )
     return layout
 
 
-def _pad(canvas: Canvas) -> timedelta:
-    return (canvas.end - canvas.start) * 0.02
+def _note(text: str, yshift: int) -> dict[str, Any]:
+    """A line of text under the chart's left corner."""
+    return {
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 0,
+        "yanchor": "top",
+        "yshift": yshift,
+        "showarrow": False,
+        "text": text,
+    }
+
+
+def _window_span(canvas: Canvas, shown: list[dict[str, Any]], now: datetime) -> tuple[datetime, datetime]:
+    """When only a window of a long execution is drawn, show that window's time span first, so
+    later pages are not squeezed into a sliver. Replays in later invocations lie outside it:
+    zoom out (double-click) to see the whole execution."""
+    start = max(canvas.start, min(op["started_at"] for op in shown))
+    end = min(canvas.end, max(op["ended_at"] or now for op in shown))
+    return start, max(end, start + timedelta(milliseconds=1))
+
+
+def _x_range(canvas: Canvas) -> list[str]:
+    start, end = canvas.view or (canvas.start, canvas.end)
+    pad = (end - start) * 0.02
+    return [_naive(start - pad), _naive(end + pad)]
 
 
 def _bands(invocations: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:

@@ -9,10 +9,11 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.apps import apps
 from django.db import connection
-from django.db.models import Count, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Min, Model, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -201,15 +202,59 @@ def execution_id_for_arn(*, arn: str) -> int | None:
     return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
 
 
-def execution_timeline_data(*, execution: Execution) -> dict[str, Any]:
-    """The engine's replay record for one execution, with callback deadlines filled from pending timers."""
-    data = engine.timeline.execution_timeline(execution.arn)
-    deadlines = dict(
-        Timer.objects.filter(execution_id=execution.id, kind="callback_timeout").values_list("op_id", "due_at")
-    )
-    for op in data["operations"]:
-        if op.get("deadline") is None and op["op_id"] in deadlines:
-            op["deadline"] = deadlines[op["op_id"]]
+ROWS_PER_PAGE = 150  # rows drawn on the timeline and listed in the operations table at a time
+ROW_PAGE_SIZES = (150, 500, 1000)
+
+
+@dataclass(frozen=True)
+class RowWindow:
+    """Which rows of a long execution the page shows: ``?from=`` (0-based) and ``?rows=`` (page size)."""
+
+    offset: int = 0
+    size: int = ROWS_PER_PAGE
+
+    @classmethod
+    def parse(cls, offset: str, size: str) -> RowWindow:
+        """Read the query parameters; anything unexpected falls back to the first page of 150."""
+        rows = int(size) if size.isdigit() and int(size) in ROW_PAGE_SIZES else ROWS_PER_PAGE
+        if size == "all":  # links from before paging drew every row; the largest page stands in
+            rows = ROW_PAGE_SIZES[-1]
+        start = int(offset) if offset.isdigit() and len(offset) < 10 else 0
+        return cls(start, rows)
+
+    def query(self, offset: int | None = None, size: int | None = None) -> str:
+        """The query string for this window (or a neighbour), empty for the default first page."""
+        params = {}
+        if (offset if offset is not None else self.offset) > 0:
+            params["from"] = offset if offset is not None else self.offset
+        if (size or self.size) != ROWS_PER_PAGE:
+            params["rows"] = size or self.size
+        return urlencode(params)
+
+    def pager(self, total: int) -> dict[str, Any]:
+        """What the page needs to draw "rows 151 to 300 of 10,000", the neighbour links and the page sizes."""
+        last = min(total, self.offset + self.size)
+        return {
+            "first": min(self.offset + 1, total),
+            "last": last,
+            "total": total,
+            "paged": total > self.size or self.offset > 0,
+            "prev": self.query(max(0, self.offset - self.size)) if self.offset > 0 else None,
+            "next": self.query(self.offset + self.size) if last < total else None,
+            "sizes": [(size, self.query(0, size), size == self.size) for size in ROW_PAGE_SIZES],
+            "query": self.query(),
+        }
+
+
+def execution_timeline_data(
+    *, execution: Execution, offset: int = 0, limit: int | None = ROWS_PER_PAGE
+) -> dict[str, Any]:
+    """The engine's replay record for one window of rows, with counters over the whole execution.
+
+    Only the window's operations are read in detail, so the cost does not grow with the
+    execution beyond a four-column outline of its operations.
+    """
+    data = engine.timeline.execution_timeline(execution.arn, offset=max(0, offset), limit=limit)
     _counters_so_far(data)
     data["version"] = timeline_version(data)
     return data
@@ -227,15 +272,20 @@ def _counters_so_far(data: dict[str, Any]) -> None:
 
 
 def timeline_version(data: dict[str, Any]) -> str:
-    """A short digest that changes whenever anything drawn on the page changes."""
+    """A short digest that changes whenever anything drawn on the page changes.
+
+    Every operation change writes a history event, so the last EventId stands for the rows
+    outside the window; journal records (body runs, effects) and faults are counted apart.
+    """
     parts = [
         data["execution"]["status"],
         # Clock-driven counters (wall, suspended) change every poll: leave them out.
         sorted((k, v) for k, v in data["counters"].items() if not k.endswith("_seconds")),
-        len(data["operations"]),
+        data.get("last_event_id", 0),
+        data.get("operation_count", len(data["operations"])),
         [(op["status"], len(op["attempts"]), len(op.get("body_runs") or [])) for op in data["operations"]],
         [(i["seq"], i["outcome"]) for i in data["invocations"]],
-        len(data.get("faults") or []),
+        [(f.get("id"), f.get("fired_at")) for f in data.get("faults") or []],
     ]
     return hashlib.sha1(json.dumps(parts, default=str).encode(), usedforsecurity=False).hexdigest()[:16]
 
@@ -256,22 +306,17 @@ def ordered_operations(operations: list[dict[str, Any]]) -> list[dict[str, Any]]
     return ordered
 
 
-def pending_callbacks_from(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [op for op in data["operations"] if op["type"] == "CALLBACK" and op["status"] == "STARTED"]
-
-
-def callback_operations(*, execution: Execution) -> dict[str, int]:
-    """Map pending callback op_id → Operation pk (the pk names the callback in action URLs)."""
-    rows = Operation.objects.filter(execution_id=execution.id, type="CALLBACK", status="STARTED")
-    return dict(rows.values_list("op_id", "id"))
-
-
-def step_names(data: dict[str, Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for op in data["operations"]:
-        if op["type"] == "STEP" and op["name"]:
-            seen.setdefault(op["name"], None)
-    return list(seen)
+def step_names(*, execution: Execution, limit: int = 500) -> list[str]:
+    """Distinct step names, in first-seen order, for the "arm a kill at step" field."""
+    rows = (
+        Operation.objects.filter(execution_id=execution.id, type="STEP")
+        .exclude(name__isnull=True)
+        .values("name")
+        .annotate(first=Min("ordinal"))
+        .order_by("first")
+        .values_list("name", flat=True)
+    )
+    return list(rows[:limit])
 
 
 # --- history --------------------------------------------------------------------------------
@@ -344,13 +389,25 @@ def invocation_logs(*, execution: Execution) -> list[dict[str, Any]] | None:
     return list(rows.values("invocation_seq", "at", "level", "logger", "message", "op_id")[:LOG_LIMIT])
 
 
+INVOCATIONS_LISTED = 100  # the invocations table shows the first and the last this many
+
+
 def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Invocations with their log lines and durations: all of them, or with thousands the first
+    and last ``INVOCATIONS_LISTED`` and one row saying how many lie between."""
     by_seq: dict[int, list[dict[str, Any]]] = {}
     for line in logs or []:
         by_seq.setdefault(line["invocation_seq"], []).append(line)
     now = timezone.now()
+    invocations = data["invocations"]
+    skipped = max(0, len(invocations) - 2 * INVOCATIONS_LISTED)
+    if skipped:
+        invocations = [*invocations[:INVOCATIONS_LISTED], None, *invocations[-INVOCATIONS_LISTED:]]
     result = []
-    for invocation in data["invocations"]:
+    for invocation in invocations:
+        if invocation is None:
+            result.append({"skipped": skipped})
+            continue
         duration = (invocation["ended_at"] or now) - invocation["started_at"]
         result.append({**invocation, "duration": duration, "logs": by_seq.get(invocation["seq"], [])})
     return result
@@ -359,12 +416,14 @@ def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | Non
 # --- callbacks inbox ------------------------------------------------------------------------
 
 
-def pending_callback_list(*, limit: int = 500) -> list[Operation]:
-    """Every pending callback across executions, oldest first, with its timeout deadline (one query)."""
+def pending_callback_list(*, execution: Execution | None = None, limit: int = 500) -> list[Operation]:
+    """Pending callbacks (across executions, or of one), oldest first, with their deadlines (one query)."""
     timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
+    callbacks = _open_callbacks()
+    if execution is not None:
+        callbacks = callbacks.filter(execution_id=execution.id)
     return list(
-        _open_callbacks()
-        .select_related("execution")
+        callbacks.select_related("execution")
         .only(
             "id",
             "op_id",

@@ -171,21 +171,16 @@ def _start_from_form(request: HtmxHttpRequest, form: forms.StartForm) -> HttpRes
 # --- one execution --------------------------------------------------------------------------
 
 
+def _row_window(request: HttpRequest) -> selectors.RowWindow:
+    return selectors.RowWindow.parse(request.GET.get("from", ""), request.GET.get("rows", ""))
+
+
 def _detail_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
-    data = selectors.execution_timeline_data(execution=execution)
+    window = _row_window(request)
+    data = selectors.execution_timeline_data(execution=execution, offset=window.offset, limit=window.size)
     now = timezone.now()
-    operations = [
-        {**op, "duration": (op["ended_at"] or now) - op["started_at"]}
-        for op in selectors.ordered_operations(data["operations"])
-    ]
-    callback_pks = (
-        selectors.callback_operations(execution=execution) if data["execution"]["status"] == "RUNNING" else {}
-    )
-    pending = [
-        {**op, "pk": callback_pks[op["op_id"]]}
-        for op in selectors.pending_callbacks_from(data)
-        if op["op_id"] in callback_pks
-    ]
+    operations = [{**op, "duration": (op["ended_at"] or now) - op["started_at"]} for op in data["operations"]]
+    running = data["execution"]["status"] == "RUNNING"
     logs = selectors.invocation_logs(execution=execution)
     return {
         "execution": execution,
@@ -193,18 +188,19 @@ def _detail_context(request: HttpRequest, execution: Execution) -> dict[str, Any
         "x": data["execution"],
         "counters": data["counters"],
         "operations": operations,
-        "pending_callbacks": pending,
+        "pager": window.pager(data["operation_count"]),
+        "pending_callbacks": selectors.pending_callback_list(execution=execution) if running else [],
         "invocations": selectors.invocations_with_logs(data, logs),
         "logs_recorded": logs is not None,
-        "step_names": selectors.step_names(data),
-        "running": data["execution"]["status"] == "RUNNING",
+        "step_names": selectors.step_names(execution=execution),
+        "running": running,
         "can_operate": services.can_operate(request.user),
         "faults_available": services.faults_module() is not None,
         "approve_form": forms.ApproveForm(),
         "reject_form": forms.RejectForm(),
         "arm_form": forms.ArmFaultForm(),
         "version": data["version"],
-        "hidden_rows": charts.hidden_rows(data),
+        "now": now,
     }
 
 
@@ -235,17 +231,16 @@ def execution_section(request: HtmxHttpRequest, pk: int, section: str) -> HttpRe
 def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The figure as JSON for ``Plotly.react``; ``uirevision`` keeps the user's zoom across polls."""
     execution = selectors.execution_get(pk=pk)
-    data = selectors.execution_timeline_data(execution=execution)
+    window = _row_window(request)
+    data = selectors.execution_timeline_data(execution=execution, offset=window.offset, limit=window.size)
     now = timezone.now()
-    rows = request.GET.get("rows", "")
-    max_rows = 100_000 if rows == "all" else charts.MAX_ROWS
     payload = {
-        "figure": charts.timeline_figure(data, now=now, max_rows=max_rows).to_plotly_json(),
+        "figure": charts.timeline_figure(data, now=now, max_rows=window.size).to_plotly_json(),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
         "status": data["execution"]["status"],
         "running": data["execution"]["status"] == "RUNNING",
         "version": data["version"],
-        "hidden_rows": max(0, len(data["operations"]) - max_rows),
+        "hidden_rows": charts.hidden_rows(data, window.size),
         "counters": data["counters"],
     }
     return HttpResponse(plotly.io.json.to_json_plotly(payload), content_type="application/json")

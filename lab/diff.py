@@ -173,7 +173,7 @@ def _sides(data: dict[str, Any], outputs: dict[str, str]) -> dict[tuple[str, int
             type=op.get("sub_type") or op["type"],
             attempts=[f"a{a['attempt']} {a['outcome']}" for a in op["attempts"]],
             body_runs=len(op.get("body_runs") or []),
-            replays=len(op["replays"]),
+            replays=op.get("replay_count", len(op["replays"])),
             offset=round((op["started_at"] - start).total_seconds(), 3),
             duration=round((ended - op["started_at"]).total_seconds(), 3) if ended else None,
             output=outputs.get(op["op_id"], ""),

@@ -94,23 +94,26 @@ class QueryCount:
 def count_queries(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Count SQL a request sends: Django's connection, plus the engine's own psycopg pool.
 
-    The engine reads through ``psycopg.Connection.execute``; wrapping it counts, it does not fake.
+    The engine reads through psycopg cursors with server-side binding (Django's own queries go
+    through ``ClientCursor``s and are counted by Django); wrapping ``Cursor.execute`` counts, it
+    does not fake.
     """
 
     @contextmanager
     def counting() -> Iterator[QueryCount]:
         result = QueryCount()
-        original = psycopg.Connection.execute
+        original = psycopg.Cursor.execute
 
-        def execute(self: psycopg.Connection, query: Any, *args: Any, **kwargs: Any) -> Any:
-            result.engine += 1
-            result.sql.append(str(query)[:120])
+        def execute(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(self, psycopg.ClientCursor):
+                result.engine += 1
+                result.sql.append(str(query)[:120])
             return original(self, query, *args, **kwargs)
 
-        monkeypatch.setattr(psycopg.Connection, "execute", execute)
+        monkeypatch.setattr(psycopg.Cursor, "execute", execute)
         with CaptureQueriesContext(connection) as captured:
             yield result
-        monkeypatch.setattr(psycopg.Connection, "execute", original)
+        monkeypatch.setattr(psycopg.Cursor, "execute", original)
         result.django = len(captured.captured_queries)
         result.sql += [q["sql"][:120] for q in captured.captured_queries]
 

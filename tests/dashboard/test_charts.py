@@ -204,7 +204,7 @@ def test_rows_follow_the_operation_tree_and_escape_user_text() -> None:
     assert labels[0] == "<b>invocations</b>"
     assert labels[1].startswith("charge-card") and labels[2].startswith("cool-down") and "child" in labels[3]
     assert "&lt;script&gt;" in labels[4] and "<script>" not in labels[4]
-    assert layout["yaxis"]["autorange"] == "reversed"
+    assert layout["yaxis"]["range"] == [4.5, -0.7]  # top to bottom: invocations first
 
 
 def test_invocation_bands_and_uirevision_keep_zoom() -> None:
@@ -245,5 +245,31 @@ def test_rows_are_capped_and_the_rest_counted() -> None:
     data = timeline(operations=many, effects=[], faults=[])
     figure = charts.timeline_figure(data, now=at(30), max_rows=50)
     assert len(figure.to_dict()["layout"]["yaxis"]["tickvals"]) == 51
-    assert "250 more operations" in figure.to_dict()["layout"]["annotations"][0]["text"]
+    assert "rows 1 to 50 of 300 operations" in figure.to_dict()["layout"]["annotations"][0]["text"]
     assert charts.hidden_rows(data, 50) == 250
+
+
+def test_a_later_window_is_shown_over_its_own_time_span() -> None:
+    rows = [
+        operation(f"op-{i}", f"s{i}", started_at=at(10 + i * 0.01), ended_at=at(10.005 + i * 0.01)) for i in range(50)
+    ]
+    data = timeline(operations=rows, operation_count=500, offset=300, effects=[], faults=[])
+    layout = charts.timeline_figure(data, now=at(30), max_rows=50).to_dict()["layout"]
+    start, end = layout["xaxis"]["range"]
+    assert "12:00:09.9" in start and "12:00:10.5" in end  # not the execution's 0 s to 20 s
+    assert "rows 301 to 350 of 500 operations" in layout["annotations"][0]["text"]
+
+
+def test_thousands_of_invocations_draw_the_visible_ones_and_say_so() -> None:
+    invocations = [invocation(seq, seq * 0.004, seq * 0.004 + 0.002, "suspended") for seq in range(1, 3001)]
+    replayed = operation("op-1", "early", ended_at=at(0.003))
+    replayed["replays"] = [{"invocation_seq": i["seq"], "at": i["started_at"]} for i in invocations[1:101]]
+    replayed["replay_count"] = 2999
+    data = timeline(invocations=invocations, operations=[replayed], effects=[], faults=[])
+    figure = charts.timeline_figure(data, now=at(30)).to_dict()
+    lane = next(t for t in figure["data"] if t["name"] == "Invocation → suspended")
+    assert len(lane["y"]) == charts.MAX_INVOCATIONS
+    assert len(figure["layout"]["shapes"]) == charts.MAX_INVOCATIONS  # one band per drawn invocation
+    assert "400 of 3,000 invocations drawn" in figure["layout"]["annotations"][-1]["text"]
+    diamonds = next(t for t in figure["data"] if t["name"].startswith("Replayed"))
+    assert len(diamonds["x"]) == 100 and "2,899 other replays" in diamonds["hovertext"][-1]

@@ -139,6 +139,37 @@ def test_timeline_json_is_a_plotly_figure_with_status_and_version(op_client: Cli
     assert {"Attempt failed", "Attempt succeeded", "Backoff before next attempt"} <= names
 
 
+def test_long_execution_shows_one_window_of_rows_with_neighbour_links(op_client: Client, unique: str) -> None:
+    execution = seed_execution(function=f"win-{unique}", operations=400)
+    url = reverse("executions:detail", args=[execution.pk])
+    first = op_client.get(url).content.decode()
+    assert first.count('<tr id="op-') == 150
+    assert "Rows <b>1\N{EN DASH}150</b> of 400 operations" in first and "from=150" in first
+    second = op_client.get(url, {"from": "150"}).content.decode()
+    assert second.count('<tr id="op-') == 150
+    assert ">step-150</a>" in second and ">step-0</a>" not in second
+    assert "from=150" in second  # the chart and the live sections ask for the same window
+    everything = op_client.get(url, {"rows": "500"}).content.decode()
+    assert everything.count('<tr id="op-') == 400
+    for bad in ({"from": "x"}, {"from": "-5", "rows": "7"}, {"rows": "99999999999"}):
+        assert op_client.get(url, bad).content.decode().count('<tr id="op-') == 150, bad
+
+
+def test_timeline_json_draws_the_window_and_counts_the_whole_execution(op_client: Client, unique: str) -> None:
+    execution = seed_execution(function=f"winj-{unique}", operations=400)
+    url = reverse("executions:timeline_data", args=[execution.pk])
+    first, last = op_client.get(url).json(), op_client.get(url, {"from": "300"}).json()
+    assert len(first["figure"]["layout"]["yaxis"]["tickvals"]) == 151  # invocations lane + 150 rows
+    assert len(last["figure"]["layout"]["yaxis"]["tickvals"]) == 101
+    assert first["hidden_rows"] == 250 and last["hidden_rows"] == 300
+    assert "rows 301 to 400 of 400" in last["figure"]["layout"]["annotations"][0]["text"]
+    # Counters are over the whole execution whichever window is drawn: 400 steps, every third retried.
+    assert first["counters"] == last["counters"]
+    assert first["counters"]["attempts"] == 400 + 134 and first["counters"]["failed_attempts"] == 134
+    whole = selectors.execution_timeline_data(execution=execution, limit=None)
+    assert whole["counters"]["replays"] == first["counters"]["replays"] > 0
+
+
 def test_history_filters_by_type_and_pages(op_client: Client, unique: str) -> None:
     execution = seed_execution(function=f"hist-{unique}", operations=120)
     url = reverse("executions:history", args=[execution.pk])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.db import connection
 from django.test import Client
@@ -37,7 +35,7 @@ def test_execution_page_query_count_does_not_grow_with_operations(
     small_counts = measure(count_queries, op_client, reverse("executions:detail", args=[small.pk]))
     big_counts = measure(count_queries, op_client, reverse("executions:detail", args=[big.pk]))
     assert big_counts == small_counts
-    assert sum(big_counts) <= 20, big_counts
+    assert sum(big_counts) <= 16, big_counts
 
 
 def test_timeline_json_query_count_does_not_grow_with_operations(
@@ -47,7 +45,7 @@ def test_timeline_json_query_count_does_not_grow_with_operations(
     small_counts = measure(count_queries, op_client, reverse("executions:timeline_data", args=[small.pk]))
     big_counts = measure(count_queries, op_client, reverse("executions:timeline_data", args=[big.pk]) + "?rows=all")
     assert big_counts == small_counts
-    assert sum(big_counts) <= 15, big_counts
+    assert sum(big_counts) <= 10, big_counts  # benchmarks.md B5 target
 
 
 def test_live_sections_and_history_query_counts_are_bounded(op_client: Client, count_queries, small_and_big) -> None:
@@ -90,13 +88,11 @@ def test_keyset_paging_stays_fast_at_100k_executions(op_client: Client, unique: 
         token = selectors.execution_list(filters=filters).older
         for _ in range(40):  # 41 pages deep: keyset paging costs the same at any depth
             token = selectors.execution_list(filters=filters, after=selectors.Cursor.decode(token)).older
-        started = time.perf_counter()
         response = op_client.get(reverse("executions:list"), {"function": function, "after": token})
-        assert time.perf_counter() - started < 1.0
         assert response.context["page"].rows[0].name == "bulk-2051"
-        started = time.perf_counter()
-        op_client.get(reverse("executions:list"), {"after": token})  # unfiltered, across every function
-        assert time.perf_counter() - started < 1.0
+        # Speed is measured in the benchmarks; here, the plan shows why depth costs nothing: the
+        # unfiltered list at a deep cursor walks the (started_at, id) index instead of sorting.
+        assert op_client.get(reverse("executions:list"), {"after": token}).status_code == 200
         assert "durable_exec_started" in _plan(token)
     finally:
         delete_function_executions(function)

@@ -562,3 +562,55 @@ def test_journal_alone_does_not_make_the_sdk_copy_operation_maps():
     assert sdk_plugin.PluginExecutor([journal.plugin_factory, OtherFactory()]).has_plugins is True
     # The body hooks the journal relies on are dispatched from the factory list, not has_plugins.
     assert "_plugin_factories" in sdk_plugin.PluginExecutor.execute_plugins.__code__.co_names
+
+
+@pytest.mark.parametrize("doc", _machine_docs(), ids=lambda d: f"{d['Type']}-{d['Status']}")
+def test_operation_from_doc_is_the_sdk_conversion_without_the_copy(doc: Doc) -> None:
+    before = json.loads(json.dumps(doc))
+    assert invoker.operation_from_doc(doc) == Operation.from_json_dict(doc)
+    assert doc == before  # the document is not modified
+
+
+def test_journal_alone_does_not_make_the_sdk_snapshot_operations_per_invocation():
+    from aws_durable_execution_sdk_python import plugin as sdk_plugin
+
+    from engine import journal
+
+    ops = {doc["Id"]: Operation.from_json_dict(doc) for doc in _machine_docs()[:3]}
+    only_journal = sdk_plugin.PluginExecutor([journal.plugin_factory])
+    assert only_journal._snapshot_operation_infos(lambda: ops) == {}
+
+    class OtherFactory:
+        def create_plugin(self, info):
+            return sdk_plugin.DurableInstrumentationPlugin()
+
+    with_other = sdk_plugin.PluginExecutor([journal.plugin_factory, OtherFactory()])
+    assert set(with_other._snapshot_operation_infos(lambda: ops)) == set(ops)
+    # The start and end hooks build their infos through this one method.
+    for hook in (sdk_plugin.PluginExecutor.on_invocation_start, sdk_plugin.PluginExecutor.on_invocation_end):
+        assert "_snapshot_operation_infos" in hook.__code__.co_names
+
+
+def test_a_blocked_caller_batch_is_sent_without_the_idle_wait_unless_branches_run():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aws_durable_execution_sdk_python import plugin as sdk_plugin
+    from aws_durable_execution_sdk_python import state as sdk_state
+    from aws_durable_execution_sdk_python.threading import CompletionEvent
+
+    assert sdk_state._BLOCKED_CALLER_WAIT_SECONDS == 0.001
+    assert sdk_state.ExecutionState._read_timeout is invoker._read_timeout_without_idle_wait
+    assert list(inspect.signature(invoker._sdk_read_timeout).parameters) == ["self", "batch", "now", "deadline"]
+    # The collector asks _read_timeout before every read of the queue and stops at <= 0.
+    assert "_read_timeout" in sdk_state.ExecutionState._collect_checkpoint_batch.__code__.co_names
+
+    state = sdk_state.ExecutionState("arn", "token", {}, invoker.EngineServiceClient(), sdk_plugin.PluginExecutor([]))
+    batch = sdk_state._BatchAccumulator(sdk_state.CheckpointBatcherConfig())
+    batch.add(sdk_state.QueuedOperation(None, None))
+    assert state._read_timeout(batch, 0.0, 1.0) == sdk_state._STOP_SIGNAL_POLL_SECONDS  # no blocked caller: SDK's
+    batch.add(sdk_state.QueuedOperation(None, CompletionEvent()))
+    assert batch.has_blocked_caller
+    assert 0 < state._read_timeout(batch, 0.0, 1.0) <= 1e-5  # still drains what is queued, waits for nothing
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        state.register_branch_pool(pool)
+        assert state._read_timeout(batch, 0.0, 1.0) == sdk_state._BLOCKED_CALLER_WAIT_SECONDS
