@@ -10,7 +10,7 @@ Callers import only these names::
 
 from __future__ import annotations
 
-from engine import errors
+from engine import errors, sdk_seams  # noqa: F401  (sdk_seams installs itself on import)
 from engine.api import LambdaClient, client, wait_for_execution
 from engine.db import configure as _configure_db
 from engine.service import Dispatcher, set_dispatcher
