@@ -87,6 +87,61 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
     }
 
 
+def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[str, Any]:
+    """One operation as the timeline sees it, plus its document, children count and events.
+
+    Reads the operation's ancestors (not the whole outline) to count its replays.
+    """
+    with db.transaction() as conn:
+        execution = store.execution_by_arn(conn, arn)
+        if execution is None:
+            raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+        ex_id = execution["id"]
+        chain = _ancestry(conn, ex_id, op_id)
+        if not chain:
+            raise ResourceNotFoundException(f"Operation not found: {op_id}")
+        invocations = conn.execute(
+            "SELECT seq, started_at FROM durable_invocation WHERE execution_id = %s ORDER BY seq", (ex_id,)
+        ).fetchall()
+        details = _window_details(conn, ex_id, [op_id])
+        extra = conn.execute(
+            """SELECT doc, (SELECT count(*) FROM durable_operation c
+                            WHERE c.execution_id = o.execution_id AND c.parent_id = o.op_id) AS children
+               FROM durable_operation o WHERE execution_id = %s AND op_id = %s""",
+            (ex_id, op_id),
+        ).fetchone()
+        events = conn.execute(
+            """SELECT event_id, event_type, timestamp, invocation_seq, doc FROM durable_event
+               WHERE execution_id = %s AND op_id = %s ORDER BY event_id LIMIT %s""",
+            (ex_id, op_id, event_limit),
+        ).fetchall()
+    replays = Replays(chain, invocations).of(op_id)
+    operation = _operation(details, op_id, len(chain) - 1, replays, execution["time_scale"])
+    return {
+        "operation": operation,
+        "doc": extra["doc"] if extra else {},
+        "children": extra["children"] if extra else 0,
+        "events": [dict(row) for row in events],
+    }
+
+
+def _ancestry(conn: Any, execution_id: int, op_id: str) -> list[OutlineRow]:
+    """The operation and its enclosing contexts, innermost first."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        cursor.execute(
+            """WITH RECURSIVE chain AS (
+                   SELECT op_id, parent_id, type, status, ended_at, 0 AS level FROM durable_operation
+                   WHERE execution_id = %(ex)s AND op_id = %(op)s AND type <> 'EXECUTION'
+                   UNION ALL
+                   SELECT o.op_id, o.parent_id, o.type, o.status, o.ended_at, chain.level + 1
+                   FROM durable_operation o JOIN chain ON o.op_id = chain.parent_id
+                   WHERE o.execution_id = %(ex)s AND o.type <> 'EXECUTION' AND chain.level < 50)
+               SELECT op_id, parent_id, type, status, ended_at FROM chain ORDER BY level""",
+            {"ex": execution_id, "op": op_id},
+        )
+        return list(map(OutlineRow._make, cursor.fetchall()))
+
+
 # --- the outline: every operation, four columns -------------------------------------------
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import engine.timeline
 from engine.contrib.django.models import Event, Execution, Function, Operation, Timer
+from engine.errors import ResourceNotFoundException
 from executions.models import AuditEntry
 
 PAGE_SIZE = 50
@@ -317,6 +318,27 @@ def step_names(*, execution: Execution, limit: int = 500) -> list[str]:
         .values_list("name", flat=True)
     )
     return list(rows[:limit])
+
+
+def operation_detail(*, execution: Execution, op_id: str) -> dict[str, Any]:
+    """One operation: its row on the timeline, its outcome (result or error), its events."""
+    try:
+        detail = engine.timeline.operation_detail(execution.arn, op_id)
+    except ResourceNotFoundException as exc:
+        raise Http404("No such operation in this execution.") from exc
+    for attempt in detail["operation"]["attempts"]:
+        ended = attempt["ended_at"]
+        attempt["duration"] = ended - attempt["started_at"] if ended else None
+    doc = detail["doc"] or {}
+    details_key = next((key for key in doc if key.endswith("Details")), "")
+    outcome = doc.get(details_key) or {}
+    return {
+        **detail,
+        "details_key": details_key,
+        "result": outcome.get("Result"),
+        "error": outcome.get("Error"),
+        "events": [_event_row(row) for row in detail["events"]],
+    }
 
 
 # --- history --------------------------------------------------------------------------------

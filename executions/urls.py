@@ -12,6 +12,7 @@ urlpatterns = [
     path("executions/<int:pk>/", views.execution_detail, name="detail"),
     path("executions/<int:pk>/section/<slug:section>/", views.execution_section, name="section"),
     path("executions/<int:pk>/timeline.json", views.timeline_data, name="timeline_data"),
+    path("executions/<int:pk>/ops/<str:op_id>/", views.operation_detail, name="operation"),
     path("executions/<int:pk>/history/", views.history, name="history"),
     path("executions/<int:pk>/history.json", views.history_export, name="history_export"),
     path("executions/<int:pk>/stop/", views.execution_stop, name="stop"),

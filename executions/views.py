@@ -248,6 +248,15 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
+def operation_detail(request: HtmxHttpRequest, pk: int, op_id: str) -> HttpResponse:
+    """One operation's outcome, attempts and events: a side panel on the execution page, or a page."""
+    execution = selectors.execution_get(pk=pk)
+    context = {"execution": execution, "op": selectors.operation_detail(execution=execution, op_id=op_id)}
+    return render(request, _partial(request, "executions/operation.html", "panel"), context)
+
+
+@login_required
+@require_GET
 def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     execution = selectors.execution_get(pk=pk)
     after = request.GET.get("after", "")

@@ -20,6 +20,18 @@
     return !element.dataset.dirty && !element.contains(document.activeElement);
   };
 
+  // The operation drawer on the execution page: close with its button or Escape.
+  function closeDrawer() {
+    var drawer = document.getElementById("op-drawer");
+    if (drawer) drawer.innerHTML = "";
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest(".op-panel-close")) closeDrawer();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") closeDrawer();
+  });
+
   // Confirm destructive POSTs (stop, kill) before they are sent.
   document.addEventListener("submit", function (event) {
     var message = event.target.dataset.confirm;

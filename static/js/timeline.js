@@ -63,6 +63,10 @@
       var point = event.points && event.points[0];
       var rows = (last && last.figure.layout.meta && last.figure.layout.meta.rows) || {};
       var opId = point && rows[point.y];
+      if (opId && window.htmx && el.dataset.opUrl) {
+        // The drawer shows the operation's outcome, attempts and events.
+        window.htmx.ajax("GET", el.dataset.opUrl.replace("OP_ID", encodeURIComponent(opId)), { target: "#op-drawer" });
+      }
       var row = opId && document.getElementById("op-" + opId);
       if (!row) return;
       history.replaceState(null, "", "#op-" + opId);

@@ -52,6 +52,19 @@ def test_start_from_the_ui_and_watch_it_complete_live(logged_in: Any) -> None:
     assert Execution.objects.get(pk=pk).status == "SUCCEEDED"
 
 
+def test_an_operation_opens_in_the_drawer_with_its_result_and_events(logged_in: Any) -> None:
+    page = logged_in
+    start_from_ui(page, "hello-steps", {"name": "drawer", "wait_seconds": 1})
+    page.wait_for_selector("#execution-status:has-text('SUCCEEDED')", timeout=60_000)
+    page.locator("#operations td.opname a").first.click()
+    panel = page.wait_for_selector("#op-drawer .op-panel")
+    text = panel.inner_text()
+    assert "SUCCEEDED" in text and "StepSucceeded" in text and "Hello, drawer!" in text
+    shot(page, "03b-operation-drawer", full_page=False)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#op-drawer .op-panel", state="detached")
+
+
 def test_list_shows_status_live(logged_in: Any) -> None:
     page = logged_in
     start_from_ui(page, "hello-steps", {"name": "list", "wait_seconds": 6})

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from engine.contrib.django.models import Event
+from engine.contrib.django.models import Event, Operation
 from executions import selectors
 from tests.dashboard.seed import bulk_executions, delete_function_executions, seed_execution
 
@@ -168,6 +168,26 @@ def test_timeline_json_draws_the_window_and_counts_the_whole_execution(op_client
     assert first["counters"]["attempts"] == 400 + 134 and first["counters"]["failed_attempts"] == 134
     whole = selectors.execution_timeline_data(execution=execution, limit=None)
     assert whole["counters"]["replays"] == first["counters"]["replays"] > 0
+
+
+def test_operation_panel_shows_outcome_attempts_and_events_escaped(op_client: Client, unique: str) -> None:
+    execution = seed_execution(function=f"opd-{unique}", operations=4)
+    operation = Operation.objects.get(execution=execution, name="step-3")
+    operation.doc["StepDetails"]["Result"] = '"<script>alert(1)</script>"'
+    operation.save(update_fields=["doc"])
+    url = reverse("executions:operation", args=[execution.pk, operation.op_id])
+    panel = op_client.get(url, **HTMX).content.decode()
+    assert panel.lstrip().startswith('<section class="card op-panel"')  # only the fragment for the drawer
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel and "<script>alert" not in panel
+    assert "SeedError: first attempt fails" in panel  # step-3 failed its first attempt
+    for text in ("a1", "a2", "StepStarted", "StepFailed", "StepSucceeded", "Replayed"):
+        assert text in panel, text
+    page = op_client.get(url).content.decode()
+    assert "<html" in page and execution.name in page  # a deep link opens a whole page
+    detail = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert f'hx-get="{url}"' in detail and 'id="op-drawer"' in detail
+    missing = reverse("executions:operation", args=[execution.pk, "no-such-op"])
+    assert op_client.get(missing).status_code == 404
 
 
 def test_history_filters_by_type_and_pages(op_client: Client, unique: str) -> None:

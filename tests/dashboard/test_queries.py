@@ -7,6 +7,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from engine.contrib.django.models import Operation
 from executions import selectors
 from tests.dashboard.seed import bulk_executions, delete_function_executions, seed_execution
 
@@ -56,6 +57,16 @@ def test_live_sections_and_history_query_counts_are_bounded(op_client: Client, c
             for e in (small, big)
         ]
         assert counts[0] == counts[1], name
+
+
+def test_operation_panel_query_count_does_not_grow_with_operations(
+    op_client: Client, count_queries, small_and_big
+) -> None:
+    counts = []
+    for execution in small_and_big:
+        op_id = Operation.objects.filter(execution=execution, name="step-3").values_list("op_id", flat=True).get()
+        counts.append(measure(count_queries, op_client, reverse("executions:operation", args=[execution.pk, op_id])))
+    assert counts[0] == counts[1] and sum(counts[1]) <= 14, counts
 
 
 def test_execution_list_query_count_is_the_same_for_5_and_50_rows(
