@@ -291,22 +291,6 @@ def timeline_version(data: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(parts, default=str).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def ordered_operations(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Operations in tree pre-order (children right under their context), siblings in first-seen order."""
-    ids = {op["op_id"] for op in operations}
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    for op in operations:
-        parent = op["parent_id"] if op["parent_id"] in ids else None
-        children.setdefault(parent, []).append(op)
-    ordered: list[dict[str, Any]] = []
-    stack = list(reversed(children.get(None, [])))
-    while stack:
-        op = stack.pop()
-        ordered.append(op)
-        stack.extend(reversed(children.get(op["op_id"], [])))
-    return ordered
-
-
 def step_names(*, execution: Execution, limit: int = 500) -> list[str]:
     """Distinct step names, in first-seen order, for the "arm a kill at step" field."""
     rows = (

@@ -30,7 +30,6 @@ from executions.charts import (
     VERMILLION,
     _esc,
 )
-from executions.selectors import ordered_operations
 from lab import retry_plan
 
 INVOCATIONS = "invocations"
@@ -57,7 +56,7 @@ def shared_rows(panels: list[Panel]) -> list[str]:
     """Every operation row of every panel, in first-seen order: one row order for all panels."""
     keys: dict[str, None] = {INVOCATIONS: None}
     for panel in panels:
-        for op in ordered_operations((panel.data or {}).get("operations") or []):
+        for op in (panel.data or {}).get("operations") or []:  # in tree order, from the engine
             keys.setdefault(row_key(op), None)
     return list(keys)
 

@@ -94,15 +94,15 @@ def timeline(**overrides: Any) -> dict[str, Any]:
             ),
             operation("op-w", "cool-down", "WAIT", started_at=at(5.5), ended_at=at(15), deadline=at(15)),
             operation(
+                "op-k", "child", "STEP", parent_id="op-w", depth=1, attempts=[attempt(1, 3, 16, 16.1, "interrupted")]
+            ),
+            operation(
                 "op-c",
                 "<script>alert(1)</script>",
                 "CALLBACK",
                 status="TIMED_OUT",
                 started_at=at(15.5),
                 ended_at=at(19),
-            ),
-            operation(
-                "op-k", "child", "STEP", parent_id="op-w", depth=1, attempts=[attempt(1, 3, 16, 16.1, "interrupted")]
             ),
         ],
         "effects": [
