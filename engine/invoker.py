@@ -27,7 +27,6 @@ from aws_durable_execution_sdk_python.lambda_service import (
     OperationUpdate,
     StateOutput,
 )
-from aws_durable_execution_sdk_python.state import ExecutionState
 
 from engine import journal, registry, service
 from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
@@ -198,29 +197,3 @@ def call_plain_function(call: service.PlainCall) -> None:
         result, error = call_plain_handler(fn, call.payload)
     if call.op_id:
         service.complete_plain_invoke(call.execution_id, call.op_id, result=result, error=error)
-
-
-# --- SDK seam: send a blocked caller's batch as soon as nothing else can join it ---------------
-
-_sdk_read_timeout = ExecutionState._read_timeout
-_DRAIN_ONLY_SECONDS = 1e-6
-
-
-def _read_timeout_without_idle_wait(self: ExecutionState, batch: Any, now: float, deadline: float) -> float:
-    """SDK 3.0.0's ``ExecutionState._read_timeout``, minus a pointless wait.
-
-    Once a batch holds a synchronous checkpoint, the SDK keeps reading its queue for 1 ms
-    (``_BLOCKED_CALLER_WAIT_SECONDS``) so that sibling branch threads of a map or parallel can
-    join the batch. Without branch pools the only thread that creates checkpoints is the one
-    now blocked on this batch, so nothing can arrive: the wait only adds 1 ms to every step.
-    Then the batch still takes whatever is already queued and is sent at once. With branches
-    the SDK's wait is kept. Batch boundaries already depend on timing, so the set of possible
-    behaviours is unchanged. Contract tests pin the SDK internals this relies on.
-    """
-    timeout = _sdk_read_timeout(self, batch, now, deadline)
-    if batch.has_blocked_caller and not self._branch_pools:
-        return min(timeout, _DRAIN_ONLY_SECONDS)
-    return timeout
-
-
-ExecutionState._read_timeout = _read_timeout_without_idle_wait  # type: ignore[method-assign]

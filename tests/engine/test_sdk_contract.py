@@ -47,7 +47,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 import engine
-from engine import invoker, machine, service, store
+from engine import invoker, machine, sdk_seams, service, store
 from engine.errors import InvalidParameterValueException
 from tests.conftest import wait_until
 from tests.engine import support
@@ -599,8 +599,8 @@ def test_a_blocked_caller_batch_is_sent_without_the_idle_wait_unless_branches_ru
     from aws_durable_execution_sdk_python.threading import CompletionEvent
 
     assert sdk_state._BLOCKED_CALLER_WAIT_SECONDS == 0.001
-    assert sdk_state.ExecutionState._read_timeout is invoker._read_timeout_without_idle_wait
-    assert list(inspect.signature(invoker._sdk_read_timeout).parameters) == ["self", "batch", "now", "deadline"]
+    assert sdk_state.ExecutionState._read_timeout is sdk_seams._read_timeout_without_idle_wait
+    assert list(inspect.signature(sdk_seams._sdk_read_timeout).parameters) == ["self", "batch", "now", "deadline"]
     # The collector asks _read_timeout before every read of the queue and stops at <= 0.
     assert "_read_timeout" in sdk_state.ExecutionState._collect_checkpoint_batch.__code__.co_names
 
