@@ -63,21 +63,51 @@ def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str
 # --- executions -------------------------------------------------------------------------------
 
 
-def insert_execution(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Insert a new execution; return None if the (function, name) pair is already taken."""
+def insert_started_execution(
+    conn: psycopg.Connection, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
+) -> dict[str, Any] | None:
+    """Start an execution in one statement: its row (already asking to be invoked), its EXECUTION
+    operation, ``ExecutionStarted`` and its execution-timeout timer. Return None, and write
+    nothing, if the (function, name) pair is already taken.
+
+    One statement is one round trip and, on an autocommit connection, one transaction: a start
+    costs what the bare INSERT + COMMIT it must pay anyway costs, plus the JSON.
+    """
+    record = _op_record({"op_seq": 0}, op)
     return conn.execute(
         f"""
-        INSERT INTO durable_execution (arn, function_name, name, input, status, started_at,
-            execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
-            running, needs_invoke, invoke_reason, consecutive_failures, op_seq, seen_seq, event_seq,
-            parent_arn, parent_op_id, counters)
-        VALUES (%(arn)s, %(function_name)s, %(name)s, %(input)s, 'RUNNING', %(started_at)s,
-            %(execution_timeout)s, %(retention_days)s, %(time_scale)s, %(invocation_type)s, 0, 0,
-            false, true, 'start', 0, 0, 0, 0, %(parent_arn)s, %(parent_op_id)s, '{{}}')
-        ON CONFLICT (function_name, name) DO NOTHING
-        RETURNING {EXECUTION_COLUMNS}
+        WITH x AS (
+            INSERT INTO durable_execution (arn, function_name, name, input, status, started_at,
+                execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
+                running, needs_invoke, invoke_reason, dispatched_at, consecutive_failures, op_seq, seen_seq,
+                event_seq, parent_arn, parent_op_id, counters)
+            VALUES (%(arn)s, %(function_name)s, %(name)s, %(input)s, 'RUNNING', %(started_at)s,
+                %(execution_timeout)s, %(retention_days)s, %(time_scale)s, %(invocation_type)s, 0, 0,
+                false, true, 'start', %(started_at)s, 0, 1, 0, 1, %(parent_arn)s, %(parent_op_id)s, '{{}}')
+            ON CONFLICT (function_name, name) DO NOTHING
+            RETURNING {EXECUTION_COLUMNS}),
+        o AS (
+            INSERT INTO durable_operation (execution_id, op_id, ordinal, type, status, attempt, touch_seq,
+                started_at, doc)
+            SELECT x.id, %(op_id)s, 1, 'EXECUTION', %(op_status)s, 0, 1, %(op_started_at)s, %(op_doc)s FROM x),
+        e AS (
+            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, doc)
+            SELECT x.id, 1, %(event_type)s, %(started_at)s, %(op_id)s, %(event_doc)s FROM x),
+        t AS (
+            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
+            SELECT x.id, 'execution_timeout', '', %(timeout_at)s FROM x)
+        SELECT x.*, pg_notify('durable_timers', '') AS notified FROM x
         """,
-        values,
+        {
+            **values,
+            "op_id": record["op_id"],
+            "op_status": record["status"],
+            "op_started_at": record["started_at"],
+            "op_doc": Jsonb(op),
+            "event_type": event["EventType"],
+            "event_doc": Jsonb(event),
+            "timeout_at": timeout_at,
+        },
     ).fetchone()
 
 
