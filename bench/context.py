@@ -28,6 +28,7 @@ class BenchContext:
     results: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     close_django: Callable[[], None] = lambda: None
+    only: frozenset[str] = frozenset()  # run only these keys (e.g. "B8"); empty = all
 
     @property
     def dsn(self) -> str:

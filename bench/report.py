@@ -273,6 +273,18 @@ def _b8(r: dict[str, Any]) -> list[Row]:
                 1.0,
             )
         )
+    conformance = b8.get("conformance", {})
+    if "ratio" in conformance:
+        rows.append(
+            Row(
+                "B8c_conformance_vs_peer",
+                f"conformance run ({conformance['requirements_run']} requirements): engine ÷ AWS local runner",
+                conformance["ratio"],
+                INF,
+                1.1,
+                1.0,
+            )
+        )
     return rows
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import dashboard, inprocess, peer, report, stackbench
+from bench import conformance, dashboard, inprocess, peer, report, stackbench
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
 
@@ -24,6 +24,8 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 
 def attempt(ctx: BenchContext, key: str, step: Callable[..., Any], *args: Any) -> None:
     """Run one benchmark; a failure is recorded against its key and the suite goes on."""
+    if ctx.only and key not in ctx.only:
+        return
     ctx.log(f"{key} ...")
     try:
         step(*args)
@@ -80,6 +82,13 @@ def run_peer(ctx: BenchContext) -> None:
         ctx.skipped["B8"] = f"skipped: {reason}"
         return
     ctx.results["B8"] = {"peer": peer.peer_figures(ctx.quick)}
+    if not ctx.quick:
+        ctx.log("B8c: the conformance run on the peer ...")
+        try:
+            ctx.results["B8"]["conformance"] = {"peer": conformance.peer_side()}
+        except Exception as exc:
+            ctx.skipped["B8c"] = f"error on the peer: {type(exc).__name__}: {exc}"[:300]
+            ctx.out.write(traceback.format_exc())
 
 
 def run_on_stack(ctx: BenchContext, broker: str) -> None:
@@ -122,7 +131,21 @@ def engine_side_b8(live: stackbench.Live) -> None:
     b8["ratio_inline_100"] = b8["engine"]["inline_100_median_s"] / b8["peer"]["inline_100_median_s"]
     if "waits_10_s" in b8["peer"]:
         b8["ratio_waits_10"] = b8["engine"]["waits_10_s"] / b8["peer"]["waits_10_s"]
-    live.ctx.skipped.setdefault("B8c", "not measured: the conformance suite has no runner for the peer yet")
+    if "conformance" in b8:
+        live.ctx.log("B8c: the conformance run on the engine ...")
+        live.ctx.database.truncate_engine_tables()
+        try:
+            b8["conformance"]["engine"] = conformance.engine_side(live.lam)
+        except Exception as exc:
+            live.ctx.skipped["B8c"] = f"error on the engine: {type(exc).__name__}: {exc}"[:300]
+            live.ctx.out.write(traceback.format_exc())
+            return
+        b8["conformance"] |= conformance.summary(b8["conformance"]["peer"], b8["conformance"]["engine"])
+        c = b8["conformance"]
+        live.ctx.log(
+            f"B8c: {c['requirements_run']} requirements, engine {c['engine_total_s']:.1f} s, "
+            f"peer {c['peer_total_s']:.1f} s, ratio {c['ratio']:.2f}"
+        )
 
 
 def collect_counters(results: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +168,8 @@ def collect_counters(results: dict[str, Any]) -> dict[str, Any]:
     return counters
 
 
-def run(*, quick: bool, json_path: Path | None, out: TextIO) -> dict[str, Any]:
+def run(*, quick: bool, json_path: Path | None, out: TextIO, only: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Run the suite; ``only`` (e.g. {"B8"}) limits it to those keys and then leaves latest.json alone."""
     from django.conf import settings
 
     from engine.contrib.django.setup import dsn_from_settings
@@ -157,13 +181,17 @@ def run(*, quick: bool, json_path: Path | None, out: TextIO) -> dict[str, Any]:
     broker = str(settings.CELERY_BROKER_URL)
     started = time.monotonic()
     database.create()
-    ctx = BenchContext(database=database, quick=quick, out=out, counter=StatementCounter())
+    ctx = BenchContext(database=database, quick=quick, out=out, counter=StatementCounter(), only=only)
     try:
         import engine
 
         engine.configure(dsn=database.dsn)  # before migrate: post_migrate registers demos through the engine
         ctx.close_django = use_database(database)
-        meta = report.environment(database.dsn, broker) | {"quick": quick, "fsync_probe": fsync_probe(ROOT / ".data")}
+        meta = report.environment(database.dsn, broker) | {
+            "quick": quick,
+            "only": sorted(only),
+            "fsync_probe": fsync_probe(ROOT / ".data"),
+        }
         run_in_process(ctx)
         run_on_stack(ctx, broker)
     finally:
@@ -183,13 +211,16 @@ def write(ctx: BenchContext, meta: dict[str, Any], json_path: Path | None) -> di
         "results": ctx.results,
     }
     text = json.dumps(document, indent=2, default=str)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    written = [] if ctx.only else [RESULTS]  # a partial run must not replace the full results
     if json_path is not None:
-        json_path.write_text(text)
+        written.append(json_path)
+    for path in written:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     ctx.out.write("\n" + report.table(rows, ctx.skipped) + "\n")
     ctx.out.write(
         f"\n{meta['date']} · {meta['machine']['cpus']} CPUs {meta['machine']['cpu']} · "
-        f"fsync {meta['fsync_probe']['mean_us']:.0f} µs · {meta['duration_s']} s · written {RESULTS}\n"
+        f"fsync {meta['fsync_probe']['mean_us']:.0f} µs · {meta['duration_s']} s · "
+        f"written {', '.join(map(str, written)) or 'nothing'}\n"
     )
     return document

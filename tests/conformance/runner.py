@@ -80,6 +80,8 @@ def _callback_name_matches(pattern: str, name: str | None, bindings: dict[str, A
 class Run:
     """One requirement's execution: start, drive callbacks, wait, and check."""
 
+    poll = POLL  # seconds between looks at the history while driving
+
     def __init__(self, lam: Any, requirement: dict[str, Any], spec: Spec, module: str, suite_id: str) -> None:
         self.lam = lam
         self.req = requirement
@@ -169,7 +171,7 @@ class Run:
                 return events
             if time.monotonic() - last_change > IDLE_LIMIT:
                 raise AssertionError(f"no new history event for {IDLE_LIMIT:.0f}s; history so far: {_brief(events)}")
-            time.sleep(POLL)
+            time.sleep(self.poll)
 
     def _send_actions(self, events: list[dict[str, Any]], actions: list[dict[str, Any]], handled: set[int]) -> None:
         for event in events:

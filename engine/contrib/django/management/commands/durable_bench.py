@@ -1,4 +1,4 @@
-"""``manage.py durable_bench [--quick] [--json PATH]``: the benchmark suite of benchmarks.md."""
+"""``manage.py durable_bench [--quick] [--only B1 ...] [--json PATH]``: the benchmark suite of benchmarks.md."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quick", action="store_true", help="B1, B2a, B4 and B5 only (under a minute)")
         parser.add_argument("--json", type=Path, default=None, help="also write the results to this path")
+        parser.add_argument(
+            "--only",
+            nargs="+",
+            default=[],
+            metavar="KEY",
+            help="run only these benchmarks (B1 B2a B2b B3 B4 B4b B5 B6 B7 B8); bench/results/latest.json is left alone",
+        )
 
-    def handle(self, *args: Any, quick: bool, json: Path | None, **options: Any) -> None:
+    def handle(self, *args: Any, quick: bool, json: Path | None, only: list[str], **options: Any) -> None:
         # Imported here: the bench package is a dev tool, not needed to load the command list.
         from bench import suite
 
-        suite.run(quick=quick, json_path=json, out=self.stdout)
+        suite.run(quick=quick, json_path=json, out=self.stdout, only=frozenset(only))
