@@ -57,7 +57,14 @@ def operation_from_doc(doc: dict[str, Any]) -> Operation:
 
 
 class EngineServiceClient:
-    """The SDK's ``DurableServiceClient``, served by the engine (called on the SDK's checkpoint thread)."""
+    """The SDK's ``DurableServiceClient``, served by the engine (called on the SDK's checkpoint thread).
+
+    One per invocation: it keeps the invocation's ``CheckpointCache``, seeded with the operations
+    the invocation started from, so that most checkpoints are one guarded statement.
+    """
+
+    def __init__(self, operations: list[dict[str, Any]] | None = None) -> None:
+        self.cache = service.CheckpointCache(ops={op["Id"]: op for op in operations or []})
 
     def checkpoint(
         self,
@@ -67,7 +74,9 @@ class EngineServiceClient:
         client_token: str | None,
     ) -> CheckpointOutput:
         try:
-            token, ops = service.checkpoint(durable_execution_arn, checkpoint_token, [u.to_dict() for u in updates])
+            token, ops = service.checkpoint(
+                durable_execution_arn, checkpoint_token, [u.to_dict() for u in updates], self.cache
+            )
         except InvalidCheckpointError as exc:
             # A protocol violation cannot succeed on retry: the SDK then fails the execution.
             raise CheckpointError(str(exc), error_category=DurableApiErrorCategory.EXECUTION) from exc
@@ -133,7 +142,7 @@ def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithCl
         durable_execution_arn=ticket.arn,
         checkpoint_token=ticket.token,
         initial_execution_state=state,
-        service_client=EngineServiceClient(),
+        service_client=EngineServiceClient(ticket.operations),
     )
 
 

@@ -4,6 +4,12 @@ Every state change of an execution runs under a row lock on its ``durable_execut
 (``SELECT … FOR UPDATE``): checkpoints, timer firings, callbacks, stops and invocation
 outcomes are serialised per execution, and the history events they produce are written in
 the same transaction. Celery only carries "invoke execution N" messages, sent after commit.
+
+Two duties take no lock beforehand, because each is a single statement that checks its own
+precondition: a start (``INSERT … ON CONFLICT DO NOTHING``) and a running invocation's ordinary
+checkpoint (an ``UPDATE`` guarded by the sequence numbers the invocation last wrote, with every
+other write of the batch conditional on it). When the guard finds that someone else changed the
+execution, nothing is written and the checkpoint takes the locked path.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from engine import db, journal, machine, store
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
+    InvalidCheckpointError,
     InvalidCheckpointTokenError,
     InvalidParameterValueException,
     ResourceNotFoundException,
@@ -254,35 +261,110 @@ def _function_timeout(conn: psycopg.Connection, execution: dict[str, Any]) -> fl
 # --- checkpoints ------------------------------------------------------------------------------
 
 
-def checkpoint(arn: str, token: str, updates: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+@dataclass
+class CheckpointCache:
+    """One invocation's view after its last checkpoint: the execution row as it wrote it, and every
+    operation it knows (from its start state and each answer). Exact as long as nobody else has
+    changed the execution, which the guarded write checks; then a checkpoint is one statement.
+    """
+
+    ops: dict[str, dict[str, Any]]
+    execution: dict[str, Any] | None = None
+
+
+def checkpoint(
+    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
     """Apply one checkpoint batch; return (new token or None, operations the handler has not seen).
 
     A None token tells the SDK to stop (execution finished, stopped or timed out): it then ends
-    the invocation with PENDING and sends nothing more.
+    the invocation with PENDING and sends nothing more. With the invocation's ``cache`` the common
+    case needs no read and no lock; anything else takes the locked path, whose answer is the same.
     """
-    referenced = {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
+    if cache is not None and cache.execution is not None:
+        answer = _checkpoint_from_cache(cache, arn, token, updates)
+        if answer is not None:
+            return answer
+    return _checkpoint_locked(arn, token, updates, cache)
+
+
+def _referenced(updates: list[dict[str, Any]]) -> set[str]:
+    return {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
+
+
+def _checkpoint_from_cache(
+    cache: CheckpointCache, arn: str, token: str, updates: list[dict[str, Any]]
+) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """The common case in one guarded statement; None when the locked path must answer instead
+    (someone else changed the execution, the batch needs more than a write, or it is refused)."""
+    assert cache.execution is not None
+    execution = dict(cache.execution)
+    expected = (execution["id"], execution["invocation_seq"], execution["token_seq"])
+    if execution["arn"] != arn or _token_parts(token) != expected:
+        return None
+    stored = {op_id: cache.ops[op_id] for op_id in _referenced(updates) if op_id in cache.ops}
+    now = utcnow()
+    try:
+        change = machine.apply_batch(stored, updates, Clock(now, execution["time_scale"]), mint_callback_id)
+    except InvalidCheckpointError:
+        return None  # refused: the locked path refuses it too, from the stored state
+    if change.invokes or change.finish is not None:
+        return None
+    guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
+    execution["token_seq"] += 1
+    _count(execution, checkpoints=1, updates=len(updates))
+    changed = [change.ops[op_id] for op_id in change.touched]
+    with db.pool().connection() as conn:  # one statement: its own transaction
+        written, timers_due = store.write_checkpoint(
+            conn, execution, changed, change.events, change.timers, change.cancel_timers, now, guard=guard
+        )
+    if not written:
+        return None
+    cache.execution = execution
+    cache.ops.update((op["Id"], op) for op in changed)
+    if not timers_due:
+        return make_token(execution), changed
+    # A timer came due while this invocation runs: fire it under the lock, as the locked path does.
+    new_token, delta = _checkpoint_locked(arn, make_token(execution), [], cache)
+    merged = {op["Id"]: op for op in changed} | {op["Id"]: op for op in delta}
+    return new_token, list(merged.values())
+
+
+def _checkpoint_locked(
+    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Apply the batch under the execution's row lock (and keep the invocation's cache current)."""
     with unit_of_work() as work:
-        snapshot = store.checkpoint_snapshot(work.conn, arn, sorted(referenced), work.now)
+        snapshot = store.checkpoint_snapshot(work.conn, arn, sorted(_referenced(updates)), work.now)
         if snapshot is None:
             raise InvalidCheckpointTokenError("Invalid checkpoint token")
         execution = {key: snapshot[key] for key in snapshot if key not in SNAPSHOT_EXTRAS}
         if execution["status"] != "RUNNING" or execution["pending_finish"] is not None:
-            return None, []
-        _check_token(execution, token)
-        stored = {op["Id"]: op for op in snapshot["referenced_ops"]}
-        change = machine.apply_batch(stored, updates, Clock(work.now, execution["time_scale"]), mint_callback_id)
-        _count(execution, checkpoints=1, updates=len(updates))
-        if change.invokes or change.finish is not None or snapshot["timers_due"]:
-            return _checkpoint_general(work, execution, change)
-        # The common case in two statements: nothing but this batch and the unseen delta to answer.
-        execution["token_seq"] += 1
-        changed = [change.ops[op_id] for op_id in change.touched]
-        store.write_checkpoint(
-            work.conn, execution, changed, change.events, change.timers, change.cancel_timers, work.now
-        )
-        delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
-        delta.update({op["Id"]: op for op in changed})
-        return make_token(execution), list(delta.values())
+            token_out, delta = None, []
+        else:
+            _check_token(execution, token)
+            token_out, delta = _apply_checkpoint(work, snapshot, execution, updates)
+    if cache is not None:
+        cache.execution = execution if token_out is not None else None
+        cache.ops.update((op["Id"], op) for op in delta)
+    return token_out, delta
+
+
+def _apply_checkpoint(
+    work: UnitOfWork, snapshot: dict[str, Any], execution: dict[str, Any], updates: list[dict[str, Any]]
+) -> tuple[str | None, list[dict[str, Any]]]:
+    stored = {op["Id"]: op for op in snapshot["referenced_ops"]}
+    change = machine.apply_batch(stored, updates, Clock(work.now, execution["time_scale"]), mint_callback_id)
+    _count(execution, checkpoints=1, updates=len(updates))
+    if change.invokes or change.finish is not None or snapshot["timers_due"]:
+        return _checkpoint_general(work, execution, change)
+    # Nothing but this batch and the unseen delta to answer: one more statement.
+    execution["token_seq"] += 1
+    changed = [change.ops[op_id] for op_id in change.touched]
+    store.write_checkpoint(work.conn, execution, changed, change.events, change.timers, change.cancel_timers, work.now)
+    delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
+    delta.update({op["Id"]: op for op in changed})
+    return make_token(execution), list(delta.values())
 
 
 SNAPSHOT_EXTRAS = frozenset({"referenced_ops", "unseen_ops", "timers_due"})
@@ -311,6 +393,13 @@ def _check_token(execution: dict[str, Any], token: str) -> None:
     expected = (execution["id"], execution["invocation_seq"], execution["token_seq"])
     if not execution["running"] or parse_token(token) != expected:
         raise InvalidCheckpointTokenError("Invalid checkpoint token")
+
+
+def _token_parts(token: str) -> tuple[int, int, int] | None:
+    try:
+        return parse_token(token)
+    except InvalidCheckpointTokenError:
+        return None
 
 
 def _count(execution: dict[str, Any], **increments: int) -> None:

@@ -481,11 +481,17 @@ def write_checkpoint(
     timers: list[tuple[str, str, datetime]],
     cancel: list[tuple[str, str]],
     now: datetime,
-) -> None:
+    *,
+    guard: Mapping[str, int] | None = None,
+) -> tuple[bool, bool]:
     """Write a whole batch in one statement: operations, history, timers and the execution row.
 
     Touch and event sequence numbers are assigned here; ``execution`` is updated in place and
     its new ``seen_seq`` says the handler has now seen every operation.
+
+    With ``guard`` (the execution's ``token_seq``, ``op_seq`` and ``event_seq`` as the writer last
+    saw them) nothing is written unless the execution is still running unchanged: the statement
+    then needs no lock taken beforehand. Return (written, some timer of the execution is due).
     """
     op_records = [_op_record(execution, op) for op in ops]
     event_records = []
@@ -501,42 +507,8 @@ def write_checkpoint(
         )
     execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
-    conn.execute(
-        """
-        WITH o AS (
-            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
-                attempt, touch_seq, started_at, ended_at, callback_id, doc)
-            SELECT %(id)s, x.op_id, x.seq, x.parent_id, x.name, x.type, x.sub_type, x.status, x.attempt, x.seq,
-                x.started_at, x.ended_at, x.callback_id, x.doc
-            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, parent_id text, name text, type text,
-                sub_type text, status text, attempt int, started_at timestamptz, ended_at timestamptz,
-                callback_id text, doc jsonb)
-            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
-                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
-                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
-            RETURNING 1),
-        e AS (
-            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
-            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, %(inv)s, x.doc
-            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, doc jsonb)
-            RETURNING 1),
-        td AS (
-            DELETE FROM durable_timer t USING jsonb_to_recordset(%(cancel)s) AS c(kind text, op_id text)
-            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id
-            RETURNING 1),
-        ti AS (
-            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
-            SELECT %(id)s, x.kind, x.op_id, x.due_at
-            FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
-            ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
-            RETURNING 1),
-        u AS (
-            UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
-                token_seq = %(token_seq)s, counters = %(counters)s
-            WHERE id = %(id)s RETURNING 1)
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti) THEN pg_notify('durable_timers', '') END AS notified,
-            (SELECT count(*) FROM o) + (SELECT count(*) FROM e) + (SELECT count(*) FROM td) + (SELECT count(*) FROM u)
-        """,
+    row = conn.execute(
+        WRITE_CHECKPOINT_GUARDED if guard is not None else WRITE_CHECKPOINT,
         {
             "id": execution["id"],
             "now": now,
@@ -550,8 +522,60 @@ def write_checkpoint(
             "event_seq": execution["event_seq"],
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
+            **{f"guard_{key}": value for key, value in (guard or {}).items()},
         },
-    )
+    ).fetchone()
+    assert row is not None
+    return bool(row["written"]), bool(row["timers_due"])
+
+
+_WRITE_CHECKPOINT = """
+        WITH u AS (
+            UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
+                token_seq = %(token_seq)s, counters = %(counters)s
+            WHERE id = %(id)s {guard} RETURNING 1),
+        o AS (
+            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
+                attempt, touch_seq, started_at, ended_at, callback_id, doc)
+            SELECT %(id)s, x.op_id, x.seq, x.parent_id, x.name, x.type, x.sub_type, x.status, x.attempt, x.seq,
+                x.started_at, x.ended_at, x.callback_id, x.doc
+            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, parent_id text, name text, type text,
+                sub_type text, status text, attempt int, started_at timestamptz, ended_at timestamptz,
+                callback_id text, doc jsonb)
+            WHERE true {after_guard}
+            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
+                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
+            RETURNING 1),
+        e AS (
+            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
+            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, %(inv)s, x.doc
+            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, doc jsonb)
+            WHERE true {after_guard}
+            RETURNING 1),
+        td AS (
+            DELETE FROM durable_timer t USING jsonb_to_recordset(%(cancel)s) AS c(kind text, op_id text)
+            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id {after_guard}
+            RETURNING 1),
+        ti AS (
+            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
+            SELECT %(id)s, x.kind, x.op_id, x.due_at
+            FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
+            WHERE true {after_guard}
+            ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
+            RETURNING 1)
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti) THEN pg_notify('durable_timers', '') END AS notified,
+            (SELECT count(*) FROM o) + (SELECT count(*) FROM e) + (SELECT count(*) FROM td) AS written_rows,
+            EXISTS (SELECT 1 FROM u) AS written,
+            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
+        """
+WRITE_CHECKPOINT = _WRITE_CHECKPOINT.replace("{guard}", "").replace("{after_guard}", "")
+# Written only if the execution is still as its writer last saw it, and still running this invocation.
+WRITE_CHECKPOINT_GUARDED = _WRITE_CHECKPOINT.replace(
+    "{guard}",
+    """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
+       AND status = 'RUNNING' AND running AND pending_finish IS NULL""",
+).replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
 
 
 def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:

@@ -73,13 +73,15 @@ def _without_autovacuum(dsn: str) -> None:
 @pytest.fixture(scope="module")
 def step_counts(ctx: BenchContext) -> dict[str, float]:
     fn = ctx.function("bench-steps", "bench.handlers.steps")
-    return inprocess.step_counters(ctx, fn, 10, 60)
+    # Both runs past psycopg's prepare threshold (5 executions): preparing a statement is one
+    # implicit transaction of its own, a one-off that the marginal cost must not see.
+    return inprocess.step_counters(ctx, fn, 20, 120)
 
 
 def test_b1_one_commit_per_step(step_counts: dict[str, float]) -> None:
     assert step_counts["commits_per_step"] <= 1.0, (
         f"B1 floor: {step_counts['commits_per_step']:.2f} commits per step (pg_stat_database.xact_commit, "
-        "marginal over 10 vs 60 steps); benchmarks.md allows at most 1.0"
+        "marginal over 20 vs 120 steps); benchmarks.md allows at most 1.0"
     )
 
 

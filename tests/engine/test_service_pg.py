@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
@@ -207,6 +208,37 @@ def test_checkpoint_response_carries_changes_the_handler_has_not_seen(
     assert {op["Id"]: op["Status"] for op in ops} == {"c1": "SUCCEEDED", "s1": "STARTED"}
     assert next(op for op in ops if op["Id"] == "c1")["CallbackDetails"]["Result"] == "yes"
     assert service.checkpoint(ticket.arn, token, [])[1] == []
+
+
+def test_an_invocations_cache_answers_alone_until_someone_else_changes_the_execution(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    cache = service.CheckpointCache(ops={op["Id"]: op for op in ticket.operations})
+    token, [created] = service.checkpoint(
+        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], cache
+    )
+    assert cache.execution is not None  # the first checkpoint takes the lock and fills the cache
+    statements: list[str] = []
+    sdk_execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return sdk_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    token, ops = service.checkpoint(ticket.arn, token, [step_start("s1")], cache)
+    assert [op["Id"] for op in ops] == ["s1"] and len(statements) == 1  # no read, no lock: one statement
+    client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"yes")
+    token, ops = service.checkpoint(ticket.arn, token, [], cache)
+    assert {op["Id"]: op["Status"] for op in ops} == {"c1": "SUCCEEDED"}  # the guard saw the change
+    assert cache.ops["c1"]["Status"] == "SUCCEEDED"
+    with pytest.raises(InvalidCheckpointTokenError):
+        service.checkpoint(ticket.arn, ticket.token, [step_start("s2")], cache)
+    assert "s2" not in stored_ops(ticket.arn)
+    client.stop_durable_execution(DurableExecutionArn=ticket.arn)
+    assert service.checkpoint(ticket.arn, token, [step_start("s3")], cache) == (None, [])
+    assert cache.execution is None and "s3" not in stored_ops(ticket.arn)
 
 
 @pytest.fixture
