@@ -529,6 +529,8 @@ def write_checkpoint(
     return bool(row["written"]), bool(row["timers_due"])
 
 
+# Every sub-statement of a WITH runs to completion whether or not the final SELECT reads it;
+# only u (the guard) and ti (whether to NOTIFY) are read.
 _WRITE_CHECKPOINT = """
         WITH u AS (
             UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
@@ -545,18 +547,15 @@ _WRITE_CHECKPOINT = """
             WHERE true {after_guard}
             ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
                 touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
-                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
-            RETURNING 1),
+                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc),
         e AS (
             INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
             SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, %(inv)s, x.doc
             FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, doc jsonb)
-            WHERE true {after_guard}
-            RETURNING 1),
+            WHERE true {after_guard}),
         td AS (
             DELETE FROM durable_timer t USING jsonb_to_recordset(%(cancel)s) AS c(kind text, op_id text)
-            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id {after_guard}
-            RETURNING 1),
+            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id {after_guard}),
         ti AS (
             INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
             SELECT %(id)s, x.kind, x.op_id, x.due_at
@@ -565,7 +564,6 @@ _WRITE_CHECKPOINT = """
             ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
             RETURNING 1)
         SELECT CASE WHEN EXISTS (SELECT 1 FROM ti) THEN pg_notify('durable_timers', '') END AS notified,
-            (SELECT count(*) FROM o) + (SELECT count(*) FROM e) + (SELECT count(*) FROM td) AS written_rows,
             EXISTS (SELECT 1 FROM u) AS written,
             EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
         """

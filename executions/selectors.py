@@ -253,7 +253,7 @@ def execution_timeline_data(
     """The engine's replay record for one window of rows, with counters over the whole execution.
 
     Only the window's operations are read in detail, so the cost does not grow with the
-    execution beyond a four-column outline of its operations.
+    execution beyond a five-column outline of its operations.
     """
     data = engine.timeline.execution_timeline(execution.arn, offset=max(0, offset), limit=limit)
     _counters_so_far(data)
