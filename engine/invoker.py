@@ -59,12 +59,13 @@ def operation_from_doc(doc: dict[str, Any]) -> Operation:
 class EngineServiceClient:
     """The SDK's ``DurableServiceClient``, served by the engine (called on the SDK's checkpoint thread).
 
-    One per invocation: it keeps the invocation's ``CheckpointCache``, seeded with the operations
-    the invocation started from, so that most checkpoints are one guarded statement.
+    One per invocation: it keeps the invocation's ``CheckpointCache`` (from its ticket), seeded
+    with the operations the invocation started from and the execution row its claim wrote, so
+    that most checkpoints, the first one included, are one guarded statement.
     """
 
-    def __init__(self, operations: list[dict[str, Any]] | None = None) -> None:
-        self.cache = service.CheckpointCache(ops={op["Id"]: op for op in operations or []})
+    def __init__(self, cache: service.CheckpointCache | None = None) -> None:
+        self.cache = cache if cache is not None else service.CheckpointCache(ops={})
 
     def checkpoint(
         self,
@@ -142,7 +143,7 @@ def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithCl
         durable_execution_arn=ticket.arn,
         checkpoint_token=ticket.token,
         initial_execution_state=state,
-        service_client=EngineServiceClient(ticket.operations),
+        service_client=EngineServiceClient(ticket.cache),
     )
 
 

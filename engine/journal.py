@@ -13,6 +13,7 @@ completion is checkpointed") and the Timeout watchdog kills the process at the d
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -40,10 +41,15 @@ MAX_LOG_LINES = 2000
 
 
 def journal_dir() -> Path:
-    base = Path(os.environ.get("DURABLE_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
-    path = base / "journal"
+    path = _journal_dir(os.environ.get("DURABLE_DATA_DIR") or "")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@functools.lru_cache(maxsize=8)
+def _journal_dir(data_dir: str) -> Path:
+    # Resolving the default path costs several stat calls, three times per invocation: once will do.
+    return Path(data_dir or Path(__file__).resolve().parent.parent / ".data") / "journal"
 
 
 def journal_path(request_id: str) -> Path:

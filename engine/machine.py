@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from engine.errors import InvalidCheckpointError
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"})
@@ -187,7 +189,13 @@ def apply_batch(
 
 
 def _copy(op: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return json.loads(json.dumps(op)) if op is not None else None
+    """A deep copy of a JSON document; orjson's round trip is several times faster than the stdlib's."""
+    if op is None:
+        return None
+    try:
+        return orjson.loads(orjson.dumps(op))
+    except TypeError:  # what orjson refuses, the stdlib copies as it always did
+        return json.loads(json.dumps(op))
 
 
 def _new_op(update: Mapping[str, Any], status: str, clock: Clock) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def update_function(name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 def get_function_row(name_or_arn: str) -> dict[str, Any]:
     name = function_name_of(name_or_arn)
     validate_function_name(name)
-    with db.transaction() as conn:
+    with db.pool().connection() as conn:  # one read: no transaction block (two round trips fewer per start)
         row = store.get_function(conn, name)
     if row is None:
         raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")

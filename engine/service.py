@@ -621,8 +621,7 @@ def _finish_execution(work: UnitOfWork, execution: dict[str, Any], finish: machi
         else {"Error": machine.error_detail(finish.error)}
     )
     store.append_events(work.conn, execution, [machine.make_event(event_type, op, details)], work.now, None)
-    store.cancel_all_timers(work.conn, execution["id"])
-    work.conn.execute("SELECT pg_notify('durable_done', %s)", (execution["arn"],))
+    store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
     if execution["parent_arn"]:
         _complete_parent_invoke(work, execution, finish)
 
@@ -678,10 +677,50 @@ class Ticket:
     started_at: datetime
     deadline: datetime
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # The invocation's view of the execution, kept current by its checkpoints (see CheckpointCache).
+    cache: CheckpointCache | None = None
 
 
 def claim_invocation(execution_id: int) -> Ticket | None:
-    """Take the execution's invocation lease, or return None if there is nothing to run."""
+    """Take the execution's invocation lease, or return None if there is nothing to run.
+
+    The claim is one statement; the operations are read after it commits, so they include
+    everything the claim marks as seen. Whatever the statement cannot claim (nothing owed, a
+    deleted function) goes to the locked path, which gives the answer.
+    """
+    now = utcnow()
+    values = {
+        "execution_id": execution_id,
+        "now": now,
+        "lease_grace": LEASE_GRACE,
+        "request_id": str(uuid.uuid4()),
+        "worker": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    with db.pool().connection() as conn:
+        row = store.claim_invocation(conn, values)
+        if row is None:
+            return _claim_invocation_locked(execution_id)
+        ops = list(store.load_ops(conn, execution_id).values())
+    function = {key[3:]: row.pop(key) for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment")}
+    deadline, faults = row.pop("deadline"), row.pop("faults")
+    return Ticket(
+        execution_id,
+        row["arn"],
+        row["invocation_seq"],
+        values["request_id"],
+        make_token(row),
+        ops,
+        function,
+        now,
+        deadline,
+        faults,
+        CheckpointCache({op["Id"]: op for op in ops}, execution=row),
+    )
+
+
+def _claim_invocation_locked(execution_id: int) -> Ticket | None:
+    """The claim under the execution's row lock: also fails the execution if its function is gone."""
     with unit_of_work() as work:
         execution = store.execution_by_id(work.conn, execution_id, lock=True)
         if execution is None or execution["status"] != "RUNNING":
@@ -731,6 +770,7 @@ def claim_invocation(execution_id: int) -> Ticket | None:
             work.now,
             deadline,
             faults,
+            CheckpointCache({op["Id"]: op for op in ops}, execution=dict(execution)),
         )
 
 
@@ -739,15 +779,14 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
 
     ``output`` is the handler's return value; ``raised`` the error object when it raised instead.
     """
+    entries = journal.read_entries(ticket.request_id)
     with unit_of_work() as work:
-        execution = store.execution_by_id(work.conn, ticket.execution_id, lock=True)
+        execution, invocation = store.lock_execution_with_invocation(work.conn, ticket.execution_id, ticket.seq)
         assert execution is not None
-        invocation = store.get_invocation(work.conn, ticket.execution_id, ticket.seq)
         if invocation is None or invocation["ended_at"] is not None:
             return  # already recorded as lost by the sweeper: this invocation is fenced
-        outcome, error = _judge_output(work, execution, output, raised)
-        ingest_journal(work, execution, invocation, journal.read_entries(ticket.request_id))
-        _end_invocation(work, execution, invocation, outcome, error)
+        outcome, error = _judge_output(work, execution, output, raised, _known_ops(ticket.cache, execution))
+        _end_invocation(work, execution, invocation, outcome, error, entries)
         if _apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             _save_execution(work.conn, execution)
             return
@@ -766,9 +805,23 @@ def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
     return True
 
 
+def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every operation of the execution, from the invocation's cache, if nobody else has touched
+    one since the invocation's last checkpoint (its op sequence number is the stored one)."""
+    if cache is None or cache.execution is None or cache.execution["op_seq"] != execution["op_seq"]:
+        return None
+    return list(cache.ops.values())
+
+
 def _judge_output(
-    work: UnitOfWork, execution: dict[str, Any], output: dict[str, Any] | None, raised: dict[str, Any] | None
+    work: UnitOfWork,
+    execution: dict[str, Any],
+    output: dict[str, Any] | None,
+    raised: dict[str, Any] | None,
+    known_ops: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
+    """The invocation's outcome from its output; ``known_ops`` (all operations, if known) saves
+    reading them back to check that a PENDING output has something to wait for."""
     if raised is not None:
         return "failed", raised
     if not isinstance(output, dict) or output.get("Status") not in {"SUCCEEDED", "FAILED", "PENDING"}:
@@ -780,7 +833,12 @@ def _judge_output(
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "SUCCEEDED output with Error."}
     if status == "PENDING" and execution["status"] == "RUNNING":
         unseen = execution["op_seq"] > execution["seen_seq"]
-        if not unseen and not store.has_pending_work(work.conn, execution["id"]):
+        pending = (
+            machine.has_pending_work(known_ops)
+            if known_ops is not None
+            else store.has_pending_work(work.conn, execution["id"])
+        )
+        if not unseen and not pending:
             return "failed", {
                 "ErrorType": "InvalidParameterValueException",
                 "ErrorMessage": "Cannot return PENDING status with no pending operations.",
@@ -789,9 +847,15 @@ def _judge_output(
 
 
 def _end_invocation(
-    work: UnitOfWork, execution: dict[str, Any], invocation: dict[str, Any], outcome: str, error: dict[str, Any] | None
+    work: UnitOfWork,
+    execution: dict[str, Any],
+    invocation: dict[str, Any],
+    outcome: str,
+    error: dict[str, Any] | None,
+    entries: list[dict[str, Any]],
 ) -> None:
-    """Write InvocationCompleted and release the lease; a new token sequence fences the old one."""
+    """Write InvocationCompleted, the invocation's outcome and its journal in one statement, and
+    release the lease; a new token sequence fences the old one."""
     details: dict[str, Any] = {
         "StartTimestamp": invocation["started_at"].isoformat(),
         "EndTimestamp": work.now.isoformat(),
@@ -800,10 +864,19 @@ def _end_invocation(
     if error is not None:
         details["Error"] = machine.error_detail(error)
     event = machine.make_event("InvocationCompleted", None, details)
-    store.append_events(work.conn, execution, [event], work.now, invocation["seq"])
-    store.finish_invocation(
-        work.conn, execution["id"], invocation["seq"], ended_at=work.now, outcome=outcome, error=error
+    record = journal_record(execution, invocation, entries)
+    for fault_id, at in record.fired_faults:
+        store.mark_fault_fired(work.conn, fault_id, at, invocation["seq"])
+    execution["event_seq"] += 1
+    store.end_invocation(
+        work.conn,
+        execution["id"],
+        invocation["seq"],
+        {"event_id": execution["event_seq"], "event": event, "now": work.now, "outcome": outcome, "error": error},
+        record.body_runs,
+        record.log_lines,
     )
+    work.journals_done.append(invocation["request_id"])
     if execution["invocation_seq"] == invocation["seq"]:
         execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
 
@@ -897,8 +970,7 @@ def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
 
 def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
     with unit_of_work() as work:
-        execution = store.execution_by_id(work.conn, execution_id, lock=True)
-        invocation = store.get_invocation(work.conn, execution_id, seq)
+        execution, invocation = store.lock_execution_with_invocation(work.conn, execution_id, seq)
         if execution is None or invocation is None or invocation["ended_at"] is not None:
             return 0
         entries = journal.read_entries(invocation["request_id"])
@@ -907,46 +979,53 @@ def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
             outcome = "killed"
         elif "timeout" in kinds or (outcome == "crashed" and work.now >= invocation["deadline"]):
             outcome = "timed_out"
-        ingest_journal(work, execution, invocation, entries)
         error = LOST_ERRORS[outcome]
-        _end_invocation(work, execution, invocation, outcome, dict(error))
+        _end_invocation(work, execution, invocation, outcome, dict(error), entries)
         if not _apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
             _schedule_recovery(work, execution, dict(error))
         _save_execution(work.conn, execution)
         return 1
 
 
-def ingest_journal(
-    work: UnitOfWork, execution: dict[str, Any], invocation: dict[str, Any], entries: list[dict[str, Any]]
-) -> None:
-    """Store what the worker saw (step bodies, log lines, fired faults) with the invocation's end.
+@dataclass
+class JournalRecord:
+    """What the worker's journal adds to the store: step body runs, log lines, fired faults."""
 
-    A body start without an end means the process died inside that body.
-    """
+    body_runs: list[tuple[Any, ...]] = field(default_factory=list)
+    log_lines: list[tuple[Any, ...]] = field(default_factory=list)
+    fired_faults: list[tuple[int, str]] = field(default_factory=list)
+
+
+def journal_record(
+    execution: dict[str, Any], invocation: dict[str, Any], entries: list[dict[str, Any]]
+) -> JournalRecord:
+    """The rows for what the worker saw; a body start without an end means the process died
+    inside that body. Counts the body runs on the execution."""
     seq, ex_id = invocation["seq"], execution["id"]
     open_runs: dict[str, dict[str, Any]] = {}
-    runs: list[tuple[Any, ...]] = []
-    logs: list[tuple[Any, ...]] = []
+    record = JournalRecord()
     for entry in entries:
         kind, at = entry.get("t"), entry.get("at")
         if kind == "body_start":
             open_runs[entry["op_id"]] = entry
         elif kind == "body_end" and entry.get("op_id") in open_runs:
             start = open_runs.pop(entry["op_id"])
-            runs.append(
+            record.body_runs.append(
                 (ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], at, entry["outcome"])
             )
         elif kind == "log":
-            logs.append((ex_id, seq, at, entry["level"], entry["logger"], entry["message"], entry.get("op_id")))
+            record.log_lines.append(
+                (ex_id, seq, at, entry["level"], entry["logger"], entry["message"], entry.get("op_id"))
+            )
         elif kind == "fault":
-            store.mark_fault_fired(work.conn, entry["fault_id"], at, seq)
+            record.fired_faults.append((entry["fault_id"], at))
     for start in open_runs.values():
-        runs.append((ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], None, "interrupted"))
-    store.insert_body_runs(work.conn, runs)
-    store.insert_log_lines(work.conn, logs)
-    if runs:
-        _count(execution, body_runs=len(runs))
-    work.journals_done.append(invocation["request_id"])
+        record.body_runs.append(
+            (ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], None, "interrupted")
+        )
+    if record.body_runs:
+        _count(execution, body_runs=len(record.body_runs))
+    return record
 
 
 LOST_ERRORS = {

@@ -19,6 +19,10 @@ EXECUTION_COLUMNS = """
 """
 
 
+# The same, qualified, for statements that join another table.
+_E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
+
+
 def ms_to_datetime(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
 
@@ -276,8 +280,12 @@ def cancel_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: 
     )
 
 
-def cancel_all_timers(conn: psycopg.Connection, execution_id: int) -> None:
-    conn.execute("DELETE FROM durable_timer WHERE execution_id = %s", (execution_id,))
+def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
+    """Drop a finished execution's timers and NOTIFY ``durable_done`` (sent when the caller commits)."""
+    conn.execute(
+        "WITH d AS (DELETE FROM durable_timer WHERE execution_id = %s) SELECT pg_notify('durable_done', %s)",
+        (execution_id, arn),
+    )
 
 
 def take_due_timers(
@@ -314,26 +322,65 @@ def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> No
     )
 
 
+def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Take the execution's invocation lease and record the invocation, in one statement.
+
+    Only an execution that is running, owes an invocation and has none running is claimed; of
+    concurrent claims the row lock lets one through and the others match nothing. Returns the
+    claimed row, plus the function's ``fn_*`` columns and the armed faults, or None (nothing
+    written) when there is nothing to claim or the function is gone.
+    """
+    return conn.execute(
+        f"""
+        WITH c AS (
+            UPDATE durable_execution e SET invocation_seq = e.invocation_seq + 1, running = true,
+                needs_invoke = false, seen_seq = e.op_seq,
+                lease_until = %(now)s + make_interval(secs => f.timeout) + %(lease_grace)s,
+                counters = jsonb_set(coalesce(e.counters, '{{}}'), '{{invocations}}',
+                    to_jsonb(coalesce((e.counters ->> 'invocations')::int, 0) + 1))
+            FROM durable_function f
+            WHERE e.id = %(execution_id)s AND e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
+                AND f.name = e.function_name
+            RETURNING {_E_COLUMNS}, f.name AS fn_name, f.handler AS fn_handler, f.timeout AS fn_timeout,
+                f.environment AS fn_environment, %(now)s + make_interval(secs => f.timeout) AS deadline),
+        i AS (
+            INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid)
+            SELECT c.id, c.invocation_seq, %(request_id)s, c.invoke_reason, %(now)s, c.deadline, %(worker)s, %(pid)s
+            FROM c)
+        SELECT c.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'kind', d.kind,
+                        'step_name', d.step_name, 'phase', d.phase) ORDER BY d.id), '[]'::jsonb)
+                     FROM durable_fault d WHERE d.execution_id = c.id AND d.fired_at IS NULL
+                         AND d.phase IN ('body_start', 'after_body')) AS faults
+        FROM c
+        """,
+        values,
+    ).fetchone()
+
+
 def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dict[str, Any] | None:
     return conn.execute(
         "SELECT * FROM durable_invocation WHERE execution_id = %s AND seq = %s", (execution_id, seq)
     ).fetchone()
 
 
-def finish_invocation(
-    conn: psycopg.Connection,
-    execution_id: int,
-    seq: int,
-    *,
-    ended_at: datetime,
-    outcome: str,
-    error: dict[str, Any] | None,
-) -> None:
-    conn.execute(
-        """UPDATE durable_invocation SET ended_at = %s, outcome = %s, error = %s
-           WHERE execution_id = %s AND seq = %s AND ended_at IS NULL""",
-        (ended_at, outcome, Jsonb(error) if error else None, execution_id, seq),
-    )
+_INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
+
+
+def lock_execution_with_invocation(
+    conn: psycopg.Connection, execution_id: int, seq: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Lock the execution and read one of its invocations, in one statement."""
+    fields = ", ".join(f"i.{name} AS inv_{name}" for name in _INVOCATION_FIELDS)
+    row = conn.execute(
+        f"""SELECT {_E_COLUMNS}, i.id IS NOT NULL AS inv_found, {fields}
+            FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %s
+            WHERE e.id = %s FOR UPDATE OF e""",
+        (seq, execution_id),
+    ).fetchone()
+    if row is None:
+        return None, None
+    invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
+    return row, invocation if row.pop("inv_found") else None
 
 
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
@@ -376,45 +423,79 @@ def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invo
     )
 
 
-def _insert_columns(conn: psycopg.Connection, table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
-    """Insert many rows in one statement: one array per column, unnested (``columns``: name -> type).
+BODY_RUN_COLUMNS = {
+    "execution_id": "bigint",
+    "op_id": "text",
+    "name": "text",
+    "invocation_seq": "int",
+    "attempt": "int",
+    "started_at": "timestamptz",
+    "ended_at": "timestamptz",
+    "outcome": "text",
+}
+LOG_COLUMNS = {
+    "execution_id": "bigint",
+    "invocation_seq": "int",
+    "at": "timestamptz",
+    "level": "text",
+    "logger": "text",
+    "message": "text",
+    "op_id": "text",
+}
+
+
+def _unnest_insert(table: str, columns: dict[str, str], prefix: str) -> str:
+    """INSERT of many rows from one array per column (``columns``: name -> type), as a WITH item.
 
     ``executemany`` would send one statement per row, and these tables get a row per step.
     """
-    if not rows:
-        return
     names = ", ".join(columns)
-    arrays = ", ".join(f"%s::{kind}[]" for kind in columns.values())
+    arrays = ", ".join(f"%({prefix}{name})s::{kind}[]" for name, kind in columns.items())
+    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+
+
+def _column_arrays(columns: dict[str, str], prefix: str, rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    arrays = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+    return {f"{prefix}{name}": values for name, values in zip(columns, arrays, strict=True)}
+
+
+_END_INVOCATION = f"""
+    WITH ev AS (
+        INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
+        VALUES (%(id)s, %(event_id)s, 'InvocationCompleted', %(now)s, NULL, %(seq)s, %(event)s)),
+    inv AS (
+        UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s, error = %(error)s
+        WHERE execution_id = %(id)s AND seq = %(seq)s AND ended_at IS NULL),
+    br AS ({_unnest_insert("durable_body_run", BODY_RUN_COLUMNS, "r_")}),
+    lg AS ({_unnest_insert("durable_log", LOG_COLUMNS, "l_")})
+    SELECT 1
+"""
+
+
+def end_invocation(
+    conn: psycopg.Connection,
+    execution_id: int,
+    seq: int,
+    end: Mapping[str, Any],
+    body_runs: list[tuple[Any, ...]],
+    log_lines: list[tuple[Any, ...]],
+) -> None:
+    """Close an invocation in one statement: its InvocationCompleted event (``end``: event_id,
+    event, now, outcome, error), its outcome, and the step body runs and log lines it saw."""
     conn.execute(
-        f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})", [list(c) for c in zip(*rows, strict=True)]
+        _END_INVOCATION,
+        {
+            "id": execution_id,
+            "seq": seq,
+            "event_id": end["event_id"],
+            "event": Jsonb(end["event"]),
+            "now": end["now"],
+            "outcome": end["outcome"],
+            "error": Jsonb(end["error"]) if end["error"] else None,
+            **_column_arrays(BODY_RUN_COLUMNS, "r_", body_runs),
+            **_column_arrays(LOG_COLUMNS, "l_", log_lines),
+        },
     )
-
-
-def insert_body_runs(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    columns = {
-        "execution_id": "bigint",
-        "op_id": "text",
-        "name": "text",
-        "invocation_seq": "int",
-        "attempt": "int",
-        "started_at": "timestamptz",
-        "ended_at": "timestamptz",
-        "outcome": "text",
-    }
-    _insert_columns(conn, "durable_body_run", columns, rows)
-
-
-def insert_log_lines(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    columns = {
-        "execution_id": "bigint",
-        "invocation_seq": "int",
-        "at": "timestamptz",
-        "level": "text",
-        "logger": "text",
-        "message": "text",
-        "op_id": "text",
-    }
-    _insert_columns(conn, "durable_log", columns, rows)
 
 
 # --- the checkpoint fast path: one read and one write statement -----------------------------

@@ -96,6 +96,69 @@ def test_each_checkpoint_consumes_its_token(client: Client, functions: Register,
     assert fourth not in {ticket.token, second, third}
 
 
+def counted_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every SQL statement sent from here on (BEGIN and COMMIT are not statements here)."""
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    return statements
+
+
+def test_a_claim_is_one_write_and_its_first_checkpoint_one_statement(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = start(client, functions(f"{H}.parked", timeout=60))
+    statements = counted_statements(monkeypatch)
+    ticket = service.claim_invocation(recorder.invoked[-1])
+    assert ticket is not None and len(statements) == 2  # the claim, then the operations it may see
+    row = execution_row(arn)
+    assert (row["running"], row["needs_invoke"], row["invocation_seq"]) == (True, False, 1)
+    assert row["counters"]["invocations"] == 1 and row["seen_seq"] == row["op_seq"]
+    assert row["lease_until"] == ticket.deadline + service.LEASE_GRACE
+    [invocation] = invocations(arn)
+    assert (invocation["request_id"], invocation["deadline"], invocation["reason"]) == (
+        ticket.request_id,
+        ticket.deadline,
+        "start",
+    )
+    assert ticket.function["handler"] == f"{H}.parked" and ticket.function["timeout"] == 60
+    statements.clear()
+    token, [op] = service.checkpoint(arn, ticket.token, [step_start()], ticket.cache)
+    assert op["Status"] == "STARTED" and len(statements) == 1  # seeded by the claim: no read, no lock
+    assert service.claim_invocation(ticket.execution_id) is None  # the lease is taken
+
+
+def test_concurrent_claims_take_the_lease_once(client: Client, functions: Register, recorder: Recorder) -> None:
+    arn = start(client, functions(f"{H}.parked", timeout=60))
+    barrier = threading.Barrier(6)
+
+    def claim(_: int) -> service.Ticket | None:
+        barrier.wait()
+        return service.claim_invocation(recorder.invoked[-1])
+
+    with ThreadPoolExecutor(6) as pool:
+        tickets = [ticket for ticket in pool.map(claim, range(6)) if ticket]
+    assert len(tickets) == 1 and len(invocations(arn)) == 1
+    assert execution_row(arn)["counters"]["invocations"] == 1
+
+
+def test_a_claim_whose_function_is_gone_fails_the_execution(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    arn = start(client, functions(f"{H}.parked", timeout=60))
+    with db.transaction() as conn:  # as if the function had been deleted since the start
+        conn.execute("UPDATE durable_execution SET function_name = 'gone' WHERE arn = %s", (arn,))
+    assert service.claim_invocation(recorder.invoked[-1]) is None
+    row = execution_row(arn)
+    assert row["status"] == "FAILED" and row["error"]["ErrorType"] == "ResourceNotFoundException"
+    assert invocations(arn) == []
+
+
 def test_concurrent_checkpoints_with_one_token_accept_exactly_one(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
@@ -173,6 +236,27 @@ def test_output_of_an_invocation_recorded_lost_is_ignored(
     assert event_types(client, ticket.arn).count("InvocationCompleted") == 1
 
 
+def test_a_pending_output_is_judged_from_the_invocations_own_operations(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = claimed(client, functions, recorder)
+    succeed = {"Id": "s1", "Type": "STEP", "Action": "SUCCEED", "Name": "s1", "SubType": "Step", "Payload": "1"}
+    service.checkpoint(done.arn, done.token, [step_start(), succeed], done.cache)
+    waiting = claimed(client, functions, recorder)
+    service.checkpoint(waiting.arn, waiting.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], waiting.cache)
+    statements = counted_statements(monkeypatch)
+    service.complete_invocation(done, {"Status": "PENDING"}, None)
+    assert not any("durable_operation" in sql for sql in statements)  # the operations are not read back
+    statements.clear()
+    service.complete_invocation(waiting, {"Status": "PENDING"}, None)
+    assert len(statements) == 3  # lock and read, close the invocation, save the execution
+    [failed] = invocations(done.arn)
+    assert failed["outcome"] == "failed" and "no pending operations" in failed["error"]["ErrorMessage"]
+    [suspended] = invocations(waiting.arn)
+    assert (suspended["outcome"], suspended["error"]) == ("suspended", None)
+    assert event_types(client, waiting.arn)[-1] == "InvocationCompleted"
+
+
 # --- what a checkpoint response carries -------------------------------------------------------
 
 
@@ -219,14 +303,7 @@ def test_an_invocations_cache_answers_alone_until_someone_else_changes_the_execu
         ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], cache
     )
     assert cache.execution is not None  # the first checkpoint takes the lock and fills the cache
-    statements: list[str] = []
-    sdk_execute = psycopg.Cursor.execute
-
-    def counting(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return sdk_execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    statements = counted_statements(monkeypatch)
     token, ops = service.checkpoint(ticket.arn, token, [step_start("s1")], cache)
     assert [op["Id"] for op in ops] == ["s1"] and len(statements) == 1  # no read, no lock: one statement
     client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"yes")
