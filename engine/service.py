@@ -864,7 +864,9 @@ def _end_invocation(
     if error is not None:
         details["Error"] = machine.error_detail(error)
     event = machine.make_event("InvocationCompleted", None, details)
-    record = journal_record(execution, invocation, entries)
+    record = journal_record(entries)
+    if record.body_runs:
+        _count(execution, body_runs=len(record.body_runs))
     for fault_id, at in record.fired_faults:
         store.mark_fault_fired(work.conn, fault_id, at, invocation["seq"])
     execution["event_seq"] += 1
@@ -991,17 +993,14 @@ def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
 class JournalRecord:
     """What the worker's journal adds to the store: step body runs, log lines, fired faults."""
 
-    body_runs: list[tuple[Any, ...]] = field(default_factory=list)
-    log_lines: list[tuple[Any, ...]] = field(default_factory=list)
+    body_runs: list[dict[str, Any]] = field(default_factory=list)
+    log_lines: list[dict[str, Any]] = field(default_factory=list)
     fired_faults: list[tuple[int, str]] = field(default_factory=list)
 
 
-def journal_record(
-    execution: dict[str, Any], invocation: dict[str, Any], entries: list[dict[str, Any]]
-) -> JournalRecord:
+def journal_record(entries: list[dict[str, Any]]) -> JournalRecord:
     """The rows for what the worker saw; a body start without an end means the process died
-    inside that body. Counts the body runs on the execution."""
-    seq, ex_id = invocation["seq"], execution["id"]
+    inside that body."""
     open_runs: dict[str, dict[str, Any]] = {}
     record = JournalRecord()
     for entry in entries:
@@ -1009,23 +1008,24 @@ def journal_record(
         if kind == "body_start":
             open_runs[entry["op_id"]] = entry
         elif kind == "body_end" and entry.get("op_id") in open_runs:
-            start = open_runs.pop(entry["op_id"])
-            record.body_runs.append(
-                (ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], at, entry["outcome"])
-            )
+            record.body_runs.append(_body_run(open_runs.pop(entry["op_id"]), at, entry["outcome"]))
         elif kind == "log":
-            record.log_lines.append(
-                (ex_id, seq, at, entry["level"], entry["logger"], entry["message"], entry.get("op_id"))
-            )
+            record.log_lines.append({key: entry.get(key) for key in ("at", "level", "logger", "message", "op_id")})
         elif kind == "fault":
             record.fired_faults.append((entry["fault_id"], at))
-    for start in open_runs.values():
-        record.body_runs.append(
-            (ex_id, start["op_id"], start.get("name"), seq, start["attempt"], start["at"], None, "interrupted")
-        )
-    if record.body_runs:
-        _count(execution, body_runs=len(record.body_runs))
+    record.body_runs.extend(_body_run(start, None, "interrupted") for start in open_runs.values())
     return record
+
+
+def _body_run(start: dict[str, Any], ended_at: str | None, outcome: str) -> dict[str, Any]:
+    return {
+        "op_id": start["op_id"],
+        "name": start.get("name"),
+        "attempt": start["attempt"],
+        "started_at": start["at"],
+        "ended_at": ended_at,
+        "outcome": outcome,
+    }
 
 
 LOST_ERRORS = {
