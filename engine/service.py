@@ -315,8 +315,17 @@ def _checkpoint_from_cache(
     _count(execution, checkpoints=1, updates=len(updates))
     changed = [change.ops[op_id] for op_id in change.touched]
     with db.pool().connection() as conn:  # one statement: its own transaction
-        written, timers_due = store.write_checkpoint(
-            conn, execution, changed, change.events, change.timers, change.cancel_timers, now, guard=guard
+        written, timers_due = store.write_transition(
+            conn,
+            execution,
+            changed,
+            change.events,
+            change.timers,
+            change.cancel_timers,
+            now,
+            invocation_seq=execution["invocation_seq"],
+            mark_seen=True,
+            guard=guard,
         )
     if not written:
         return None
@@ -361,7 +370,17 @@ def _apply_checkpoint(
     # Nothing but this batch and the unseen delta to answer: one more statement.
     execution["token_seq"] += 1
     changed = [change.ops[op_id] for op_id in change.touched]
-    store.write_checkpoint(work.conn, execution, changed, change.events, change.timers, change.cancel_timers, work.now)
+    store.write_transition(
+        work.conn,
+        execution,
+        changed,
+        change.events,
+        change.timers,
+        change.cancel_timers,
+        work.now,
+        invocation_seq=execution["invocation_seq"],
+        mark_seen=True,
+    )
     delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
     delta.update({op["Id"]: op for op in changed})
     return make_token(execution), list(delta.values())
@@ -423,12 +442,18 @@ def _apply(work: UnitOfWork, execution: dict[str, Any], change: Transition, invo
     """Write a transition: operations, history, timers and chained invokes."""
     for invoke in change.invokes:
         _start_chained_invoke(work, execution, change, invoke)
-    store.save_ops(work.conn, execution, [change.ops[op_id] for op_id in change.touched])
-    store.append_events(work.conn, execution, change.events, work.now, invocation_seq)
-    for kind, op_id in change.cancel_timers:
-        store.cancel_timer(work.conn, execution["id"], kind, op_id)
-    for kind, op_id, due in change.timers:
-        store.set_timer(work.conn, execution["id"], kind, op_id, due)
+    ops = [change.ops[op_id] for op_id in change.touched]
+    store.write_transition(
+        work.conn,
+        execution,
+        ops,
+        change.events,
+        change.timers,
+        change.cancel_timers,
+        work.now,
+        invocation_seq=invocation_seq,
+        mark_seen=False,  # the handler sees these in its next answer (or a later invocation)
+    )
 
 
 def _start_chained_invoke(
@@ -534,12 +559,11 @@ def next_timer_due() -> datetime | None:
 
 
 def _locked_callback(work: UnitOfWork, callback_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    ref = store.op_by_callback_id(work.conn, callback_id)
-    if ref is None:
+    execution = store.lock_execution_by_callback(work.conn, callback_id)
+    if execution is None:
         raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
-    execution = store.execution_by_id(work.conn, ref["execution_id"], lock=True)
-    assert execution is not None
-    op = store.load_ops(work.conn, execution["id"], [ref["op_id"]])[ref["op_id"]]
+    op_id = execution.pop("callback_op_id")
+    op = store.load_ops(work.conn, execution["id"], [op_id])[op_id]
     if op["Status"] == "TIMED_OUT":
         raise CallbackTimeoutException(f"Callback {callback_id!r} has already timed out.")
     if op["Status"] != "STARTED":
@@ -608,7 +632,6 @@ def _finish_execution(work: UnitOfWork, execution: dict[str, Any], finish: machi
     op = store.load_ops(work.conn, execution["id"], [op_id])[op_id]
     op["Status"] = finish.status
     op["EndTimestamp"] = machine.to_ms(work.now)
-    store.save_ops(work.conn, execution, [op])
     event_type = {
         "SUCCEEDED": "ExecutionSucceeded",
         "FAILED": "ExecutionFailed",
@@ -620,7 +643,8 @@ def _finish_execution(work: UnitOfWork, execution: dict[str, Any], finish: machi
         if finish.status == "SUCCEEDED"
         else {"Error": machine.error_detail(finish.error)}
     )
-    store.append_events(work.conn, execution, [machine.make_event(event_type, op, details)], work.now, None)
+    event = machine.make_event(event_type, op, details)
+    store.write_transition(work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
     store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
     if execution["parent_arn"]:
         _complete_parent_invoke(work, execution, finish)

@@ -170,82 +170,18 @@ def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> 
     return [row["doc"] for row in rows]
 
 
-def op_by_callback_id(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+def lock_execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+    """Lock the execution a callback id belongs to; its row gains ``callback_op_id``. The
+    operation itself must be read after this, once the lock makes its state current."""
     return conn.execute(
-        "SELECT execution_id, op_id FROM durable_operation WHERE callback_id = %s", (callback_id,)
+        f"""SELECT {_E_COLUMNS}, c.op_id AS callback_op_id
+            FROM durable_operation c JOIN durable_execution e ON e.id = c.execution_id
+            WHERE c.callback_id = %s FOR UPDATE OF e""",
+        (callback_id,),
     ).fetchone()
 
 
-def save_ops(conn: psycopg.Connection, execution: dict[str, Any], ops: list[dict[str, Any]]) -> None:
-    """Upsert operation documents, giving each a new touch sequence number (in list order)."""
-    if not ops:
-        return
-    columns = (
-        "op_id",
-        "seq",
-        "parent_id",
-        "name",
-        "type",
-        "sub_type",
-        "status",
-        "attempt",
-        "seq",
-        "started_at",
-        "ended_at",
-        "callback_id",
-    )
-    rows = []
-    for op in ops:
-        record = _op_record(execution, op)
-        rows.append((execution["id"], *(record[c] for c in columns), Jsonb(op)))
-    with conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
-                attempt, touch_seq, started_at, ended_at, callback_id, doc)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
-                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
-                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc
-            """,
-            rows,
-        )
-
-
 # --- events -----------------------------------------------------------------------------------
-
-
-def append_events(
-    conn: psycopg.Connection,
-    execution: dict[str, Any],
-    events: list[dict[str, Any]],
-    now: datetime,
-    invocation_seq: int | None,
-) -> None:
-    if not events:
-        return
-    rows = []
-    for event in events:
-        execution["event_seq"] += 1
-        rows.append(
-            (
-                execution["id"],
-                execution["event_seq"],
-                event["EventType"],
-                now,
-                event.get("Id"),
-                invocation_seq,
-                Jsonb(event),
-            )
-        )
-    with conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
-            """,
-            rows,
-        )
 
 
 def read_events(
@@ -272,12 +208,6 @@ def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str
         (execution_id, kind, op_id, due),
     )
     conn.execute("SELECT pg_notify('durable_timers', '')")
-
-
-def cancel_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str) -> None:
-    conn.execute(
-        "DELETE FROM durable_timer WHERE execution_id = %s AND kind = %s AND op_id = %s", (execution_id, kind, op_id)
-    )
 
 
 def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
@@ -528,7 +458,7 @@ def _iso_ms(ms: int | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def write_checkpoint(
+def write_transition(
     conn: psycopg.Connection,
     execution: dict[str, Any],
     ops: list[dict[str, Any]],
@@ -537,12 +467,16 @@ def write_checkpoint(
     cancel: list[tuple[str, str]],
     now: datetime,
     *,
+    invocation_seq: int | None,
+    mark_seen: bool,
     guard: Mapping[str, int] | None = None,
 ) -> tuple[bool, bool]:
-    """Write a whole batch in one statement: operations, history, timers and the execution row.
+    """Write a state-machine transition in one statement: operations, history (recorded as
+    ``invocation_seq``'s, or the service's for None), timers and the execution row's counters.
 
-    Touch and event sequence numbers are assigned here; ``execution`` is updated in place and
-    its new ``seen_seq`` says the handler has now seen every operation.
+    Touch and event sequence numbers are assigned here and ``execution`` is updated in place.
+    ``mark_seen`` (a checkpoint whose answer carries everything) moves ``seen_seq`` up to say
+    the handler has now seen every operation.
 
     With ``guard`` (the execution's ``token_seq``, ``op_seq`` and ``event_seq`` as the writer last
     saw them) nothing is written unless the execution is still running unchanged: the statement
@@ -560,14 +494,15 @@ def write_checkpoint(
                 "doc": event,
             }
         )
-    execution["seen_seq"] = execution["op_seq"]
+    if mark_seen:
+        execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
-        WRITE_CHECKPOINT_GUARDED if guard is not None else WRITE_CHECKPOINT,
+        WRITE_TRANSITION_GUARDED if guard is not None else WRITE_TRANSITION,
         {
             "id": execution["id"],
             "now": now,
-            "inv": execution["invocation_seq"],
+            "inv": invocation_seq,
             "ops": Jsonb(op_records),
             "events": Jsonb(event_records),
             "cancel": Jsonb([{"kind": k, "op_id": o} for k, o in cancel if (k, o) not in set_keys]),
@@ -586,7 +521,7 @@ def write_checkpoint(
 
 # Every sub-statement of a WITH runs to completion whether or not the final SELECT reads it;
 # only u (the guard) and ti (whether to NOTIFY) are read.
-_WRITE_CHECKPOINT = """
+_WRITE_TRANSITION = """
         WITH u AS (
             UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
                 token_seq = %(token_seq)s, counters = %(counters)s
@@ -622,9 +557,9 @@ _WRITE_CHECKPOINT = """
             EXISTS (SELECT 1 FROM u) AS written,
             EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
         """
-WRITE_CHECKPOINT = _WRITE_CHECKPOINT.replace("{guard}", "").replace("{after_guard}", "")
+WRITE_TRANSITION = _WRITE_TRANSITION.replace("{guard}", "").replace("{after_guard}", "")
 # Written only if the execution is still as its writer last saw it, and still running this invocation.
-WRITE_CHECKPOINT_GUARDED = _WRITE_CHECKPOINT.replace(
+WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
     "{guard}",
     """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
        AND status = 'RUNNING' AND running AND pending_finish IS NULL""",
