@@ -7,7 +7,12 @@ Each is installed once, on import of the ``engine`` package, and pinned by a con
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+from aws_durable_execution_sdk_python import serdes as sdk_serdes
 from aws_durable_execution_sdk_python import state as sdk_state
+from aws_durable_execution_sdk_python import threading as sdk_threading
 
 _sdk_stop_checkpointing = sdk_state.ExecutionState.stop_checkpointing
 
@@ -30,7 +35,6 @@ sdk_state.ExecutionState.stop_checkpointing = _stop_checkpointing_and_wake  # ty
 
 
 _sdk_read_timeout = sdk_state.ExecutionState._read_timeout
-_DRAIN_ONLY_SECONDS = 1e-6
 
 
 def _read_timeout_without_idle_wait(
@@ -42,14 +46,107 @@ def _read_timeout_without_idle_wait(
     (``_BLOCKED_CALLER_WAIT_SECONDS``) so that sibling branch threads of a map or parallel can
     join the batch. Without branch pools the only thread that creates checkpoints is the one
     now blocked on this batch, so nothing can arrive: the wait only adds 1 ms to every step.
-    Then the batch still takes whatever is already queued and is sent at once. With branches
-    the SDK's wait is kept. Batch boundaries already depend on timing, so the set of possible
-    behaviours is unchanged. Contract tests pin the SDK internals this relies on.
+    The queue is FIFO, so whatever that thread queued before its blocking checkpoint is already
+    in the batch; the batch is sent at once (0: the collector stops reading). Even a 1 µs wait
+    would sleep for the kernel's timer slack, ~50 µs a step. With branches the SDK's wait is
+    kept. Batch boundaries already depend on timing, so the set of possible behaviours is
+    unchanged. Contract tests pin the SDK internals this relies on.
     """
-    timeout = _sdk_read_timeout(self, batch, now, deadline)
     if batch.has_blocked_caller and not self._branch_pools:
-        return min(timeout, _DRAIN_ONLY_SECONDS)
-    return timeout
+        return 0.0
+    return _sdk_read_timeout(self, batch, now, deadline)
 
 
 sdk_state.ExecutionState._read_timeout = _read_timeout_without_idle_wait  # type: ignore[method-assign]
+
+
+_sdk_ordered_lock_acquire = sdk_threading.OrderedLock.acquire
+_GRANTED = threading.Event()
+_GRANTED.set()
+
+
+def _acquire_free_lock_at_once(self: sdk_threading.OrderedLock) -> bool:
+    """SDK 3.0.0's ``OrderedLock.acquire``, without a new ``Event`` when the lock is free.
+
+    The SDK queues a fresh ``Event`` for every caller, sets it at once when the queue was empty
+    and waits on it: ~3 µs, twice per operation (the step counter is an ``OrderedCounter``), a
+    tenth of a replayed step. A caller that finds the queue empty and the lock unbroken gets, in
+    the same critical section, a queue entry that is already set: the SDK's outcome without the
+    event. Nothing clears a queued event, and the only one ever set by ``release`` is the next
+    in line, never an entry queued into an empty queue. Otherwise the SDK's own ``acquire`` runs.
+    """
+    with self._lock:
+        if not self._waiters and not self._is_broken:
+            self._waiters.append(_GRANTED)
+            return True
+    return _sdk_ordered_lock_acquire(self)
+
+
+sdk_threading.OrderedLock.acquire = _acquire_free_lock_at_once  # type: ignore[method-assign]
+
+
+_sdk_unwrap = sdk_serdes.ContainerCodec._unwrap
+_sdk_container_decode = sdk_serdes.ContainerCodec.decode
+_sdk_type_decode = sdk_serdes.TypeCodec.decode
+_TAG_BY_VALUE = {tag.value: tag for tag in sdk_serdes.TypeTag}
+_Tag = sdk_serdes.TypeTag
+_CODEC_BY_TAG = {  # as in the SDK's TypeCodec.decode
+    **dict.fromkeys((_Tag.NONE, _Tag.STR, _Tag.BOOL, _Tag.INT, _Tag.FLOAT), "primitive_codec"),
+    _Tag.BYTES: "bytes_codec",
+    _Tag.UUID: "uuid_codec",
+    _Tag.DECIMAL: "decimal_codec",
+    **dict.fromkeys((_Tag.DATETIME, _Tag.DATE), "datetime_codec"),
+    **dict.fromkeys((_Tag.LIST, _Tag.TUPLE, _Tag.DICT, _Tag.BATCH_RESULT), "container_codec"),
+}
+
+
+def _unwrap_by_table(obj: Any, dispatcher: Any) -> Any:
+    """SDK 3.0.0's ``ContainerCodec._unwrap`` with the tag found in a table, not by ``TypeTag(...)``.
+
+    Replaying a step decodes its result envelope node by node; per node the enum call is a third
+    of ``_unwrap``. For a JSON object with ``"t"`` and ``"v"`` whose tag string names a ``TypeTag``,
+    the table gives the member ``TypeTag(tag)`` returns. Anything else (an ``EncodedValue``, an
+    unknown or non-string tag, a plain value) goes to the SDK's ``_unwrap``.
+    """
+    if type(obj) is dict and "t" in obj and "v" in obj:
+        value = obj["t"]
+        tag = _TAG_BY_VALUE.get(value) if type(value) is str else None
+        if tag is not None:
+            return dispatcher.decode(tag, obj["v"])
+    return _sdk_unwrap(obj, dispatcher)
+
+
+def _decode_by_table(self: sdk_serdes.TypeCodec, tag: Any, value: Any) -> Any:
+    """SDK 3.0.0's ``TypeCodec.decode``: the same codec for each tag, found in a table.
+
+    The SDK's ``match`` tries the tags one by one (up to 14 comparisons per node). A ``TypeTag``
+    member is looked up instead and handed to the codec the SDK's ``match`` picks for it; any
+    other tag goes to the SDK's ``decode``, which raises its own error.
+    """
+    codec = _CODEC_BY_TAG.get(tag) if type(tag) is sdk_serdes.TypeTag else None
+    if codec is None:
+        return _sdk_type_decode(self, tag, value)
+    return getattr(self, codec).decode(tag, value)
+
+
+def _decode_json_container(self: sdk_serdes.ContainerCodec, tag: Any, value: Any) -> Any:
+    """SDK 3.0.0's ``ContainerCodec.decode`` of a dict or a list, with its loop's lookups done once.
+
+    Per element the SDK's comprehension looks up ``self._unwrap`` (the function above, see the
+    contract tests) and the ``dispatcher`` property, which returns ``_dispatcher`` once it is
+    set. For a ``DICT`` tag with a dict or a ``LIST`` tag with a list, and a dispatcher set, the
+    same calls are made with both looked up once. Every other case (tuples, batch results, the
+    type errors the SDK raises, a subclass) is the SDK's ``decode``.
+    """
+    dispatcher = self._dispatcher
+    if dispatcher is not None and type(self) is sdk_serdes.ContainerCodec:
+        if tag is _Tag.DICT and type(value) is dict:
+            return {key: _unwrap_by_table(item, dispatcher) for key, item in value.items()}
+        if tag is _Tag.LIST and type(value) is list:
+            return [_unwrap_by_table(item, dispatcher) for item in value]
+    return _sdk_container_decode(self, tag, value)
+
+
+sdk_serdes.ContainerCodec._unwrap = staticmethod(_unwrap_by_table)  # type: ignore[method-assign,assignment]
+sdk_serdes.ContainerCodec.decode = _decode_json_container  # type: ignore[method-assign]
+sdk_serdes.TypeCodec.decode = _decode_by_table  # type: ignore[method-assign]

@@ -10,6 +10,8 @@ import dataclasses
 import importlib.metadata
 import inspect
 import json
+import queue
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -567,8 +569,57 @@ def test_journal_alone_does_not_make_the_sdk_copy_operation_maps():
 @pytest.mark.parametrize("doc", _machine_docs(), ids=lambda d: f"{d['Type']}-{d['Status']}")
 def test_operation_from_doc_is_the_sdk_conversion_without_the_copy(doc: Doc) -> None:
     before = json.loads(json.dumps(doc))
-    assert invoker.operation_from_doc(doc) == Operation.from_json_dict(doc)
+    ours, theirs = invoker.operation_from_doc(doc), Operation.from_json_dict(doc)
+    assert ours == theirs
+    assert vars(ours) == vars(theirs) and list(vars(ours)) == list(vars(theirs))
+    assert type(ours) is Operation and repr(ours) == repr(theirs) and ours.to_json_dict() == theirs.to_json_dict()
     assert doc == before  # the document is not modified
+
+
+def test_operation_from_doc_may_fill_the_operation_dataclass_directly() -> None:
+    # Filling __dict__ makes what __init__ makes only for a plain frozen dataclass: no
+    # __post_init__, no slots, no field computed by __init__, and the fields in this order.
+    params = Operation.__dataclass_params__  # type: ignore[attr-defined]
+    assert params.frozen and params.init
+    assert not hasattr(Operation, "__post_init__") and "__slots__" not in Operation.__dict__
+    assert [f.name for f in dataclasses.fields(Operation)] == [
+        "operation_id",
+        "operation_type",
+        "status",
+        "parent_id",
+        "name",
+        "start_timestamp",
+        "end_timestamp",
+        "sub_type",
+        "execution_details",
+        "context_details",
+        "step_details",
+        "wait_details",
+        "callback_details",
+        "chained_invoke_details",
+    ]
+    assert all(f.init and f.default_factory is dataclasses.MISSING for f in dataclasses.fields(Operation))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"Id": "x", "Type": "NOPE", "Status": "STARTED"},
+        {"Id": "x", "Type": "STEP", "Status": "NOPE"},
+        {"Id": "x", "Type": ["STEP"], "Status": "STARTED"},
+        {"Type": "STEP", "Status": "STARTED"},
+        {"Id": "x", "Type": "STEP", "Status": "STARTED", "StartTimestamp": 0, "StepDetails": {}},
+    ],
+    ids=["type", "status", "unhashable", "no-id", "falsy"],
+)
+def test_operation_from_doc_answers_odd_documents_as_the_sdk_does(doc: Doc) -> None:
+    try:
+        theirs: Any = Operation.from_json_dict(doc)
+    except Exception as exc:  # the SDK's own error is the expected answer
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            invoker.operation_from_doc(doc)
+    else:
+        assert vars(invoker.operation_from_doc(doc)) == vars(theirs)
 
 
 def test_journal_alone_does_not_make_the_sdk_snapshot_operations_per_invocation():
@@ -605,12 +656,243 @@ def test_a_blocked_caller_batch_is_sent_without_the_idle_wait_unless_branches_ru
     assert "_read_timeout" in sdk_state.ExecutionState._collect_checkpoint_batch.__code__.co_names
 
     state = sdk_state.ExecutionState("arn", "token", {}, invoker.EngineServiceClient(), sdk_plugin.PluginExecutor([]))
+    assert type(state._checkpoint_queue) is queue.Queue  # FIFO: what was queued before is in the batch
     batch = sdk_state._BatchAccumulator(sdk_state.CheckpointBatcherConfig())
     batch.add(sdk_state.QueuedOperation(None, None))
     assert state._read_timeout(batch, 0.0, 1.0) == sdk_state._STOP_SIGNAL_POLL_SECONDS  # no blocked caller: SDK's
     batch.add(sdk_state.QueuedOperation(None, CompletionEvent()))
     assert batch.has_blocked_caller
-    assert 0 < state._read_timeout(batch, 0.0, 1.0) <= 1e-5  # still drains what is queued, waits for nothing
+    assert state._read_timeout(batch, 0.0, 1.0) == 0  # the batch is sent: nothing else can arrive
     with ThreadPoolExecutor(max_workers=1) as pool:
         state.register_branch_pool(pool)
         assert state._read_timeout(batch, 0.0, 1.0) == sdk_state._BLOCKED_CALLER_WAIT_SECONDS
+
+
+def test_has_plugins_may_be_kept_on_the_executor():
+    # The answer is computed once per executor: the SDK sets the factory list only in __init__.
+    from aws_durable_execution_sdk_python import plugin as sdk_plugin
+
+    from engine import journal
+
+    source = inspect.getsource(sdk_plugin.PluginExecutor)
+    assert source.count("self._plugin_factories =") == 1
+    assert "self._plugin_factories =" in inspect.getsource(sdk_plugin.PluginExecutor.__init__)
+    executor = sdk_plugin.PluginExecutor([journal.plugin_factory])
+    assert (executor.has_plugins, executor.has_plugins) == (False, False)
+    assert sdk_plugin.PluginExecutor([]).has_plugins is False
+
+
+# --- engine.sdk_seams: the ordered lock ------------------------------------------------------
+
+
+def test_a_free_ordered_lock_is_taken_without_a_new_event():
+    from aws_durable_execution_sdk_python import threading as sdk_threading
+
+    assert sdk_threading.OrderedLock.acquire is sdk_seams._acquire_free_lock_at_once
+    # The SDK's acquire: one Event per caller, set at once when it is alone in the queue; release
+    # pops the caller's entry and sets the next one's; an exit with an error sets them all.
+    acquire, release = sdk_seams._sdk_ordered_lock_acquire, sdk_threading.OrderedLock.release
+    assert {"Event", "_waiters", "_is_broken", "_lock"} <= set(acquire.__code__.co_names)
+    assert {"popleft", "set", "_waiters"} <= set(release.__code__.co_names)
+    assert ".clear()" not in inspect.getsource(sdk_threading)  # a queued event is never cleared
+    lock = sdk_threading.OrderedLock()
+    assert lock.acquire() is True
+    assert list(lock._waiters) == [sdk_seams._GRANTED] and sdk_seams._GRANTED.is_set()
+    lock.release()
+    assert not lock._waiters
+
+
+@pytest.mark.parametrize("seam", [True, False], ids=["seam", "sdk"])
+def test_ordered_lock_keeps_the_sdk_order_and_its_broken_state(seam: bool, monkeypatch: pytest.MonkeyPatch):
+    from aws_durable_execution_sdk_python import threading as sdk_threading
+    from aws_durable_execution_sdk_python.exceptions import OrderedLockError
+
+    if not seam:
+        monkeypatch.setattr(sdk_threading.OrderedLock, "acquire", sdk_seams._sdk_ordered_lock_acquire)
+    lock, order, ready = sdk_threading.OrderedLock(), [], threading.Barrier(2)
+
+    def take(n: int) -> None:
+        with lock:
+            order.append(n)
+
+    lock.acquire()
+    threads = []
+    for n in range(5):  # queue them one after the other behind the holder
+        threads.append(threading.Thread(target=take, args=(n,)))
+        threads[-1].start()
+        wait_until(lambda n=n: len(lock._waiters) == n + 2, message="queued")
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3, 4] and not lock._waiters
+
+    errors: list[BaseException] = []
+
+    def queued() -> None:
+        ready.wait()
+        try:
+            lock.acquire()
+        except OrderedLockError as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=queued)
+    waiter.start()
+    with pytest.raises(ValueError), lock:
+        ready.wait()
+        wait_until(lambda: len(lock._waiters) == 2, message="queued")
+        raise ValueError("boom")
+    waiter.join(10)
+    assert [type(e) for e in errors] == [OrderedLockError]
+    with pytest.raises(OrderedLockError):
+        lock.acquire()  # a broken lock stays broken
+    assert len(lock._waiters) == 1  # the SDK leaves the failed waiter's entry queued
+
+
+def test_ordered_counter_counts_every_increment_once_under_contention():
+    from aws_durable_execution_sdk_python.threading import OrderedCounter
+
+    counter, seen = OrderedCounter(), []
+    threads = [threading.Thread(target=lambda: seen.extend(counter.increment() for _ in range(500))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(seen) == list(range(1, 2001)) and counter.get_current() == 2000
+
+
+# --- engine.sdk_seams: decoding step results ------------------------------------------------
+
+
+def _serdes_values() -> list[Any]:
+    from decimal import Decimal
+
+    from aws_durable_execution_sdk_python.concurrency.models import BatchResult
+
+    aware = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    nested = {"a": [1, 2.5, True, None, "s"], "b": {"c": (1, "x"), "d": b"\x00\xff"}, "e": []}
+    return [
+        None,
+        "plain",
+        7,
+        2**80,
+        -0.0,
+        [1, "two", None],
+        {},
+        {"t": "s", "v": "looks like an envelope"},
+        {"t": 1, "v": 2},
+        nested,
+        (1, (2, [3])),
+        [b"bytes", bytearray(b"ba"), uuid.UUID(int=5), Decimal("1.10"), aware, datetime(2026, 1, 2), aware.date()],
+        {"items": [{"sku": "sku-42", "qty": 2}], "total": 99.5, "ok": False, "n": 2**70},
+        BatchResult.from_dict({"all": [], "completionReason": "ALL_COMPLETED"}),
+    ]
+
+
+def _typed(value: Any) -> Any:
+    """The value with every node's type: ``1 == True`` and ``[1] == (1,)`` must not hide a change."""
+    if isinstance(value, dict):
+        return ("dict", {k: _typed(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [_typed(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+@pytest.fixture
+def sdk_decoding(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Any]:
+    """Run a call with the SDK's own decoding functions in place of the seams."""
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    def run(call: Callable[[], Any]) -> Any:
+        with monkeypatch.context() as patched:
+            patched.setattr(sdk_serdes.ContainerCodec, "_unwrap", staticmethod(sdk_seams._sdk_unwrap))
+            patched.setattr(sdk_serdes.ContainerCodec, "decode", sdk_seams._sdk_container_decode)
+            patched.setattr(sdk_serdes.TypeCodec, "decode", sdk_seams._sdk_type_decode)
+            return call()
+
+    return run
+
+
+def _names(code: Any) -> set[str]:
+    """The names a function's code uses, its comprehensions' included."""
+    nested = [const for const in code.co_consts if inspect.iscode(const)]
+    return set(code.co_names).union(*(_names(inner) for inner in nested))
+
+
+def test_the_decoding_seams_are_installed_over_the_sdk_functions():
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    assert sdk_serdes.ContainerCodec.__dict__["_unwrap"].__func__ is sdk_seams._unwrap_by_table
+    assert sdk_serdes.ContainerCodec.decode is sdk_seams._decode_json_container
+    assert sdk_serdes.TypeCodec.decode is sdk_seams._decode_by_table
+    assert isinstance(sdk_serdes.TYPE_CODEC.container_codec._dispatcher, sdk_serdes.TypeCodec)
+    # The SDK's container decode unwraps through self._unwrap and self.dispatcher.
+    assert {"_unwrap", "dispatcher"} <= _names(sdk_seams._sdk_container_decode.__code__)
+    assert set(sdk_seams._TAG_BY_VALUE.values()) == set(sdk_serdes.TypeTag) == set(sdk_seams._CODEC_BY_TAG)
+
+
+def test_the_tag_table_picks_the_codec_the_sdk_match_picks():
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    class Which:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def decode(self, tag: Any, value: Any) -> str:
+            return self.name
+
+    codec = sdk_serdes.TypeCodec()
+    for name in ("primitive_codec", "bytes_codec", "uuid_codec", "decimal_codec", "datetime_codec", "container_codec"):
+        setattr(codec, name, Which(name))
+    for tag in sdk_serdes.TypeTag:
+        assert sdk_seams._decode_by_table(codec, tag, None) == sdk_seams._sdk_type_decode(codec, tag, None), tag
+
+
+@pytest.mark.parametrize("value", _serdes_values(), ids=lambda v: type(v).__name__)
+def test_step_results_decode_as_the_sdk_decodes_them(value: Any, sdk_decoding: Callable[..., Any]) -> None:
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    data = sdk_serdes.serialize(None, value, "op", "arn")
+    ours = sdk_serdes.deserialize(None, data, "op", "arn")
+    theirs = sdk_decoding(lambda: sdk_serdes.deserialize(None, data, "op", "arn"))
+    assert _typed(ours) == _typed(theirs)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"t": "zz", "v": 1}',
+        '{"t": "m", "v": {"a": {"t": "zz", "v": 1}}}',
+        '{"t": "l", "v": {"a": 1}}',
+        '{"t": "m", "v": [1]}',
+        '{"t": "t", "v": {"a": 1}}',
+        '{"t": "m", "v": {"a": {"t": ["m"], "v": 1}}}',
+        '{"t": "m", "v": {"a": {"t": "i", "v": "x"}}}',
+        '{"t": "l", "v": [{"t": "B", "v": 5}]}',
+        '{"t": "br", "v": []}',
+    ],
+)
+def test_malformed_results_fail_as_the_sdk_fails(data: str, sdk_decoding: Callable[..., Any]) -> None:
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    def outcome() -> tuple[str, str]:
+        try:
+            return "value", repr(sdk_serdes.deserialize(None, data, "op", "arn"))
+        except Exception as exc:  # the SDK's own error is the expected answer
+            return type(exc).__qualname__, str(exc)
+
+    assert outcome() == sdk_decoding(outcome)
+
+
+def test_encoded_values_and_unset_dispatchers_take_the_sdk_path(sdk_decoding: Callable[..., Any]) -> None:
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+    from aws_durable_execution_sdk_python.exceptions import DurableExecutionsError
+
+    encoded = [sdk_serdes.EncodedValue(sdk_serdes.TypeTag.INT, 1), {"t": "s", "v": "x"}, 3]
+    decode = sdk_serdes.TYPE_CODEC.container_codec.decode
+    assert decode(sdk_serdes.TypeTag.LIST, encoded) == sdk_decoding(
+        lambda: sdk_serdes.TYPE_CODEC.container_codec.decode(sdk_serdes.TypeTag.LIST, encoded)
+    )
+    unlinked = sdk_serdes.ContainerCodec()
+    assert unlinked.decode(sdk_serdes.TypeTag.LIST, []) == []  # the SDK never asks for the dispatcher
+    with pytest.raises(DurableExecutionsError, match="not linked"):
+        unlinked.decode(sdk_serdes.TypeTag.LIST, [1])
