@@ -624,12 +624,21 @@ def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
         return work.now
 
 
-def _finish_execution(work: UnitOfWork, execution: dict[str, Any], finish: machine.Finish) -> None:
-    """Close the execution: status, EXECUTION operation, history, timers, and its parent invoke."""
+def _finish_execution(
+    work: UnitOfWork,
+    execution: dict[str, Any],
+    finish: machine.Finish,
+    known_ops: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Close the execution: status, EXECUTION operation, history, timers, and its parent invoke.
+
+    ``known_ops`` (the finishing invocation's exact view, if any) saves reading the EXECUTION
+    operation back."""
     execution.update(status=finish.status, result=finish.result, error=finish.error, ended_at=work.now)
     execution["needs_invoke"] = False
     op_id = execution["arn"].rsplit("/", 1)[1]
-    op = store.load_ops(work.conn, execution["id"], [op_id])[op_id]
+    known = (known_ops or {}).get(op_id)
+    op = dict(known) if known is not None else store.load_ops(work.conn, execution["id"], [op_id])[op_id]
     op["Status"] = finish.status
     op["EndTimestamp"] = machine.to_ms(work.now)
     event_type = {
@@ -708,9 +717,10 @@ class Ticket:
 def claim_invocation(execution_id: int) -> Ticket | None:
     """Take the execution's invocation lease, or return None if there is nothing to run.
 
-    The claim is one statement; the operations are read after it commits, so they include
-    everything the claim marks as seen. Whatever the statement cannot claim (nothing owed, a
-    deleted function) goes to the locked path, which gives the answer.
+    The claim is one statement, which also reads the operations; only if it had to wait for
+    another writer are they read again after it commits, so that they include everything the
+    claim marks as seen. Whatever the statement cannot claim (nothing owed, a deleted function)
+    goes to the locked path, which gives the answer.
     """
     now = utcnow()
     values = {
@@ -725,7 +735,9 @@ def claim_invocation(execution_id: int) -> Ticket | None:
         row = store.claim_invocation(conn, values)
         if row is None:
             return _claim_invocation_locked(execution_id)
-        ops = list(store.load_ops(conn, execution_id).values())
+        ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
+        if ops_seq != row["op_seq"]:
+            ops = list(store.load_ops(conn, execution_id).values())
     function = {key[3:]: row.pop(key) for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment")}
     deadline, faults = row.pop("deadline"), row.pop("faults")
     return Ticket(
@@ -809,12 +821,13 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
         assert execution is not None
         if invocation is None or invocation["ended_at"] is not None:
             return  # already recorded as lost by the sweeper: this invocation is fenced
-        outcome, error = _judge_output(work, execution, output, raised, _known_ops(ticket.cache, execution))
+        known_ops = _known_ops(ticket.cache, execution)
+        outcome, error = _judge_output(work, execution, output, raised, known_ops)
         _end_invocation(work, execution, invocation, outcome, error, entries)
         if _apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             _save_execution(work.conn, execution)
             return
-        _after_invocation(work, execution, output, outcome, error)
+        _after_invocation(work, execution, output, outcome, error, known_ops)
         _save_execution(work.conn, execution)
 
 
@@ -829,12 +842,12 @@ def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
     return True
 
 
-def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Every operation of the execution, from the invocation's cache, if nobody else has touched
-    one since the invocation's last checkpoint (its op sequence number is the stored one)."""
+def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Every operation of the execution by id, from the invocation's cache, if nobody else has
+    touched one since the invocation's last checkpoint (its op sequence number is the stored one)."""
     if cache is None or cache.execution is None or cache.execution["op_seq"] != execution["op_seq"]:
         return None
-    return list(cache.ops.values())
+    return cache.ops
 
 
 def _judge_output(
@@ -842,7 +855,7 @@ def _judge_output(
     execution: dict[str, Any],
     output: dict[str, Any] | None,
     raised: dict[str, Any] | None,
-    known_ops: list[dict[str, Any]] | None = None,
+    known_ops: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
     """The invocation's outcome from its output; ``known_ops`` (all operations, if known) saves
     reading them back to check that a PENDING output has something to wait for."""
@@ -858,7 +871,7 @@ def _judge_output(
     if status == "PENDING" and execution["status"] == "RUNNING":
         unseen = execution["op_seq"] > execution["seen_seq"]
         pending = (
-            machine.has_pending_work(known_ops)
+            machine.has_pending_work(list(known_ops.values()))
             if known_ops is not None
             else store.has_pending_work(work.conn, execution["id"])
         )
@@ -913,12 +926,13 @@ def _after_invocation(
     output: dict[str, Any] | None,
     outcome: str,
     error: dict[str, Any] | None,
+    known_ops: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     if outcome == "succeeded" and output is not None:
         execution["consecutive_failures"] = 0
-        _finish_execution(work, execution, machine.Finish("SUCCEEDED", result=output.get("Result")))
+        _finish_execution(work, execution, machine.Finish("SUCCEEDED", result=output.get("Result")), known_ops)
     elif outcome == "failed" and error is None and output is not None:
-        _finish_execution(work, execution, machine.Finish("FAILED", error=output.get("Error") or {}))
+        _finish_execution(work, execution, machine.Finish("FAILED", error=output.get("Error") or {}), known_ops)
     elif outcome == "suspended":
         execution["consecutive_failures"] = 0
         if execution["op_seq"] > execution["seen_seq"]:

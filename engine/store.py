@@ -257,8 +257,13 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
 
     Only an execution that is running, owes an invocation and has none running is claimed; of
     concurrent claims the row lock lets one through and the others match nothing. Returns the
-    claimed row, plus the function's ``fn_*`` columns and the armed faults, or None (nothing
-    written) when there is nothing to claim or the function is gone.
+    claimed row, plus the function's ``fn_*`` columns, the armed faults and the operations, or
+    None (nothing written) when there is nothing to claim or the function is gone.
+
+    The operations come from the statement's snapshot. If the claim had to wait for another
+    writer's lock, the row it claimed is newer than that snapshot: then ``ops_seq`` (the
+    operations' highest touch sequence number) falls short of the row's ``op_seq``, and the
+    caller must read the operations again.
     """
     return conn.execute(
         f"""
@@ -277,11 +282,14 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
             INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid)
             SELECT c.id, c.invocation_seq, %(request_id)s, c.invoke_reason, %(now)s, c.deadline, %(worker)s, %(pid)s
             FROM c)
-        SELECT c.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'kind', d.kind,
+        SELECT c.*, o.ops, o.ops_seq,
+            (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'kind', d.kind,
                         'step_name', d.step_name, 'phase', d.phase) ORDER BY d.id), '[]'::jsonb)
                      FROM durable_fault d WHERE d.execution_id = c.id AND d.fired_at IS NULL
                          AND d.phase IN ('body_start', 'after_body')) AS faults
-        FROM c
+        FROM c, LATERAL (
+            SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ordinal), '[]'::jsonb) AS ops, max(x.touch_seq) AS ops_seq
+            FROM durable_operation x WHERE x.execution_id = c.id) o
         """,
         values,
     ).fetchone()

@@ -109,13 +109,13 @@ def counted_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return statements
 
 
-def test_a_claim_is_one_write_and_its_first_checkpoint_one_statement(
+def test_a_claim_is_one_statement_and_so_is_its_first_checkpoint(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     arn = start(client, functions(f"{H}.parked", timeout=60))
     statements = counted_statements(monkeypatch)
     ticket = service.claim_invocation(recorder.invoked[-1])
-    assert ticket is not None and len(statements) == 2  # the claim, then the operations it may see
+    assert ticket is not None and len(statements) == 1  # the claim reads the operations too
     row = execution_row(arn)
     assert (row["running"], row["needs_invoke"], row["invocation_seq"]) == (True, False, 1)
     assert row["counters"]["invocations"] == 1 and row["seen_seq"] == row["op_seq"]
@@ -128,7 +128,7 @@ def test_a_claim_is_one_write_and_its_first_checkpoint_one_statement(
     )
     assert ticket.function["handler"] == f"{H}.parked" and ticket.function["timeout"] == 60
     statements.clear()
-    token, [op] = service.checkpoint(arn, ticket.token, [step_start()], ticket.cache)
+    _, [op] = service.checkpoint(arn, ticket.token, [step_start()], ticket.cache)
     assert op["Status"] == "STARTED" and len(statements) == 1  # seeded by the claim: no read, no lock
     assert service.claim_invocation(ticket.execution_id) is None  # the lease is taken
 
@@ -145,6 +145,39 @@ def test_concurrent_claims_take_the_lease_once(client: Client, functions: Regist
         tickets = [ticket for ticket in pool.map(claim, range(6)) if ticket]
     assert len(tickets) == 1 and len(invocations(arn)) == 1
     assert execution_row(arn)["counters"]["invocations"] == 1
+
+
+def test_a_claim_that_waited_for_another_writer_sees_what_it_wrote(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    arn = start(client, functions(f"{H}.parked", timeout=60))
+    execution_id = recorder.invoked[-1]
+    with psycopg.connect(db.dsn(), autocommit=True) as other, ThreadPoolExecutor(1) as pool:
+        with other.transaction():  # another writer holds the row while the claim starts
+            other.execute("SELECT 1 FROM durable_execution WHERE id = %s FOR UPDATE", (execution_id,))
+            claiming = pool.submit(service.claim_invocation, execution_id)
+            wait_until(_a_claim_waits_for_a_lock, timeout=10, interval=0.02)
+            other.execute(
+                """INSERT INTO durable_operation (execution_id, op_id, ordinal, type, status, attempt, touch_seq,
+                       started_at, doc)
+                   SELECT id, 'late', op_seq + 1, 'STEP', 'STARTED', 0, op_seq + 1, now(),
+                       '{"Id": "late", "Type": "STEP", "Status": "STARTED", "StartTimestamp": 1}'
+                   FROM durable_execution WHERE id = %s""",
+                (execution_id,),
+            )
+            other.execute("UPDATE durable_execution SET op_seq = op_seq + 1 WHERE id = %s", (execution_id,))
+        ticket = claiming.result(timeout=10)
+    assert ticket is not None and "late" in [op["Id"] for op in ticket.operations]
+    assert "late" in ticket.cache.ops and ticket.cache.execution["op_seq"] == execution_row(arn)["op_seq"]
+
+
+def _a_claim_waits_for_a_lock() -> bool:
+    with psycopg.connect(db.dsn(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            ("%UPDATE durable_execution e SET invocation_seq%",),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def test_a_claim_whose_function_is_gone_fails_the_execution(
