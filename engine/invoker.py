@@ -6,6 +6,7 @@ This module is the seam to ``aws-durable-execution-sdk-python``: the handler rec
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -205,6 +206,24 @@ def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithCl
     )
 
 
+_heap_frozen_in: int | None = None
+
+
+def _freeze_startup_heap() -> None:
+    """Before a process's first invocation, move the objects it holds (Django, Celery, the SDK,
+    the handlers' modules) out of the garbage collector's sight.
+
+    A replay allocates several objects per operation, and every full collection it triggers
+    would rescan that whole long-lived heap: ~30 ms each at 10,000 operations. Garbage is
+    collected first, so nothing unreachable is kept. A forked worker child freezes its own heap.
+    """
+    global _heap_frozen_in
+    if _heap_frozen_in != os.getpid():
+        gc.collect()
+        gc.freeze()
+        _heap_frozen_in = os.getpid()
+
+
 def run_invocation(execution_id: int, *, in_sandbox: bool = False) -> bool:
     """Run the execution's next invocation if one is owed; return True if one ran.
 
@@ -214,6 +233,7 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False) -> bool:
     ticket = service.claim_invocation(execution_id)
     if ticket is None:
         return False
+    _freeze_startup_heap()
     remaining = max(0.0, (ticket.deadline - service.utcnow()).total_seconds())
     deadline = remaining if in_sandbox else None
     with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):

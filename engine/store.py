@@ -288,7 +288,7 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
                      FROM durable_fault d WHERE d.execution_id = c.id AND d.fired_at IS NULL
                          AND d.phase IN ('body_start', 'after_body')) AS faults
         FROM c, LATERAL (
-            SELECT coalesce(jsonb_agg(x.doc ORDER BY x.ordinal), '[]'::jsonb) AS ops, max(x.touch_seq) AS ops_seq
+            SELECT coalesce(json_agg(x.doc ORDER BY x.ordinal), '[]'::json) AS ops, max(x.touch_seq) AS ops_seq
             FROM durable_operation x WHERE x.execution_id = c.id) o
         """,
         values,
