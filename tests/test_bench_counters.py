@@ -140,7 +140,7 @@ def _b1_ratio(ctx: BenchContext, synchronous: bool) -> float:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="engine gap: a step costs 4-8x a bare INSERT+COMMIT today (floor 2x), mostly SDK thread hand-offs; see bench README",
+    reason="engine gap: a step costs about 4x a bare INSERT+COMMIT (floor 2x): SDK CPU and thread hand-offs per step; see bench README",
 )
 def test_b1_floor_ratios(ctx: BenchContext) -> None:
     baselines.ensure_table(ctx.dsn)
