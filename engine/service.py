@@ -639,24 +639,33 @@ def _finish_execution(
     op_id = execution["arn"].rsplit("/", 1)[1]
     known = (known_ops or {}).get(op_id)
     op = dict(known) if known is not None else store.load_ops(work.conn, execution["id"], [op_id])[op_id]
+    op, event = _closed_execution_op(op, finish, work.now)
+    store.write_transition(work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
+    store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
+    if execution["parent_arn"]:
+        _complete_parent_invoke(work, execution, finish)
+
+
+_FINISH_EVENTS = {
+    "SUCCEEDED": "ExecutionSucceeded",
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "ExecutionTimedOut",
+    "STOPPED": "ExecutionStopped",
+}
+
+
+def _closed_execution_op(
+    op: dict[str, Any], finish: machine.Finish, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The EXECUTION operation closed by ``finish`` (in place) and its history event."""
     op["Status"] = finish.status
-    op["EndTimestamp"] = machine.to_ms(work.now)
-    event_type = {
-        "SUCCEEDED": "ExecutionSucceeded",
-        "FAILED": "ExecutionFailed",
-        "TIMED_OUT": "ExecutionTimedOut",
-        "STOPPED": "ExecutionStopped",
-    }[finish.status]
+    op["EndTimestamp"] = machine.to_ms(now)
     details = (
         {"Result": machine.payload_detail(finish.result)}
         if finish.status == "SUCCEEDED"
         else {"Error": machine.error_detail(finish.error)}
     )
-    event = machine.make_event(event_type, op, details)
-    store.write_transition(work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
-    store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
-    if execution["parent_arn"]:
-        _complete_parent_invoke(work, execution, finish)
+    return op, machine.make_event(_FINISH_EVENTS[finish.status], op, details)
 
 
 def _complete_parent_invoke(work: UnitOfWork, child: dict[str, Any], finish: machine.Finish) -> None:
@@ -816,6 +825,9 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
     ``output`` is the handler's return value; ``raised`` the error object when it raised instead.
     """
     entries = journal.read_entries(ticket.request_id)
+    if _complete_from_cache(ticket, output, raised, entries):
+        journal.discard(ticket.request_id)
+        return
     with unit_of_work() as work:
         execution, invocation = store.lock_execution_with_invocation(work.conn, ticket.execution_id, ticket.seq)
         assert execution is not None
@@ -829,6 +841,49 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
             return
         _after_invocation(work, execution, output, outcome, error, known_ops)
         _save_execution(work.conn, execution)
+
+
+def _complete_from_cache(
+    ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None, entries: list[dict[str, Any]]
+) -> bool:
+    """The two common endings in one guarded statement, from the invocation's own view: it
+    suspended with something to wait for, or it succeeded (with no parent execution to tell).
+
+    Return False, having written nothing, for anything else, or if someone else changed the
+    execution since the invocation's last checkpoint: the locked path then decides, as always.
+    """
+    cache = ticket.cache
+    if cache is None or cache.execution is None or raised is not None or not isinstance(output, dict):
+        return False
+    execution = dict(cache.execution)
+    record = journal_record(entries)
+    status = output.get("Status")
+    if execution["parent_arn"] or record.fired_faults:
+        return False
+    if status == "PENDING" and machine.has_pending_work(list(cache.ops.values())):
+        outcome, finish = "suspended", None
+    elif status == "SUCCEEDED" and not output.get("Error"):
+        outcome, finish = "succeeded", machine.Finish("SUCCEEDED", result=output.get("Result"))
+    else:
+        return False
+    now = utcnow()
+    events: list[tuple[dict[str, Any], int | None]] = [
+        (_invocation_completed(ticket.started_at, now, ticket.request_id, None), ticket.seq)
+    ]
+    ops = []
+    if finish is not None:
+        op, event = _closed_execution_op(dict(cache.ops[execution["arn"].rsplit("/", 1)[1]]), finish, now)
+        ops, events = [op], [*events, (event, None)]
+        execution.update(status=finish.status, result=finish.result, ended_at=now)
+    guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
+    execution["token_seq"] += 1
+    if record.body_runs:
+        _count(execution, body_runs=len(record.body_runs))
+    ending = {"now": now, "outcome": outcome, "events": events, "ops": ops}
+    with db.pool().connection() as conn:  # one statement: its own transaction
+        return store.end_invocation_guarded(
+            conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
+        )
 
 
 def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
@@ -893,14 +948,7 @@ def _end_invocation(
 ) -> None:
     """Write InvocationCompleted, the invocation's outcome and its journal in one statement, and
     release the lease; a new token sequence fences the old one."""
-    details: dict[str, Any] = {
-        "StartTimestamp": invocation["started_at"].isoformat(),
-        "EndTimestamp": work.now.isoformat(),
-        "RequestId": invocation["request_id"],
-    }
-    if error is not None:
-        details["Error"] = machine.error_detail(error)
-    event = machine.make_event("InvocationCompleted", None, details)
+    event = _invocation_completed(invocation["started_at"], work.now, invocation["request_id"], error)
     record = journal_record(entries)
     if record.body_runs:
         _count(execution, body_runs=len(record.body_runs))
@@ -918,6 +966,19 @@ def _end_invocation(
     work.journals_done.append(invocation["request_id"])
     if execution["invocation_seq"] == invocation["seq"]:
         execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
+
+
+def _invocation_completed(
+    started_at: datetime, now: datetime, request_id: str, error: dict[str, Any] | None
+) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "StartTimestamp": started_at.isoformat(),
+        "EndTimestamp": now.isoformat(),
+        "RequestId": request_id,
+    }
+    if error is not None:
+        details["Error"] = machine.error_detail(error)
+    return machine.make_event("InvocationCompleted", None, details)
 
 
 def _after_invocation(

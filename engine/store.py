@@ -361,22 +361,24 @@ def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invo
     )
 
 
-_END_INVOCATION = """
+_BODY_RUNS_CTE = """
+        INSERT INTO durable_body_run (execution_id, op_id, name, invocation_seq, attempt, started_at, ended_at, outcome)
+        SELECT %(id)s, x.op_id, x.name, %(seq)s, x.attempt, x.started_at, x.ended_at, x.outcome
+        FROM jsonb_to_recordset(%(runs)s) AS x(op_id text, name text, attempt int, started_at timestamptz,
+            ended_at timestamptz, outcome text)"""
+_LOG_LINES_CTE = """
+        INSERT INTO durable_log (execution_id, invocation_seq, at, level, logger, message, op_id)
+        SELECT %(id)s, %(seq)s, x.at, x.level, x.logger, x.message, x.op_id
+        FROM jsonb_to_recordset(%(logs)s) AS x(at timestamptz, level text, logger text, message text, op_id text)"""
+_END_INVOCATION = f"""
     WITH ev AS (
         INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
         VALUES (%(id)s, %(event_id)s, 'InvocationCompleted', %(now)s, NULL, %(seq)s, %(event)s)),
     inv AS (
         UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s, error = %(error)s
         WHERE execution_id = %(id)s AND seq = %(seq)s AND ended_at IS NULL),
-    br AS (
-        INSERT INTO durable_body_run (execution_id, op_id, name, invocation_seq, attempt, started_at, ended_at, outcome)
-        SELECT %(id)s, x.op_id, x.name, %(seq)s, x.attempt, x.started_at, x.ended_at, x.outcome
-        FROM jsonb_to_recordset(%(runs)s) AS x(op_id text, name text, attempt int, started_at timestamptz,
-            ended_at timestamptz, outcome text)),
-    lg AS (
-        INSERT INTO durable_log (execution_id, invocation_seq, at, level, logger, message, op_id)
-        SELECT %(id)s, %(seq)s, x.at, x.level, x.logger, x.message, x.op_id
-        FROM jsonb_to_recordset(%(logs)s) AS x(at timestamptz, level text, logger text, message text, op_id text))
+    br AS ({_BODY_RUNS_CTE}),
+    lg AS ({_LOG_LINES_CTE})
     SELECT 1
 """
 
@@ -461,6 +463,19 @@ def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _event_record(
+    execution: dict[str, Any], event: dict[str, Any], invocation_seq: int | None = None
+) -> dict[str, Any]:
+    execution["event_seq"] += 1
+    return {
+        "event_id": execution["event_seq"],
+        "event_type": event["EventType"],
+        "op_id": event.get("Id"),
+        "inv": invocation_seq,
+        "doc": event,
+    }
+
+
 def _iso_ms(ms: int | None) -> str | None:
     moment = ms_to_datetime(ms)
     return moment.isoformat() if moment else None
@@ -491,17 +506,7 @@ def write_transition(
     then needs no lock taken beforehand. Return (written, some timer of the execution is due).
     """
     op_records = [_op_record(execution, op) for op in ops]
-    event_records = []
-    for event in events:
-        execution["event_seq"] += 1
-        event_records.append(
-            {
-                "event_id": execution["event_seq"],
-                "event_type": event["EventType"],
-                "op_id": event.get("Id"),
-                "doc": event,
-            }
-        )
+    event_records = [_event_record(execution, event) for event in events]
     if mark_seen:
         execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
@@ -572,6 +577,82 @@ WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
     """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
        AND status = 'RUNNING' AND running AND pending_finish IS NULL""",
 ).replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
+
+
+_ENDED_GUARDED = f"""
+        WITH u AS (
+            UPDATE durable_execution SET status = %(status)s, result = %(result)s, error = NULL,
+                ended_at = %(ended_at)s, running = false, lease_until = NULL, needs_invoke = false,
+                consecutive_failures = 0, op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
+                token_seq = %(token_seq)s, counters = %(counters)s
+            WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
+                AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
+                AND status = 'RUNNING' AND running AND pending_finish IS NULL
+            RETURNING 1),
+        inv AS (
+            UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s
+            WHERE execution_id = %(id)s AND seq = %(seq)s AND ended_at IS NULL AND EXISTS (SELECT 1 FROM u)),
+        o AS (
+            UPDATE durable_operation d SET status = x.status, touch_seq = x.seq, ended_at = x.ended_at, doc = x.doc
+            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, status text, ended_at timestamptz, doc jsonb)
+            WHERE d.execution_id = %(id)s AND d.op_id = x.op_id AND EXISTS (SELECT 1 FROM u)),
+        e AS (
+            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
+            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, x.inv, x.doc
+            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, inv int, doc jsonb)
+            WHERE EXISTS (SELECT 1 FROM u)),
+        br AS ({_BODY_RUNS_CTE} WHERE EXISTS (SELECT 1 FROM u)),
+        lg AS ({_LOG_LINES_CTE} WHERE EXISTS (SELECT 1 FROM u)),
+        ta AS (DELETE FROM durable_timer WHERE execution_id = %(id)s AND %(finished)s AND EXISTS (SELECT 1 FROM u))
+        SELECT EXISTS (SELECT 1 FROM u) AS written,
+            CASE WHEN %(finished)s AND EXISTS (SELECT 1 FROM u) THEN pg_notify('durable_done', %(arn)s) END AS notified
+        """
+
+
+def end_invocation_guarded(
+    conn: psycopg.Connection,
+    execution: dict[str, Any],
+    seq: int,
+    guard: Mapping[str, int],
+    ending: Mapping[str, Any],
+    journal: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> bool:
+    """End invocation ``seq`` in one statement, if the execution is still as its invocation last
+    wrote it (``guard``: token, op and event sequence numbers). ``execution`` is the row as it must
+    become (running no more, its token advanced); ``ending`` holds ``now``, ``outcome``, and
+    ``events`` (InvocationCompleted first, each paired with its invocation sequence or None) and
+    ``ops`` (an EXECUTION operation closed by a finish). A finish also drops the timers and
+    NOTIFYs ``durable_done``. Return whether it was written: if not, nothing was.
+    """
+    op_records = [_op_record(execution, op) for op in ending["ops"]]
+    event_records = [_event_record(execution, event, inv) for event, inv in ending["events"]]
+    execution["seen_seq"] = execution["op_seq"]
+    runs, logs = journal
+    row = conn.execute(
+        _ENDED_GUARDED,
+        {
+            "id": execution["id"],
+            "arn": execution["arn"],
+            "seq": seq,
+            "now": ending["now"],
+            "outcome": ending["outcome"],
+            "status": execution["status"],
+            "result": execution["result"],
+            "ended_at": execution["ended_at"],
+            "finished": execution["status"] != "RUNNING",
+            "op_seq": execution["op_seq"],
+            "seen_seq": execution["seen_seq"],
+            "event_seq": execution["event_seq"],
+            "token_seq": execution["token_seq"],
+            "counters": Jsonb(execution["counters"]),
+            "ops": Jsonb(op_records),
+            "events": Jsonb(event_records),
+            "runs": Jsonb(runs),
+            "logs": Jsonb(logs),
+            **{f"guard_{key}": value for key, value in guard.items()},
+        },
+    ).fetchone()
+    return bool(row and row["written"])
 
 
 def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:

@@ -282,12 +282,55 @@ def test_a_pending_output_is_judged_from_the_invocations_own_operations(
     assert not any("durable_operation" in sql for sql in statements)  # the operations are not read back
     statements.clear()
     service.complete_invocation(waiting, {"Status": "PENDING"}, None)
-    assert len(statements) == 3  # lock and read, close the invocation, save the execution
+    assert len(statements) == 1  # one guarded statement: nobody else touched the execution
     [failed] = invocations(done.arn)
     assert failed["outcome"] == "failed" and "no pending operations" in failed["error"]["ErrorMessage"]
     [suspended] = invocations(waiting.arn)
     assert (suspended["outcome"], suspended["error"]) == ("suspended", None)
     assert event_types(client, waiting.arn)[-1] == "InvocationCompleted"
+    row = execution_row(waiting.arn)
+    assert (row["status"], row["running"], row["needs_invoke"], row["lease_until"]) == ("RUNNING", False, False, None)
+
+
+def test_a_succeeding_invocation_ends_the_execution_in_one_statement(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    service.checkpoint(
+        ticket.arn,
+        ticket.token,
+        [{"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 60}}],
+        ticket.cache,
+    )
+    assert timers(ticket.arn)  # the wait's timer, and the execution timeout's
+    statements = counted_statements(monkeypatch)
+    service.complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
+    assert len(statements) == 1
+    row = execution_row(ticket.arn)
+    assert (row["status"], row["result"], row["running"], row["error"]) == ("SUCCEEDED", '"done"', False, None)
+    assert row["ended_at"] is not None and timers(ticket.arn) == []
+    assert event_types(client, ticket.arn)[-2:] == ["InvocationCompleted", "ExecutionSucceeded"]
+    execution_op = stored_ops(ticket.arn)[ticket.arn.rsplit("/", 1)[1]]
+    assert execution_op["Status"] == "SUCCEEDED" and execution_op["EndTimestamp"]
+    assert [i["outcome"] for i in invocations(ticket.arn)] == ["succeeded"]
+    assert client.get_durable_execution(DurableExecutionArn=ticket.arn)["Result"] == '"done"'
+
+
+def test_an_ending_after_someone_else_changed_the_execution_takes_the_lock(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    _, [created] = service.checkpoint(
+        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
+    )
+    client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"ok")
+    dispatched = len(recorder.invoked)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    # The invocation never saw the callback's result: the locked path asks for another invocation.
+    row = execution_row(ticket.arn)
+    assert (row["running"], row["needs_invoke"]) == (False, True)
+    assert recorder.invoked[dispatched:] == [ticket.execution_id]
+    assert [i["outcome"] for i in invocations(ticket.arn)] == ["suspended"]
 
 
 # --- what a checkpoint response carries -------------------------------------------------------
