@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
 from engine import async_invoke, invoker, service
 
@@ -28,6 +29,20 @@ def call_plain_function(execution_id: int, op_id: str, function_name: str, paylo
 def run_async_invocation(invocation_id: int) -> bool:
     """Run a plain function's due Event attempt; a duplicate message finds it claimed and does nothing."""
     return async_invoke.run_attempt(invocation_id)
+
+
+@worker_process_init.connect
+def _prepare_pool_child(**_: Any) -> None:
+    """A pool child freezes its startup heap before its first task, not during it."""
+    invoker.freeze_startup_heap()
+
+
+def load_broker_transport() -> None:
+    """Import the broker's transport now. kombu imports it (for Redis: redis-py) when the first
+    message is sent, ~100 ms that a long-running process (web server, scheduler) should pay as it
+    starts rather than in a user's first start or a timer's first firing. Nothing connects."""
+    with run_invocation.app.connection_for_write() as connection:
+        connection.get_transport_cls()
 
 
 class CeleryDispatcher:

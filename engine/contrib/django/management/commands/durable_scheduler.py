@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from engine import scheduler
+from engine.celery_tasks import load_broker_transport
 
 
 class Command(BaseCommand):
@@ -16,6 +17,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        load_broker_transport()
         self.stdout.write("durable scheduler: running (Ctrl-C to stop)")
         scheduler.run_forever(stop)
         self.stdout.write("durable scheduler: stopped")
