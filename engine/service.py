@@ -636,7 +636,7 @@ def _finish_execution(
     operation back."""
     execution.update(status=finish.status, result=finish.result, error=finish.error, ended_at=work.now)
     execution["needs_invoke"] = False
-    op_id = execution["arn"].rsplit("/", 1)[1]
+    op_id = _execution_op_id(execution)
     known = (known_ops or {}).get(op_id)
     op = dict(known) if known is not None else store.load_ops(work.conn, execution["id"], [op_id])[op_id]
     op, event = _closed_execution_op(op, finish, work.now)
@@ -644,6 +644,11 @@ def _finish_execution(
     store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
     if execution["parent_arn"]:
         _complete_parent_invoke(work, execution, finish)
+
+
+def _execution_op_id(execution: dict[str, Any]) -> str:
+    """The EXECUTION operation's id: the last part of the execution's ARN."""
+    return str(execution["arn"]).rsplit("/", 1)[1]
 
 
 _FINISH_EVENTS = {
@@ -872,7 +877,7 @@ def _complete_from_cache(
     ]
     ops = []
     if finish is not None:
-        op, event = _closed_execution_op(dict(cache.ops[execution["arn"].rsplit("/", 1)[1]]), finish, now)
+        op, event = _closed_execution_op(dict(cache.ops[_execution_op_id(execution)]), finish, now)
         ops, events = [op], [*events, (event, None)]
         execution.update(status=finish.status, result=finish.result, ended_at=now)
     guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
