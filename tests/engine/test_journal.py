@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import engine
@@ -15,27 +17,30 @@ from tests.engine.support import Recorder, Register
 HANDLER = "tests.handlers.engine_sdk.echo"
 
 
-def _running_journal(
+@contextmanager
+def running_journal(
     client: engine.LambdaClient, functions: Register, recorder: Recorder
-) -> tuple[str, journal.Journal]:
+) -> Iterator[tuple[str, journal.Journal, Path]]:
+    """(ARN, the journal of an invocation of it, its fault-signal file); the journal is removed after."""
     arn = support.start(client, functions(HANDLER))
     execution_id = recorder.invoked[-1]
-    return arn, journal.Journal(f"test-{uuid.uuid4().hex}", [], False, execution_id)
+    running = journal.Journal(f"test-{uuid.uuid4().hex}", [], False, execution_id)
+    try:
+        yield arn, running, journal.fault_signal_path(execution_id)
+    finally:
+        running.close()
+        journal.discard(running.request_id)
 
 
 def test_a_fault_armed_after_the_invocation_began_is_seen_at_the_next_hook(
     client: engine.LambdaClient, functions: Register, recorder: Recorder
 ) -> None:
-    arn, running = _running_journal(client, functions, recorder)
-    try:
+    with running_journal(client, functions, recorder) as (arn, running, _):
         assert running.fault_due("B", "body_start") is None
         faults.arm(arn, "B", "after_body")
         fault = running.fault_due("B", "after_body")
         assert fault is not None and fault["step_name"] == "B"
         assert running.fault_due("B", "after_body") is None  # fired once
-    finally:
-        running.close()
-        journal.discard(running.request_id)
 
 
 def test_a_second_fault_within_the_same_file_time_tick_is_seen_too(
@@ -43,9 +48,7 @@ def test_a_second_fault_within_the_same_file_time_tick_is_seen_too(
 ) -> None:
     # File mtimes come from a coarse clock: a second touch within the tick of the first leaves
     # the mtime as it was. Simulated here by putting the first touch's mtime back.
-    arn, running = _running_journal(client, functions, recorder)
-    signal = journal.fault_signal_path(recorder.invoked[-1])
-    try:
+    with running_journal(client, functions, recorder) as (arn, running, signal):
         faults.arm(arn, "A", "body_start")
         first_touch = time.time_ns()
         os.utime(signal, ns=(first_touch, first_touch))
@@ -53,9 +56,6 @@ def test_a_second_fault_within_the_same_file_time_tick_is_seen_too(
         faults.arm(arn, "B", "body_start")
         os.utime(signal, ns=(first_touch, first_touch))
         assert running.fault_due("B", "body_start") is not None
-    finally:
-        running.close()
-        journal.discard(running.request_id)
 
 
 def test_a_signal_is_trusted_once_it_is_older_than_a_file_time_tick(tmp_path: Path) -> None:
@@ -71,9 +71,7 @@ def test_a_signal_is_trusted_once_it_is_older_than_a_file_time_tick(tmp_path: Pa
 def test_an_unchanged_signal_is_only_looked_at(
     client: engine.LambdaClient, functions: Register, recorder: Recorder
 ) -> None:
-    arn, running = _running_journal(client, functions, recorder)
-    signal = journal.fault_signal_path(recorder.invoked[-1])
-    try:
+    with running_journal(client, functions, recorder) as (arn, running, signal):
         faults.arm(arn, "A", "body_start")
         old = time.time_ns() - 10**9
         os.utime(signal, ns=(old, old))  # armed long enough ago to trust the mtime
@@ -82,6 +80,3 @@ def test_an_unchanged_signal_is_only_looked_at(
         faults.arm(arn, "B", "body_start")
         os.utime(signal, ns=(old, old))  # as if no touch had happened: the stat finds no change
         assert running.fault_due("B", "body_start") is None
-    finally:
-        running.close()
-        journal.discard(running.request_id)
