@@ -18,6 +18,10 @@ from engine import db, service
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = 0.5
+# A running invocation fires its own operation timers when it checkpoints or ends; the loop
+# fires them only if they are still there this long after they came due (a stuck or busy
+# invocation). Firing them at once made the ending invocation wait on the loop's row lock.
+RUNNING_GRACE = timedelta(seconds=0.5)
 RECOVERY_EVERY = 0.5
 REDISPATCH_EVERY = 10.0
 PURGE_EVERY = 300.0
@@ -49,13 +53,13 @@ def run_forever(stop: threading.Event | None = None) -> None:
 
 def tick() -> int:
     try:
-        return service.fire_due_timers()
+        return service.fire_due_timers(running_grace=RUNNING_GRACE)
     except psycopg.errors.SerializationFailure:
         return 0
 
 
 def _sleep_until_next(listener: psycopg.Connection) -> None:
-    due = service.next_timer_due()
+    due = service.next_timer_due(RUNNING_GRACE)
     timeout = MAX_SLEEP
     if due is not None:
         timeout = max(0.0, min(MAX_SLEEP, (due - service.utcnow()) / timedelta(seconds=1)))

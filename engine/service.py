@@ -496,20 +496,21 @@ def function_name_of(name_or_arn: str) -> str:
 # --- timers -----------------------------------------------------------------------------------
 
 
-def fire_due_timers(limit: int = 200) -> int:
-    """Fire every due timer (one transaction per execution); return how many executions woke."""
-    now = utcnow()
-    with db.transaction() as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT execution_id FROM durable_timer WHERE due_at <= %s LIMIT %s", (now, limit)
-        ).fetchall()
-    for row in rows:
+def fire_due_timers(limit: int = 200, running_grace: timedelta | None = None) -> int:
+    """Fire every due timer (one transaction per execution); return how many executions woke.
+
+    ``running_grace`` (the scheduler's) leaves a running invocation's own timers to it for that
+    long: it fires them at its next checkpoint or at its end (``complete_invocation``).
+    """
+    with db.pool().connection() as conn:
+        execution_ids = store.due_timer_executions(conn, utcnow(), limit, running_grace)
+    for execution_id in execution_ids:
         with unit_of_work() as work:
-            execution = store.execution_by_id(work.conn, row["execution_id"], lock=True)
+            execution = store.execution_by_id(work.conn, execution_id, lock=True)
             if execution is not None:
                 _fire_due_timers_txn(work, execution)
                 _save_execution(work.conn, execution)
-    return len(rows)
+    return len(execution_ids)
 
 
 def _fire_due_timers_txn(work: UnitOfWork, execution: dict[str, Any]) -> None:
@@ -550,9 +551,9 @@ def _apply_service_change(work: UnitOfWork, execution: dict[str, Any], change: T
     _request_invoke(work, execution, reason)
 
 
-def next_timer_due() -> datetime | None:
-    with db.transaction() as conn:
-        return store.next_timer_due(conn)
+def next_timer_due(running_grace: timedelta | None = None) -> datetime | None:
+    with db.pool().connection() as conn:
+        return store.next_timer_due(conn, running_grace)
 
 
 # --- callbacks --------------------------------------------------------------------------------
@@ -844,7 +845,14 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
         if _apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             _save_execution(work.conn, execution)
             return
-        _after_invocation(work, execution, output, outcome, error, known_ops)
+        if outcome == "suspended":
+            # Its timers that came due while it ran are this invocation's to fire (the scheduler
+            # holds them back), and now they wake the execution at once.
+            _fire_due_timers_txn(work, execution)
+        if execution["status"] == "RUNNING":
+            _after_invocation(work, execution, output, outcome, error, known_ops)
+        if execution["status"] == "RUNNING":
+            store.announce_timers(work.conn, execution["id"])
         _save_execution(work.conn, execution)
 
 

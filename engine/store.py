@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -210,6 +210,14 @@ def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str
     conn.execute("SELECT pg_notify('durable_timers', '')")
 
 
+def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
+    """Wake the scheduler (when the caller commits) if the execution has timers: it held back
+    a running invocation's timers and must look at them again now that it has ended."""
+    conn.execute(
+        "SELECT pg_notify('durable_timers', '') FROM durable_timer WHERE execution_id = %s LIMIT 1", (execution_id,)
+    )
+
+
 def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
     """Drop a finished execution's timers and NOTIFY ``durable_done`` (sent when the caller commits)."""
     conn.execute(
@@ -234,8 +242,50 @@ def take_due_timers(
     ).fetchall()
 
 
-def next_timer_due(conn: psycopg.Connection) -> datetime | None:
-    row = conn.execute("SELECT min(due_at) AS due FROM durable_timer").fetchone()
+# Timers a running invocation fires itself, at its next checkpoint or at its end (see
+# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
+OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
+
+
+def due_timer_executions(
+    conn: psycopg.Connection, now: datetime, limit: int, running_grace: timedelta | None = None
+) -> list[int]:
+    """Executions with a due timer, oldest first.
+
+    With ``running_grace`` an execution whose invocation is running is left out until its
+    operation timers have been due that long: the invocation fires them itself when it
+    checkpoints or ends, without a second writer waiting on its row lock.
+    """
+    if running_grace is None:
+        rows = conn.execute(
+            "SELECT execution_id FROM durable_timer WHERE due_at <= %s GROUP BY execution_id ORDER BY min(due_at) LIMIT %s",
+            (now, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            """
+            SELECT t.execution_id FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
+            WHERE t.due_at <= %(now)s
+              AND (NOT e.running OR t.kind <> ALL(%(own)s) OR t.due_at <= %(now)s - %(grace)s)
+            GROUP BY t.execution_id ORDER BY min(t.due_at) LIMIT %(limit)s
+            """,
+            {"now": now, "limit": limit, "own": list(OWN_TIMER_KINDS), "grace": running_grace},
+        ).fetchall()
+    return [row["execution_id"] for row in rows]
+
+
+def next_timer_due(conn: psycopg.Connection, running_grace: timedelta | None = None) -> datetime | None:
+    """When ``due_timer_executions`` (with the same grace) will next find something."""
+    if running_grace is None:
+        row = conn.execute("SELECT min(due_at) AS due FROM durable_timer").fetchone()
+    else:
+        row = conn.execute(
+            """
+            SELECT min(CASE WHEN e.running AND t.kind = ANY(%(own)s) THEN t.due_at + %(grace)s ELSE t.due_at END) AS due
+            FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
+            """,
+            {"own": list(OWN_TIMER_KINDS), "grace": running_grace},
+        ).fetchone()
     return row["due"] if row else None
 
 
@@ -588,6 +638,8 @@ _ENDED_GUARDED = f"""
             WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
                 AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
                 AND status = 'RUNNING' AND running AND pending_finish IS NULL
+                AND (%(finished)s OR NOT EXISTS (
+                    SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s))
             RETURNING 1),
         inv AS (
             UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s
@@ -605,7 +657,11 @@ _ENDED_GUARDED = f"""
         lg AS ({_LOG_LINES_CTE} WHERE EXISTS (SELECT 1 FROM u)),
         ta AS (DELETE FROM durable_timer WHERE execution_id = %(id)s AND %(finished)s AND EXISTS (SELECT 1 FROM u))
         SELECT EXISTS (SELECT 1 FROM u) AS written,
-            CASE WHEN %(finished)s AND EXISTS (SELECT 1 FROM u) THEN pg_notify('durable_done', %(arn)s) END AS notified
+            CASE WHEN NOT EXISTS (SELECT 1 FROM u) THEN NULL
+                WHEN %(finished)s THEN pg_notify('durable_done', %(arn)s)
+                -- the scheduler held back this execution's timers while it ran: look again
+                WHEN EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s)
+                THEN pg_notify('durable_timers', '') END AS notified
         """
 
 
@@ -622,7 +678,9 @@ def end_invocation_guarded(
     become (running no more, its token advanced); ``ending`` holds ``now``, ``outcome``, and
     ``events`` (InvocationCompleted first, each paired with its invocation sequence or None) and
     ``ops`` (an EXECUTION operation closed by a finish). A finish also drops the timers and
-    NOTIFYs ``durable_done``. Return whether it was written: if not, nothing was.
+    NOTIFYs ``durable_done``. A suspension is refused while one of the execution's timers is due
+    (the locked path fires it); one that leaves timers NOTIFYs the scheduler, which held them
+    back while the invocation ran. Return whether it was written: if not, nothing was.
     """
     op_records = [_op_record(execution, op) for op in ending["ops"]]
     event_records = [_event_record(execution, event, inv) for event, inv in ending["events"]]

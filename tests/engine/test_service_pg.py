@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
 import engine
-from engine import db, service
+from engine import db, service, store
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
@@ -430,6 +431,48 @@ def test_checkpoint_fires_due_timers_before_answering(
     assert "NextAttemptTimestamp" not in by_id["s1"]["StepDetails"]
     assert {(t["kind"], t["op_id"]) for t in timers(arn)} == {("execution_timeout", "")}
     assert "WaitSucceeded" in event_types(client, arn)
+
+
+def _wait_due_soon(client: Client, functions: Register, recorder: Recorder) -> service.Ticket:
+    """A claimed invocation that has checkpointed a wait due 10 ms later (and not looked since)."""
+    start(client, functions(f"{H}.parked", timeout=60, execution_timeout=3600), TimeScale=0.01)
+    ticket = service.claim_invocation(recorder.invoked[-1])
+    assert ticket is not None
+    wait = {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}}
+    service.checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
+    time.sleep(0.05)
+    return ticket
+
+
+def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_period(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None
+) -> None:
+    ticket = _wait_due_soon(client, functions, recorder)
+    now = service.utcnow()
+    with db.pool().connection() as conn:
+        assert ticket.execution_id in store.due_timer_executions(conn, now, 10)
+        assert ticket.execution_id not in store.due_timer_executions(conn, now, 10, timedelta(seconds=10))
+        assert ticket.execution_id in store.due_timer_executions(conn, now, 10, timedelta(0))
+        due = store.next_timer_due(conn)
+        held_until = store.next_timer_due(conn, timedelta(seconds=10))
+    assert due is not None and held_until is not None and held_until - due == timedelta(seconds=10)
+    assert service.fire_due_timers(running_grace=timedelta(seconds=10)) == 0
+    assert stored_ops(ticket.arn)["w1"]["Status"] == "STARTED"
+
+
+def test_a_suspending_invocation_fires_its_own_due_timers_and_is_invoked_again(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None
+) -> None:
+    ticket = _wait_due_soon(client, functions, recorder)
+    invoked = len(recorder.invoked)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert stored_ops(ticket.arn)["w1"]["Status"] == "SUCCEEDED"
+    assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
+    assert recorder.invoked[invoked:] == [ticket.execution_id]  # dispatched by the ending, no scheduler
+    row = execution_row(ticket.arn)
+    assert (row["running"], row["needs_invoke"]) == (False, True)
+    assert [i["outcome"] for i in invocations(ticket.arn)] == ["suspended"]
+    assert event_types(client, ticket.arn)[-2:] == ["InvocationCompleted", "WaitSucceeded"]
 
 
 # --- execution names --------------------------------------------------------------------------
