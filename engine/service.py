@@ -553,7 +553,7 @@ def _apply_service_change(work: UnitOfWork, execution: dict[str, Any], change: T
 
 def next_timer_due(running_grace: timedelta | None = None) -> datetime | None:
     with db.pool().connection() as conn:
-        return store.next_timer_due(conn, running_grace)
+        return store.next_timer_due(conn, utcnow(), running_grace)
 
 
 # --- callbacks --------------------------------------------------------------------------------
@@ -880,8 +880,10 @@ def _complete_from_cache(
     else:
         return False
     now = utcnow()
+    fired = _waits_due(cache.ops, Clock(now, execution["time_scale"])) if finish is None else Transition()
     events: list[tuple[dict[str, Any], int | None]] = [
-        (_invocation_completed(ticket.started_at, now, ticket.request_id, None), ticket.seq)
+        (_invocation_completed(ticket.started_at, now, ticket.request_id, None), ticket.seq),
+        *((event, None) for event in fired.events),
     ]
     ops = []
     if finish is not None:
@@ -892,11 +894,33 @@ def _complete_from_cache(
     execution["token_seq"] += 1
     if record.body_runs:
         _count(execution, body_runs=len(record.body_runs))
-    ending = {"now": now, "outcome": outcome, "events": events, "ops": ops}
+    wake = REASON_BY_TIMER["wait"] if fired.touched else None
+    fired_ops = [fired.ops[op_id] for op_id in fired.touched]
+    ending = {"now": now, "outcome": outcome, "events": events, "ops": ops, "fired": fired_ops, "wake": wake}
     with db.pool().connection() as conn:  # one statement: its own transaction
-        return store.end_invocation_guarded(
+        ended = store.end_invocation_guarded(
             conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
+    if ended is not None and wake is not None and _dispatcher is not None:
+        _dispatcher.invoke(execution["id"], float(ended["fn_timeout"] or 3.0))
+    return ended is not None
+
+
+def _waits_due(ops: dict[str, dict[str, Any]], clock: Clock) -> Transition:
+    """The invocation's waits whose time has come, completed (on copies), as their timers would.
+
+    A wait is due once its scheduled end, stored to the millisecond, is a whole millisecond
+    past: its timer (exact to the microsecond) is then due too, which the ending's guard checks.
+    """
+    now_ms = machine.to_ms(clock.now)
+    change = Transition()
+    for op in ops.values():
+        scheduled_end = (op.get("WaitDetails") or {}).get("ScheduledEndTimestamp")
+        if op["Type"] == "WAIT" and op["Status"] == "STARTED" and scheduled_end is not None and scheduled_end < now_ms:
+            fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
+            change.touch(fired.ops[op["Id"]])
+            change.events += fired.events
+    return change
 
 
 def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:

@@ -274,17 +274,22 @@ def due_timer_executions(
     return [row["execution_id"] for row in rows]
 
 
-def next_timer_due(conn: psycopg.Connection, running_grace: timedelta | None = None) -> datetime | None:
+def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
     """When ``due_timer_executions`` (with the same grace) will next find something."""
     if running_grace is None:
         row = conn.execute("SELECT min(due_at) AS due FROM durable_timer").fetchone()
     else:
+        # Only a timer due within the grace can be held back past a later one: those few are
+        # joined; for the rest the due_at index answers, as without a grace.
         row = conn.execute(
             """
-            SELECT min(CASE WHEN e.running AND t.kind = ANY(%(own)s) THEN t.due_at + %(grace)s ELSE t.due_at END) AS due
-            FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
+            SELECT least(
+                (SELECT min(CASE WHEN e.running AND t.kind = ANY(%(own)s) THEN t.due_at + %(grace)s ELSE t.due_at END)
+                 FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
+                 WHERE t.due_at <= %(now)s + %(grace)s),
+                (SELECT min(due_at) FROM durable_timer WHERE due_at > %(now)s + %(grace)s)) AS due
             """,
-            {"own": list(OWN_TIMER_KINDS), "grace": running_grace},
+            {"own": list(OWN_TIMER_KINDS), "grace": running_grace, "now": now},
         ).fetchone()
     return row["due"] if row else None
 
@@ -632,14 +637,19 @@ WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
 _ENDED_GUARDED = f"""
         WITH u AS (
             UPDATE durable_execution SET status = %(status)s, result = %(result)s, error = NULL,
-                ended_at = %(ended_at)s, running = false, lease_until = NULL, needs_invoke = false,
+                ended_at = %(ended_at)s, running = false, lease_until = NULL,
+                needs_invoke = %(wake)s::text IS NOT NULL, invoke_reason = COALESCE(%(wake)s, invoke_reason),
+                dispatched_at = CASE WHEN %(wake)s::text IS NULL THEN dispatched_at ELSE %(now)s END,
                 consecutive_failures = 0, op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
                 token_seq = %(token_seq)s, counters = %(counters)s
             WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
                 AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
                 AND status = 'RUNNING' AND running AND pending_finish IS NULL
                 AND (%(finished)s OR NOT EXISTS (
-                    SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s))
+                    SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s
+                        AND NOT (t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[]))))
+                AND (SELECT count(*) FROM durable_timer t WHERE t.execution_id = %(id)s AND t.kind = 'wait'
+                        AND t.op_id = ANY(%(fired)s::text[]) AND t.due_at <= %(now)s) = cardinality(%(fired)s::text[])
             RETURNING 1),
         inv AS (
             UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s
@@ -655,8 +665,10 @@ _ENDED_GUARDED = f"""
             WHERE EXISTS (SELECT 1 FROM u)),
         br AS ({_BODY_RUNS_CTE} WHERE EXISTS (SELECT 1 FROM u)),
         lg AS ({_LOG_LINES_CTE} WHERE EXISTS (SELECT 1 FROM u)),
-        ta AS (DELETE FROM durable_timer WHERE execution_id = %(id)s AND %(finished)s AND EXISTS (SELECT 1 FROM u))
+        ta AS (DELETE FROM durable_timer t WHERE t.execution_id = %(id)s
+            AND (%(finished)s OR t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[])) AND EXISTS (SELECT 1 FROM u))
         SELECT EXISTS (SELECT 1 FROM u) AS written,
+            (SELECT f.timeout FROM durable_function f WHERE f.name = %(function_name)s) AS fn_timeout,
             CASE WHEN NOT EXISTS (SELECT 1 FROM u) THEN NULL
                 WHEN %(finished)s THEN pg_notify('durable_done', %(arn)s)
                 -- the scheduler held back this execution's timers while it ran: look again
@@ -672,19 +684,24 @@ def end_invocation_guarded(
     guard: Mapping[str, int],
     ending: Mapping[str, Any],
     journal: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-) -> bool:
+) -> dict[str, Any] | None:
     """End invocation ``seq`` in one statement, if the execution is still as its invocation last
     wrote it (``guard``: token, op and event sequence numbers). ``execution`` is the row as it must
     become (running no more, its token advanced); ``ending`` holds ``now``, ``outcome``, and
     ``events`` (InvocationCompleted first, each paired with its invocation sequence or None) and
-    ``ops`` (an EXECUTION operation closed by a finish). A finish also drops the timers and
-    NOTIFYs ``durable_done``. A suspension is refused while one of the execution's timers is due
-    (the locked path fires it); one that leaves timers NOTIFYs the scheduler, which held them
-    back while the invocation ran. Return whether it was written: if not, nothing was.
+    ``ops`` (an EXECUTION operation closed by a finish), ``fired`` (WAIT operations the ending
+    completes: their timers came due while the invocation ran) and ``wake`` (the reason to invoke
+    again, or None). A finish also drops the timers and NOTIFYs ``durable_done``. A suspension
+    is refused while a timer of the execution is due that it does not fire; one that leaves
+    timers NOTIFYs the scheduler, which held them back while the invocation ran.
+
+    Return None if nothing was written, else the row with ``fn_timeout`` (the function's
+    timeout now, for the dispatch that ``wake`` asks for).
     """
     op_records = [_op_record(execution, op) for op in ending["ops"]]
     event_records = [_event_record(execution, event, inv) for event, inv in ending["events"]]
     execution["seen_seq"] = execution["op_seq"]
+    op_records += [_op_record(execution, op) for op in ending["fired"]]  # not yet seen by the handler
     runs, logs = journal
     row = conn.execute(
         _ENDED_GUARDED,
@@ -698,6 +715,9 @@ def end_invocation_guarded(
             "result": execution["result"],
             "ended_at": execution["ended_at"],
             "finished": execution["status"] != "RUNNING",
+            "fired": [op["Id"] for op in ending["fired"]],
+            "wake": ending["wake"],
+            "function_name": execution["function_name"],
             "op_seq": execution["op_seq"],
             "seen_seq": execution["seen_seq"],
             "event_seq": execution["event_seq"],
@@ -710,7 +730,7 @@ def end_invocation_guarded(
             **{f"guard_{key}": value for key, value in guard.items()},
         },
     ).fetchone()
-    return bool(row and row["written"])
+    return row if row and row["written"] else None
 
 
 def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:

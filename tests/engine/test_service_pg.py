@@ -453,19 +453,21 @@ def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_per
         assert ticket.execution_id in store.due_timer_executions(conn, now, 10)
         assert ticket.execution_id not in store.due_timer_executions(conn, now, 10, timedelta(seconds=10))
         assert ticket.execution_id in store.due_timer_executions(conn, now, 10, timedelta(0))
-        due = store.next_timer_due(conn)
-        held_until = store.next_timer_due(conn, timedelta(seconds=10))
+        due = store.next_timer_due(conn, now)
+        held_until = store.next_timer_due(conn, now, timedelta(seconds=10))
     assert due is not None and held_until is not None and held_until - due == timedelta(seconds=10)
     assert service.fire_due_timers(running_grace=timedelta(seconds=10)) == 0
     assert stored_ops(ticket.arn)["w1"]["Status"] == "STARTED"
 
 
-def test_a_suspending_invocation_fires_its_own_due_timers_and_is_invoked_again(
-    client: Client, functions: Register, recorder: Recorder, no_scheduler: None
+def test_a_suspending_invocation_fires_its_own_due_wait_and_is_invoked_again(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket = _wait_due_soon(client, functions, recorder)
     invoked = len(recorder.invoked)
+    statements = counted_statements(monkeypatch)
     service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert len(statements) == 1  # the guarded ending fires the wait too
     assert stored_ops(ticket.arn)["w1"]["Status"] == "SUCCEEDED"
     assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
     assert recorder.invoked[invoked:] == [ticket.execution_id]  # dispatched by the ending, no scheduler
@@ -473,6 +475,26 @@ def test_a_suspending_invocation_fires_its_own_due_timers_and_is_invoked_again(
     assert (row["running"], row["needs_invoke"]) == (False, True)
     assert [i["outcome"] for i in invocations(ticket.arn)] == ["suspended"]
     assert event_types(client, ticket.arn)[-2:] == ["InvocationCompleted", "WaitSucceeded"]
+
+
+def test_an_ending_with_a_due_timer_it_cannot_fire_itself_takes_the_lock_and_fires_it(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start(client, functions(f"{H}.parked", timeout=60, execution_timeout=3600), TimeScale=0.01)
+    ticket = service.claim_invocation(recorder.invoked[-1])
+    assert ticket is not None
+    retry = {**step_start(), "Action": "RETRY", "Error": {"ErrorMessage": "x"}}
+    retry["StepOptions"] = {"NextAttemptDelaySeconds": 1}
+    service.checkpoint(ticket.arn, ticket.token, [step_start(), retry], ticket.cache)
+    time.sleep(0.05)
+    invoked = len(recorder.invoked)
+    statements = counted_statements(monkeypatch)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert len(statements) > 1  # the guarded ending declined: a retry timer is due
+    assert stored_ops(ticket.arn)["s1"]["Status"] == "READY"
+    assert recorder.invoked[invoked:] == [ticket.execution_id]
+    assert [i["outcome"] for i in invocations(ticket.arn)] == ["suspended"]
+    assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
 
 
 # --- execution names --------------------------------------------------------------------------
