@@ -21,7 +21,8 @@ MAX_SLEEP = 0.5
 # A running invocation fires its own operation timers when it checkpoints or ends; the loop
 # fires them only if they are still there this long after they came due (a stuck or busy
 # invocation). Firing them at once made the ending invocation wait on the loop's row lock.
-RUNNING_GRACE = timedelta(seconds=0.5)
+# At least MAX_SLEEP: a checkpoint does not wake the loop for the timers it holds back.
+RUNNING_GRACE = timedelta(seconds=MAX_SLEEP)
 RECOVERY_EVERY = 0.5
 REDISPATCH_EVERY = 10.0
 PURGE_EVERY = 300.0

@@ -199,6 +199,12 @@ def read_events(
 # --- timers -----------------------------------------------------------------------------------
 
 
+# Timers a running invocation fires itself, at its next checkpoint or at its end (see
+# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
+OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
+_OWN_KINDS_SQL = "ARRAY[" + ", ".join(f"'{kind}'" for kind in OWN_TIMER_KINDS) + "]"
+
+
 def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
     conn.execute(
         """
@@ -211,10 +217,12 @@ def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str
 
 
 def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
-    """Wake the scheduler (when the caller commits) if the execution has timers: it held back
-    a running invocation's timers and must look at them again now that it has ended."""
+    """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
+    held back while an invocation ran, so that it looks at them again now that it has ended."""
     conn.execute(
-        "SELECT pg_notify('durable_timers', '') FROM durable_timer WHERE execution_id = %s LIMIT 1", (execution_id,)
+        f"""SELECT pg_notify('durable_timers', '') FROM durable_timer
+            WHERE execution_id = %s AND kind = ANY({_OWN_KINDS_SQL}) LIMIT 1""",
+        (execution_id,),
     )
 
 
@@ -240,11 +248,6 @@ def take_due_timers(
         """,
         {"now": now, "limit": limit, "execution_id": execution_id},
     ).fetchall()
-
-
-# Timers a running invocation fires itself, at its next checkpoint or at its end (see
-# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
-OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
 
 
 def due_timer_executions(
@@ -620,18 +623,21 @@ _WRITE_TRANSITION = """
             FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
             WHERE true {after_guard}
             ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
-            RETURNING 1)
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti) THEN pg_notify('durable_timers', '') END AS notified,
+            RETURNING kind)
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti {unheld}) THEN pg_notify('durable_timers', '') END AS notified,
             EXISTS (SELECT 1 FROM u) AS written,
             EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
         """
-WRITE_TRANSITION = _WRITE_TRANSITION.replace("{guard}", "").replace("{after_guard}", "")
+WRITE_TRANSITION = _WRITE_TRANSITION.replace("{guard}", "").replace("{after_guard}", "").replace("{unheld}", "")
 # Written only if the execution is still as its writer last saw it, and still running this invocation.
 WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
     "{guard}",
     """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
        AND status = 'RUNNING' AND running AND pending_finish IS NULL""",
 ).replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
+# ... by a running invocation, whose own timers the scheduler holds back for RUNNING_GRACE, no
+# longer than it ever sleeps: it need not be woken for them.
+WRITE_TRANSITION_GUARDED = WRITE_TRANSITION_GUARDED.replace("{unheld}", f"WHERE kind <> ALL({_OWN_KINDS_SQL})")
 
 
 _ENDED_GUARDED = f"""
@@ -672,7 +678,8 @@ _ENDED_GUARDED = f"""
             CASE WHEN NOT EXISTS (SELECT 1 FROM u) THEN NULL
                 WHEN %(finished)s THEN pg_notify('durable_done', %(arn)s)
                 -- the scheduler held back this execution's timers while it ran: look again
-                WHEN EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s)
+                WHEN EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s
+                    AND t.kind = ANY({_OWN_KINDS_SQL}) AND NOT (t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[])))
                 THEN pg_notify('durable_timers', '') END AS notified
         """
 

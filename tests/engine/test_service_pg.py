@@ -460,6 +460,20 @@ def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_per
     assert stored_ops(ticket.arn)["w1"]["Status"] == "STARTED"
 
 
+def test_the_scheduler_is_woken_for_held_back_timers_only_once_the_invocation_ends(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    with psycopg.connect(db.dsn(), autocommit=True) as listener:
+        listener.execute("LISTEN durable_timers")
+        wait = {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 60}}
+        service.checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
+        assert list(listener.notifies(timeout=0.3)) == []  # held back: no need to wake the loop
+        service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+    assert ("wait", "w1") in {(t["kind"], t["op_id"]) for t in timers(ticket.arn)}
+
+
 def test_a_suspending_invocation_fires_its_own_due_wait_and_is_invoked_again(
     client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
