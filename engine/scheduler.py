@@ -14,10 +14,10 @@ from datetime import timedelta
 
 import psycopg
 
-from engine import db, service
+from engine import db, service, store
 
 log = logging.getLogger(__name__)
-MAX_SLEEP = 0.5
+MAX_SLEEP = store.SCHEDULER_LOOKS_EVERY.total_seconds()  # timers due later are set without a NOTIFY
 # A running invocation fires its own operation timers when it checkpoints or ends; the loop
 # fires them only if they are still there this long after they came due (a stuck or busy
 # invocation). Firing them at once made the ending invocation wait on the loop's row lock.

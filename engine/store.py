@@ -100,10 +100,12 @@ def insert_started_execution(
         t AS (
             INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
             SELECT x.id, 'execution_timeout', '', %(timeout_at)s FROM x)
-        SELECT x.*, pg_notify('durable_timers', '') AS notified FROM x
+        SELECT x.*, CASE WHEN %(timeout_at)s < %(started_at)s + %(horizon)s
+            THEN pg_notify('durable_timers', x.id::text) END AS notified FROM x
         """,
         {
             **values,
+            "horizon": SCHEDULER_LOOKS_EVERY,
             "op_id": record["op_id"],
             "op_status": record["status"],
             "op_started_at": record["started_at"],
@@ -199,6 +201,10 @@ def read_events(
 # --- timers -----------------------------------------------------------------------------------
 
 
+# The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
+# later than that from now is fired on time without a NOTIFY to wake it.
+SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
+
 # Timers a running invocation fires itself, at its next checkpoint or at its end (see
 # ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
 OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
@@ -213,16 +219,17 @@ def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str
         """,
         (execution_id, kind, op_id, due),
     )
-    conn.execute("SELECT pg_notify('durable_timers', '')")
+    if due < datetime.now(UTC) + SCHEDULER_LOOKS_EVERY:
+        conn.execute("SELECT pg_notify('durable_timers', %s)", (str(execution_id),))
 
 
 def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
     """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
     held back while an invocation ran, so that it looks at them again now that it has ended."""
     conn.execute(
-        f"""SELECT pg_notify('durable_timers', '') FROM durable_timer
+        f"""SELECT pg_notify('durable_timers', %s) FROM durable_timer
             WHERE execution_id = %s AND kind = ANY({_OWN_KINDS_SQL}) LIMIT 1""",
-        (execution_id,),
+        (str(execution_id), execution_id),
     )
 
 
@@ -583,6 +590,7 @@ def write_transition(
             "event_seq": execution["event_seq"],
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
+            "horizon": SCHEDULER_LOOKS_EVERY,
             **{f"guard_{key}": value for key, value in (guard or {}).items()},
         },
     ).fetchone()
@@ -623,8 +631,9 @@ _WRITE_TRANSITION = """
             FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
             WHERE true {after_guard}
             ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
-            RETURNING kind)
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti {unheld}) THEN pg_notify('durable_timers', '') END AS notified,
+            RETURNING kind, due_at)
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti WHERE due_at < %(now)s + %(horizon)s {unheld})
+            THEN pg_notify('durable_timers', %(id)s::text) END AS notified,
             EXISTS (SELECT 1 FROM u) AS written,
             EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
         """
@@ -637,7 +646,7 @@ WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
 ).replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
 # ... by a running invocation, whose own timers the scheduler holds back for RUNNING_GRACE, no
 # longer than it ever sleeps: it need not be woken for them.
-WRITE_TRANSITION_GUARDED = WRITE_TRANSITION_GUARDED.replace("{unheld}", f"WHERE kind <> ALL({_OWN_KINDS_SQL})")
+WRITE_TRANSITION_GUARDED = WRITE_TRANSITION_GUARDED.replace("{unheld}", f"AND kind <> ALL({_OWN_KINDS_SQL})")
 
 
 _ENDED_GUARDED = f"""
@@ -680,7 +689,7 @@ _ENDED_GUARDED = f"""
                 -- the scheduler held back this execution's timers while it ran: look again
                 WHEN EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s
                     AND t.kind = ANY({_OWN_KINDS_SQL}) AND NOT (t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[])))
-                THEN pg_notify('durable_timers', '') END AS notified
+                THEN pg_notify('durable_timers', %(id)s::text) END AS notified
         """
 
 

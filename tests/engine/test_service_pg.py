@@ -460,6 +460,17 @@ def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_per
     assert stored_ops(ticket.arn)["w1"]["Status"] == "STARTED"
 
 
+def _wake_ups(listener: psycopg.Connection, execution_id: int, timeout: float) -> list[str]:
+    """The scheduler wake-ups (NOTIFY durable_timers) sent for one execution within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        seen += [n.payload for n in listener.notifies(timeout=left, stop_after=1) if n.payload == str(execution_id)]
+        if seen:
+            break
+    return seen
+
+
 def test_the_scheduler_is_woken_for_held_back_timers_only_once_the_invocation_ends(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
@@ -468,10 +479,22 @@ def test_the_scheduler_is_woken_for_held_back_timers_only_once_the_invocation_en
         listener.execute("LISTEN durable_timers")
         wait = {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 60}}
         service.checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
-        assert list(listener.notifies(timeout=0.3)) == []  # held back: no need to wake the loop
+        assert _wake_ups(listener, ticket.execution_id, 0.3) == []  # held back: no need to wake the loop
         service.complete_invocation(ticket, {"Status": "PENDING"}, None)
-        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+        assert _wake_ups(listener, ticket.execution_id, 5) == [str(ticket.execution_id)]
     assert ("wait", "w1") in {(t["kind"], t["op_id"]) for t in timers(ticket.arn)}
+
+
+def test_a_timer_wakes_the_scheduler_only_if_due_before_its_next_look(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    fn = functions(f"{H}.parked", timeout=60, execution_timeout=60)
+    with psycopg.connect(db.dsn(), autocommit=True) as listener:
+        listener.execute("LISTEN durable_timers")
+        start(client, fn)  # times out in 60 s: the scheduler's next look (at most 0.5 s away) sees it
+        assert _wake_ups(listener, recorder.invoked[-1], 0.3) == []
+        start(client, fn, TimeScale=0.001)  # times out in 60 ms: wake it
+        assert _wake_ups(listener, recorder.invoked[-1], 5) == [str(recorder.invoked[-1])]
 
 
 def test_a_suspending_invocation_fires_its_own_due_wait_and_is_invoked_again(
