@@ -255,7 +255,12 @@ def _request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, ti
 
 def _function_timeout(conn: psycopg.Connection, execution: dict[str, Any]) -> float:
     fn = store.get_function(conn, execution["function_name"])
-    return float(fn["timeout"]) if fn else 3.0
+    return _timeout_seconds(fn["timeout"] if fn else None)
+
+
+def _timeout_seconds(timeout: int | None) -> float:
+    """The function's Timeout, or Lambda's default (3 s) for a function deleted since it started."""
+    return float(timeout) if timeout is not None else 3.0
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -851,7 +856,7 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
             _fire_due_timers_txn(work, execution)
         if execution["status"] == "RUNNING":
             _after_invocation(work, execution, output, outcome, error, known_ops)
-        if execution["status"] == "RUNNING":
+        if execution["status"] == "RUNNING":  # still, after the ending decided what comes next
             store.announce_timers(work.conn, execution["id"])
         _save_execution(work.conn, execution)
 
@@ -902,7 +907,7 @@ def _complete_from_cache(
             conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
     if ended is not None and wake is not None and _dispatcher is not None:
-        _dispatcher.invoke(execution["id"], float(ended["fn_timeout"] or 3.0))
+        _dispatcher.invoke(execution["id"], _timeout_seconds(ended["fn_timeout"]))
     return ended is not None
 
 
