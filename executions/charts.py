@@ -8,6 +8,7 @@ carry the same facts, so the chart reads without colour.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,7 +110,7 @@ class Bars:
         self.text.append(text)
         self.hover.append(hover)
 
-    def trace(self, rank: int) -> go.Bar:
+    def trace(self, rank: int) -> dict[str, Any]:
         marker: dict[str, Any] = {
             "color": self.colour,
             "opacity": self.opacity,
@@ -117,28 +118,30 @@ class Bars:
         }
         if self.pattern:
             marker["pattern"] = {"shape": self.pattern, "fgcolor": INK, "fgopacity": 0.45, "size": 6, "solidity": 0.25}
-        return go.Bar(
-            name=self.name,
-            orientation="h",
-            y=self.y,
-            base=self.base,
-            x=self.x,
-            width=self.width,
-            offset=self.offset,
-            marker=marker,
-            text=self.text,
-            textposition=self.textposition,
-            insidetextanchor="middle",
-            textangle=0,
-            constraintext="none",
-            textfont={"size": 10, "color": INK},
-            hovertext=self.hover,
-            hoverinfo="text",
-            showlegend=self.showlegend,
-            legendgroup=self.name,
-            cliponaxis=False,
-            legendrank=rank,
-        )
+        trace = {
+            "type": "bar",
+            "name": self.name,
+            "orientation": "h",
+            "y": self.y,
+            "base": self.base,
+            "x": self.x,
+            "width": self.width,
+            "offset": self.offset,
+            "marker": marker,
+            "text": self.text,
+            "textposition": self.textposition,
+            "insidetextanchor": "middle",
+            "textangle": 0,
+            "constraintext": "none",
+            "textfont": {"size": 10, "color": INK},
+            "hovertext": self.hover,
+            "hoverinfo": "text",
+            "showlegend": self.showlegend,
+            "legendgroup": self.name,
+            "cliponaxis": False,
+            "legendrank": rank,
+        }
+        return {key: value for key, value in trace.items() if value is not None}  # unset, as Plotly writes it
 
 
 @dataclass
@@ -162,28 +165,29 @@ class Marks:
         self.text.append(text)
         self.hover.append(hover)
 
-    def trace(self, rank: int) -> go.Scatter:
-        return go.Scatter(
-            name=self.name,
-            mode="markers+text" if any(self.text) else "markers",
-            y=self.y,
-            x=self.x,
-            marker={
+    def trace(self, rank: int) -> dict[str, Any]:
+        return {
+            "type": "scatter",
+            "name": self.name,
+            "mode": "markers+text" if any(self.text) else "markers",
+            "y": self.y,
+            "x": self.x,
+            "marker": {
                 "symbol": self.symbol,
                 "size": self.size,
                 "color": self.colour,
                 "line": {"color": self.colour, "width": self.line_width},
             },
-            text=self.text,
-            textposition="top center",
-            textfont={"size": 9, "color": self.colour},
-            hovertext=self.hover,
-            hoverinfo="text",
-            showlegend=self.showlegend,
-            legendgroup=self.name,
-            cliponaxis=False,
-            legendrank=rank,
-        )
+            "text": self.text,
+            "textposition": "top center",
+            "textfont": {"size": 9, "color": self.colour},
+            "hovertext": self.hover,
+            "hoverinfo": "text",
+            "showlegend": self.showlegend,
+            "legendgroup": self.name,
+            "cliponaxis": False,
+            "legendrank": rank,
+        }
 
 
 @dataclass
@@ -224,8 +228,15 @@ class Canvas:
 # --- public ---------------------------------------------------------------------------------
 
 
-def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_ROWS) -> go.Figure:
-    """Return the execution timeline: invocations lane, invocation bands, one row per operation."""
+def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_ROWS) -> dict[str, Any]:
+    """Return the execution timeline (invocations lane, invocation bands, one row per operation)
+    as Plotly's figure JSON.
+
+    It is built from plain dicts: through ``plotly.graph_objects``, which validates every
+    property of every trace, it took ~11 ms of a 1,000-operation timeline's ~25 ms response,
+    and the dashboard polls it every second. The tests check that Plotly's own validation
+    accepts the dicts and gives back the same figure.
+    """
     now = _clock_end(data, now)
     shown = data["operations"][:max_rows]  # the engine returns them in tree order
     canvas = Canvas(
@@ -245,9 +256,15 @@ def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_
         _draw_operation(canvas, op, rows[op["op_id"]], now)
     _draw_effects(canvas, data.get("effects") or [], rows)
     _draw_faults(canvas, data.get("faults") or [], shown, rows)
-    figure = go.Figure(_traces(canvas))
-    figure.update_layout(_layout(data, shown, rows, canvas, now, invocations=invocations))
-    return figure
+    layout = _layout(data, shown, rows, canvas, now, invocations=invocations)
+    return {"data": _traces(canvas), "layout": {**layout, "template": _default_template()}}
+
+
+@functools.cache
+def _default_template() -> dict[str, Any]:
+    """The template ``go.Figure`` puts into every layout (Plotly's default), computed once."""
+    template: dict[str, Any] = go.Figure().to_dict()["layout"]["template"]
+    return template
 
 
 def drawn_invocations(invocations: list[dict[str, Any]], canvas: Canvas, now: datetime) -> list[dict[str, Any]]:
@@ -290,9 +307,9 @@ def _rank(key: str, order: tuple[str, ...]) -> int:
     return next((index for index, prefix in enumerate(order) if key.startswith(prefix)), len(order))
 
 
-def _traces(canvas: Canvas) -> list[go.Bar | go.Scatter]:
+def _traces(canvas: Canvas) -> list[dict[str, Any]]:
     bars = sorted(canvas.bars.items(), key=lambda item: _rank(item[0], DRAW_ORDER))
-    traces: list[go.Bar | go.Scatter] = [b.trace(100 * _rank(k, LEGEND_ORDER) + i) for i, (k, b) in enumerate(bars)]
+    traces: list[dict[str, Any]] = [b.trace(100 * _rank(k, LEGEND_ORDER) + i) for i, (k, b) in enumerate(bars)]
     traces += [m.trace(100 * _rank(k, LEGEND_ORDER) + i) for i, (k, m) in enumerate(canvas.marks.items())]
     return traces
 
@@ -686,6 +703,8 @@ def _layout(
         layout["annotations"].append(
             _note(f"{len(invocations):,} of {len(data['invocations']):,} invocations drawn", -48)
         )
+    if not layout["annotations"]:
+        del layout["annotations"]  # as Plotly writes an empty list: left out
     return layout
 
 

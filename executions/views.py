@@ -235,7 +235,7 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     data = selectors.execution_timeline_data(execution=execution, offset=window.offset, limit=window.size)
     now = timezone.now()
     payload = {
-        "figure": charts.timeline_figure(data, now=now, max_rows=window.size).to_plotly_json(),
+        "figure": charts.timeline_figure(data, now=now, max_rows=window.size),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
         "status": data["execution"]["status"],
         "running": data["execution"]["status"] == "RUNNING",

@@ -1,9 +1,13 @@
-"""The timeline figure, asserted on ``fig.to_dict()`` data built from replay-record shaped input."""
+"""The timeline figure (Plotly's figure JSON), asserted on data built from replay-record shaped input."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import plotly.graph_objects as go
+import pytest
 
 from executions import charts
 
@@ -144,7 +148,7 @@ def timeline(**overrides: Any) -> dict[str, Any]:
 
 
 def traces_by_name(figure: Any) -> dict[str, dict[str, Any]]:
-    return {trace["name"]: trace for trace in figure.to_dict()["data"]}
+    return {trace["name"]: trace for trace in figure["data"]}
 
 
 def test_invocations_lane_has_one_bar_per_invocation_with_outcome_and_reason() -> None:
@@ -199,7 +203,7 @@ def test_waits_and_callbacks_are_spans_with_deadlines() -> None:
 
 
 def test_rows_follow_the_operation_tree_and_escape_user_text() -> None:
-    layout = charts.timeline_figure(timeline(), now=at(30)).to_dict()["layout"]
+    layout = charts.timeline_figure(timeline(), now=at(30))["layout"]
     labels = layout["yaxis"]["ticktext"]
     assert labels[0] == "<b>invocations</b>"
     assert labels[1].startswith("charge-card") and labels[2].startswith("cool-down") and "child" in labels[3]
@@ -208,7 +212,7 @@ def test_rows_follow_the_operation_tree_and_escape_user_text() -> None:
 
 
 def test_invocation_bands_and_uirevision_keep_zoom() -> None:
-    layout = charts.timeline_figure(timeline(), now=at(30)).to_dict()["layout"]
+    layout = charts.timeline_figure(timeline(), now=at(30))["layout"]
     assert layout["uirevision"] == "arn:test/1"
     bands = [s for s in layout["shapes"] if s["type"] == "rect"]
     assert len(bands) == 3 and all(b["layer"] == "below" and b["yref"] == "paper" for b in bands)
@@ -222,7 +226,7 @@ def test_running_execution_extends_open_bars_to_now() -> None:
     figure = charts.timeline_figure(data, now=at(40))
     running = traces_by_name(figure)["Invocation running"]
     assert running["x"][0] == (at(40) - at(15)).total_seconds() * 1000
-    assert any(s["type"] == "line" for s in figure.to_dict()["layout"]["shapes"])  # the "now" line
+    assert any(s["type"] == "line" for s in figure["layout"]["shapes"])  # the "now" line
 
 
 def test_finished_execution_closes_open_attempts_at_its_end() -> None:
@@ -244,8 +248,8 @@ def test_rows_are_capped_and_the_rest_counted() -> None:
     many = [operation(f"op-{i}", f"s{i}") for i in range(300)]
     data = timeline(operations=many, effects=[], faults=[])
     figure = charts.timeline_figure(data, now=at(30), max_rows=50)
-    assert len(figure.to_dict()["layout"]["yaxis"]["tickvals"]) == 51
-    assert "rows 1 to 50 of 300 operations" in figure.to_dict()["layout"]["annotations"][0]["text"]
+    assert len(figure["layout"]["yaxis"]["tickvals"]) == 51
+    assert "rows 1 to 50 of 300 operations" in figure["layout"]["annotations"][0]["text"]
     assert charts.hidden_rows(data, 50) == 250
 
 
@@ -254,7 +258,7 @@ def test_a_later_window_is_shown_over_its_own_time_span() -> None:
         operation(f"op-{i}", f"s{i}", started_at=at(10 + i * 0.01), ended_at=at(10.005 + i * 0.01)) for i in range(50)
     ]
     data = timeline(operations=rows, operation_count=500, offset=300, effects=[], faults=[])
-    layout = charts.timeline_figure(data, now=at(30), max_rows=50).to_dict()["layout"]
+    layout = charts.timeline_figure(data, now=at(30), max_rows=50)["layout"]
     start, end = layout["xaxis"]["range"]
     assert "12:00:09.9" in start and "12:00:10.5" in end  # not the execution's 0 s to 20 s
     assert "rows 301 to 350 of 500 operations" in layout["annotations"][0]["text"]
@@ -266,10 +270,32 @@ def test_thousands_of_invocations_draw_the_visible_ones_and_say_so() -> None:
     replayed["replays"] = [{"invocation_seq": i["seq"], "at": i["started_at"]} for i in invocations[1:101]]
     replayed["replay_count"] = 2999
     data = timeline(invocations=invocations, operations=[replayed], effects=[], faults=[])
-    figure = charts.timeline_figure(data, now=at(30)).to_dict()
+    figure = charts.timeline_figure(data, now=at(30))
     lane = next(t for t in figure["data"] if t["name"] == "Invocation → suspended")
     assert len(lane["y"]) == charts.MAX_INVOCATIONS
     assert len(figure["layout"]["shapes"]) == charts.MAX_INVOCATIONS  # one band per drawn invocation
     assert "400 of 3,000 invocations drawn" in figure["layout"]["annotations"][-1]["text"]
     diamonds = next(t for t in figure["data"] if t["name"].startswith("Replayed"))
     assert len(diamonds["x"]) == 100 and "2,899 other replays" in diamonds["hovertext"][-1]
+
+
+def _running(data: dict[str, Any]) -> dict[str, Any]:
+    data["execution"] = {**data["execution"], "status": "RUNNING", "ended_at": None}
+    data["invocations"][-1].update(ended_at=None, outcome=None)
+    return data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        timeline(),
+        _running(timeline()),
+        timeline(operations=[operation(f"op-{i}", f"s{i}") for i in range(300)], effects=[], faults=[]),
+        _running(timeline(invocations=[invocation(1, 0.5, 3, "suspended")], operations=[], effects=[], faults=[])),
+    ],
+    ids=["finished", "running", "300 operations", "no operations yet"],
+)
+def test_the_figure_is_json_that_plotlys_validation_accepts_unchanged(data: dict[str, Any]) -> None:
+    figure = charts.timeline_figure(data, now=at(40), max_rows=50)
+    validated = go.Figure(figure).to_dict()  # raises on any property Plotly does not know
+    assert json.loads(json.dumps(validated)) == json.loads(json.dumps(figure))
