@@ -134,12 +134,7 @@ class Bars:
             "textangle": 0,
             "constraintext": "none",
             "textfont": {"size": 10, "color": INK},
-            "hovertext": self.hover,
-            "hoverinfo": "text",
-            "showlegend": self.showlegend,
-            "legendgroup": self.name,
-            "cliponaxis": False,
-            "legendrank": rank,
+            **_hover_and_legend(self.name, self.hover, self.showlegend, rank),
         }
         return {key: value for key, value in trace.items() if value is not None}  # unset, as Plotly writes it
 
@@ -181,13 +176,20 @@ class Marks:
             "text": self.text,
             "textposition": "top center",
             "textfont": {"size": 9, "color": self.colour},
-            "hovertext": self.hover,
-            "hoverinfo": "text",
-            "showlegend": self.showlegend,
-            "legendgroup": self.name,
-            "cliponaxis": False,
-            "legendrank": rank,
+            **_hover_and_legend(self.name, self.hover, self.showlegend, rank),
         }
+
+
+def _hover_and_legend(name: str, hover: list[str], showlegend: bool, rank: int) -> dict[str, Any]:
+    """What every trace of the timeline sets alike: its hover text, its legend entry, no clipping."""
+    return {
+        "hovertext": hover,
+        "hoverinfo": "text",
+        "showlegend": showlegend,
+        "legendgroup": name,
+        "cliponaxis": False,
+        "legendrank": rank,
+    }
 
 
 @dataclass
