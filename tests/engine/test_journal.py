@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from tests.engine import support
 from tests.engine.support import Recorder, Register
 
 HANDLER = "tests.handlers.engine_sdk.echo"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -80,3 +84,32 @@ def test_an_unchanged_signal_is_only_looked_at(
         faults.arm(arn, "B", "body_start")
         os.utime(signal, ns=(old, old))  # as if no touch had happened: the stat finds no change
         assert running.fault_due("B", "body_start") is None
+
+
+# --- the Timeout watchdog: one thread per process ------------------------------------------------
+
+_WATCHED = """
+import os, sys, threading, time
+os.environ["DURABLE_DATA_DIR"] = sys.argv[1]
+from engine import journal
+for seconds in (30.0, 0.05, 0.05):  # earlier deadlines than one already armed; each disarmed in time
+    with journal.recording("watched-ok", [], seconds):
+        pass
+time.sleep(0.3)  # past every disarmed deadline
+threads = [t.name for t in threading.enumerate()].count("durable-timeout-watchdog")
+with journal.recording("watched-late", [], 0.2):
+    print(threads, flush=True)
+    time.sleep(30)
+"""
+
+
+def test_the_watchdog_kills_the_process_only_when_an_armed_deadline_passes(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _WATCHED, str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert result.stdout.strip() == "1"  # one thread served all four invocations
+    assert time.monotonic() - started < 20  # the last deadline (0.2 s), not the 30 s sleep
+    assert (tmp_path / "journal" / "watched-late.jsonl").read_text().count('"t": "timeout"') == 1
+    assert "timeout" not in (tmp_path / "journal" / "watched-ok.jsonl").read_text()
