@@ -837,7 +837,6 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
     """
     entries = journal.read_entries(ticket.request_id)
     if _complete_from_cache(ticket, output, raised, entries):
-        journal.discard(ticket.request_id)
         return
     with unit_of_work() as work:
         execution, invocation = store.lock_execution_with_invocation(work.conn, ticket.execution_id, ticket.seq)
@@ -902,12 +901,14 @@ def _complete_from_cache(
     wake = REASON_BY_TIMER["wait"] if fired.touched else None
     fired_ops = [fired.ops[op_id] for op_id in fired.touched]
     ending = {"now": now, "outcome": outcome, "events": events, "ops": ops, "fired": fired_ops, "wake": wake}
-    with db.pool().connection() as conn:  # one statement: its own transaction
+    with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
         ended = store.end_invocation_guarded(
-            conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
+            work.conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
-    if ended is not None and wake is not None and _dispatcher is not None:
-        _dispatcher.invoke(execution["id"], _timeout_seconds(ended["fn_timeout"]))
+        if ended is not None:
+            work.journals_done.append(ticket.request_id)
+            if wake is not None:
+                work.dispatch[execution["id"]] = _timeout_seconds(ended["fn_timeout"])
     return ended is not None
 
 

@@ -22,7 +22,7 @@ import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
 import engine
-from engine import db, service, store
+from engine import db, journal, service, store
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
@@ -291,6 +291,21 @@ def test_a_pending_output_is_judged_from_the_invocations_own_operations(
     assert event_types(client, waiting.arn)[-1] == "InvocationCompleted"
     row = execution_row(waiting.arn)
     assert (row["status"], row["running"], row["needs_invoke"], row["lease_until"]) == ("RUNNING", False, False, None)
+
+
+def test_an_ending_in_one_statement_removes_the_invocations_journal(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    service.checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache)
+    path = journal.journal_path(ticket.request_id)
+    path.write_text(
+        json.dumps({"t": "log", "at": "2026-01-01T00:00:00+00:00", "level": "INFO", "logger": "x", "message": "hello"})
+        + "\n"
+    )
+    statements = counted_statements(monkeypatch)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert len(statements) == 1 and not path.exists()
 
 
 def test_a_succeeding_invocation_ends_the_execution_in_one_statement(
