@@ -22,7 +22,7 @@ MAX_SLEEP = store.SCHEDULER_LOOKS_EVERY.total_seconds()  # timers due later are 
 # fires them only if they are still there this long after they came due (a stuck or busy
 # invocation). Firing them at once made the ending invocation wait on the loop's row lock.
 # At least MAX_SLEEP: a checkpoint does not wake the loop for the timers it holds back.
-RUNNING_GRACE = timedelta(seconds=MAX_SLEEP)
+RUNNING_GRACE = store.SCHEDULER_LOOKS_EVERY
 RECOVERY_EVERY = 0.5
 REDISPATCH_EVERY = 10.0
 PURGE_EVERY = 300.0

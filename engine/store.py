@@ -273,13 +273,13 @@ def due_timer_executions(
         ).fetchall()
     else:
         rows = conn.execute(
-            """
+            f"""
             SELECT t.execution_id FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
             WHERE t.due_at <= %(now)s
-              AND (NOT e.running OR t.kind <> ALL(%(own)s) OR t.due_at <= %(now)s - %(grace)s)
+              AND (NOT e.running OR t.kind <> ALL({_OWN_KINDS_SQL}) OR t.due_at <= %(now)s - %(grace)s)
             GROUP BY t.execution_id ORDER BY min(t.due_at) LIMIT %(limit)s
             """,
-            {"now": now, "limit": limit, "own": list(OWN_TIMER_KINDS), "grace": running_grace},
+            {"now": now, "limit": limit, "grace": running_grace},
         ).fetchall()
     return [row["execution_id"] for row in rows]
 
@@ -292,14 +292,15 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
         # Only a timer due within the grace can be held back past a later one: those few are
         # joined; for the rest the due_at index answers, as without a grace.
         row = conn.execute(
-            """
+            f"""
             SELECT least(
-                (SELECT min(CASE WHEN e.running AND t.kind = ANY(%(own)s) THEN t.due_at + %(grace)s ELSE t.due_at END)
+                (SELECT min(CASE WHEN e.running AND t.kind = ANY({_OWN_KINDS_SQL}) THEN t.due_at + %(grace)s
+                        ELSE t.due_at END)
                  FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
                  WHERE t.due_at <= %(now)s + %(grace)s),
                 (SELECT min(due_at) FROM durable_timer WHERE due_at > %(now)s + %(grace)s)) AS due
             """,
-            {"own": list(OWN_TIMER_KINDS), "grace": running_grace, "now": now},
+            {"grace": running_grace, "now": now},
         ).fetchone()
     return row["due"] if row else None
 
