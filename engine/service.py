@@ -275,6 +275,9 @@ class CheckpointCache:
 
     ops: dict[str, dict[str, Any]]
     execution: dict[str, Any] | None = None
+    # When each wait this invocation started is due, to the microsecond as its timer has it: an
+    # operation's ScheduledEndTimestamp is only to the millisecond.
+    wait_due: dict[str, datetime] = field(default_factory=dict)
 
 
 def checkpoint(
@@ -336,6 +339,7 @@ def _checkpoint_from_cache(
         return None
     cache.execution = execution
     cache.ops.update((op["Id"], op) for op in changed)
+    cache.wait_due.update((op_id, due) for kind, op_id, due in change.timers if kind == "wait")
     if not timers_due:
         return make_token(execution), changed
     # A timer came due while this invocation runs: fire it under the lock, as the locked path does.
@@ -884,7 +888,8 @@ def _complete_from_cache(
     else:
         return False
     now = utcnow()
-    fired = _waits_due(cache.ops, Clock(now, execution["time_scale"])) if finish is None else Transition()
+    clock = Clock(now, execution["time_scale"])
+    fired = _waits_due(cache.ops, cache.wait_due, clock) if finish is None else Transition()
     events: list[tuple[dict[str, Any], int | None]] = [
         (_invocation_completed(ticket.started_at, now, ticket.request_id, None), ticket.seq),
         *((event, None) for event in fired.events),
@@ -912,21 +917,33 @@ def _complete_from_cache(
     return ended is not None
 
 
-def _waits_due(ops: dict[str, dict[str, Any]], clock: Clock) -> Transition:
+def _waits_due(ops: dict[str, dict[str, Any]], wait_due: dict[str, datetime], clock: Clock) -> Transition:
     """The invocation's waits whose time has come, completed (on copies), as their timers would.
 
-    A wait is due once its scheduled end, stored to the millisecond, is a whole millisecond
-    past: its timer (exact to the microsecond) is then due too, which the ending's guard checks.
+    A wait this invocation started is due when its timer is (``wait_due``, exact to the
+    microsecond, as the ending's guard checks). Of any other wait only the millisecond end is
+    known: it is due once that is a whole millisecond past, when its timer must be due too.
     """
     now_ms = machine.to_ms(clock.now)
     change = Transition()
     for op in ops.values():
-        scheduled_end = (op.get("WaitDetails") or {}).get("ScheduledEndTimestamp")
-        if op["Type"] == "WAIT" and op["Status"] == "STARTED" and scheduled_end is not None and scheduled_end < now_ms:
-            fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
-            change.touch(fired.ops[op["Id"]])
-            change.events += fired.events
+        if (
+            op["Type"] != "WAIT"
+            or op["Status"] != "STARTED"
+            or not _wait_is_due(op, wait_due.get(op["Id"]), clock.now, now_ms)
+        ):
+            continue
+        fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
+        change.touch(fired.ops[op["Id"]])
+        change.events += fired.events
     return change
+
+
+def _wait_is_due(op: dict[str, Any], due: datetime | None, now: datetime, now_ms: int) -> bool:
+    if due is not None:
+        return due <= now
+    scheduled_end = (op.get("WaitDetails") or {}).get("ScheduledEndTimestamp")
+    return scheduled_end is not None and scheduled_end < now_ms
 
 
 def _apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:

@@ -22,7 +22,7 @@ import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
 import engine
-from engine import db, journal, service, store
+from engine import db, journal, machine, service, store
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
@@ -527,6 +527,23 @@ def test_a_suspending_invocation_fires_its_own_due_wait_and_is_invoked_again(
     assert (row["running"], row["needs_invoke"]) == (False, True)
     assert [i["outcome"] for i in invocations(ticket.arn)] == ["suspended"]
     assert event_types(client, ticket.arn)[-2:] == ["InvocationCompleted", "WaitSucceeded"]
+
+
+def test_an_ending_fires_its_wait_due_the_same_millisecond_in_its_one_statement(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait's ScheduledEndTimestamp (to the millisecond) is not yet a whole millisecond past,
+    # but its timer is due: the ending knows that from its own checkpoint and needs no lock.
+    ticket = _wait_due_soon(client, functions, recorder)
+    assert ticket.cache is not None
+    due = ticket.cache.wait_due["w1"]
+    assert stored_ops(ticket.arn)["w1"]["WaitDetails"]["ScheduledEndTimestamp"] == machine.to_ms(due)
+    monkeypatch.setattr(service, "utcnow", lambda: due)
+    statements = counted_statements(monkeypatch)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert len(statements) == 1
+    assert stored_ops(ticket.arn)["w1"]["Status"] == "SUCCEEDED"
+    assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
 
 
 def test_an_ending_with_a_due_timer_it_cannot_fire_itself_takes_the_lock_and_fires_it(
