@@ -65,5 +65,5 @@ def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
             (execution["id"], step_name, phase, service.utcnow(), user),
         ).fetchone()
     # A running invocation loaded its faults when it began; the signal makes it look again.
-    journal.fault_signal_path(execution["id"]).touch()
+    journal.signal_faults_changed(execution["id"])
     return dict(fault)

@@ -42,9 +42,7 @@ MAX_LOG_LINES = 2000
 
 
 def journal_dir() -> Path:
-    path = _journal_dir(os.environ.get("DURABLE_DATA_DIR") or "")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _journal_dir(os.environ.get("DURABLE_DATA_DIR") or "")
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,8 +56,24 @@ def journal_path(request_id: str) -> Path:
 
 
 def fault_signal_path(execution_id: int) -> Path:
-    """Touched by ``engine.faults.arm``: tells a running invocation to re-read its armed faults."""
+    """Touched by ``signal_faults_changed``: tells a running invocation to re-read its armed faults."""
     return journal_dir() / f"faults-{execution_id}.signal"
+
+
+def signal_faults_changed(execution_id: int) -> None:
+    path = fault_signal_path(execution_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def _open_for_append(path: Path) -> io.TextIOWrapper:
+    """Open a journal file, creating the directory only when it is missing: a ``mkdir`` per
+    invocation is a failed system call and a caught exception on the hot path."""
+    try:
+        return path.open("a", encoding="utf-8")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a", encoding="utf-8")
 
 
 _MTIME_TICK_NS = 20_000_000
@@ -98,7 +112,7 @@ class Journal:
         self.execution_id = execution_id
         self.invocation_seq = invocation_seq
         self.path = journal_path(request_id)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = _open_for_append(self.path)
         self._lock = threading.Lock()
         self._faults = [dict(f) for f in faults]
         self._kill_on_fault = kill_on_fault
