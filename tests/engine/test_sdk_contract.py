@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -896,3 +897,66 @@ def test_encoded_values_and_unset_dispatchers_take_the_sdk_path(sdk_decoding: Ca
     assert unlinked.decode(sdk_serdes.TypeTag.LIST, []) == []  # the SDK never asks for the dispatcher
     with pytest.raises(DurableExecutionsError, match="not linked"):
         unlinked.decode(sdk_serdes.TypeTag.LIST, [1])
+
+
+# --- engine.sdk_seams: encoding step results ------------------------------------------------
+
+
+class _Level(IntEnum):
+    HIGH = 2
+
+
+class _Text(str):
+    pass
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"down": [value]}
+    return value
+
+
+def _encoding_values() -> list[Any]:
+    payload = {"order": 1, "items": [{"sku": "a", "qty": 2}], "total": 9.5, "ok": True, "note": None}
+    return [
+        *_serdes_values(),
+        payload,
+        [payload, payload],
+        [[1, 2], [3, None]],  # all primitives: the SDK's plain-JSON path
+        {"nan": float("nan"), "inf": float("-inf"), "big": 2**70, "neg": -0.0},
+        {"ünï": "cødé ✓", "": "empty key"},
+        {1: "an int key"},
+        {"level": _Level.HIGH},
+        {"text": _Text("a str subclass")},
+        {"tuple": (1, 2)},
+        _deep(50),
+        _deep(5000),  # too deep for either encoder
+        {"object": object()},
+    ]
+
+
+@pytest.mark.parametrize("value", _encoding_values(), ids=lambda v: type(v).__name__)
+def test_step_results_encode_as_the_sdk_encodes_them(value: Any) -> None:
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    serdes = sdk_serdes.EXTENDED_TYPES_SERDES
+
+    def outcome(serialize: Callable[[Any], str]) -> tuple[str, str]:
+        try:
+            return "text", serialize(value)
+        except Exception as exc:  # the SDK's own error is the expected answer
+            return type(exc).__qualname__, str(exc)
+
+    ours = outcome(serdes.serialize)
+    assert ours == outcome(lambda v: sdk_seams._sdk_extended_serialize(serdes, v))
+
+
+def test_the_encoding_seam_is_installed_and_writes_the_sdk_tags():
+    from aws_durable_execution_sdk_python import serdes as sdk_serdes
+
+    assert sdk_serdes.ExtendedTypeSerDes.serialize is sdk_seams._serialize_plain_json_in_one_pass
+    for value in ("s", 1, 1.5, True, None):
+        assert sdk_seams._PLAIN_TAGS[type(value)] == sdk_serdes.TYPE_CODEC.encode(value).tag.value
+    assert sdk_serdes.TYPE_CODEC.encode({}).tag.value == sdk_seams._DICT_TAG
+    assert sdk_serdes.TYPE_CODEC.encode([]).tag.value == sdk_seams._LIST_TAG
