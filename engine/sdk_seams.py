@@ -215,6 +215,51 @@ def _serialize_plain_json_in_one_pass(
 sdk_serdes.ExtendedTypeSerDes.serialize = _serialize_plain_json_in_one_pass  # type: ignore[method-assign]
 
 
+_sdk_extended_deserialize = sdk_serdes.ExtendedTypeSerDes.deserialize
+_PLAIN_TYPES = {tag: kind for kind, tag in _PLAIN_TAGS.items()}
+
+
+def _plain_value(node: Any) -> Any:
+    """The value of one node of an envelope that ``_envelope`` could have written, as SDK 3.0.0's
+    decoders give it; ``_NotPlainJson`` for any other node."""
+    if type(node) is not dict or len(node) != 2:
+        raise _NotPlainJson
+    tag, value = node.get("t"), node.get("v")
+    if type(tag) is not str:
+        raise _NotPlainJson
+    if tag == _DICT_TAG and type(value) is dict:
+        return {key: _plain_value(item) for key, item in value.items()}
+    if tag == _LIST_TAG and type(value) is list:
+        return [_plain_value(item) for item in value]
+    if type(value) is _PLAIN_TYPES.get(tag):  # str(value), int(value)... of the exact type: value itself
+        return value
+    raise _NotPlainJson
+
+
+def _deserialize_plain_json_in_one_pass(
+    self: sdk_serdes.ExtendedTypeSerDes, data: str, context: sdk_serdes.SerDesContext | None = None
+) -> Any:
+    """SDK 3.0.0's ``ExtendedTypeSerDes.deserialize``, in one pass for a plain JSON envelope.
+
+    Every step decodes its result right after encoding it, and every replayed step decodes its
+    stored result: for a dict or list envelope made only of dict, list, str, int, float, bool
+    and None nodes, each node's value is read directly. Any other document (a primitive, a
+    tuple, bytes, a malformed envelope, a subclass of the serdes) is the SDK's ``deserialize``,
+    which gives its own answer or error.
+    """
+    if type(self) is sdk_serdes.ExtendedTypeSerDes and type(data) is str:
+        try:
+            document = json.loads(data)
+            if type(document) is dict and document.get("t") in (_DICT_TAG, _LIST_TAG):
+                return _plain_value(document)
+        except (ValueError, _NotPlainJson, RecursionError):
+            pass
+    return _sdk_extended_deserialize(self, data, context)
+
+
+sdk_serdes.ExtendedTypeSerDes.deserialize = _deserialize_plain_json_in_one_pass  # type: ignore[method-assign]
+
+
 _kept = threading.local()
 
 

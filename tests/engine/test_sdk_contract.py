@@ -808,6 +808,7 @@ def sdk_decoding(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]
             patched.setattr(sdk_serdes.ContainerCodec, "_unwrap", staticmethod(sdk_seams._sdk_unwrap))
             patched.setattr(sdk_serdes.ContainerCodec, "decode", sdk_seams._sdk_container_decode)
             patched.setattr(sdk_serdes.TypeCodec, "decode", sdk_seams._sdk_type_decode)
+            patched.setattr(sdk_serdes.ExtendedTypeSerDes, "deserialize", sdk_seams._sdk_extended_deserialize)
             return call()
 
     return run
@@ -870,9 +871,17 @@ def test_step_results_decode_as_the_sdk_decodes_them(value: Any, sdk_decoding: C
         '{"t": "m", "v": {"a": {"t": "i", "v": "x"}}}',
         '{"t": "l", "v": [{"t": "B", "v": 5}]}',
         '{"t": "br", "v": []}',
+        '{"t": "m", "v": {"a": {"t": "n", "v": 5}}}',
+        '{"t": "l", "v": [1, "bare", {"t": "i", "v": 2}]}',
+        '{"t": "m", "v": {"a": {"t": "s", "v": "x", "extra": 1}}}',
+        '{"t": "m", "v": {"a": {"t": "f", "v": 1}, "b": {"t": "i", "v": true}, "c": {"t": "s", "v": 3}}}',
+        '{"t": "m", "v": {}, "x": 1}',
+        '{"t": "m", "v": {"a": {"t": "b", "v": 0}}}',
+        "[1, 2]",
+        "not json",
     ],
 )
-def test_malformed_results_fail_as_the_sdk_fails(data: str, sdk_decoding: Callable[..., Any]) -> None:
+def test_odd_and_malformed_results_decode_as_the_sdk_decodes_them(data: str, sdk_decoding: Callable[..., Any]) -> None:
     from aws_durable_execution_sdk_python import serdes as sdk_serdes
 
     def outcome() -> tuple[str, str]:
@@ -952,10 +961,11 @@ def test_step_results_encode_as_the_sdk_encodes_them(value: Any) -> None:
     assert ours == outcome(lambda v: sdk_seams._sdk_extended_serialize(serdes, v))
 
 
-def test_the_encoding_seam_is_installed_and_writes_the_sdk_tags():
+def test_the_one_pass_seams_are_installed_and_use_the_sdk_tags():
     from aws_durable_execution_sdk_python import serdes as sdk_serdes
 
     assert sdk_serdes.ExtendedTypeSerDes.serialize is sdk_seams._serialize_plain_json_in_one_pass
+    assert sdk_serdes.ExtendedTypeSerDes.deserialize is sdk_seams._deserialize_plain_json_in_one_pass
     for value in ("s", 1, 1.5, True, None):
         assert sdk_seams._PLAIN_TAGS[type(value)] == sdk_serdes.TYPE_CODEC.encode(value).tag.value
     assert sdk_serdes.TYPE_CODEC.encode({}).tag.value == sdk_seams._DICT_TAG
