@@ -170,13 +170,19 @@ def _b4(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+# Floor, target, stretch of the timeline's server time ÷ SELECT+dumps (CI checks the floor too).
+B5_TIME_LEVELS = (4.0, 2.0, 1.5)
+
+
 def _b5(r: dict[str, Any]) -> list[Row]:
     b5 = r.get("B5")
     if not b5:
         return []
     small, large = b5["1000"], b5["10000"]
     rows = [
-        _ratio_row("B5_timeline_server_time", "timeline server time ÷ SELECT+dumps (10k)", large["ratio"], (4, 2, 1.5))
+        _ratio_row(
+            "B5_timeline_server_time", "timeline server time ÷ SELECT+dumps (10k)", large["ratio"], B5_TIME_LEVELS
+        )
     ]
     if large["ops_in_first_response"] < large["ops"]:
         # A capped first response is judged by its size (benchmarks.md: "or paginated first response").
