@@ -110,14 +110,15 @@ def unit_of_work(now: datetime | None = None, *, transaction: bool = True) -> It
     with db.transaction() if transaction else db.pool().connection() as conn:
         work = UnitOfWork(conn, now or utcnow())
         yield work
-    if _dispatcher is not None:
-        for execution_id, timeout in work.dispatch.items():
-            _dispatcher.invoke(execution_id, timeout)
-        for call in work.plain_calls:
-            _dispatcher.call_plain(call)
-    # After the dispatch, which starts the next invocation: this file is nobody's to wait for.
-    for request_id in work.journals_done:
-        journal.discard(request_id)
+    try:
+        if _dispatcher is not None:
+            for execution_id, timeout in work.dispatch.items():
+                _dispatcher.invoke(execution_id, timeout)
+            for call in work.plain_calls:
+                _dispatcher.call_plain(call)
+    finally:  # after the dispatch, which starts the next invocation: these files are nobody's to wait for
+        for request_id in work.journals_done:
+            journal.discard(request_id)
 
 
 # --- tokens, ARNs, ids ------------------------------------------------------------------------

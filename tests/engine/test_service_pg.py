@@ -299,6 +299,7 @@ def test_an_ending_in_one_statement_removes_the_invocations_journal(
     ticket = claimed(client, functions, recorder)
     service.checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache)
     path = journal.journal_path(ticket.request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps({"t": "log", "at": "2026-01-01T00:00:00+00:00", "level": "INFO", "logger": "x", "message": "hello"})
         + "\n"
@@ -306,6 +307,25 @@ def test_an_ending_in_one_statement_removes_the_invocations_journal(
     statements = counted_statements(monkeypatch)
     service.complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert len(statements) == 1 and not path.exists()
+
+
+def test_an_ending_whose_dispatch_fails_still_removes_its_journal(
+    client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = _wait_due_soon(client, functions, recorder)  # its ending dispatches the next invocation
+    path = journal.journal_path(ticket.request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+
+    def broker_down(execution_id: int, timeout: float) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(recorder, "invoke", broker_down)
+    with pytest.raises(ConnectionError):
+        service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert not path.exists()
+    row = execution_row(ticket.arn)  # committed: the stranded-dispatch sweep sends it again
+    assert (row["running"], row["needs_invoke"]) == (False, True)
 
 
 def test_a_succeeding_invocation_ends_the_execution_in_one_statement(
