@@ -890,7 +890,7 @@ def _complete_from_cache(
         return False
     now = utcnow()
     clock = Clock(now, execution["time_scale"])
-    fired = _waits_due(cache.ops, cache.wait_due, clock) if finish is None else Transition()
+    fired = Transition() if finish is not None else _waits_due(cache.ops, cache.wait_due, clock)
     events: list[tuple[dict[str, Any], int | None]] = [
         (_invocation_completed(ticket.started_at, now, ticket.request_id, None), ticket.seq),
         *((event, None) for event in fired.events),
@@ -928,19 +928,15 @@ def _waits_due(ops: dict[str, dict[str, Any]], wait_due: dict[str, datetime], cl
     now_ms = machine.to_ms(clock.now)
     change = Transition()
     for op in ops.values():
-        if (
-            op["Type"] != "WAIT"
-            or op["Status"] != "STARTED"
-            or not _wait_is_due(op, wait_due.get(op["Id"]), clock.now, now_ms)
-        ):
-            continue
-        fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
-        change.touch(fired.ops[op["Id"]])
-        change.events += fired.events
+        if op["Type"] == "WAIT" and op["Status"] == "STARTED" and _wait_is_due(op, wait_due, clock.now, now_ms):
+            fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
+            change.touch(fired.ops[op["Id"]])
+            change.events += fired.events
     return change
 
 
-def _wait_is_due(op: dict[str, Any], due: datetime | None, now: datetime, now_ms: int) -> bool:
+def _wait_is_due(op: dict[str, Any], wait_due: dict[str, datetime], now: datetime, now_ms: int) -> bool:
+    due = wait_due.get(op["Id"])
     if due is not None:
         return due <= now
     scheduled_end = (op.get("WaitDetails") or {}).get("ScheduledEndTimestamp")
