@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+from aws_durable_execution_sdk_python.execution import (
+    DurableExecutionInvocationInputWithClient,
+    InitialExecutionState,
+)
 from aws_durable_execution_sdk_python.identifier import OperationIdNamespace
+from aws_durable_execution_sdk_python.lambda_service import (
+    CheckpointOutput,
+    CheckpointUpdatedExecutionState,
+    OperationUpdate,
+    StateOutput,
+)
 from psycopg.types.json import Jsonb
 
-from bench import baselines
+from bench import baselines, handlers
 from bench.context import MAX_EXECUTION_TIMEOUT, BenchContext
 from bench.harness import Ratio, SqlCounts, commit_counter
 from engine import db as engine_db
@@ -50,6 +62,55 @@ def step_counters(ctx: BenchContext, fn: dict[str, Any], small: int, large: int)
         "calls_per_step": (measured[large]["calls"] - measured[small]["calls"]) / span,
         "runs": {str(k): v for k, v in measured.items()},
     }
+
+
+class AnswerAtOnce:
+    """A service client that accepts every checkpoint at once, in memory: no database, no journal.
+
+    Against it, an invocation costs what SDK 3.0.0 (with the engine's seams) costs by itself: its
+    step bookkeeping, result encoding and the hand-offs to and from its checkpoint thread. The
+    updates are turned into dicts, as the engine's client does before its state machine reads them.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
+        self.calls += 1
+        [update.to_dict() for update in updates]
+        return CheckpointOutput(str(self.calls), CheckpointUpdatedExecutionState(operations=[]))
+
+    def get_execution_state(self, *args: Any, **kwargs: Any) -> StateOutput:
+        raise AssertionError("the invocation's event carries its whole state")
+
+
+def sdk_alone(steps: int) -> tuple[float, int]:
+    """B1's handler run by the SDK against ``AnswerAtOnce``: (seconds per step, checkpoint calls)."""
+    execution_op = {
+        "Id": "bench",
+        "Type": "EXECUTION",
+        "Status": "STARTED",
+        "StartTimestamp": 1,
+        "ExecutionDetails": {"InputPayload": json.dumps({"steps": steps})},
+    }
+    event = DurableExecutionInvocationInputWithClient(
+        durable_execution_arn="arn:bench:sdk-alone/bench",  # the execution op's id ends the ARN
+        checkpoint_token="0",
+        initial_execution_state=InitialExecutionState([invoker.operation_from_doc(execution_op)], next_marker=""),
+        service_client=(client := AnswerAtOnce()),
+    )
+    start = time.perf_counter()
+    output = handlers.steps(event, SimpleNamespace(aws_request_id="sdk-alone", function_name="bench-steps"))
+    elapsed = time.perf_counter() - start
+    if output.get("Status") != "SUCCEEDED" or output.get("Result") != str(steps):
+        raise RuntimeError(f"the SDK-alone run ended {output}")
+    return elapsed / steps, client.calls
 
 
 B1_STEPS = 2000  # benchmarks.md
@@ -96,6 +157,14 @@ def b1(ctx: BenchContext) -> None:
     ctx.database.set_synchronous_commit(True)
     ctx.close_pools()
     result["counters"] = step_counters(ctx, fn, 20, 120)
+    sdk_alone(50)  # warm
+    sdk_us = statistics.median(sdk_alone(steps)[0] * 1e6 for _ in range(rounds))
+    sync_base_us = statistics.median(result["sync"]["baseline_us_per_insert_commit"])
+    result["sdk_alone_us_per_step"] = sdk_us
+    ctx.log(
+        f"B1 reference: the SDK alone (in-memory service, no database) {sdk_us:.0f} µs/step, "
+        f"{sdk_us / sync_base_us:.2f}x the sync INSERT+COMMIT"
+    )
     ctx.results["B1"] = result
 
 

@@ -93,6 +93,13 @@ def test_b1_statements_per_step(step_counts: dict[str, float]) -> None:
     )
 
 
+def test_the_sdk_sends_one_checkpoint_per_step() -> None:
+    # B1's reference run, against a service that answers in memory: each step's START (not
+    # blocking) goes out in the same batch as its SUCCEED (blocking), so one call per step.
+    for steps in (1, 30):
+        assert inprocess.sdk_alone(steps)[1] == steps
+
+
 def test_b3_a_start_is_one_statement_and_one_commit(ctx: BenchContext) -> None:
     fn = ctx.function("bench-noop", "bench.handlers.noop")
     measured = {}
