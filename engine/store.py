@@ -183,6 +183,18 @@ def lock_execution_by_callback(conn: psycopg.Connection, callback_id: str) -> di
     ).fetchone()
 
 
+def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+    """The execution a callback id belongs to, read without a lock, with ``callback_op`` (the
+    callback's operation document) and ``fn_timeout`` (its function's, None if deleted)."""
+    return conn.execute(
+        f"""SELECT {_E_COLUMNS}, c.doc AS callback_op, f.timeout AS fn_timeout
+            FROM durable_operation c JOIN durable_execution e ON e.id = c.execution_id
+            LEFT JOIN durable_function f ON f.name = e.function_name
+            WHERE c.callback_id = %s""",
+        (callback_id,),
+    ).fetchone()
+
+
 # --- events -----------------------------------------------------------------------------------
 
 
@@ -558,7 +570,8 @@ def write_transition(
     *,
     invocation_seq: int | None,
     mark_seen: bool,
-    guard: Mapping[str, int] | None = None,
+    guard: Mapping[str, Any] | None = None,
+    wake: str | None = None,
 ) -> tuple[bool, bool]:
     """Write a state-machine transition in one statement: operations, history (recorded as
     ``invocation_seq``'s, or the service's for None), timers and the execution row's counters.
@@ -569,7 +582,10 @@ def write_transition(
 
     With ``guard`` (the execution's ``token_seq``, ``op_seq`` and ``event_seq`` as the writer last
     saw them) nothing is written unless the execution is still running unchanged: the statement
-    then needs no lock taken beforehand. Return (written, some timer of the execution is due).
+    then needs no lock taken beforehand. With ``wake`` (a reason) the writer is the service, not
+    an invocation: the guard also holds ``invocation_seq`` and ``running`` as the writer read
+    them, and the execution is marked to be invoked for that reason (dispatched now unless an
+    invocation is running). Return (written, some timer of the execution is due).
     """
     op_records = [_op_record(execution, op) for op in ops]
     event_records = [_event_record(execution, event) for event in events]
@@ -577,7 +593,11 @@ def write_transition(
         execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
-        WRITE_TRANSITION_GUARDED if guard is not None else WRITE_TRANSITION,
+        WRITE_TRANSITION_WAKING
+        if wake is not None
+        else WRITE_TRANSITION_GUARDED
+        if guard is not None
+        else WRITE_TRANSITION,
         {
             "id": execution["id"],
             "now": now,
@@ -592,10 +612,15 @@ def write_transition(
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
             "horizon": SCHEDULER_LOOKS_EVERY,
+            "wake": wake,
             **{f"guard_{key}": value for key, value in (guard or {}).items()},
         },
     ).fetchone()
     assert row is not None
+    if wake is not None and row["written"]:
+        execution.update(needs_invoke=True, invoke_reason=wake)
+        if not execution["running"]:
+            execution["dispatched_at"] = now
     return bool(row["written"]), bool(row["timers_due"])
 
 
@@ -604,7 +629,7 @@ def write_transition(
 _WRITE_TRANSITION = """
         WITH u AS (
             UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
-                token_seq = %(token_seq)s, counters = %(counters)s
+                token_seq = %(token_seq)s, counters = %(counters)s {wake}
             WHERE id = %(id)s {guard} RETURNING 1),
         o AS (
             INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
@@ -638,16 +663,35 @@ _WRITE_TRANSITION = """
             EXISTS (SELECT 1 FROM u) AS written,
             EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
         """
-WRITE_TRANSITION = _WRITE_TRANSITION.replace("{guard}", "").replace("{after_guard}", "").replace("{unheld}", "")
+WRITE_TRANSITION = (
+    _WRITE_TRANSITION.replace("{wake}", "").replace("{guard}", "").replace("{after_guard}", "").replace("{unheld}", "")
+)
+_UNCHANGED = """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
+    AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL"""
 # Written only if the execution is still as its writer last saw it, and still running this invocation.
-WRITE_TRANSITION_GUARDED = _WRITE_TRANSITION.replace(
-    "{guard}",
-    """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
-       AND status = 'RUNNING' AND running AND pending_finish IS NULL""",
-).replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
+WRITE_TRANSITION_GUARDED = (
+    _WRITE_TRANSITION.replace("{wake}", "")
+    .replace("{guard}", f"{_UNCHANGED} AND running")
+    .replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
+)
 # ... by a running invocation, whose own timers the scheduler holds back for RUNNING_GRACE, no
 # longer than it ever sleeps: it need not be woken for them.
 WRITE_TRANSITION_GUARDED = WRITE_TRANSITION_GUARDED.replace("{unheld}", f"AND kind <> ALL({_OWN_KINDS_SQL})")
+# Written by the service (a callback's answer) only if the execution is as it read it, running or
+# not; the handler must then run again: now, or after the running invocation ends.
+WRITE_TRANSITION_WAKING = (
+    _WRITE_TRANSITION.replace(
+        "{wake}",
+        """, needs_invoke = true, invoke_reason = %(wake)s,
+            dispatched_at = CASE WHEN running THEN dispatched_at ELSE %(now)s END""",
+    )
+    .replace(
+        "{guard}",
+        f"{_UNCHANGED} AND invocation_seq = %(guard_invocation_seq)s AND running = %(guard_running)s",
+    )
+    .replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
+    .replace("{unheld}", "")
+)
 
 
 _ENDED_GUARDED = f"""

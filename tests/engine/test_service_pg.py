@@ -720,6 +720,69 @@ def test_stop_records_the_callers_error(client: Client, functions: Register) -> 
 # --- callbacks --------------------------------------------------------------------------------
 
 
+def _callback_started(client: Client, functions: Register, recorder: Recorder) -> tuple[service.Ticket, str]:
+    """A claimed invocation that has checkpointed a callback (and is still running); its id."""
+    ticket = claimed(client, functions, recorder)
+    _, ops = service.checkpoint(
+        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
+    )
+    [callback] = [op for op in ops if op["Id"] == "c1"]
+    return ticket, callback["CallbackDetails"]["CallbackId"]
+
+
+def test_a_suspended_executions_callback_is_answered_in_one_read_and_one_write(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, callback_id = _callback_started(client, functions, recorder)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    invoked = len(recorder.invoked)
+    statements = counted_statements(monkeypatch)
+    service.complete_callback(callback_id, result='"ok"', success=True)
+    assert len(statements) == 2  # the unlocked read and the guarded write
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
+    assert recorder.invoked[invoked:] == [ticket.execution_id]
+    row = execution_row(ticket.arn)
+    assert (row["needs_invoke"], row["invoke_reason"], row["running"]) == (True, "callback", False)
+    assert row["dispatched_at"] is not None
+    assert event_types(client, ticket.arn)[-1] == "CallbackSucceeded"
+    assert {t["kind"] for t in timers(ticket.arn)} == {"execution_timeout"}
+
+
+def test_a_callback_answered_while_its_invocation_runs_wakes_the_handler_after_it(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, callback_id = _callback_started(client, functions, recorder)
+    invoked = len(recorder.invoked)
+    statements = counted_statements(monkeypatch)
+    service.complete_callback(callback_id, error={"ErrorMessage": "no"}, success=False)
+    assert len(statements) == 2 and recorder.invoked[invoked:] == []  # not while it runs
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "FAILED"
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert recorder.invoked[invoked:] == [ticket.execution_id]  # its ending sees the answer
+
+
+def test_a_callback_answer_that_meets_a_change_is_written_under_the_lock(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, callback_id = _callback_started(client, functions, recorder)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    read = store.execution_by_callback
+
+    def read_before_a_claim(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
+        row = read(conn, callback)
+        assert row is not None
+        return {**row, "invocation_seq": row["invocation_seq"] - 1}  # as if read before the last claim
+
+    monkeypatch.setattr(store, "execution_by_callback", read_before_a_claim)
+    statements = counted_statements(monkeypatch)
+    service.complete_callback(callback_id, result='"late"', success=True)
+    assert len(statements) > 2  # the guarded write declined; the locked path wrote it
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
+    assert event_types(client, ticket.arn).count("CallbackSucceeded") == 1
+    with pytest.raises(InvalidParameterValueException, match="already completed"):
+        service.complete_callback(callback_id, result='"again"', success=True)
+
+
 def test_callback_success_resumes_with_the_raw_result(client: Client, functions: Register) -> None:
     arn = start(client, functions(f"{H}.parked"))
     [callback_id] = callback_ids(client, arn)
