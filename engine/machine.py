@@ -105,6 +105,11 @@ class Transition:
         if op["Id"] not in self.touched:
             self.touched.append(op["Id"])
 
+    @property
+    def changed_ops(self) -> list[dict[str, Any]]:
+        """The operations it touched, in the order it first touched them."""
+        return [self.ops[op_id] for op_id in self.touched]
+
 
 @dataclass
 class Clock:

@@ -322,19 +322,10 @@ def _checkpoint_from_cache(
     guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
     execution["token_seq"] += 1
     _count(execution, checkpoints=1, updates=len(updates))
-    changed = [change.ops[op_id] for op_id in change.touched]
+    changed = change.changed_ops
     with db.pool().connection() as conn:  # one statement: its own transaction
-        written, timers_due = store.write_transition(
-            conn,
-            execution,
-            changed,
-            change.events,
-            change.timers,
-            change.cancel_timers,
-            now,
-            invocation_seq=execution["invocation_seq"],
-            mark_seen=True,
-            guard=guard,
+        written, timers_due = _write_change(
+            conn, execution, change, now, invocation_seq=execution["invocation_seq"], mark_seen=True, guard=guard
         )
     if not written:
         return None
@@ -379,20 +370,9 @@ def _apply_checkpoint(
         return _checkpoint_general(work, execution, change)
     # Nothing but this batch and the unseen delta to answer: one more statement.
     execution["token_seq"] += 1
-    changed = [change.ops[op_id] for op_id in change.touched]
-    store.write_transition(
-        work.conn,
-        execution,
-        changed,
-        change.events,
-        change.timers,
-        change.cancel_timers,
-        work.now,
-        invocation_seq=execution["invocation_seq"],
-        mark_seen=True,
-    )
+    _write_change(work.conn, execution, change, work.now, invocation_seq=execution["invocation_seq"], mark_seen=True)
     delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
-    delta.update({op["Id"]: op for op in changed})
+    delta.update({op["Id"]: op for op in change.changed_ops})
     return make_token(execution), list(delta.values())
 
 
@@ -452,17 +432,16 @@ def _apply(work: UnitOfWork, execution: dict[str, Any], change: Transition, invo
     """Write a transition: operations, history, timers and chained invokes."""
     for invoke in change.invokes:
         _start_chained_invoke(work, execution, change, invoke)
-    ops = [change.ops[op_id] for op_id in change.touched]
-    store.write_transition(
-        work.conn,
-        execution,
-        ops,
-        change.events,
-        change.timers,
-        change.cancel_timers,
-        work.now,
-        invocation_seq=invocation_seq,
-        mark_seen=False,  # the handler sees these in its next answer (or a later invocation)
+    # mark_seen=False: the handler sees these in its next answer (or a later invocation).
+    _write_change(work.conn, execution, change, work.now, invocation_seq=invocation_seq, mark_seen=False)
+
+
+def _write_change(
+    conn: psycopg.Connection, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
+) -> tuple[bool, bool]:
+    """``store.write_transition`` of what a transition changed; ``options`` are its keywords."""
+    return store.write_transition(
+        conn, execution, change.changed_ops, change.events, change.timers, change.cancel_timers, now, **options
     )
 
 
@@ -630,20 +609,9 @@ def _complete_callback_in_one_write(
     if change.invokes or change.finish is not None or not change.touched:
         return False
     guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq", "invocation_seq", "running")}
-    changed = [change.ops[op_id] for op_id in change.touched]
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
-        written, _ = store.write_transition(
-            work.conn,
-            execution,
-            changed,
-            change.events,
-            change.timers,
-            change.cancel_timers,
-            now,
-            invocation_seq=None,
-            mark_seen=False,
-            guard=guard,
-            wake="callback",
+        written, _ = _write_change(
+            work.conn, execution, change, now, invocation_seq=None, mark_seen=False, guard=guard, wake="callback"
         )
         if written and not execution["running"]:
             work.dispatch[execution["id"]] = _timeout_seconds(fn_timeout)
@@ -956,7 +924,7 @@ def _complete_from_cache(
     if record.body_runs:
         _count(execution, body_runs=len(record.body_runs))
     wake = REASON_BY_TIMER["wait"] if fired.touched else None
-    fired_ops = [fired.ops[op_id] for op_id in fired.touched]
+    fired_ops = fired.changed_ops
     ending = {"now": now, "outcome": outcome, "events": events, "ops": ops, "fired": fired_ops, "wake": wake}
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
         ended = store.end_invocation_guarded(
