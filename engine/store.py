@@ -617,10 +617,6 @@ def write_transition(
         },
     ).fetchone()
     assert row is not None
-    if wake is not None and row["written"]:
-        execution.update(needs_invoke=True, invoke_reason=wake)
-        if not execution["running"]:
-            execution["dispatched_at"] = now
     return bool(row["written"]), bool(row["timers_due"])
 
 
