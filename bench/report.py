@@ -30,10 +30,15 @@ class Row:
     target: float
     stretch: float
     higher_is_better: bool = False
-    kind: str = "ratio"  # ratio | counter | absolute
+    kind: str = "ratio"  # ratio | counter | absolute | reference (shown beside a row, not judged)
     spread: dict[str, Any] | None = None
 
     def verdict(self) -> str:
+        if self.kind == "reference":
+            return f"reference (would be: {self._level()})"
+        return self._level()
+
+    def _level(self) -> str:
         sign = -1 if self.higher_is_better else 1
         value, floor, target, stretch = (sign * x for x in (self.value, self.floor, self.target, self.stretch))
         if value > floor:
@@ -80,6 +85,7 @@ def _b1(r: dict[str, Any]) -> list[Row]:
     return [
         _ratio_row("B1_step_overhead_sync", "µs/step ÷ µs/INSERT+COMMIT (sync)", b1["sync"]["ratio"], (2.0, 1.3, 1.1)),
         _ratio_row("B1_step_overhead_async", "same, both async commit", b1["async"]["ratio"], (3.0, 2.0, 1.5)),
+        *_b1_ideal_engine(b1),
         Row("B1_commits_per_step", "commits per step", counters["commits_per_step"], 1.0, 1.0, 0.999, kind="counter"),
         Row(
             "B1_statements_per_step",
@@ -90,6 +96,19 @@ def _b1(r: dict[str, Any]) -> list[Row]:
             1,
             kind="counter",
         ),
+    ]
+
+
+def _b1_ideal_engine(b1: dict[str, Any]) -> list[Row]:
+    """Reference rows (not judged): what an engine adding nothing but one INSERT+COMMIT per step
+    to the SDK's own cost would score against B1's levels."""
+    ideal = b1.get("ideal_engine")
+    if not ideal:
+        return []
+    label = "reference: SDK alone + 1 INSERT+COMMIT per step, {}"
+    return [
+        Row("B1_ideal_engine_sync", label.format("sync"), ideal["sync"], 2.0, 1.3, 1.1, kind="reference"),
+        Row("B1_ideal_engine_async", label.format("async"), ideal["async"], 3.0, 2.0, 1.5, kind="reference"),
     ]
 
 
@@ -146,6 +165,11 @@ def _b4(r: dict[str, Any]) -> list[Row]:
         rows.append(
             _ratio_row(f"B4_replay_{tag}", f"replay ÷ bulk-load floor, N={tag}", b4[str(n)]["ratio"], (5, 2, 1.5))
         )
+        if "ideal_engine_ratio" in b4[str(n)]:
+            label = f"reference: bulk load + the SDK alone's replay, N={tag}"
+            rows.append(
+                Row(f"B4_ideal_engine_{tag}", label, b4[str(n)]["ideal_engine_ratio"], 5, 2, 1.5, kind="reference")
+            )
     for n, tag in ((1000, "1k"), (10000, "10k")):
         rows.append(
             Row(
