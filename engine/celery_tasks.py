@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_process_init
 
 from engine import async_invoke, invoker, service
@@ -14,21 +14,49 @@ log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
 
 
-@shared_task(name="durable.run_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_invocation(execution_id: int) -> bool:
-    """Run the execution's owed invocation; a redelivered or duplicate message finds nothing to do."""
-    return invoker.run_invocation(execution_id, in_sandbox=True)
+OUTAGE_RETRY_MAX = 10.0  # seconds between tries while the database cannot be reached
 
 
-@shared_task(name="durable.call_plain_function", acks_late=True, ignore_result=True)
-def call_plain_function(execution_id: int, op_id: str, function_name: str, payload: str | None) -> None:
-    invoker.call_plain_function(service.PlainCall(execution_id, op_id, function_name, payload))
+def _retry_outage(task: Task, exc: Exception) -> NoReturn:
+    """Send the message again (after a growing pause) if the database is unreachable, else raise.
+
+    The task's durable state is in PostgreSQL, so a retried message is as harmless as a
+    duplicate one; the worker process itself never stops for an outage.
+    """
+    if not service.is_outage(exc):
+        raise exc
+    countdown = min(OUTAGE_RETRY_MAX, 0.5 * 2 ** min(task.request.retries, 5))
+    log.warning("database unavailable in %s (%s); trying again in %.1f s", task.name, exc, countdown)
+    raise task.retry(exc=exc, countdown=countdown, max_retries=None)
 
 
-@shared_task(name="durable.run_async_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_async_invocation(invocation_id: int) -> bool:
+@shared_task(bind=True, name="durable.run_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_invocation(self: Task, execution_id: int, generation: int | None = None) -> bool:
+    """Run the execution's owed invocation; a redelivered, duplicate or superseded message
+    (``generation``: a re-dispatch's) finds nothing to do."""
+    try:
+        return invoker.run_invocation(execution_id, in_sandbox=True, generation=generation)
+    except Exception as exc:
+        _retry_outage(self, exc)
+
+
+@shared_task(bind=True, name="durable.call_plain_function", acks_late=True, ignore_result=True)
+def call_plain_function(self: Task, execution_id: int, op_id: str, function_name: str, payload: str | None) -> None:
+    try:
+        invoker.call_plain_function(service.PlainCall(execution_id, op_id, function_name, payload))
+    except Exception as exc:
+        _retry_outage(self, exc)
+
+
+@shared_task(
+    bind=True, name="durable.run_async_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def run_async_invocation(self: Task, invocation_id: int) -> bool:
     """Run a plain function's due Event attempt; a duplicate message finds it claimed and does nothing."""
-    return async_invoke.run_attempt(invocation_id)
+    try:
+        return async_invoke.run_attempt(invocation_id)
+    except Exception as exc:
+        _retry_outage(self, exc)
 
 
 @worker_process_init.connect
@@ -50,6 +78,9 @@ class CeleryDispatcher:
 
     def invoke(self, execution_id: int, timeout: float) -> None:
         run_invocation.apply_async((execution_id,), time_limit=timeout + TIME_LIMIT_GRACE)
+
+    def redispatch(self, execution_id: int, timeout: float, generation: int) -> None:
+        run_invocation.apply_async((execution_id, generation), time_limit=timeout + TIME_LIMIT_GRACE)
 
     def call_plain(self, call: service.PlainCall) -> None:
         args: tuple[Any, ...] = (call.execution_id, call.op_id, call.function_name, call.payload)

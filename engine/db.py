@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -11,10 +12,12 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.adapt import Dumper
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _dsn: str | None = None
 _pool: ConnectionPool | None = None
@@ -59,19 +62,88 @@ def _json_dumps(obj: Any) -> bytes | str:
     checkpoint's documents, and every step writes some.
 
     What orjson refuses (non-string keys, integers beyond 64 bits, the types passed through
-    above) goes to ``json.dumps``, which gives the stdlib's answer or its error. One difference
-    remains: NaN and infinities become ``null``, where ``json.dumps`` wrote tokens PostgreSQL
-    rejects.
+    above, lone surrogates) goes to ``json.dumps``, which gives the stdlib's answer or its error.
+    One difference remains: NaN and infinities become ``null``, where ``json.dumps`` wrote tokens
+    PostgreSQL rejects. Text jsonb cannot hold (NUL, lone surrogates) is written escaped (see
+    ``escape_untranslatable``): one bytes search of the output is all the common case pays.
     """
     try:
-        return orjson.dumps(obj, option=_ORJSON_STRICT)
+        data = orjson.dumps(obj, option=_ORJSON_STRICT)
+    except TypeError:  # orjson also raises this for a lone surrogate, which jsonb refuses too
+        return _json_dumps_escaped(obj)
+    if b"\\u0000" in data:  # how orjson writes NUL, which jsonb refuses
+        return _json_dumps_escaped(obj)
+    return data
+
+
+def _json_dumps_escaped(obj: Any) -> bytes | str:
+    escaped = escape_document(obj)
+    if escaped != obj:
+        log.warning("stored text escaped: it held NUL bytes or lone surrogates, which PostgreSQL cannot store")
+    try:
+        return orjson.dumps(escaped, option=_ORJSON_STRICT)
     except TypeError:
-        return json.dumps(obj)
+        return json.dumps(escaped)
+
+
+def escape_untranslatable(text: str) -> str:
+    """``text`` with what PostgreSQL cannot store in text or jsonb written as visible escapes:
+    NUL becomes the six characters ``\\u0000``, a lone surrogate ``\\udXXX``. Anything else is kept.
+    """
+    text = text.replace("\x00", "\\u0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL can store ``text`` as it is (cheap for the ASCII text most of it is)."""
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def escape_document(obj: Any) -> Any:
+    """A JSON-like document (dicts, lists, strings) with every string, keys too, made storable."""
+    if isinstance(obj, str):
+        return obj if is_storable(obj) else escape_untranslatable(obj)
+    if isinstance(obj, dict):
+        return {escape_document(key): escape_document(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [escape_document(item) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(escape_document(item) for item in obj)
+    return obj
+
+
+class _StorableStrDumper(Dumper):
+    """psycopg's dumper of ``str`` parameters (sent as unknown-typed text), with what PostgreSQL
+    cannot store escaped instead of refused (NUL: a ``DataError`` before sending; a lone
+    surrogate: ``UnicodeEncodeError``). Costs a Python call per string parameter."""
+
+    oid = 0
+
+    def dump(self, obj: str) -> bytes:
+        try:
+            data = obj.encode("utf-8")
+        except UnicodeEncodeError:
+            data = b"\x00"  # take the escaping path below
+        if b"\x00" in data:
+            log.warning("stored text escaped: it held NUL bytes or lone surrogates, which PostgreSQL cannot store")
+            data = escape_untranslatable(obj).encode("utf-8")
+        return data
 
 
 def _configure(conn: psycopg.Connection) -> None:
     set_json_loads(_json_loads, conn)
     set_json_dumps(_json_dumps, conn)
+    conn.adapters.register_dumper(str, _StorableStrDumper)
 
 
 def pool() -> ConnectionPool:

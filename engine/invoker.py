@@ -10,6 +10,7 @@ import gc
 import json
 import logging
 import os
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
     WaitDetails,
 )
 
-from engine import journal, registry, service
+from engine import db, journal, registry, service
 from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class EngineServiceClient:
     ) -> CheckpointOutput:
         try:
             token, ops = service.checkpoint(
-                durable_execution_arn, checkpoint_token, [u.to_dict() for u in updates], self.cache
+                durable_execution_arn, checkpoint_token, [_storable_update(u.to_dict()) for u in updates], self.cache
             )
         except InvalidCheckpointError as exc:
             # A protocol violation cannot succeed on retry: the SDK then fails the execution.
@@ -150,6 +151,18 @@ class EngineServiceClient:
     ) -> StateOutput:
         ops = service.get_state(durable_execution_arn, checkpoint_token)
         return StateOutput(operations=[operation_from_doc(op) for op in ops], next_marker=None)
+
+
+def _storable_update(update: dict[str, Any]) -> dict[str, Any]:
+    """The update with a name PostgreSQL can store, escaped as the store would write it.
+
+    Escaped here, where the handler's text enters the engine, rather than only when written:
+    a replayed operation's name is compared with the stored one, which must then be equal.
+    """
+    name = update.get("Name")
+    if isinstance(name, str) and not db.is_storable(name):
+        update["Name"] = db.escape_untranslatable(name)
+    return update
 
 
 class LambdaContext:
@@ -226,13 +239,14 @@ def freeze_startup_heap() -> None:
         _heap_frozen_in = os.getpid()
 
 
-def run_invocation(execution_id: int, *, in_sandbox: bool = False) -> bool:
+def run_invocation(execution_id: int, *, in_sandbox: bool = False, generation: int | None = None) -> bool:
     """Run the execution's next invocation if one is owed; return True if one ran.
 
     ``in_sandbox`` (a worker child) lets the function's Timeout and armed faults kill this
     process, as Lambda kills a sandbox; in-process callers (tests, benchmarks) keep it off.
+    ``generation`` is a re-dispatched message's (see ``service.redispatch_stranded``).
     """
-    ticket = service.claim_invocation(execution_id)
+    ticket = service.claim_invocation(execution_id, generation)
     if ticket is None:
         return False
     freeze_startup_heap()
@@ -240,8 +254,31 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False) -> bool:
     deadline = remaining if in_sandbox else None
     with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
         output, raised = call_handler(ticket)
-    service.complete_invocation(ticket, output, raised)
+    _complete_through_outages(ticket, output, raised)
     return True
+
+
+# How long an ended invocation waits for the database to record its outcome (the journal stays
+# on disk meanwhile); after that the sweeper records it as timed out.
+COMPLETION_PATIENCE = 120.0
+
+
+def _complete_through_outages(
+    ticket: service.Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None
+) -> None:
+    """``service.complete_invocation``, tried again while the database cannot be reached."""
+    give_up = time.monotonic() + COMPLETION_PATIENCE
+    delay = 0.5
+    while True:
+        try:
+            service.complete_invocation(ticket, output, raised)
+            return
+        except Exception as exc:
+            if not service.is_outage(exc) or time.monotonic() + delay > give_up:
+                raise
+            log.warning("database unavailable while recording invocation %s (%s); retrying", ticket.request_id, exc)
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -2,6 +2,10 @@
 
 Timers live in PostgreSQL (never in a broker message), so waits of days survive restarts of
 every process. The loop sleeps until the next due timer or a NOTIFY that a new one was set.
+
+Nothing stops the loop but ``stop``: an item a duty fails on is counted and, failing again,
+quarantined (``service.guarded``); a database outage is waited out with a growing pause, and
+the LISTEN connection is opened again once the server is back.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import logging
 import select
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
@@ -26,30 +31,108 @@ RUNNING_GRACE = store.SCHEDULER_LOOKS_EVERY
 RECOVERY_EVERY = 0.5
 REDISPATCH_EVERY = 10.0
 PURGE_EVERY = 300.0
+# Pauses between tries while the database cannot be reached: doubled from the first to the last.
+OUTAGE_FIRST_PAUSE = 0.5
+OUTAGE_LONGEST_PAUSE = 10.0
+
+
+class Outage:
+    """One database outage as the loop sees it: logged once as it starts and once as it ends."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.pause = OUTAGE_FIRST_PAUSE
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failed try; return how long to pause before the next one."""
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error("database unavailable, waiting for it: %s", str(exc).strip() or type(exc).__name__)
+        pause, self.pause = self.pause, min(self.pause * 2, OUTAGE_LONGEST_PAUSE)
+        return pause
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            log.warning("database available again after %.1f s", time.monotonic() - self.since)
+        self.since, self.pause = None, OUTAGE_FIRST_PAUSE
+
+
+class _Duty:
+    """A duty of the loop run every ``every`` seconds; a failure of the whole duty (not of an
+    item, which the duty itself handles) is logged and tried again at its next turn."""
+
+    def __init__(self, name: str, every: float, run: Callable[[], object]) -> None:
+        self.name, self.every, self.run = name, every, run
+        self.last = 0.0
+
+    def run_if_due(self, now: float) -> None:
+        if now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            self.run()
+        except Exception as exc:
+            if service.is_outage(exc):
+                raise
+            log.exception("%s failed; trying again in %.1f s", self.name, self.every)
 
 
 def run_forever(stop: threading.Event | None = None) -> None:
     """Run the loop until ``stop`` is set (or forever)."""
     stop = stop or threading.Event()
-    listener = psycopg.connect(db.dsn(), autocommit=True)
-    listener.execute("LISTEN durable_timers")
-    last_recovery = last_redispatch = last_purge = 0.0
+    duties = [
+        _Duty("firing of due timers", 0.0, tick),
+        _Duty("recovery of lost invocations", RECOVERY_EVERY, service.recover_lost_invocations),
+        _Duty("re-dispatch", REDISPATCH_EVERY, service.redispatch_stranded),
+        _Duty("purge of expired executions", PURGE_EVERY, service.purge_expired),
+    ]
+    outage = Outage()
+    listener: psycopg.Connection | None = None
     try:
         while not stop.is_set():
-            tick()
-            now = time.monotonic()
-            if now - last_recovery >= RECOVERY_EVERY:
-                service.recover_lost_invocations()
-                last_recovery = now
-            if now - last_redispatch >= REDISPATCH_EVERY:
-                service.redispatch_stranded()
-                last_redispatch = now
-            if now - last_purge >= PURGE_EVERY:
-                service.purge_expired()
-                last_purge = now
-            _sleep_until_next(listener)
+            try:
+                listener = listener or _listen()
+                _turn(duties, listener)
+            except Exception as exc:
+                _close_quietly(listener)
+                listener = None
+                stop.wait(_pause_after(exc, outage))
+                continue
+            outage.succeeded()
     finally:
-        listener.close()
+        _close_quietly(listener)
+
+
+def _pause_after(exc: Exception, outage: Outage) -> float:
+    """How long to pause after a turn failed: an outage backs off; anything else (a bug, not an
+    item's fault: those the duties handle) is logged and the loop goes on after a second."""
+    if service.is_outage(exc):
+        return outage.failed(exc)
+    log.exception("the scheduler's turn failed; going on")
+    return 1.0
+
+
+def _turn(duties: list[_Duty], listener: psycopg.Connection) -> None:
+    """One turn of the loop: the duties that are due, then sleep until a timer is due."""
+    now = time.monotonic()
+    for duty in duties:
+        duty.run_if_due(now)
+    _sleep_until_next(listener)
+
+
+def _listen() -> psycopg.Connection:
+    listener = psycopg.connect(db.dsn(), autocommit=True, connect_timeout=5)
+    listener.execute("LISTEN durable_timers")
+    return listener
+
+
+def _close_quietly(listener: psycopg.Connection | None) -> None:
+    """Close the LISTEN connection, which may be broken already."""
+    if listener is not None:
+        try:
+            listener.close()
+        except Exception:  # already broken: nothing to close cleanly
+            log.debug("closing the LISTEN connection failed", exc_info=True)
 
 
 def tick() -> int:

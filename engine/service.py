@@ -17,17 +17,21 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import os
 import secrets
 import socket
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from engine import db, journal, machine, store
 from engine.errors import (
@@ -46,6 +50,8 @@ REGION = os.environ.get("DURABLE_REGION", "us-east-1")
 ACCOUNT = os.environ.get("DURABLE_ACCOUNT_ID", "123456789012")
 LEASE_GRACE = timedelta(seconds=2)
 REDISPATCH_AFTER = timedelta(seconds=30)
+# A message not seen taken from the queue is sent again after this (doubled by each resend).
+REDISPATCH_BACKSTOP = timedelta(minutes=5)
 DEFAULT_INVOCATION_RETRY = {
     "ImmediateRetries": 3,
     "InitialDelaySeconds": 1,
@@ -112,13 +118,35 @@ def unit_of_work(now: datetime | None = None, *, transaction: bool = True) -> It
         yield work
     try:
         if _dispatcher is not None:
-            for execution_id, timeout in work.dispatch.items():
-                _dispatcher.invoke(execution_id, timeout)
+            _send_invokes(_dispatcher, work.dispatch)
             for call in work.plain_calls:
                 _dispatcher.call_plain(call)
     finally:  # after the dispatch, which starts the next invocation: these files are nobody's to wait for
         for request_id in work.journals_done:
             journal.discard(request_id)
+
+
+def _send_invokes(dispatcher: Dispatcher, dispatch: dict[int, float]) -> None:
+    """Queue the invocations a committed unit of work asked for. A message the broker refuses
+    (it is down) is not the work's failure: the execution is marked never dispatched, and the
+    re-dispatcher sends it again at its next round."""
+    refused = []
+    for execution_id, timeout in dispatch.items():
+        try:
+            dispatcher.invoke(execution_id, timeout)
+        except Exception as exc:
+            log.warning("could not queue an invocation of execution %s (%s); it will be sent again", execution_id, exc)
+            refused.append(execution_id)
+    if refused:
+        _mark_undispatched(refused)
+
+
+def _mark_undispatched(execution_ids: list[int]) -> None:
+    try:
+        with db.pool().connection() as conn:
+            store.mark_undispatched(conn, execution_ids)
+    except Exception:  # the re-dispatcher's backstop sends them anyway
+        log.exception("could not mark executions %s as not dispatched", execution_ids)
 
 
 # --- tokens, ARNs, ids ------------------------------------------------------------------------
@@ -493,13 +521,18 @@ def fire_due_timers(limit: int = 200, running_grace: timedelta | None = None) ->
     """
     with db.pool().connection() as conn:
         execution_ids = store.due_timer_executions(conn, utcnow(), limit, running_grace)
-    for execution_id in execution_ids:
-        with unit_of_work() as work:
-            execution = store.execution_by_id(work.conn, execution_id, lock=True)
-            if execution is not None:
-                _fire_due_timers_txn(work, execution)
-                _save_execution(work.conn, execution)
-    return len(execution_ids)
+    return sum(
+        guarded("timers", execution_id, partial(_fire_timers_of, execution_id)) for execution_id in execution_ids
+    )
+
+
+def _fire_timers_of(execution_id: int) -> int:
+    with unit_of_work() as work:
+        execution = store.execution_by_id(work.conn, execution_id, lock=True)
+        if execution is not None:
+            _fire_due_timers_txn(work, execution)
+            _save_execution(work.conn, execution)
+    return 1
 
 
 def _fire_due_timers_txn(work: UnitOfWork, execution: dict[str, Any]) -> None:
@@ -758,13 +791,14 @@ class Ticket:
     cache: CheckpointCache | None = None
 
 
-def claim_invocation(execution_id: int) -> Ticket | None:
+def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket | None:
     """Take the execution's invocation lease, or return None if there is nothing to run.
 
     The claim is one statement, which also reads the operations; only if it had to wait for
     another writer are they read again after it commits, so that they include everything the
     claim marks as seen. Whatever the statement cannot claim (nothing owed, a deleted function)
-    goes to the locked path, which gives the answer.
+    goes to the locked path, which gives the answer. A duplicate message, or one of an older
+    ``generation`` than the execution's last re-dispatch, is dropped after one more read.
     """
     now = utcnow()
     values = {
@@ -774,10 +808,13 @@ def claim_invocation(execution_id: int) -> Ticket | None:
         "request_id": str(uuid.uuid4()),
         "worker": socket.gethostname(),
         "pid": os.getpid(),
+        "generation": generation,
     }
     with db.pool().connection() as conn:
         row = store.claim_invocation(conn, values)
         if row is None:
+            if not store.claimable(conn, execution_id, generation):
+                return None
             return _claim_invocation_locked(execution_id)
         ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
         if ops_seq != row["op_seq"]:
@@ -833,6 +870,7 @@ def _claim_invocation_locked(execution_id: int) -> Ticket | None:
                 "deadline": deadline,
                 "worker": socket.gethostname(),
                 "pid": os.getpid(),
+                "dispatched_at": execution["dispatched_at"],
             },
         )
         _count(execution, invocations=1)
@@ -860,6 +898,18 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
     ``output`` is the handler's return value; ``raised`` the error object when it raised instead.
     """
     entries = journal.read_entries(ticket.request_id)
+    try:
+        _complete_invocation(ticket, output, raised, entries)
+    except psycopg.DataError as exc:
+        log.error(
+            "the journal of execution %s's invocation %s could not be stored: %s", ticket.execution_id, ticket.seq, exc
+        )
+        _complete_invocation(ticket, output, raised, [unstorable_journal_entry(exc)])
+
+
+def _complete_invocation(
+    ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None, entries: list[dict[str, Any]]
+) -> None:
     if _complete_from_cache(ticket, output, raised, entries):
         return
     with unit_of_work() as work:
@@ -1083,7 +1133,7 @@ def _after_invocation(
 def _schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:
     """After a failed, crashed or timed-out invocation: invoke again with backoff, or give up."""
     fn = store.get_function(work.conn, execution["function_name"]) or {}
-    policy = {**DEFAULT_INVOCATION_RETRY, **(fn.get("invocation_retry") or {})}
+    policy = invocation_retry_policy(fn.get("invocation_retry"))
     failures = execution["consecutive_failures"] + 1
     execution["consecutive_failures"] = failures
     if policy["MaximumAttempts"] and failures >= policy["MaximumAttempts"]:
@@ -1098,16 +1148,54 @@ def _schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[
     store.set_timer(work.conn, execution["id"], "reinvoke", "", due)
 
 
+# Bounds of a stored InvocationRetryPolicy's numbers (key: lowest, highest). A policy stored
+# before input was validated may hold NaN (stored as null), infinities or 1e300: the recovery of
+# every failed invocation reads it, so it must never raise.
+_RETRY_BOUNDS: dict[str, tuple[float, float]] = {
+    "ImmediateRetries": (0, 100),
+    "InitialDelaySeconds": (0, 86400),
+    "BackoffRate": (0, 100),
+    "MaxDelaySeconds": (0, 86400),
+    "MaximumAttempts": (0, 1_000_000),
+}
+_INTEGER_SETTINGS = frozenset({"ImmediateRetries", "MaximumAttempts"})
+
+
+def invocation_retry_policy(stored: Any) -> dict[str, Any]:
+    """The function's InvocationRetryPolicy over the defaults, every number finite and in bounds."""
+    policy = dict(DEFAULT_INVOCATION_RETRY)
+    for key, value in (stored if isinstance(stored, dict) else {}).items():
+        if key in _RETRY_BOUNDS:
+            policy[key] = _bounded(value, DEFAULT_INVOCATION_RETRY[key], *_RETRY_BOUNDS[key], key in _INTEGER_SETTINGS)
+    return policy
+
+
+def _bounded(value: Any, default: float, lowest: float, highest: float, integer: bool) -> float:
+    """``value`` as a number clamped to [lowest, highest]; the default for NaN or a non-number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        return default
+    if math.isnan(number):
+        return default
+    number = min(max(number, lowest), highest)
+    return int(number) if integer else number
+
+
 def reinvoke_delay(policy: dict[str, Any], failures: int, error_type: str) -> float:
     """Seconds before invoking again after ``failures`` consecutive failed invocations.
 
     Runtime crashes are retried at once a few times (as Lambda does); timeouts and handler
     errors back off exponentially up to a cap.
     """
+    policy = invocation_retry_policy(policy)
     if error_type.startswith("Runtime.") and failures <= policy["ImmediateRetries"]:
         return 0.0
-    delay = policy["InitialDelaySeconds"] * policy["BackoffRate"] ** (failures - 1)
-    return float(min(delay, policy["MaxDelaySeconds"]))
+    # Rates are at most 100 and delays at most a day: 100 ** 150 * 86400 is still a finite float.
+    growth = policy["BackoffRate"] ** min(failures - 1, 150)
+    return float(min(policy["InitialDelaySeconds"] * growth, policy["MaxDelaySeconds"]))
 
 
 # --- lost invocations -------------------------------------------------------------------------
@@ -1136,7 +1224,8 @@ def recover_lost_invocations(limit: int = 200) -> int:
         timed_out = now >= row["deadline"] + LEASE_GRACE
         crashed = row["worker"] == host and not _pid_alive(row["pid"])
         if timed_out or crashed:
-            recovered += _record_lost(row["id"], row["seq"], "timed_out" if timed_out and not crashed else "crashed")
+            outcome = "timed_out" if timed_out and not crashed else "crashed"
+            recovered += guarded("recovery", row["id"], partial(_record_lost, row["id"], row["seq"], outcome))
     return recovered
 
 
@@ -1146,11 +1235,26 @@ def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
 
 
 def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
+    try:
+        return _record_lost_with(execution_id, seq, outcome, None)
+    except psycopg.DataError as exc:
+        log.error("the journal of execution %s's invocation %s could not be stored: %s", execution_id, seq, exc)
+        return _record_lost_with(execution_id, seq, outcome, [unstorable_journal_entry(exc)])
+
+
+def unstorable_journal_entry(exc: BaseException) -> dict[str, Any]:
+    """The log line recorded in place of a journal whose entries could not be stored."""
+    message = f"The invocation's journal (log lines, step body runs) could not be stored: {exc}"
+    return {"t": "log", "at": utcnow().isoformat(), "level": "ERROR", "logger": "durable", "message": message[:4000]}
+
+
+def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None) -> int:
     with unit_of_work() as work:
         execution, invocation = store.lock_execution_with_invocation(work.conn, execution_id, seq)
         if execution is None or invocation is None or invocation["ended_at"] is not None:
             return 0
-        entries = journal.read_entries(invocation["request_id"])
+        if entries is None:
+            entries = journal.read_entries(invocation["request_id"])
         kinds = {entry.get("t") for entry in entries}
         if "fault" in kinds:
             outcome = "killed"
@@ -1210,18 +1314,97 @@ LOST_ERRORS = {
 }
 
 
-def redispatch_stranded(limit: int = 100) -> int:
-    """Queue again executions that need an invocation whose message was lost."""
-    now = utcnow()
-    with db.transaction() as conn:
-        rows = store.undispatched(conn, now - REDISPATCH_AFTER, limit)
-    for row in rows:
-        with unit_of_work() as work:
-            execution = store.execution_by_id(work.conn, row["id"], lock=True)
-            if execution and execution["needs_invoke"] and not execution["running"]:
-                _request_invoke(work, execution, execution["invoke_reason"])
-                _save_execution(work.conn, execution)
-    return len(rows)
+def redispatch_stranded(limit: int = 100, now: datetime | None = None) -> int:
+    """Queue again the invocations whose message is presumed lost (``store.presumed_lost``); return
+    how many were sent. Each waiting invocation has at most one message presumed in flight: a
+    slow queue is not flooded. A message carries its generation; the worker drops one that a
+    newer message for the same invocation has superseded."""
+    with db.pool().connection() as conn:
+        rows = store.presumed_lost(conn, now or utcnow(), REDISPATCH_AFTER, REDISPATCH_BACKSTOP, limit)
+    return sum(guarded("redispatch", row["id"], partial(_redispatch, row["id"])) for row in rows)
+
+
+def _redispatch(execution_id: int) -> int:
+    if _dispatcher is None:
+        return 0
+    with db.pool().connection() as conn:
+        marked = store.mark_redispatched(conn, execution_id, utcnow())
+    if marked is None:
+        return 0
+    resend = getattr(_dispatcher, "redispatch", None)
+    timeout = _timeout_seconds(marked["fn_timeout"])
+    try:
+        if resend is not None:
+            resend(execution_id, timeout, marked["redispatches"])
+        else:
+            _dispatcher.invoke(execution_id, timeout)
+    except Exception as exc:  # the broker is down: not this execution's fault
+        log.warning("could not queue an invocation of execution %s again (%s)", execution_id, exc)
+        _mark_undispatched([execution_id])
+        return 0
+    return 1
+
+
+# --- background loops: a failing item is quarantined, an outage is waited out -----------------
+
+QUARANTINE_AFTER = 3
+# (kind, item id) -> failures in a row and when the first of them happened, in this process.
+_failures: dict[tuple[str, int], tuple[int, datetime]] = {}
+# Errors that mean the database cannot be reached (SQLSTATE class 08, or a server shutting down).
+_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable, rather than that the work is bad."""
+    if isinstance(exc, PoolTimeout | psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    sqlstate = exc.sqlstate
+    return sqlstate is None or sqlstate.startswith(_OUTAGE_SQLSTATES)
+
+
+def guarded(kind: str, item_id: int, work: Callable[[], int], execution_id: int | None = -1) -> int:
+    """Run a background loop's ``work`` on one item; return what it returns, or 0 if it failed.
+
+    A failure is logged and counted, never raised, so that the loop goes on with the other
+    items; after ``QUARANTINE_AFTER`` failures in a row the item is quarantined (recorded, shown
+    on the execution's page, and skipped by the loops). A database outage is raised: the loop
+    waits it out. A serialization failure or deadlock is simply left to the next round.
+    ``execution_id`` defaults to ``item_id``; None means the item belongs to no execution.
+    """
+    try:
+        done = work()
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            log.info("%s of item %s: %s; trying again next round", kind, item_id, exc)
+            return 0
+        _item_failed(kind, item_id, item_id if execution_id == -1 else execution_id, exc)
+        return 0
+    _failures.pop((kind, item_id), None)
+    return done
+
+
+def _item_failed(kind: str, item_id: int, execution_id: int | None, exc: Exception) -> None:
+    failures, first = _failures.get((kind, item_id), (0, utcnow()))
+    failures += 1
+    log.error("%s failed on item %s (%d of %d tries)", kind, item_id, failures, QUARANTINE_AFTER, exc_info=exc)
+    if failures < QUARANTINE_AFTER:
+        _failures[(kind, item_id)] = (failures, first)
+        return
+    _failures.pop((kind, item_id), None)
+    error = "".join(traceback.format_exception(exc)[-3:])[-4000:]
+    item = {"kind": kind, "item_id": item_id, "execution_id": execution_id, "failures": failures}
+    item.update(error=error, first_failed_at=first, now=utcnow())
+    try:
+        with db.pool().connection() as conn:
+            store.quarantine(conn, item)
+    except Exception:  # not recorded: counted again from zero, and retried
+        log.exception("could not quarantine %s item %s", kind, item_id)
+        return
+    log.error("%s item %s quarantined after %d failures: %s", kind, item_id, failures, error.strip())
 
 
 # --- retention --------------------------------------------------------------------------------
@@ -1235,6 +1418,7 @@ RETAINED_TABLES = (
     "durable_log",
     "durable_effect",
     "durable_fault",
+    "durable_quarantine",
 )
 
 

@@ -23,6 +23,10 @@ EXECUTION_COLUMNS = """
 _E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
 
 
+# SQL: the execution (its id's expression in place of {id}) is quarantined: background loops skip it.
+QUARANTINED = "EXISTS (SELECT 1 FROM durable_quarantine q WHERE q.execution_id = {id})"
+
+
 def ms_to_datetime(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
 
@@ -269,6 +273,10 @@ def take_due_timers(
     ).fetchall()
 
 
+# A timer (``t``) of a quarantined execution: the scheduler neither fires it nor wakes up for it.
+_T_QUARANTINED = QUARANTINED.format(id="t.execution_id")
+
+
 def due_timer_executions(
     conn: psycopg.Connection, now: datetime, limit: int, running_grace: timedelta | None = None
 ) -> list[int]:
@@ -280,7 +288,8 @@ def due_timer_executions(
     """
     if running_grace is None:
         rows = conn.execute(
-            "SELECT execution_id FROM durable_timer WHERE due_at <= %s GROUP BY execution_id ORDER BY min(due_at) LIMIT %s",
+            f"""SELECT execution_id FROM durable_timer t WHERE due_at <= %s AND NOT {_T_QUARANTINED}
+                GROUP BY execution_id ORDER BY min(due_at) LIMIT %s""",
             (now, limit),
         ).fetchall()
     else:
@@ -289,6 +298,7 @@ def due_timer_executions(
             SELECT t.execution_id FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
             WHERE t.due_at <= %(now)s
               AND (NOT e.running OR t.kind <> ALL({_OWN_KINDS_SQL}) OR t.due_at <= %(now)s - %(grace)s)
+              AND NOT {_T_QUARANTINED}
             GROUP BY t.execution_id ORDER BY min(t.due_at) LIMIT %(limit)s
             """,
             {"now": now, "limit": limit, "grace": running_grace},
@@ -299,7 +309,7 @@ def due_timer_executions(
 def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
     """When ``due_timer_executions`` (with the same grace) will next find something."""
     if running_grace is None:
-        row = conn.execute("SELECT min(due_at) AS due FROM durable_timer").fetchone()
+        row = conn.execute(f"SELECT min(due_at) AS due FROM durable_timer t WHERE NOT {_T_QUARANTINED}").fetchone()
     else:
         # Only a timer due within the grace can be held back past a later one: those few are
         # joined; for the rest the due_at index answers, as without a grace.
@@ -309,8 +319,9 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
                 (SELECT min(CASE WHEN e.running AND t.kind = ANY({_OWN_KINDS_SQL}) THEN t.due_at + %(grace)s
                         ELSE t.due_at END)
                  FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
-                 WHERE t.due_at <= %(now)s + %(grace)s),
-                (SELECT min(due_at) FROM durable_timer WHERE due_at > %(now)s + %(grace)s)) AS due
+                 WHERE t.due_at <= %(now)s + %(grace)s AND NOT {_T_QUARANTINED}),
+                (SELECT min(due_at) FROM durable_timer t WHERE due_at > %(now)s + %(grace)s
+                 AND NOT {_T_QUARANTINED})) AS due
             """,
             {"grace": running_grace, "now": now},
         ).fetchone()
@@ -323,8 +334,10 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
 def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> None:
     conn.execute(
         """
-        INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid)
-        VALUES (%(execution_id)s, %(seq)s, %(request_id)s, %(reason)s, %(started_at)s, %(deadline)s, %(worker)s, %(pid)s)
+        INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid,
+            dispatched_at)
+        VALUES (%(execution_id)s, %(seq)s, %(request_id)s, %(reason)s, %(started_at)s, %(deadline)s, %(worker)s, %(pid)s,
+            %(dispatched_at)s)
         """,
         values,
     )
@@ -353,12 +366,14 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
                     to_jsonb(coalesce((e.counters ->> 'invocations')::int, 0) + 1))
             FROM durable_function f
             WHERE e.id = %(execution_id)s AND e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
-                AND f.name = e.function_name
+                AND f.name = e.function_name AND e.redispatches <= coalesce(%(generation)s, e.redispatches)
             RETURNING {_E_COLUMNS}, f.name AS fn_name, f.handler AS fn_handler, f.timeout AS fn_timeout,
                 f.environment AS fn_environment, %(now)s + make_interval(secs => f.timeout) AS deadline),
         i AS (
-            INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid)
-            SELECT c.id, c.invocation_seq, %(request_id)s, c.invoke_reason, %(now)s, c.deadline, %(worker)s, %(pid)s
+            INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid,
+                dispatched_at)
+            SELECT c.id, c.invocation_seq, %(request_id)s, c.invoke_reason, %(now)s, c.deadline, %(worker)s, %(pid)s,
+                c.dispatched_at
             FROM c)
         SELECT c.*, o.ops, o.ops_seq,
             (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'kind', d.kind,
@@ -401,24 +416,92 @@ def lock_execution_with_invocation(
 
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
-        """
+        f"""
         SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
         JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
-        WHERE e.running ORDER BY e.lease_until LIMIT %s
+        WHERE e.running AND NOT {QUARANTINED.format(id="e.id")} ORDER BY e.lease_until LIMIT %s
         """,
         (limit,),
     ).fetchall()
 
 
-def undispatched(conn: psycopg.Connection, before: datetime, limit: int) -> list[dict[str, Any]]:
+def claimable(conn: psycopg.Connection, execution_id: int, generation: int | None) -> bool:
+    """Whether a message for the execution could still claim an invocation, read without a lock:
+    a duplicate message (the execution is running, owes nothing, or ended) or one superseded by
+    a newer re-dispatch is dropped in this one statement."""
+    row = conn.execute(
+        """SELECT status = 'RUNNING' AND NOT running AND needs_invoke
+               AND redispatches <= coalesce(%s, redispatches) AS claimable
+           FROM durable_execution WHERE id = %s""",
+        (generation, execution_id),
+    ).fetchone()
+    return bool(row and row["claimable"])
+
+
+def presumed_lost(
+    conn: psycopg.Connection, now: datetime, after: timedelta, backstop: timedelta, limit: int
+) -> list[dict[str, Any]]:
+    """Executions owing an invocation whose message is presumed lost, with its ``redispatches``.
+
+    A message is presumed lost when it was never sent (``dispatched_at`` NULL: the broker refused
+    it), when the workers have since started an invocation from a message sent more than
+    ``after`` later than it (the queue is read in order: it went past this one), or, whatever the
+    workers do, when it has waited ``backstop`` doubled by each re-dispatch so far (at most 64
+    times ``backstop``). A queue that is merely slow, or has no worker reading it, is left alone.
+    """
     return conn.execute(
-        """
-        SELECT id FROM durable_execution
-        WHERE needs_invoke AND NOT running AND status = 'RUNNING' AND (dispatched_at IS NULL OR dispatched_at < %s)
-        LIMIT %s
+        f"""
+        WITH mark AS (SELECT max(dispatched_at) AS consumed FROM durable_invocation)
+        SELECT e.id, e.redispatches FROM durable_execution e, mark
+        WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND NOT {QUARANTINED.format(id="e.id")}
+            AND (e.dispatched_at IS NULL
+                OR e.dispatched_at < %(now)s - %(after)s AND mark.consumed > e.dispatched_at + %(after)s
+                OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6)))
+        ORDER BY e.dispatched_at NULLS FIRST LIMIT %(limit)s
         """,
-        (before, limit),
+        {"now": now, "after": after, "backstop": backstop, "limit": limit},
     ).fetchall()
+
+
+def mark_redispatched(conn: psycopg.Connection, execution_id: int, now: datetime) -> dict[str, Any] | None:
+    """Count one more message sent for the execution's owed invocation; return its generation
+    (``redispatches``) and the function's ``fn_timeout``, or None if it no longer waits for one."""
+    return conn.execute(
+        """UPDATE durable_execution e SET redispatches = e.redispatches + 1, dispatched_at = %s
+           WHERE e.id = %s AND e.needs_invoke AND NOT e.running AND e.status = 'RUNNING'
+           RETURNING e.redispatches, (SELECT f.timeout FROM durable_function f WHERE f.name = e.function_name) AS fn_timeout""",
+        (now, execution_id),
+    ).fetchone()
+
+
+def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> None:
+    """The broker refused these executions' messages: the re-dispatcher sends them at its next round."""
+    conn.execute(
+        "UPDATE durable_execution SET dispatched_at = NULL WHERE id = ANY(%s) AND needs_invoke AND NOT running",
+        (execution_ids,),
+    )
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+def quarantine(conn: psycopg.Connection, item: Mapping[str, Any]) -> None:
+    """Record an item a background loop keeps failing on (``item``: kind, item_id, execution_id,
+    failures, error, first_failed_at, now)."""
+    conn.execute(
+        """
+        INSERT INTO durable_quarantine (kind, item_id, execution_id, failures, error, first_failed_at, quarantined_at)
+        VALUES (%(kind)s, %(item_id)s, %(execution_id)s, %(failures)s, %(error)s, %(first_failed_at)s, %(now)s)
+        ON CONFLICT (kind, item_id) DO UPDATE SET failures = EXCLUDED.failures, error = EXCLUDED.error,
+            first_failed_at = EXCLUDED.first_failed_at, quarantined_at = EXCLUDED.quarantined_at
+        """,
+        item,
+    )
+
+
+def quarantined_items(conn: psycopg.Connection, kind: str) -> set[int]:
+    rows = conn.execute("SELECT item_id FROM durable_quarantine WHERE kind = %s", (kind,)).fetchall()
+    return {row["item_id"] for row in rows}
 
 
 # --- replay record ----------------------------------------------------------------------------

@@ -321,11 +321,10 @@ def test_an_ending_whose_dispatch_fails_still_removes_its_journal(
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(recorder, "invoke", broker_down)
-    with pytest.raises(ConnectionError):
-        service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)  # the refused message is logged, not raised
     assert not path.exists()
-    row = execution_row(ticket.arn)  # committed: the stranded-dispatch sweep sends it again
-    assert (row["running"], row["needs_invoke"]) == (False, True)
+    row = execution_row(ticket.arn)  # committed, marked never sent: the re-dispatcher's next round sends it
+    assert (row["running"], row["needs_invoke"], row["dispatched_at"]) == (False, True, None)
 
 
 def test_a_succeeding_invocation_ends_the_execution_in_one_statement(

@@ -52,6 +52,8 @@ class Execution(models.Model):
     needs_invoke = models.BooleanField(default=False)
     invoke_reason = models.CharField(max_length=32, default="start")
     dispatched_at = models.DateTimeField(null=True)
+    # Messages sent again for the same owed invocation (see ``service.redispatch_stranded``).
+    redispatches = models.PositiveIntegerField(db_default=0)
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Change tracking for checkpoint responses: op touch counter and the handler's watermark.
     op_seq = models.BigIntegerField(default=0)
@@ -134,6 +136,8 @@ class Invocation(models.Model):
     error = models.JSONField(null=True)
     worker = models.CharField(max_length=128, default="")
     pid = models.IntegerField(null=True)
+    # When the message that started it was sent: how far the workers have read the queue.
+    dispatched_at = models.DateTimeField(null=True, db_index=True)
 
     class Meta:
         db_table = "durable_invocation"
@@ -257,4 +261,35 @@ class AsyncInvocation(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_async_status"),
             models.Index(fields=["function_name", "-created_at"], name="durable_async_function"),
+        ]
+
+
+class QuarantinedItem(models.Model):
+    """Work a background loop failed on again and again: it is left alone until someone looks.
+
+    ``kind`` names the loop (``timers``, ``recovery``, ``redispatch``, ``async_invocation``…) and
+    ``item_id`` what it failed on: an execution's id, or a plain invocation's. The loops skip an
+    execution that has a row here; deleting the row lets them take it up again.
+    """
+
+    kind = models.CharField(max_length=32)
+    item_id = models.BigIntegerField()
+    # No database constraint: the engine's own SQL deletes executions (retention) with their rows here.
+    execution = models.ForeignKey(
+        Execution,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="quarantined_items",
+    )
+    failures = models.PositiveIntegerField()
+    error = models.TextField()
+    first_failed_at = models.DateTimeField()
+    quarantined_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "durable_quarantine"
+        ordering = ["-quarantined_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "item_id"], name="durable_quarantine_unique_item"),
         ]
