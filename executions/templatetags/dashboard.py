@@ -50,7 +50,9 @@ def pretty_json(value: Any) -> str:
             value = json.loads(value)
         except ValueError:
             return value
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    # A "\ud800" escape in the JSON decodes to a lone surrogate, which no page can encode: shown as the escape.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @register.filter
