@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 from celery import Task, shared_task
 from celery.signals import worker_process_init
 
-from engine import async_invoke, invoker, service
+from engine import async_invoke, db, invoker, service
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
@@ -25,6 +25,7 @@ def _retry_outage(task: Task, exc: Exception) -> NoReturn:
     """
     if not service.is_outage(exc):
         raise exc
+    db.drop_broken_connections()
     countdown = min(OUTAGE_RETRY_MAX, 0.5 * 2 ** min(task.request.retries, 5))
     log.warning("database unavailable in %s (%s); trying again in %.1f s", task.name, exc, countdown)
     raise task.retry(exc=exc, countdown=countdown, max_retries=None)

@@ -171,6 +171,18 @@ def transaction() -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def drop_broken_connections() -> None:
+    """Test this process's idle connections now (after a database outage), so that the next ones
+    handed out work: otherwise each one left from before the outage fails once when next used."""
+    with _lock:
+        current = _pool if _pool_pid == os.getpid() else None
+    if current is not None:
+        try:
+            current.check()
+        except Exception:  # still down: the pool replaces them as it can
+            log.debug("checking the pool's connections failed", exc_info=True)
+
+
 def close() -> None:
     global _pool
     with _lock:

@@ -33,7 +33,7 @@ REDISPATCH_EVERY = 10.0
 PURGE_EVERY = 300.0
 # Pauses between tries while the database cannot be reached: doubled from the first to the last.
 OUTAGE_FIRST_PAUSE = 0.5
-OUTAGE_LONGEST_PAUSE = 10.0
+OUTAGE_LONGEST_PAUSE = 5.0
 
 
 class Outage:
@@ -107,6 +107,7 @@ def _pause_after(exc: Exception, outage: Outage) -> float:
     """How long to pause after a turn failed: an outage backs off; anything else (a bug, not an
     item's fault: those the duties handle) is logged and the loop goes on after a second."""
     if service.is_outage(exc):
+        db.drop_broken_connections()
         return outage.failed(exc)
     log.exception("the scheduler's turn failed; going on")
     return 1.0
