@@ -15,10 +15,12 @@ redelivered message finds the row already claimed (or not yet due) and does noth
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -26,6 +28,8 @@ from psycopg.types.json import Jsonb
 from engine import db, registry, service, store
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 from engine.invoker import error_object, function_environment
+
+log = logging.getLogger(__name__)
 
 # Lambda's asynchronous retry delays: one minute before the first retry, two before the second.
 RETRY_DELAYS_SECONDS = (60.0, 120.0)
@@ -159,8 +163,21 @@ def run_attempt(invocation_id: int) -> bool:
         attempt = Attempt(row["attempt_count"], now, now, None, error_object(exc))
     else:
         attempt = _run_handler(fn, row)
-    _settle(row, attempt)
+    service.through_outages(partial(_settle_or_record_failure, row, attempt), f"recording plain invocation {row['id']}")
     return True
+
+
+def _settle_or_record_failure(row: dict[str, Any], attempt: Attempt) -> None:
+    """``_settle``; if the attempt's outcome cannot be stored, it is recorded as failed with
+    why, rather than left RUNNING for nobody to settle."""
+    try:
+        _settle(row, attempt)
+    except Exception as exc:
+        if service.is_outage(exc):
+            raise
+        log.exception("the outcome of plain invocation %s could not be stored", row["id"])
+        error = {"ErrorType": "Durable.UnstorableOutcome", "ErrorMessage": f"The outcome could not be stored: {exc}"}
+        _settle(row, replace(attempt, result=None, error=error))
 
 
 def _claim(invocation_id: int) -> dict[str, Any] | None:

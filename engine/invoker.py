@@ -10,11 +10,11 @@ import gc
 import json
 import logging
 import os
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import CheckpointError, DurableApiErrorCategory
@@ -254,31 +254,12 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False, generation: i
     deadline = remaining if in_sandbox else None
     with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
         output, raised = call_handler(ticket)
-    _complete_through_outages(ticket, output, raised)
+    # The journal stays on disk meanwhile; if the database stays away, the sweeper records the
+    # invocation as timed out when it is back.
+    service.through_outages(
+        partial(service.complete_invocation, ticket, output, raised), f"recording invocation {ticket.request_id}"
+    )
     return True
-
-
-# How long an ended invocation waits for the database to record its outcome (the journal stays
-# on disk meanwhile); after that the sweeper records it as timed out.
-COMPLETION_PATIENCE = 120.0
-
-
-def _complete_through_outages(
-    ticket: service.Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None
-) -> None:
-    """``service.complete_invocation``, tried again while the database cannot be reached."""
-    give_up = time.monotonic() + COMPLETION_PATIENCE
-    delay = 0.5
-    while True:
-        try:
-            service.complete_invocation(ticket, output, raised)
-            return
-        except Exception as exc:
-            if not service.is_outage(exc) or time.monotonic() + delay > give_up:
-                raise
-            log.warning("database unavailable while recording invocation %s (%s); retrying", ticket.request_id, exc)
-        time.sleep(delay)
-        delay = min(delay * 2, 10.0)
 
 
 def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 import socket
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -45,6 +46,7 @@ from engine.errors import (
 from engine.machine import Clock, Transition
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REGION = os.environ.get("DURABLE_REGION", "us-east-1")
 ACCOUNT = os.environ.get("DURABLE_ACCOUNT_ID", "123456789012")
@@ -1362,6 +1364,28 @@ def is_outage(exc: BaseException) -> bool:
         return False
     sqlstate = exc.sqlstate
     return sqlstate is None or sqlstate.startswith(_OUTAGE_SQLSTATES)
+
+
+# How long a worker that has run a handler waits for the database to record its outcome.
+OUTCOME_PATIENCE = 120.0
+
+
+def through_outages(work: Callable[[], T], what: str, patience: float = OUTCOME_PATIENCE) -> T:
+    """Return ``work()``, tried again with a growing pause while the database cannot be reached,
+    for up to ``patience`` seconds. For work that must not be lost once done, such as recording
+    the outcome of a handler that has already run."""
+    give_up = time.monotonic() + patience
+    pause = 0.5
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() + pause > give_up:
+                raise
+            log.warning("database unavailable while %s (%s); trying again in %.1f s", what, exc, pause)
+        time.sleep(pause)
+        db.drop_broken_connections()
+        pause = min(pause * 2, 10.0)
 
 
 def guarded(kind: str, item_id: int, work: Callable[[], int], execution_id: int | None = -1) -> int:

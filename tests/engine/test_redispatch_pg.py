@@ -1,0 +1,83 @@
+"""Re-dispatch is bounded: a message is sent again only when presumed lost, and the worker drops
+duplicate and superseded messages cheaply (issue 21)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import engine
+from engine import db, service
+from tests.conftest import Stack
+from tests.engine.support import Recorder, Register, execution_row, start
+from tests.engine.test_service_pg import counted_statements
+
+WAITS = "tests.handlers.engine_pg.long_wait"
+
+
+@pytest.fixture
+def no_scheduler(stack: Stack) -> Iterator[None]:
+    """Stop the scheduler: its own re-dispatch rounds would send these executions to the worker."""
+    stack.stop_scheduler()
+    try:
+        yield
+    finally:
+        stack.start_scheduler()
+
+
+def _sent_minutes_ago(execution_id: int, minutes: int) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE durable_execution SET dispatched_at = now() - make_interval(mins => %s) WHERE id = %s",
+            (minutes, execution_id),
+        )
+
+
+def test_a_message_the_workers_have_gone_past_is_sent_again_once(
+    client: engine.LambdaClient, functions: Register, recorder: Recorder, no_scheduler: None
+) -> None:
+    name = functions(WAITS)
+    lost = execution_row(start(client, name, '{"seconds": 1}'))["id"]
+    _sent_minutes_ago(lost, 2)
+    later = execution_row(start(client, name, '{"seconds": 1}'))["id"]
+    assert service.claim_invocation(later) is not None  # the workers read a message sent after the lost one
+    recorder.invoked.clear()
+    assert service.redispatch_stranded() >= 1
+    service.redispatch_stranded()  # a second round: the new message is not presumed lost
+    assert recorder.invoked.count(lost) == 1 and later not in recorder.invoked
+    assert _redispatches(lost) == 1
+
+
+def test_a_message_not_seen_taken_for_the_backstop_time_is_sent_again_once(
+    client: engine.LambdaClient, functions: Register, recorder: Recorder, no_scheduler: None
+) -> None:
+    waiting = execution_row(start(client, functions(WAITS), '{"seconds": 1}'))["id"]
+    _sent_minutes_ago(waiting, 6)  # past the backstop (5 min): sent again, whatever the workers read
+    recorder.invoked.clear()
+    service.redispatch_stranded()
+    service.redispatch_stranded()
+    assert recorder.invoked.count(waiting) == 1
+    assert _redispatches(waiting) == 1
+
+
+def test_a_superseded_or_duplicate_message_is_dropped_without_a_lock(
+    client: engine.LambdaClient, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution_id = execution_row(start(client, functions(WAITS), '{"seconds": 1}'))["id"]
+    with db.transaction() as conn:  # two messages were sent again since the first
+        conn.execute("UPDATE durable_execution SET redispatches = 2 WHERE id = %s", (execution_id,))
+    statements = counted_statements(monkeypatch)
+    assert service.claim_invocation(execution_id, generation=1) is None
+    assert len(statements) == 2 and not any("FOR UPDATE" in sql for sql in statements)
+    assert service.claim_invocation(execution_id, generation=2) is not None
+    statements.clear()
+    assert service.claim_invocation(execution_id) is None  # a duplicate: the invocation runs already
+    assert len(statements) == 2 and not any("FOR UPDATE" in sql for sql in statements)
+
+
+def _redispatches(execution_id: int) -> int:
+    with db.transaction() as conn:
+        row = conn.execute("SELECT redispatches FROM durable_execution WHERE id = %s", (execution_id,)).fetchone()
+    assert row is not None
+    return int(row["redispatches"])
