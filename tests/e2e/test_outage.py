@@ -69,8 +69,9 @@ def private(tmp_path: Path) -> Iterator[tuple[PrivateServer, dict[str, str]]]:
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # In the log's folder: the file-system broker writes a control folder into the current one.
     return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        args, cwd=log.parent, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
     )
 
 
@@ -107,7 +108,7 @@ def test_the_scheduler_and_worker_wait_out_a_database_outage(
 ) -> None:
     server, env = private
     scheduler_log, worker_log = tmp_path / "scheduler.log", tmp_path / "worker.log"
-    scheduler = _spawn([sys.executable, "manage.py", "durable_scheduler"], env, scheduler_log)
+    scheduler = _spawn([sys.executable, str(ROOT / "manage.py"), "durable_scheduler"], env, scheduler_log)
     worker = _spawn(
         [
             sys.executable,
@@ -136,7 +137,7 @@ def test_the_scheduler_and_worker_wait_out_a_database_outage(
         arn = (
             subprocess.run(
                 [sys.executable, "-c", START_SCRIPT, str(WAIT_SECONDS)],
-                cwd=ROOT,
+                cwd=tmp_path,
                 env={**env, "DJANGO_SETTINGS_MODULE": "durable_site.settings"},
                 capture_output=True,
                 text=True,
