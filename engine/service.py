@@ -1350,7 +1350,7 @@ def _redispatch(execution_id: int) -> int:
 # --- background loops: a failing item is quarantined, an outage is waited out -----------------
 
 QUARANTINE_AFTER = 3
-# (kind, item id) -> failures in a row and when the first of them happened, in this process.
+# (loop, execution id) -> failures in a row and when the first of them happened, in this process.
 _failures: dict[tuple[str, int], tuple[int, datetime]] = {}
 # Errors that mean the database cannot be reached (SQLSTATE class 08, or a server shutting down).
 _OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
@@ -1388,14 +1388,13 @@ def through_outages(work: Callable[[], T], what: str, patience: float = OUTCOME_
         pause = min(pause * 2, 10.0)
 
 
-def guarded(kind: str, item_id: int, work: Callable[[], int], execution_id: int | None = -1) -> int:
-    """Run a background loop's ``work`` on one item; return what it returns, or 0 if it failed.
+def guarded(kind: str, execution_id: int, work: Callable[[], int]) -> int:
+    """Run a background loop's ``work`` on one execution; return what it returns, or 0 if it failed.
 
     A failure is logged and counted, never raised, so that the loop goes on with the other
-    items; after ``QUARANTINE_AFTER`` failures in a row the item is quarantined (recorded, shown
-    on the execution's page, and skipped by the loops). A database outage is raised: the loop
-    waits it out. A serialization failure or deadlock is simply left to the next round.
-    ``execution_id`` defaults to ``item_id``; None means the item belongs to no execution.
+    executions; after ``QUARANTINE_AFTER`` failures in a row the execution is quarantined
+    (marked, shown on its page, and left alone by the loops). A database outage is raised: the
+    loop waits it out. A serialization failure or deadlock is left to the next round.
     """
     try:
         done = work()
@@ -1403,32 +1402,33 @@ def guarded(kind: str, item_id: int, work: Callable[[], int], execution_id: int 
         if is_outage(exc):
             raise
         if isinstance(exc, psycopg.errors.TransactionRollback):
-            log.info("%s of item %s: %s; trying again next round", kind, item_id, exc)
+            log.info("%s of execution %s: %s; trying again next round", kind, execution_id, exc)
             return 0
-        _item_failed(kind, item_id, item_id if execution_id == -1 else execution_id, exc)
+        _failed(kind, execution_id, exc)
         return 0
-    _failures.pop((kind, item_id), None)
+    _failures.pop((kind, execution_id), None)
     return done
 
 
-def _item_failed(kind: str, item_id: int, execution_id: int | None, exc: Exception) -> None:
-    failures, first = _failures.get((kind, item_id), (0, utcnow()))
+def _failed(kind: str, execution_id: int, exc: Exception) -> None:
+    failures, first = _failures.get((kind, execution_id), (0, utcnow()))
     failures += 1
-    log.error("%s failed on item %s (%d of %d tries)", kind, item_id, failures, QUARANTINE_AFTER, exc_info=exc)
+    log.error(
+        "%s failed on execution %s (%d of %d tries)", kind, execution_id, failures, QUARANTINE_AFTER, exc_info=exc
+    )
     if failures < QUARANTINE_AFTER:
-        _failures[(kind, item_id)] = (failures, first)
+        _failures[(kind, execution_id)] = (failures, first)
         return
-    _failures.pop((kind, item_id), None)
+    _failures.pop((kind, execution_id), None)
     error = "".join(traceback.format_exception(exc)[-3:])[-4000:]
-    item = {"kind": kind, "item_id": item_id, "execution_id": execution_id, "failures": failures}
-    item.update(error=error, first_failed_at=first, now=utcnow())
+    note = {"loop": kind, "failures": failures, "first_failed_at": first.isoformat(), "error": error}
     try:
         with db.pool().connection() as conn:
-            store.quarantine(conn, item)
-    except Exception:  # not recorded: counted again from zero, and retried
-        log.exception("could not quarantine %s item %s", kind, item_id)
+            store.quarantine(conn, execution_id, note, utcnow())
+    except Exception:  # not recorded: counted again from zero, and tried again
+        log.exception("could not quarantine execution %s", execution_id)
         return
-    log.error("%s item %s quarantined after %d failures: %s", kind, item_id, failures, error.strip())
+    log.error("execution %s quarantined after %d failures of the %s loop: %s", execution_id, failures, kind, error)
 
 
 # --- retention --------------------------------------------------------------------------------
@@ -1442,7 +1442,6 @@ RETAINED_TABLES = (
     "durable_log",
     "durable_effect",
     "durable_fault",
-    "durable_quarantine",
 )
 
 

@@ -23,10 +23,6 @@ EXECUTION_COLUMNS = """
 _E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
 
 
-# SQL: the execution (its id's expression in place of {id}) is quarantined: background loops skip it.
-QUARANTINED = "EXISTS (SELECT 1 FROM durable_quarantine q WHERE q.execution_id = {id})"
-
-
 def ms_to_datetime(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
 
@@ -274,7 +270,9 @@ def take_due_timers(
 
 
 # A timer (``t``) of a quarantined execution: the scheduler neither fires it nor wakes up for it.
-_T_QUARANTINED = QUARANTINED.format(id="t.execution_id")
+_T_QUARANTINED = (
+    "EXISTS (SELECT 1 FROM durable_execution q WHERE q.id = t.execution_id AND q.quarantined_at IS NOT NULL)"
+)
 
 
 def due_timer_executions(
@@ -298,7 +296,7 @@ def due_timer_executions(
             SELECT t.execution_id FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
             WHERE t.due_at <= %(now)s
               AND (NOT e.running OR t.kind <> ALL({_OWN_KINDS_SQL}) OR t.due_at <= %(now)s - %(grace)s)
-              AND NOT {_T_QUARANTINED}
+              AND e.quarantined_at IS NULL
             GROUP BY t.execution_id ORDER BY min(t.due_at) LIMIT %(limit)s
             """,
             {"now": now, "limit": limit, "grace": running_grace},
@@ -319,7 +317,7 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
                 (SELECT min(CASE WHEN e.running AND t.kind = ANY({_OWN_KINDS_SQL}) THEN t.due_at + %(grace)s
                         ELSE t.due_at END)
                  FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
-                 WHERE t.due_at <= %(now)s + %(grace)s AND NOT {_T_QUARANTINED}),
+                 WHERE t.due_at <= %(now)s + %(grace)s AND e.quarantined_at IS NULL),
                 (SELECT min(due_at) FROM durable_timer t WHERE due_at > %(now)s + %(grace)s
                  AND NOT {_T_QUARANTINED})) AS due
             """,
@@ -416,10 +414,10 @@ def lock_execution_with_invocation(
 
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
-        f"""
+        """
         SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
         JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
-        WHERE e.running AND NOT {QUARANTINED.format(id="e.id")} ORDER BY e.lease_until LIMIT %s
+        WHERE e.running AND e.quarantined_at IS NULL ORDER BY e.lease_until LIMIT %s
         """,
         (limit,),
     ).fetchall()
@@ -450,10 +448,10 @@ def presumed_lost(
     times ``backstop``). A queue that is merely slow, or has no worker reading it, is left alone.
     """
     return conn.execute(
-        f"""
+        """
         WITH mark AS (SELECT max(dispatched_at) AS consumed FROM durable_invocation)
         SELECT e.id, e.redispatches FROM durable_execution e, mark
-        WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND NOT {QUARANTINED.format(id="e.id")}
+        WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.quarantined_at IS NULL
             AND (e.dispatched_at IS NULL
                 OR e.dispatched_at < %(now)s - %(after)s AND mark.consumed > e.dispatched_at + %(after)s
                 OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6)))
@@ -485,23 +483,13 @@ def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> Non
 # --- quarantine -------------------------------------------------------------------------------
 
 
-def quarantine(conn: psycopg.Connection, item: Mapping[str, Any]) -> None:
-    """Record an item a background loop keeps failing on (``item``: kind, item_id, execution_id,
-    failures, error, first_failed_at, now)."""
+def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
+    """Mark the execution as one the background loops leave alone, with ``note`` (the loop, its
+    failures, since when, the last error) for the dashboard."""
     conn.execute(
-        """
-        INSERT INTO durable_quarantine (kind, item_id, execution_id, failures, error, first_failed_at, quarantined_at)
-        VALUES (%(kind)s, %(item_id)s, %(execution_id)s, %(failures)s, %(error)s, %(first_failed_at)s, %(now)s)
-        ON CONFLICT (kind, item_id) DO UPDATE SET failures = EXCLUDED.failures, error = EXCLUDED.error,
-            first_failed_at = EXCLUDED.first_failed_at, quarantined_at = EXCLUDED.quarantined_at
-        """,
-        item,
+        "UPDATE durable_execution SET quarantined_at = %s, quarantine = %s WHERE id = %s",
+        (now, Jsonb(dict(note)), execution_id),
     )
-
-
-def quarantined_items(conn: psycopg.Connection, kind: str) -> set[int]:
-    rows = conn.execute("SELECT item_id FROM durable_quarantine WHERE kind = %s", (kind,)).fetchall()
-    return {row["item_id"] for row in rows}
 
 
 # --- replay record ----------------------------------------------------------------------------

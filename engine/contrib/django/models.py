@@ -65,6 +65,11 @@ class Execution(models.Model):
     # Set when the SDK closes the execution from a checkpoint (an oversized result): applied when
     # that invocation ends, so InvocationCompleted precedes ExecutionSucceeded/Failed.
     pending_finish = models.JSONField(null=True)
+    # Set when a background loop (timers, recovery, re-dispatch) failed on the execution again and
+    # again: the loops leave it alone from then on. ``quarantine`` says which loop, how often,
+    # since when and the last error. Setting both back to null lets the loops take it up again.
+    quarantined_at = models.DateTimeField(null=True)
+    quarantine = models.JSONField(null=True)
 
     class Meta:
         db_table = "durable_execution"
@@ -261,35 +266,4 @@ class AsyncInvocation(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_async_status"),
             models.Index(fields=["function_name", "-created_at"], name="durable_async_function"),
-        ]
-
-
-class QuarantinedItem(models.Model):
-    """Work a background loop failed on again and again: it is left alone until someone looks.
-
-    ``kind`` names the loop (``timers``, ``recovery``, ``redispatch``, ``async_invocation``…) and
-    ``item_id`` what it failed on: an execution's id, or a plain invocation's. The loops skip an
-    execution that has a row here; deleting the row lets them take it up again.
-    """
-
-    kind = models.CharField(max_length=32)
-    item_id = models.BigIntegerField()
-    # No database constraint: the engine's own SQL deletes executions (retention) with their rows here.
-    execution = models.ForeignKey(
-        Execution,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="quarantined_items",
-    )
-    failures = models.PositiveIntegerField()
-    error = models.TextField()
-    first_failed_at = models.DateTimeField()
-    quarantined_at = models.DateTimeField()
-
-    class Meta:
-        db_table = "durable_quarantine"
-        ordering = ["-quarantined_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "item_id"], name="durable_quarantine_unique_item"),
         ]
