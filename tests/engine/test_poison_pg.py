@@ -6,6 +6,7 @@ failing the write (which used to leave the invocation open and crash every backg
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 import engine
-from engine import db, invoker, service
+from engine import db, invoker, journal, service
 from tests.engine.support import Recorder, Register, execution_row, start
 
 H = "tests.handlers.poison.poison"
@@ -108,3 +109,34 @@ def test_a_failing_invocation_under_a_bad_stored_policy_is_scheduled_again(
             (execution_id,),
         ).fetchone()
     assert timer is not None and timedelta(hours=23) < timer["wait"] <= timedelta(days=1)
+
+
+def _claimed_with_unstorable_journal(client: engine.LambdaClient, functions: Register) -> service.Ticket:
+    """A claimed invocation whose journal holds a line PostgreSQL refuses (a time that is none)."""
+    arn = start(client, functions(NOT_DURABLE), "{}")
+    ticket = service.claim_invocation(execution_row(arn)["id"])
+    assert ticket is not None
+    path = journal.journal_path(ticket.request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"t": "log", "at": "not a time", "level": "INFO", "logger": "x", "message": "m"}) + "\n")
+    return ticket
+
+
+def test_an_unstorable_journal_is_replaced_by_a_marked_line_when_the_invocation_ends(
+    client: engine.LambdaClient, functions: Register, recorder: Recorder
+) -> None:
+    ticket = _claimed_with_unstorable_journal(client, functions)
+    service.complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
+    assert execution_row(ticket.arn)["status"] == "SUCCEEDED"
+    [message] = _log_messages(ticket.execution_id)
+    assert message.startswith("The invocation's journal (log lines, step body runs) could not be stored")
+
+
+def test_an_unstorable_journal_is_replaced_by_a_marked_line_when_the_invocation_is_lost(
+    client: engine.LambdaClient, functions: Register, recorder: Recorder
+) -> None:
+    ticket = _claimed_with_unstorable_journal(client, functions)
+    assert service.mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert execution_row(ticket.arn)["consecutive_failures"] == 1
+    [message] = _log_messages(ticket.execution_id)
+    assert "could not be stored" in message
