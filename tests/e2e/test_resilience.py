@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -123,10 +124,9 @@ def test_a_bad_stored_retry_policy_still_retries_then_fails_the_execution(
 # --- quarantine -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def held_back() -> Iterator[service.Dispatcher | None]:
-    """The test process's own starts are not sent to the worker: the test claims them itself.
-    Yields the dispatcher to set back to send them again."""
+@contextmanager
+def _held_back() -> Iterator[None]:
+    """The test process's own starts are not sent to the worker: the test claims them itself."""
 
     class Holding:
         def invoke(self, execution_id: int, timeout: float) -> None:
@@ -138,7 +138,7 @@ def held_back() -> Iterator[service.Dispatcher | None]:
     saved = service._dispatcher
     service.set_dispatcher(Holding())
     try:
-        yield saved
+        yield
     finally:
         service.set_dispatcher(saved)
 
@@ -151,7 +151,8 @@ def _dead_pid() -> int:
 
 def _lost_invocation_with_unreadable_journal(lam: engine.LambdaClient, name: str) -> str:
     """An invocation whose process died, leaving a journal the engine cannot make sense of."""
-    arn = _start(lam, name)
+    with _held_back():
+        arn = _start(lam, name)
     with db.transaction() as conn:
         execution_id = conn.execute("SELECT id FROM durable_execution WHERE arn = %s", (arn,)).fetchone()["id"]
     ticket = service.claim_invocation(execution_id)
@@ -168,15 +169,16 @@ def _lost_invocation_with_unreadable_journal(lam: engine.LambdaClient, name: str
 
 
 def test_an_item_a_loop_keeps_failing_on_is_quarantined_and_shown_while_others_go_on(
-    lam: engine.LambdaClient, stack: Stack, unique: str, staff_client: Client, held_back: service.Dispatcher | None
+    lam: engine.LambdaClient, stack: Stack, unique: str, staff_client: Client
 ) -> None:
+    waits = _function(lam, LONG_WAIT, f"other-{unique}")  # each needs the scheduler to fire its timer
+    before = _start(lam, waits, seconds=2)
     bad = _lost_invocation_with_unreadable_journal(lam, _function(lam, POISON, f"quarantine-{unique}"))
     note = wait_until(lambda: _quarantine(bad), timeout=30, message="the quarantine")
     assert (note["loop"], note["failures"]) == ("recovery", service.QUARANTINE_AFTER)
     assert "KeyError" in note["error"]
-    service.set_dispatcher(held_back)  # the others go to the worker again
-    other = _start(lam, _function(lam, LONG_WAIT, f"other-{unique}"), seconds=1)  # needs the scheduler's timer
-    assert _ended(lam, other) == "SUCCEEDED"
+    after = _start(lam, waits, seconds=1)
+    assert (_ended(lam, before), _ended(lam, after)) == ("SUCCEEDED", "SUCCEEDED")
     page = _page(staff_client, bad)
     assert "Quarantined:" in page and "recovery loop failed on this execution 3 times" in page
     assert lam.get_durable_execution(DurableExecutionArn=bad)["Status"] == "RUNNING"  # left alone
