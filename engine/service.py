@@ -1352,8 +1352,10 @@ def _redispatch(execution_id: int) -> int:
 QUARANTINE_AFTER = 3
 # (loop, execution id) -> failures in a row and when the first of them happened, in this process.
 _failures: dict[tuple[str, int], tuple[int, datetime]] = {}
-# Errors that mean the database cannot be reached (SQLSTATE class 08, or a server shutting down).
-_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# Errors that mean the database cannot serve anyone for now, whatever the work: connection
+# failures (class 08), a server shutting down or starting (57P01-03), insufficient resources such
+# as too many connections (class 53).
+_OUTAGE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03")
 
 
 def is_outage(exc: BaseException) -> bool:
