@@ -12,8 +12,6 @@ from engine import async_invoke, db, invoker, service
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
-
-
 OUTAGE_RETRY_MAX = 10.0  # seconds between tries while the database cannot be reached
 
 

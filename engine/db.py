@@ -62,7 +62,7 @@ def _json_dumps(obj: Any) -> bytes | str:
     checkpoint's documents, and every step writes some.
 
     What orjson refuses (non-string keys, integers beyond 64 bits, the types passed through
-    above, lone surrogates) goes to ``json.dumps``, which gives the stdlib's answer or its error.
+    above) goes to ``json.dumps``, which gives the stdlib's answer or its error.
     One difference remains: NaN and infinities become ``null``, where ``json.dumps`` wrote tokens
     PostgreSQL rejects. Text jsonb cannot hold (NUL, lone surrogates) is written escaped (see
     ``escape_untranslatable``): one bytes search of the output is all the common case pays.
@@ -100,13 +100,15 @@ def escape_untranslatable(text: str) -> str:
 
 def is_storable(text: str) -> bool:
     """Whether PostgreSQL can store ``text`` as it is (cheap for the ASCII text most of it is)."""
+    if "\x00" in text:
+        return False
     if text.isascii():
-        return "\x00" not in text
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return "\x00" not in text
+    return True
 
 
 def escape_document(obj: Any) -> Any:
