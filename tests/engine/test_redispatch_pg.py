@@ -81,3 +81,23 @@ def _redispatches(execution_id: int) -> int:
         row = conn.execute("SELECT redispatches FROM durable_execution WHERE id = %s", (execution_id,)).fetchone()
     assert row is not None
     return int(row["redispatches"])
+
+
+def test_a_start_the_broker_refused_is_sent_at_the_next_round(
+    client: engine.LambdaClient,
+    functions: Register,
+    recorder: Recorder,
+    no_scheduler: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broker_down(execution_id: int, timeout: float) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(recorder, "invoke", broker_down)
+    row = execution_row(start(client, functions(WAITS), '{"seconds": 1}'))  # accepted all the same
+    assert (row["needs_invoke"], row["dispatched_at"]) == (True, None)
+    service.redispatch_stranded()  # still down: marked as not sent again
+    assert execution_row(row["arn"])["dispatched_at"] is None
+    monkeypatch.undo()
+    service.redispatch_stranded()
+    assert recorder.invoked.count(row["id"]) == 1
