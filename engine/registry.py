@@ -145,10 +145,11 @@ def create_function(name: str, fields: Mapping[str, Any], *, replace: bool = Fal
     validate_function_name(name)
     if "Handler" not in fields:
         raise _invalid("Handler is required.")
+    built = _build(fields, None)  # a bad field is the error to report, whether or not the name is taken
     with db.transaction() as conn:
         if not replace and store.get_function(conn, name) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
-        row = store.upsert_function(conn, {"name": name, **_build(fields, None)})
+        row = store.upsert_function(conn, {"name": name, **built})
     return configuration(row)
 
 
