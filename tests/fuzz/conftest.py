@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from django.db import connection
-
-from tests.dashboard.support import (  # noqa: F401  (pytest fixtures)
-    _real_database,
-    make_user,
-)
 
 T = TypeVar("T")
 FUZZ_FUNCTION = "fuzz-target"
@@ -25,6 +20,13 @@ FUZZ_FUNCTION = "fuzz-target"
 FUZZ_HANDLER = "demos.approval.handler"
 # More than 900 s: a RequestResponse invoke is refused at once instead of waiting for a worker.
 FUZZ_CONFIG = {"ExecutionTimeout": 3600, "RetentionPeriodInDays": 1}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_database(django_db_blocker: Any) -> Iterator[None]:
+    """Pages, engine and fingerprints share the session's real database (module fixtures included)."""
+    with django_db_blocker.unblock():
+        yield
 
 
 @pytest.fixture(scope="session")
