@@ -7,6 +7,7 @@ call must really run (a pending callback to answer).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -58,13 +59,14 @@ SCOPED_ROWS = {
 EXECUTION_ROWS = "execution_id IN (SELECT id FROM durable_execution WHERE function_name LIKE 'fuzz-%%')"
 
 
-def engine_tables() -> list[str]:
+@functools.cache
+def engine_tables() -> tuple[str, ...]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = current_schema() AND table_name LIKE 'durable\\_%%' ORDER BY 1"
         )
-        return [name for (name,) in cursor.fetchall()]
+        return tuple(name for (name,) in cursor.fetchall())
 
 
 def fingerprint() -> dict[str, tuple[int, str]]:
@@ -95,18 +97,31 @@ def wait_quiet(timeout: float = 20) -> None:
         last = now
 
 
+# The fingerprint after the last checked call: the next call's "before", one query saved per call.
+_last: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fingerprint() -> Iterator[None]:
+    _last.clear()  # fixtures may have changed rows in scope since the last test
+    yield
+
+
 def assert_rejection_stores_nothing(call: Callable[[], T], rejected: Callable[[T], bool], label: Any) -> T:
     """Run ``call``; when ``rejected(outcome)``, no engine row in scope may have changed.
 
-    A difference is checked once more on a quiet database, because the suite shares the session's
-    worker with other tests: a rejected call repeated is still rejected and still writes nothing.
+    A difference is checked once more on a quiet database with a fresh "before", because the suite
+    shares the session's worker with other tests (and runs accepted fuzz starts): a rejected call
+    repeated is still rejected and still writes nothing.
     """
+    before = _last.get("fingerprint") or fingerprint()
     for attempt in (1, 2):
-        before = fingerprint()
         outcome = call()
-        changed = changed_tables(before, fingerprint())
+        after = _last["fingerprint"] = fingerprint()
+        changed = changed_tables(before, after)
         if not rejected(outcome) or not changed:
             return outcome
         if attempt == 1:
             wait_quiet()
+            before = fingerprint()
     pytest.fail(f"a rejected call changed {changed}: {label!r} -> {outcome!r}"[:2000])

@@ -112,6 +112,27 @@ SEEDS: list[Any] = [
 ]
 
 
+# The seeds of the web forms and query parameters (each request renders a page: fewer, sharper seeds).
+WEB_SEEDS: list[str] = [
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "²",
+    "1e309",
+    "NaN",
+    "-1",
+    "",
+    "x" * 70_000,
+    DEEP_JSON,
+    '{"a": NaN}',
+    "2020-01-01T00:00:00+23:59",
+    "0001-01-01T00:00:00+01:00",
+    "%00",
+    "/lab/\r\n",
+    "9" * 30,
+]
+
+
 def url_quote(value: str) -> str:
     """Percent-encode anything, lone surrogates included (as a hostile client would send them)."""
     return quote(value, safe="", errors="surrogatepass")
