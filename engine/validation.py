@@ -3,7 +3,7 @@
 Plain Python (no Django): ``engine.client()``, the registry, the CLI and the dashboard's forms
 and query parameters all use these, so one rule gives one error message everywhere. Each check
 returns the clean value or raises :class:`InvalidInput`, whose message names the field and says
-what is wrong ("Payload: JSON nested deeper than 64 levels").
+what is wrong ("Payload is JSON nested deeper than 64 levels.").
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def parse_json_text(value: Any, field: str, *, max_bytes: int, max_depth: int = 
     if size > max_bytes:
         raise InvalidInput(field, f"is too large: {size} bytes, at most {max_bytes}.")
     if json_depth(text, max_depth) > max_depth:
-        raise InvalidInput(field, f"has JSON nested deeper than {max_depth} levels.")
+        raise InvalidInput(field, f"is JSON nested deeper than {max_depth} levels.")
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:

@@ -136,4 +136,4 @@ def test_start_form_refuses_deep_json_with_a_form_error(clients: dict[str, Any],
     fields = {**FORMS["start"][1], "function": "fuzz-target", "payload": DEEP_JSON}
     response = post(clients, "staff", "start", fields, fuzz_target["pk"])
     assert response.status_code == 200
-    assert "Input has JSON nested deeper than 64 levels." in response.content.decode()
+    assert "Input is JSON nested deeper than 64 levels." in response.content.decode()

@@ -273,10 +273,15 @@ def blob(value: str | None, option: str, binary_format: str | None) -> bytes | N
         except (OSError, ValueError) as exc:
             raise UsageError(f"Error parsing parameter '{option}': Unable to load paramfile {value}: {exc}") from exc
     text = _param_text(value, option)
-    if binary_format != "base64":
-        return text.encode()
     try:
-        return base64.b64decode(text.encode(), validate=True)
+        # Arguments that were not UTF-8 reach Python as lone surrogates (surrogateescape).
+        raw = text.encode()
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"Error parsing parameter '{option}': not valid UTF-8 text (byte {exc.start}).") from exc
+    if binary_format != "base64":
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True)
     except binascii.Error as exc:
         raise UsageError(f"Error parsing parameter '{option}': Invalid base64: {text!r}") from exc
 
@@ -296,7 +301,7 @@ def json_payload(value: str | None, binary_format: str | None) -> bytes | None:
 
 def parse_json(text: str | bytes) -> Any:
     """Strict JSON, as the engine reads it: no NaN or Infinity, at most 64 levels deep, UTF-8."""
-    return validation.parse_json_text(text, "JSON", max_bytes=PARAMETER_LIMIT)
+    return validation.parse_json_text(text, "Value", max_bytes=PARAMETER_LIMIT)
 
 
 def _shown(text: str, limit: int = 200) -> str:
@@ -563,20 +568,24 @@ def _check_outfile(outfile: str | None) -> None:
     """Refuse an outfile that cannot be written before the execution starts, not after it ran."""
     if outfile is None:
         return
-    target = Path(outfile)
-    problem = None
     try:
-        folder = target.parent
-        if target.is_dir():
-            problem = "it is a directory"
-        elif not folder.is_dir():
-            problem = f"the directory {str(folder)!r} does not exist"
-        elif not os.access(target if target.exists() else folder, os.W_OK):
-            problem = "permission denied"
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        problem = _outfile_problem(Path(outfile))
+    except OSError as exc:
         problem = str(exc)
     if problem:
         raise UsageError(f"Error parsing parameter 'outfile': cannot write {outfile!r}: {problem}.")
+
+
+def _outfile_problem(target: Path) -> str | None:
+    if "\x00" in str(target):
+        return "the path contains a NUL byte"
+    if target.is_dir():
+        return "it is a directory"
+    if not target.parent.is_dir():
+        return f"the directory {str(target.parent)!r} does not exist"
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        return "permission denied"
+    return None
 
 
 def _invoke(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
@@ -600,7 +609,7 @@ def _invoke(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
         return output
     try:
         Path(args.outfile).write_bytes(body)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise CliError(f"Could not write the payload to {args.outfile}: {exc}") from exc
     return output
 
