@@ -452,8 +452,9 @@ def _safe_next(request: HttpRequest) -> str:
 def safe_next(request: HttpRequest, fallback: str) -> str:
     """``POST["next"]`` if it is a local URL fit for a Location header, else ``fallback``."""
     target = request.POST.get("next", "")
-    # A control character (CR, LF, NUL) in a redirect would make Django raise BadHeaderError: a 500.
-    if any(ord(char) < 32 or ord(char) == 127 for char in target):
+    # A control character (CR, LF, NUL) in a redirect would make Django raise BadHeaderError, and
+    # redirect() takes text without a "/" for a view name to reverse: both were 500s.
+    if not target.startswith("/") or any(ord(char) < 32 or ord(char) == 127 for char in target):
         return fallback
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target

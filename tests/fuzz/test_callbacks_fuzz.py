@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine
 from engine.contrib.django.models import Operation
 from tests.conftest import wait_until
 from tests.dashboard.support import make_user
@@ -37,8 +38,8 @@ BAD_NEXT = ["/callbacks/\r\nX-Injected: 1", "/lab/\r\n", "\x00", "//evil.example
 
 
 @pytest.fixture(scope="module")
-def pending(stack: Any, lam: Any, fuzz_target: dict[str, Any]) -> Operation:
-    arn = lam.invoke(
+def pending(stack: Any, fuzz_target: dict[str, Any]) -> Operation:
+    arn = engine.client().invoke(
         FunctionName=fuzz_target["function"],
         InvocationType="Event",
         Payload=b'{"amount": 7}',
