@@ -78,6 +78,10 @@ def test_approve_and_reject_refuse_every_bad_json(operator_client: Any, pending:
         for bad in BAD_JSON:
             post(operator_client, pending, "approve", {"result": bad, "next": "/callbacks/"}, htmx)
             post(operator_client, pending, "reject", {"error_type": "R", "error_data": bad}, htmx)
+    deep = post(operator_client, pending, "approve", {"result": DEEP_JSON}, htmx=True).content.decode()
+    assert "Result is JSON nested deeper than 64 levels." in deep
+    deep = post(operator_client, pending, "reject", {"error_type": "R", "error_data": DEEP_JSON}, htmx=True)
+    assert "Error data is JSON nested deeper than 64 levels." in deep.content.decode()
     pending.refresh_from_db()
     assert pending.status == "STARTED"
 

@@ -101,3 +101,29 @@ def test_raw_percent_garbage_in_the_query_string(clients: dict[str, Any], fuzz_t
         for page in ("/executions/", "/lab/diff/", f"/executions/{fuzz_target['pk']}/"):
             response = clients["staff"].get(f"{page}?{raw}")
             assert_answered(response, f"{page}?{raw}")
+
+
+# The 500s the probe of issue 21 found on GET pages, each with the answer it must now get.
+ISSUE_21_PAGES = [
+    ("/executions/{pk}/?from=%C2%B2&rows=%C2%B2", 200, "Operations"),
+    ("/executions/start/?from=%C2%B2", 200, "Start"),
+    ("/executions/?q=%00", 400, "Search contains a NUL byte."),
+    ("/executions/?name=%00", 400, "Name contains a NUL byte."),
+    ("/executions/?function=%00", 400, "Function contains a NUL byte."),
+    ("/executions/?from=2020-01-01T00:00:00%2B23:59", 400, "offsets are at most ±14:00"),
+    ("/executions/?to=0001-01-01T00:00:00%2B01:00", 400, "dates run from year 1 to 9999 in UTC"),
+    ("/executions/{pk}/ops/%00/", 404, "Not found"),
+    ("/functions/%00/", 404, "Not found"),
+    ("/lab/diff/?a=%00&b=x", 200, "Execution A contains a NUL byte."),
+    ("/audit/?before=%C2%B2", 200, "Audit"),
+    ("/executions/{pk}/history/?after=%C2%B2", 200, ""),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "message"), ISSUE_21_PAGES, ids=[u for u, _, _ in ISSUE_21_PAGES])
+def test_issue_21_pages_answer_with_a_clear_page(
+    clients: dict[str, Any], fuzz_target: dict[str, Any], url: str, status: int, message: str
+) -> None:
+    response = get(clients["staff"], url.format(pk=fuzz_target["pk"]), {}, htmx=False)
+    assert response.status_code == status, response.content[-2000:]
+    assert message in response.content.decode(), response.content[-2000:]
