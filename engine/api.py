@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, registry, service, store
+from engine import db, registry, service, store, validation
 from engine.errors import (
     ALL_SERVICE_ERRORS,
     InvalidParameterValueException,
@@ -25,14 +25,16 @@ from engine.errors import (
     ResourceNotFoundException,
 )
 
-EXECUTION_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-CALLBACK_ID_RE = re.compile(r"^[A-Za-z0-9+/=]{1,1024}$")
-ARN_RE = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]+(:[^/]+)?/durable-execution/")
+EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+CALLBACK_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,1024}")
+ARN_RE = re.compile(r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9_-]+(:[^/]+)?/durable-execution/")
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CALLBACK_RESULT_LIMIT = 256 * 1024
 ERROR_LIMIT = 32 * 1024
 MAX_SYNC_EXECUTION_TIMEOUT = 900
+MAX_STRING = 1024  # ARNs, tokens, markers, qualifiers: AWS caps each of these at 1024 characters or less
+MARKER_LIMIT = 4096
 STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 TERMINAL = STATUSES - {"RUNNING"}
 
@@ -50,48 +52,53 @@ def _invalid(message: str) -> InvalidParameterValueException:
     return InvalidParameterValueException(message)
 
 
-def _require_str(value: Any, field: str) -> str:
+def _require_str(value: Any, field: str, max_length: int = MAX_STRING) -> str:
     if not isinstance(value, str) or not value:
         raise _invalid(f"{field} is required and must be a non-empty string.")
-    return value
+    return _text(value, field, max_length)
+
+
+def _text(value: Any, field: str, max_length: int = MAX_STRING) -> str:
+    """Return a string parameter PostgreSQL can store (no NUL, no lone surrogate), else refuse it."""
+    try:
+        return validation.check_text(value, field, max_length=max_length)
+    except validation.InvalidInput as exc:
+        raise _invalid(str(exc)) from exc
+
+
+def _optional_text(value: Any, field: str) -> str | None:
+    return None if value is None else _text(value, field)
 
 
 def _payload_text(payload: Any, limit: int) -> str | None:
     """Return the invoke payload as JSON text (None when absent), or raise a clear error."""
-    if payload is None or payload in (b"", ""):
+    if payload is None or (isinstance(payload, str | bytes) and not payload):
         return None
     if hasattr(payload, "read"):
         payload = payload.read()
-    if isinstance(payload, bytes | bytearray):
-        try:
-            payload = bytes(payload).decode()
-        except UnicodeDecodeError as exc:
-            raise InvalidRequestContentException("Could not parse request body into json: not UTF-8.") from exc
-    if not isinstance(payload, str):
+    if not isinstance(payload, str | bytes | bytearray):
         raise _invalid("Payload must be bytes or a string of JSON.")
-    if len(payload.encode()) > limit:
+    size = len(payload) if isinstance(payload, bytes | bytearray) else len(payload.encode(errors="replace"))
+    if size > limit:
         raise RequestTooLargeException(
-            f"Request must be smaller than {limit} bytes for the invoke operation (got {len(payload.encode())})."
+            f"Request must be smaller than {limit} bytes for the invoke operation (got {size})."
         )
     try:
-        json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: {exc.msg} at char {exc.pos}."
-        ) from exc
-    return payload
+        return validation.check_json_text(payload, "Payload", max_bytes=limit)
+    except validation.InvalidInput as exc:
+        raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from exc
 
 
 def _validate_arn(arn: Any) -> str:
     arn = _require_str(arn, "DurableExecutionArn")
-    if not ARN_RE.match(arn) or len(arn) > 1024:
+    if not ARN_RE.match(arn):
         raise _invalid(f"DurableExecutionArn {arn!r} is not a durable execution ARN.")
     return arn
 
 
 def _validate_callback_id(callback_id: Any) -> str:
     callback_id = _require_str(callback_id, "CallbackId")
-    if not CALLBACK_ID_RE.match(callback_id):
+    if not CALLBACK_ID_RE.fullmatch(callback_id):
         raise _invalid("CallbackId must be 1-1024 characters of the base64 alphabet.")
     return callback_id
 
@@ -103,12 +110,13 @@ def _validate_error(error: Any) -> dict[str, Any] | None:
     if not isinstance(error, Mapping) or set(error) - allowed:
         raise _invalid(f"Error must be an object with only {sorted(allowed)}.")
     for key in ("ErrorMessage", "ErrorType", "ErrorData"):
-        if key in error and not isinstance(error[key], str):
-            raise _invalid(f"Error.{key} must be a string.")
-    if "StackTrace" in error and not (
-        isinstance(error["StackTrace"], list) and all(isinstance(line, str) for line in error["StackTrace"])
-    ):
-        raise _invalid("Error.StackTrace must be a list of strings.")
+        if key in error:
+            _text(error[key], f"Error.{key}", ERROR_LIMIT)
+    if "StackTrace" in error:
+        if not isinstance(error["StackTrace"], list):
+            raise _invalid("Error.StackTrace must be a list of strings.")
+        for index, line in enumerate(error["StackTrace"]):
+            _text(line, f"Error.StackTrace[{index}]", ERROR_LIMIT)
     if len(json.dumps(error).encode()) > ERROR_LIMIT:
         raise RequestTooLargeException("Error objects are limited to 32 KiB.")
     return dict(error)
@@ -127,15 +135,29 @@ def _encode_marker(data: Any) -> str:
 
 
 def _decode_marker(marker: Any) -> Any:
+    token = _require_str(marker, "Marker", MARKER_LIMIT)
     try:
-        return json.loads(base64.urlsafe_b64decode(_require_str(marker, "Marker").encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
+        # Markers are made by _encode_marker, so a deep or non-JSON one is forged: parse it strictly.
+        return validation.parse_json_text(base64.urlsafe_b64decode(token.encode()), "Marker", max_bytes=MARKER_LIMIT)
+    except ValueError as exc:  # binascii.Error and validation.InvalidInput are ValueErrors
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.") from exc
+
+
+def _given(marker: Any) -> bool:
+    """An empty Marker means "from the start", as it always has for the CLI's ``--starting-token ''``."""
+    return marker is not None and not (isinstance(marker, str) and marker == "")
+
+
+def _name_marker(marker: Any) -> str:
+    value = _decode_marker(marker)
+    if not isinstance(value, str):
+        raise _invalid("Marker is invalid: pass the NextMarker of a previous response.")
+    return _text(value, "Marker")
 
 
 def _int_marker(marker: Any) -> int:
     value = _decode_marker(marker)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.")
     return value
 
@@ -145,9 +167,9 @@ def _position_marker(marker: Any) -> tuple[datetime, int]:
     value = _decode_marker(marker)
     try:
         started, ident = value
-        if isinstance(ident, bool) or not isinstance(ident, int):
+        if isinstance(ident, bool) or not isinstance(ident, int) or abs(ident) >= 2**63:
             raise TypeError(ident)
-        return datetime.fromisoformat(started), ident
+        return validation.check_aware_datetime(datetime.fromisoformat(started), "Marker"), ident
     except (TypeError, ValueError) as exc:
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.") from exc
 
@@ -203,6 +225,7 @@ class LambdaClient:
 
     def get_function(self, *, FunctionName: str, Qualifier: str | None = None) -> dict[str, Any]:
         """Return ``{"Configuration": …, "Code": …}`` for one function."""
+        _optional_text(Qualifier, "Qualifier")
         row = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
         return {
             "Configuration": registry.configuration(row),
@@ -212,8 +235,8 @@ class LambdaClient:
     def list_functions(self, *, Marker: str | None = None, MaxItems: int | None = None, **_: Any) -> dict[str, Any]:
         """Return registered functions by name, 50 a page unless ``MaxItems`` says otherwise."""
         limit = _max_items(MaxItems, 50, 10000)
-        after = _decode_marker(Marker) if Marker else ""
-        rows = registry.list_function_rows(str(after), limit + 1)
+        after = _name_marker(Marker) if _given(Marker) else ""
+        rows = registry.list_function_rows(after, limit + 1)
         response: dict[str, Any] = {"Functions": [registry.configuration(r) for r in rows[:limit]]}
         if len(rows) > limit:
             response["NextMarker"] = _encode_marker(rows[limit - 1]["name"])
@@ -238,12 +261,11 @@ class LambdaClient:
         ``Event`` returns 202 at once; ``RequestResponse`` waits until the execution is terminal.
         ``TimeScale`` (Durable Lab only) speeds up waits, retries and timeouts for demos.
         """
-        if InvocationType not in {"Event", "RequestResponse", "DryRun"}:
+        if not isinstance(InvocationType, str) or InvocationType not in {"Event", "RequestResponse", "DryRun"}:
             raise _invalid(f"InvocationType must be Event, RequestResponse or DryRun, got {InvocationType!r}.")
-        if DurableExecutionName is not None and (
-            not isinstance(DurableExecutionName, str) or not EXECUTION_NAME_RE.match(DurableExecutionName)
-        ):
-            raise _invalid("DurableExecutionName must be 1-64 letters, digits, hyphens or underscores.")
+        _execution_name(DurableExecutionName)
+        for field, value in (("Qualifier", Qualifier), ("LogType", LogType), ("ClientContext", ClientContext)):
+            _optional_text(value, field)
         time_scale = _time_scale(TimeScale)
         limit = ASYNC_PAYLOAD_LIMIT if InvocationType == "Event" else SYNC_PAYLOAD_LIMIT
         payload = _payload_text(Payload, limit)
@@ -285,7 +307,7 @@ class LambdaClient:
         """Return history events in EventId order (or reversed), paged by ``Marker``."""
         execution = _execution(_validate_arn(DurableExecutionArn))
         limit = _max_items(MaxItems, 1000)
-        start = _int_marker(Marker) if Marker else (execution["event_seq"] + 1 if ReverseOrder else 0)
+        start = _int_marker(Marker) if _given(Marker) else (execution["event_seq"] + 1 if ReverseOrder else 0)
         with db.transaction() as conn:
             rows = store.read_events(conn, execution["id"], after=start, limit=limit + 1, reverse=bool(ReverseOrder))
         events = [history_event(row, bool(IncludeExecutionData)) for row in rows[:limit]]
@@ -299,14 +321,15 @@ class LambdaClient:
     ) -> dict[str, Any]:
         """Return the execution's operations, as the SDK reads them (needs the current token)."""
         arn = _validate_arn(DurableExecutionArn)
+        token = _require_str(CheckpointToken, "CheckpointToken")
+        limit = _max_items(MaxItems, 1000)
+        start = _int_marker(Marker) if _given(Marker) else 0
         try:
-            ops = service.get_state(arn, _require_str(CheckpointToken, "CheckpointToken"))
+            ops = service.get_state(arn, token)
         except Exception as exc:
             if type(exc).__name__ == "InvalidCheckpointTokenError":
                 raise _invalid("Invalid checkpoint token") from exc
             raise
-        limit = _max_items(MaxItems, 1000)
-        start = _int_marker(Marker) if Marker else 0
         page = ops[start : start + limit]
         response: dict[str, Any] = {"Operations": [operation_view(op) for op in page]}
         if start + limit < len(ops):
@@ -327,10 +350,13 @@ class LambdaClient:
         MaxItems: int | None = None,
     ) -> dict[str, Any]:
         """List a function's executions, newest first, with filters and paging."""
-        fn = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
-        where, params = _execution_filters(fn["name"], DurableExecutionName, Statuses, StartedAfter, StartedBefore)
+        _optional_text(Qualifier, "Qualifier")
+        _execution_name(DurableExecutionName)
         limit = _max_items(MaxItems, 50)
-        if Marker:
+        filters = _execution_filters(DurableExecutionName, Statuses, StartedAfter, StartedBefore)
+        fn = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
+        where, params = _where(fn["name"], *filters)
+        if _given(Marker):
             started, ident = _position_marker(Marker)
             op = ">" if ReverseOrder else "<"
             where += f" AND (started_at, id) {op} (%(m_started)s::timestamptz, %(m_id)s)"
@@ -387,9 +413,16 @@ def _reject_unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
 def _time_scale(value: Any) -> float:
     if value is None:
         return 1.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0001 <= value <= 1:
-        raise _invalid("TimeScale must be a number between 0.0001 and 1 (1 = real time).")
-    return float(value)
+    try:
+        return float(validation.check_number(value, "TimeScale", low=0.0001, high=1))
+    except validation.InvalidInput as exc:
+        raise _invalid(f"{exc} (1 = real time)") from exc
+
+
+def _execution_name(name: Any) -> str | None:
+    if name is not None and not (isinstance(name, str) and EXECUTION_NAME_RE.fullmatch(name)):
+        raise _invalid(f"DurableExecutionName must be 1-64 letters, digits, hyphens or underscores, got {name!r}.")
+    return name
 
 
 def _callback_result(result: Any) -> str | None:
@@ -398,15 +431,16 @@ def _callback_result(result: Any) -> str | None:
     if hasattr(result, "read"):
         result = result.read()
     if isinstance(result, str):
-        result = result.encode()
+        result = result.encode(errors="surrogatepass")  # a lone surrogate is refused below, by name
     if not isinstance(result, bytes | bytearray):
         raise _invalid("Result must be bytes or a string.")
     if len(result) > CALLBACK_RESULT_LIMIT:
         raise RequestTooLargeException(f"Callback Result must be at most 256 KiB (got {len(result)} bytes).")
     try:
-        return bytes(result).decode()
+        text = bytes(result).decode()
     except UnicodeDecodeError as exc:
-        raise _invalid("Result must be UTF-8 text.") from exc
+        raise _invalid("Result must be UTF-8 text (no lone surrogates).") from exc
+    return _text(text, "Result", CALLBACK_RESULT_LIMIT)
 
 
 def _execution(arn: str) -> dict[str, Any]:
@@ -417,7 +451,30 @@ def _execution(arn: str) -> dict[str, Any]:
     return row
 
 
-def _execution_filters(
+ExecutionFilters = tuple[str | None, list[str] | None, datetime | None, datetime | None]
+
+
+def _execution_filters(name: Any, statuses: Any, after: Any, before: Any) -> ExecutionFilters:
+    """Return the listing's filters, checked before any SQL sees them."""
+    if statuses is not None:
+        if not isinstance(statuses, list | tuple) or not all(isinstance(s, str) for s in statuses):
+            raise _invalid(f"Statuses must be a list of strings among {sorted(STATUSES)}.")
+        bad = set(statuses) - STATUSES
+        if bad:
+            raise _invalid(f"Statuses must be among {sorted(STATUSES)}; got {sorted(bad)}.")
+    return name, list(statuses) if statuses else None, _moment(after, "StartedAfter"), _moment(before, "StartedBefore")
+
+
+def _moment(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return validation.check_aware_datetime(value, field)
+    except validation.InvalidInput as exc:
+        raise _invalid(str(exc)) from exc
+
+
+def _where(
     function_name: str, name: str | None, statuses: list[str] | None, after: datetime | None, before: datetime | None
 ) -> tuple[str, dict[str, Any]]:
     where = ["function_name = %(function)s"]
@@ -426,15 +483,10 @@ def _execution_filters(
         where.append("name = %(name)s")
         params["name"] = name
     if statuses:
-        bad = set(statuses) - STATUSES
-        if bad:
-            raise _invalid(f"Statuses must be among {sorted(STATUSES)}; got {sorted(bad)}.")
         where.append("status = ANY(%(statuses)s)")
-        params["statuses"] = list(statuses)
+        params["statuses"] = statuses
     for key, value, op in (("after", after, ">="), ("before", before, "<")):
         if value is not None:
-            if not isinstance(value, datetime) or value.tzinfo is None:
-                raise _invalid(f"Started{key.title()} must be a timezone-aware datetime.")
             where.append(f"started_at {op} %({key})s")
             params[key] = value
     return " AND ".join(where), params

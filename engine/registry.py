@@ -9,18 +9,29 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, store
+from engine import db, store, validation
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
 from engine.service import function_arn, function_name_of, utcnow
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-ENV_KEY_RE = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
+# Patterns are used with fullmatch: "$" would let a trailing newline through.
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+HANDLER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+ENV_KEY_RE = re.compile(r"[a-zA-Z]([a-zA-Z0-9_])+")
+ENVIRONMENT_LIMIT = 4096  # bytes of all names and values together, as AWS Lambda allows
 DEFAULT_TIMEOUT = 3
 DEFAULT_EXECUTION_TIMEOUT = 86400
 DEFAULT_RETENTION_DAYS = 14
 MAX_EXECUTION_TIMEOUT = 31_622_400
 RESERVED_ENV = {"AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_TIMEOUT", "_HANDLER"}
+# (bounds, integer only) of each InvocationRetryPolicy field: finite and small enough that
+# InitialDelaySeconds * BackoffRate ** n stays a sane delay (the cap is MaxDelaySeconds).
+INVOCATION_RETRY_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "ImmediateRetries": (0, 10, True),
+    "InitialDelaySeconds": (0, 3600, False),
+    "BackoffRate": (1, 10, False),
+    "MaxDelaySeconds": (0, 86400, False),
+    "MaximumAttempts": (0, 1000, True),
+}
 
 
 def _invalid(message: str) -> InvalidParameterValueException:
@@ -28,21 +39,26 @@ def _invalid(message: str) -> InvalidParameterValueException:
 
 
 def validate_function_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _invalid(f"FunctionName {name!r} is invalid: use 1-64 letters, digits, hyphens or underscores.")
     return name
 
 
 def _validate_handler(handler: Any) -> str:
-    if not isinstance(handler, str) or not HANDLER_RE.match(handler) or len(handler) > 128:
+    if not isinstance(handler, str) or len(handler) > 128 or not HANDLER_RE.fullmatch(handler):
         raise _invalid(f"Handler {handler!r} is invalid: expected 'module.attribute', e.g. 'orders.handler'.")
     return handler
 
 
 def _validate_int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _invalid(f"{field} must be an integer between {low} and {high}, got {value!r}.")
-    return value
+    return int(_validate_number(value, field, low, high, integer=True))
+
+
+def _validate_number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> int | float:
+    try:
+        return validation.check_number(value, field, low=low, high=high, integer=integer)
+    except validation.InvalidInput as exc:
+        raise _invalid(str(exc)) from exc
 
 
 def _validate_durable_config(config: Any) -> dict[str, int] | None:
@@ -68,23 +84,33 @@ def _validate_environment(environment: Any) -> dict[str, str]:
     if not isinstance(variables, Mapping):
         raise _invalid("Environment must be an object of the form {'Variables': {'KEY': 'value'}}.")
     for key, value in variables.items():
-        if not isinstance(key, str) or not ENV_KEY_RE.match(key) or key in RESERVED_ENV:
+        if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key) or key in RESERVED_ENV:
             raise _invalid(f"Environment variable name {key!r} is invalid or reserved.")
-        if not isinstance(value, str):
-            raise _invalid(f"Environment variable {key} must be a string.")
+        _validate_text(value, f"Environment variable {key}", ENVIRONMENT_LIMIT)
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in variables.items())
+    if size > ENVIRONMENT_LIMIT:
+        raise _invalid(f"Environment variables take {size} bytes; at most {ENVIRONMENT_LIMIT} are allowed.")
     return dict(variables)
+
+
+def _validate_text(value: Any, field: str, max_length: int) -> str:
+    try:
+        return validation.check_text(value, field, max_length=max_length)
+    except validation.InvalidInput as exc:
+        raise _invalid(str(exc)) from exc
 
 
 def _validate_invocation_retry(policy: Any) -> dict[str, Any]:
     if policy is None:
         return {}
-    allowed = {"ImmediateRetries", "InitialDelaySeconds", "BackoffRate", "MaxDelaySeconds", "MaximumAttempts"}
+    allowed = set(INVOCATION_RETRY_BOUNDS)
     if not isinstance(policy, Mapping) or set(policy) - allowed:
         raise _invalid(f"InvocationRetryPolicy accepts only {sorted(allowed)}.")
+    checked = {}
     for key, value in policy.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise _invalid(f"InvocationRetryPolicy.{key} must be a non-negative number.")
-    return dict(policy)
+        low, high, integer = INVOCATION_RETRY_BOUNDS[key]
+        checked[key] = _validate_number(value, f"InvocationRetryPolicy.{key}", low, high, integer=integer)
+    return checked
 
 
 def _build(fields: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -92,10 +118,7 @@ def _build(fields: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict
     if "Handler" in fields:
         merged["handler"] = _validate_handler(fields["Handler"])
     if "Description" in fields:
-        description = fields["Description"]
-        if not isinstance(description, str) or len(description) > 256:
-            raise _invalid("Description must be a string of at most 256 characters.")
-        merged["description"] = description
+        merged["description"] = _validate_text(fields["Description"], "Description", 256)
     if "Timeout" in fields:
         merged["timeout"] = _validate_int(fields["Timeout"], "Timeout", 1, 900)
     if "DurableConfig" in fields:
@@ -122,10 +145,11 @@ def create_function(name: str, fields: Mapping[str, Any], *, replace: bool = Fal
     validate_function_name(name)
     if "Handler" not in fields:
         raise _invalid("Handler is required.")
+    built = _build(fields, None)  # a bad field is the error to report, whether or not the name is taken
     with db.transaction() as conn:
         if not replace and store.get_function(conn, name) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
-        row = store.upsert_function(conn, {"name": name, **_build(fields, None)})
+        row = store.upsert_function(conn, {"name": name, **built})
     return configuration(row)
 
 
@@ -135,7 +159,7 @@ def update_function(name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         current = store.get_function(conn, name)
         if current is None:
             raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")
-        if "RevisionId" in fields and fields["RevisionId"] != current["revision_id"]:
+        if "RevisionId" in fields and _validate_text(fields["RevisionId"], "RevisionId", 64) != current["revision_id"]:
             raise ResourceConflictException("The RevisionId provided does not match the latest RevisionId.")
         row = store.upsert_function(conn, {**_build(fields, current), "name": name})
     return configuration(row)

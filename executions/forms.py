@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-EXECUTION_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+from engine import validation
+
+EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 INVOCATION_TYPES = [
     ("Event", "Event — return at once, watch it run"),
     ("RequestResponse", "RequestResponse — wait here for the result (up to 15 minutes)"),
@@ -20,7 +21,7 @@ PHASES = [
 ]
 
 
-def parse_json(text: str, *, field: str, allow_empty: bool = True) -> str | None:
+def parse_json(text: str, *, field: str, allow_empty: bool = True, max_bytes: int = 256 * 1024) -> str | None:
     """Return the text if it is one JSON document (None when empty and allowed); else raise a clear error."""
     text = text.strip()
     if not text:
@@ -28,10 +29,10 @@ def parse_json(text: str, *, field: str, allow_empty: bool = True) -> str | None
             return None
         raise ValidationError(f'{field} is required: type a JSON value, e.g. {{}} or "yes".')
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{field} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
-    return text
+        # Strict JSON within the engine's limits: no NaN, no nesting past 64 levels (no RecursionError).
+        return validation.check_json_text(text, field, max_bytes=max_bytes)
+    except validation.InvalidInput as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 class StartForm(forms.Form):
@@ -72,11 +73,12 @@ class StartForm(forms.Form):
         self.fields["function"].choices = [(name, name) for name in functions]
 
     def clean_payload(self) -> str | None:
-        return parse_json(self.cleaned_data.get("payload") or "", field="Input")
+        # Event invocations take at most 1 MiB, as on AWS Lambda; RequestResponse ones 6 MiB.
+        return parse_json(self.cleaned_data.get("payload") or "", field="Input", max_bytes=6 * 1024 * 1024)
 
     def clean_name(self) -> str | None:
         name = (self.cleaned_data.get("name") or "").strip()
-        if name and not EXECUTION_NAME_RE.match(name):
+        if name and not EXECUTION_NAME_RE.fullmatch(name):
             raise ValidationError("Use 1-64 letters, digits, hyphens or underscores.")
         return name or None
 

@@ -18,6 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 
 import engine.timeline
+from engine import validation
 from engine.contrib.django.models import Event, Execution, Function, Operation, Timer
 from engine.errors import ResourceNotFoundException
 from executions.models import AuditEntry
@@ -72,8 +73,9 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             stamp, ident = raw.split("|")
-            moment = datetime.fromisoformat(stamp)
-            return cls(moment, int(ident)) if moment.tzinfo is not None else None
+            # A forged stamp may carry an offset PostgreSQL refuses (+23:59) or overflow in UTC.
+            moment = validation.check_aware_datetime(datetime.fromisoformat(stamp), "Cursor")
+            return cls(moment, int(ident)) if validation.is_ascii_digits(ident) and len(ident) <= 18 else None
         except (ValueError, UnicodeDecodeError, binascii.Error):
             return None
 
@@ -217,10 +219,11 @@ class RowWindow:
     @classmethod
     def parse(cls, offset: str, size: str) -> RowWindow:
         """Read the query parameters; anything unexpected falls back to the first page of 150."""
-        rows = int(size) if size.isdigit() and int(size) in ROW_PAGE_SIZES else ROWS_PER_PAGE
+        # Not str.isdigit(): "²" is a digit to it and a ValueError to int().
+        rows = int(size) if validation.is_ascii_digits(size) and int(size) in ROW_PAGE_SIZES else ROWS_PER_PAGE
         if size == "all":  # links from before paging drew every row; the largest page stands in
             rows = ROW_PAGE_SIZES[-1]
-        start = int(offset) if offset.isdigit() and len(offset) < 10 else 0
+        start = int(offset) if validation.is_ascii_digits(offset) and len(offset) < 10 else 0
         return cls(start, rows)
 
     def query(self, offset: int | None = None, size: int | None = None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from engine import validation
 from engine.contrib.django.models import Execution
 from engine.errors import ServiceError
 from executions import charts, forms, selectors, services
@@ -47,6 +48,38 @@ def operator_required(view: View) -> View:
     return login_required(require_POST(wrapper))
 
 
+def refuses_bad_input(view: View) -> View:
+    """Answer a query parameter the view cannot use with a 400 page saying why, never a 500."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except validation.InvalidInput as exc:
+            return render(request, "400.html", {"reason": str(exc)}, status=400)
+
+    return wrapper
+
+
+def query_text(request: HttpRequest, key: str, label: str, max_length: int = 200) -> str:
+    """Return ``?key=`` stripped and cut to ``max_length``; NUL bytes raise :class:`validation.InvalidInput`."""
+    return validation.check_storable(request.GET.get(key, "").strip()[:max_length], label)
+
+
+def query_int(request: HttpRequest, key: str) -> int | None:
+    """Return ``?key=`` as a non-negative int, or None for anything else ("²" and "-1" included)."""
+    value = request.GET.get(key, "")
+    return int(value) if validation.is_ascii_digits(value) and len(value) <= 18 else None
+
+
+def path_text(value: str, max_length: int = 256) -> str:
+    """A text URL segment no row can match (a NUL byte, a lone surrogate, too long) is a 404, not a 500."""
+    try:
+        return validation.check_text(value, "URL", max_length=max_length)
+    except validation.InvalidInput as exc:
+        raise Http404("No such page.") from exc
+
+
 def _partial(request: HtmxHttpRequest, template: str, fragment: str) -> str:
     return f"{template}#{fragment}" if request.htmx else template
 
@@ -60,34 +93,29 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dict[str, str]]:
-    raw = {
-        key: request.GET.get(key, "").strip()[:200]
-        for key in ("status", "function", "name", "q", "since", "from", "to")
-    }
+    labels = {"status": "Status", "function": "Function", "name": "Name", "q": "Search", "since": "Since"}
+    raw = {key: query_text(request, key, label) for key, label in {**labels, "from": "From", "to": "To"}.items()}
     status = raw["status"] if raw["status"] in selectors.STATUSES else ""
-    after = selectors.time_range_start(raw["since"]) or _parse_local(raw["from"])
+    after = selectors.time_range_start(raw["since"]) or _parse_local(raw["from"], "From")
     filters = selectors.ExecutionFilters(
         status=status,
         function=raw["function"],
         name=raw["name"],
         q=raw["q"],
         started_after=after,
-        started_before=_parse_local(raw["to"]),
+        started_before=_parse_local(raw["to"], "To"),
     )
     return filters, raw
 
 
-def _parse_local(value: str) -> datetime | None:
-    """A ``datetime-local`` input, read as UTC (the dashboard shows UTC everywhere)."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+def _parse_local(value: str, label: str) -> datetime | None:
+    """A ``datetime-local`` input, read as UTC (the dashboard shows UTC everywhere); empty means no bound."""
+    return validation.parse_datetime_text(value, label) if value else None
 
 
 @login_required
 @require_GET
+@refuses_bad_input
 def execution_list(request: HtmxHttpRequest) -> HttpResponse:
     filters, raw = _filters_from(request)
     after = selectors.Cursor.decode(request.GET.get("after", ""))
@@ -135,9 +163,9 @@ def execution_start(request: HtmxHttpRequest) -> HttpResponse:
 def _start_initial(request: HttpRequest) -> dict[str, Any]:
     """Prefill from ``?function=`` or from ``?from=<execution id>`` (run again with changes)."""
     initial: dict[str, Any] = {"function": request.GET.get("function", "")}
-    source = request.GET.get("from", "")
-    if source.isdigit():
-        execution = Execution.objects.filter(pk=int(source)).only("function_name", "input", "time_scale").first()
+    source = query_int(request, "from")
+    if source is not None:
+        execution = Execution.objects.filter(pk=source).only("function_name", "input", "time_scale").first()
         if execution is not None:
             initial.update(
                 function=execution.function_name, payload=execution.input or "", time_scale=execution.time_scale
@@ -251,7 +279,8 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def operation_detail(request: HtmxHttpRequest, pk: int, op_id: str) -> HttpResponse:
     """One operation's outcome, attempts and events: a side panel on the execution page, or a page."""
     execution = selectors.execution_get(pk=pk)
-    context = {"execution": execution, "op": selectors.operation_detail(execution=execution, op_id=op_id)}
+    op = selectors.operation_detail(execution=execution, op_id=path_text(op_id, max_length=64))
+    context = {"execution": execution, "op": op}
     return render(request, _partial(request, "executions/operation.html", "panel"), context)
 
 
@@ -259,12 +288,10 @@ def operation_detail(request: HtmxHttpRequest, pk: int, op_id: str) -> HttpRespo
 @require_GET
 def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     execution = selectors.execution_get(pk=pk)
-    after = request.GET.get("after", "")
-    page = selectors.history_page(
-        execution=execution, group=request.GET.get("group", ""), after=int(after) if after.isdigit() else 0
-    )
+    after = query_int(request, "after")
+    page = selectors.history_page(execution=execution, group=request.GET.get("group", ""), after=after or 0)
     # "Load more" asks for rows to append; a filter change asks for the whole section.
-    fragment = "history-rows" if after.isdigit() else "history"
+    fragment = "history-rows" if after is not None else "history"
     return render(request, f"executions/detail.html#{fragment}", {"execution": execution, "history": page})
 
 
@@ -419,10 +446,19 @@ def _flash(request: HttpRequest, outcome: str, error: str) -> None:
 
 
 def _safe_next(request: HttpRequest) -> str:
+    return safe_next(request, reverse("executions:callbacks"))
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    """``POST["next"]`` if it is a local URL fit for a Location header, else ``fallback``."""
     target = request.POST.get("next", "")
+    # A control character (CR, LF, NUL) in a redirect would make Django raise BadHeaderError, and
+    # redirect() takes text without a "/" for a view name to reverse: both were 500s.
+    if not target.startswith("/") or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return fallback
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
-    return reverse("executions:callbacks")
+    return fallback
 
 
 # --- functions and audit --------------------------------------------------------------------
@@ -437,7 +473,7 @@ def function_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def function_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    function = selectors.function_get(name=name)
+    function = selectors.function_get(name=path_text(name, max_length=64))
     page = selectors.execution_list(filters=selectors.ExecutionFilters(function=name), limit=20)
     context = {
         "function": function,
@@ -453,6 +489,5 @@ def function_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
 def audit_list(request: HtmxHttpRequest) -> HttpResponse:
     if not (request.user.is_staff or request.user.has_perm("executions.view_auditentry")):
         return render(request, "403.html", {"reason": "The audit trail is for staff."}, status=403)
-    before = request.GET.get("before", "")
-    entries, older = selectors.audit_list(before_id=int(before) if before.isdigit() else None)
+    entries, older = selectors.audit_list(before_id=query_int(request, "before"))
     return render(request, "executions/audit.html", {"entries": entries, "older": older})

@@ -25,7 +25,7 @@ TIME_SCALE_HELP = (
     "Multiplies waits, retry delays, callback timeouts and the execution timeout. "
     "A function's Timeout (one invocation's limit) stays real time."
 )
-TX_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+TX_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def time_scale_field(initial: str) -> forms.TypedChoiceField:
@@ -141,7 +141,7 @@ class FraudForm(forms.Form):
 
     def clean_transaction_id(self) -> str:
         value = self.cleaned_data["transaction_id"].strip()
-        if not TX_ID_RE.match(value):
+        if not TX_ID_RE.fullmatch(value):
             raise ValidationError("Use 1-40 letters, digits, hyphens or underscores.")
         return value
 

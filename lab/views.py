@@ -16,8 +16,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from engine import validation
 from engine.errors import ResourceNotFoundException, ServiceError
 from executions.services import can_operate
+from executions.views import safe_next
 from lab import charts, demos, diff, forms, scenarios, selectors, services
 from lab.models import Comparison
 
@@ -143,8 +145,10 @@ def execution_diff(request: HtmxHttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"arn_a": arn_a, "arn_b": arn_b}
     if arn_a and arn_b:
         try:
+            for arn, label in ((arn_a, "Execution A"), (arn_b, "Execution B")):
+                validation.check_text(arn, label, max_length=1024)
             result = diff.execution_diff(arn_a, arn_b)
-        except ResourceNotFoundException as exc:
+        except (ResourceNotFoundException, validation.InvalidInput) as exc:
             context["error"] = str(exc)
         else:
             now = timezone.now()
@@ -348,5 +352,6 @@ def dead_letter_redrive(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         f"Redriven: the event was sent to {row['function_name']} again as a new Event "
         f"invocation ({row['request_id'][:8]}…).",
     )
-    target = request.POST.get("next", "")
-    return redirect(target if target.startswith("/lab/") else reverse("lab:dlq_detail", args=[pk]))
+    fallback = reverse("lab:dlq_detail", args=[pk])
+    target = safe_next(request, fallback)
+    return redirect(target if target.startswith("/lab/") else fallback)

@@ -476,6 +476,19 @@ SERVICE_ERRORS = [
 ]
 
 
+SERVICE_ERRORS += [
+    (
+        ["create-function", "--function-name", "x1", "--handler", "m.h", "--timeout", "99999999999999999999"],
+        "InvalidParameterValueException",
+        "CreateFunction",
+    ),
+    (
+        ["update-function-configuration", "--function-name", "hello-steps", "--description", "x" * 300],
+        "InvalidParameterValueException",
+        "UpdateFunctionConfiguration",
+    ),
+]
+
 USAGE_ERRORS = [
     (
         ["invoke", "--function-name", "hello-steps", "--payload", '{"name": '],
@@ -534,6 +547,29 @@ USAGE_ERRORS = [
         ["list-durable-executions-by-function", "--function-name", "f", "--started-after", "yesterday"],
         "invalid timestamp",
     ),
+    (
+        ["list-durable-executions-by-function", "--function-name", "f", "--started-after", "1e20"],
+        "invalid timestamp '1e20': must be between 0 and 253402300799 epoch seconds",
+    ),
+    (
+        ["list-durable-executions-by-function", "--function-name", "f", "--started-before", "inf"],
+        "invalid timestamp 'inf'",
+    ),
+    (
+        ["list-durable-executions-by-function", "--function-name", "f", "--started-after", "2020-01-01T00:00+23:59"],
+        "offsets are at most ±14:00",
+    ),
+    (["invoke", "--function-name", "hello-steps", "--payload", "NaN"], "NaN is not a JSON number"),
+    (["invoke", "--function-name", "hello-steps", "--payload", "[" * 100_000], "nested deeper than 64 levels"),
+    (["invoke", "--function-name", "hello-steps", "--payload", b"\xff\xfe"], "not valid UTF-8 text"),
+    (
+        ["create-function", "--function-name", "x1", "--handler", "m.h", "--environment", "Variables={" * 100],
+        "nested deeper than 64 levels",
+    ),
+    (
+        ["invoke", "--function-name", "hello-steps", "/nonexistent/dir/out.json"],
+        "Error parsing parameter 'outfile': cannot write '/nonexistent/dir/out.json'",
+    ),
     (["get-durable-execution"], "the following arguments are required: --durable-execution-arn"),
     (["get-function", "--function-name", "f", "--bogus"], "unrecognized arguments: --bogus"),
     (["delete-everything"], "invalid choice: 'delete-everything'"),
@@ -547,6 +583,16 @@ def error_runs() -> dict[tuple[str, ...], subprocess.CompletedProcess[str]]:
     cases = [tuple(args) for args, *_ in SERVICE_ERRORS + USAGE_ERRORS]
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         return dict(zip(cases, pool.map(lambda args: durable(*args), cases), strict=True))
+
+
+def test_unwritable_outfile_is_refused_before_the_execution_starts(lam, unique):
+    name = f"cli-outfile-{unique}"
+    args = ["--function-name", "hello-steps", "--invocation-type", "Event", "--durable-execution-name", name]
+    done = durable("invoke", *args, "--payload", "{}", "/nonexistent/dir/out.json")
+    assert done.returncode == 252, done
+    assert "Error parsing parameter 'outfile'" in done.stderr and "Traceback" not in done.stderr
+    listed = lam.list_durable_executions_by_function(FunctionName="hello-steps", DurableExecutionName=name)
+    assert listed["DurableExecutions"] == []
 
 
 @pytest.mark.parametrize(

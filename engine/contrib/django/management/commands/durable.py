@@ -11,11 +11,12 @@ import argparse
 import base64
 import binascii
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,8 +25,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from psycopg_pool import PoolTimeout
 
 import engine
-from engine import db
-from engine.api import LambdaClient
+from engine import db, validation
+from engine.api import SYNC_PAYLOAD_LIMIT, LambdaClient
 from engine.errors import EngineError, ServiceError
 
 EXIT_BAD_ARGUMENTS = 252
@@ -33,6 +34,8 @@ EXIT_SERVICE_ERROR = 254
 EXIT_GENERAL = 255
 ARGPARSE_ERROR = 2
 PAGE_CAP = 1000  # the largest MaxItems every paginated engine operation accepts
+PARAMETER_LIMIT = SYNC_PAYLOAD_LIMIT  # no option value is worth more than the largest payload
+MAX_SHORTHAND_DEPTH = validation.MAX_JSON_DEPTH
 
 
 class CliError(Exception):
@@ -73,6 +76,7 @@ class ShorthandParser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def parse(self) -> dict[str, Any]:
         pairs = self._pairs(closer="")
@@ -95,21 +99,31 @@ class ShorthandParser:
 
     def _value(self, closer: str, implicit_list: bool) -> Any:
         self._skip_space()
+        if self._peek() in ("{", "["):
+            # Each level is a Python call: refuse deep text before it becomes a RecursionError.
+            self.depth += 1
+            if self.depth > MAX_SHORTHAND_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_SHORTHAND_DEPTH} levels")
+            value = self._container()
+            self.depth -= 1
+            return value
+        first = self._scalar(closer)
+        items: list[Any] = [first]
+        # "StackTrace=a,b" is a list unless the text after the comma starts a new "Key=".
+        while implicit_list and self._peek() == "," and self._list_continues():
+            self.pos += 1
+            items.append(self._scalar(closer))
+        return first if len(items) == 1 else items
+
+    def _container(self) -> Any:
         if self._accept("{"):
             if self._accept("}"):
                 return {}
             pairs = self._pairs("}")
             self._expect("}")
             return pairs
-        if self._accept("["):
-            return self._list()
-        first = self._scalar(closer)
-        items = [first]
-        # "StackTrace=a,b" is a list unless the text after the comma starts a new "Key=".
-        while implicit_list and self._peek() == "," and self._list_continues():
-            self.pos += 1
-            items.append(self._scalar(closer))
-        return first if len(items) == 1 else items
+        self._expect("[")
+        return self._list()
 
     def _list_continues(self) -> bool:
         rest = self.text[self.pos + 1 :]
@@ -225,7 +239,7 @@ def _param_text(value: str, option: str) -> str:
         return value
     try:
         return Path(value[len("file://") :]).expanduser().read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL byte in the path
         raise UsageError(f"Error parsing parameter '{option}': Unable to load paramfile {value}: {exc}") from exc
 
 
@@ -236,9 +250,11 @@ def structure(value: str | None, option: str, member: str, shape: Mapping[str, A
     text = _param_text(value, option)
     as_json = text.lstrip().startswith(("{", "["))
     try:
-        parsed = json.loads(text) if as_json else ShorthandParser(text).parse()
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"Error parsing parameter '{option}': Invalid JSON: {exc}\nJSON received: {text}") from exc
+        parsed = parse_json(text) if as_json else ShorthandParser(text).parse()
+    except validation.InvalidInput as exc:
+        raise UsageError(
+            f"Error parsing parameter '{option}': Invalid JSON: {exc}\nJSON received: {_shown(text)}"
+        ) from exc
     except ValueError as exc:
         raise UsageError(f"Error parsing parameter '{option}': {exc}") from exc
     try:
@@ -254,13 +270,18 @@ def blob(value: str | None, option: str, binary_format: str | None) -> bytes | N
     if value.startswith("fileb://"):
         try:
             return Path(value[len("fileb://") :]).expanduser().read_bytes()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise UsageError(f"Error parsing parameter '{option}': Unable to load paramfile {value}: {exc}") from exc
     text = _param_text(value, option)
-    if binary_format != "base64":
-        return text.encode()
     try:
-        return base64.b64decode(text.encode(), validate=True)
+        # Arguments that were not UTF-8 reach Python as lone surrogates (surrogateescape).
+        raw = text.encode()
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"Error parsing parameter '{option}': not valid UTF-8 text (byte {exc.start}).") from exc
+    if binary_format != "base64":
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True)
     except binascii.Error as exc:
         raise UsageError(f"Error parsing parameter '{option}': Invalid base64: {text!r}") from exc
 
@@ -271,23 +292,31 @@ def json_payload(value: str | None, binary_format: str | None) -> bytes | None:
     if not payload:
         return payload
     try:
-        json.loads(payload.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        shown = payload.decode(errors="replace")
+        parse_json(payload)
+    except validation.InvalidInput as exc:
+        shown = _shown(payload.decode(errors="replace"))
         raise UsageError(f"Error parsing parameter '--payload': Invalid JSON: {exc}\nJSON received: {shown}") from exc
     return payload
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Strict JSON, as the engine reads it: no NaN or Infinity, at most 64 levels deep, UTF-8."""
+    return validation.parse_json_text(text, "Value", max_bytes=PARAMETER_LIMIT)
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def timestamp(value: str) -> datetime:
     """argparse type: ISO 8601 text or epoch seconds, as the AWS CLI accepts (naive means UTC)."""
     try:
-        moment = datetime.fromtimestamp(float(value), UTC)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"invalid timestamp {value!r}: use ISO 8601 or epoch seconds") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return validation.parse_datetime_text(value, "timestamp", epoch_seconds=True)
+    except validation.InvalidInput as exc:
+        problem = exc.problem.rstrip(".")
+        raise argparse.ArgumentTypeError(
+            f"invalid timestamp {value!r}: {problem}; use ISO 8601 or epoch seconds"
+        ) from exc
 
 
 def positive_int(value: str) -> int:
@@ -307,8 +336,8 @@ def string_list(values: list[str] | None) -> list[str] | None:
         return None
     if len(values) == 1 and values[0].lstrip().startswith("["):
         try:
-            return [str(item) for item in json.loads(values[0])]
-        except json.JSONDecodeError as exc:
+            return [str(item) for item in parse_json(values[0])]
+        except validation.InvalidInput as exc:
             raise UsageError(f"Error parsing parameter '--statuses': Invalid JSON: {exc}") from exc
     return [item for value in values for item in value.split(",") if item]
 
@@ -330,7 +359,12 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(response: Mapping[str, Any]) -> str:
-    return json.dumps(response, indent=4, ensure_ascii=False, default=_json_default)
+    text = json.dumps(response, indent=4, ensure_ascii=False, default=_json_default)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in stored data cannot be printed raw: escape it
+        text = json.dumps(response, indent=4, default=_json_default)
+    return text
 
 
 def paginate(
@@ -530,7 +564,32 @@ def _list_functions(lam: LambdaClient, args: argparse.Namespace) -> dict[str, An
     return paginate(lam.list_functions, "Functions", args)
 
 
+def _check_outfile(outfile: str | None) -> None:
+    """Refuse an outfile that cannot be written before the execution starts, not after it ran."""
+    if outfile is None:
+        return
+    try:
+        problem = _outfile_problem(Path(outfile))
+    except OSError as exc:
+        problem = str(exc)
+    if problem:
+        raise UsageError(f"Error parsing parameter 'outfile': cannot write {outfile!r}: {problem}.")
+
+
+def _outfile_problem(target: Path) -> str | None:
+    if "\x00" in str(target):
+        return "the path contains a NUL byte"
+    if target.is_dir():
+        return "it is a directory"
+    if not target.parent.is_dir():
+        return f"the directory {str(target.parent)!r} does not exist"
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        return "permission denied"
+    return None
+
+
 def _invoke(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    _check_outfile(args.outfile)
     response = lam.invoke(
         **given(
             FunctionName=args.function_name,
@@ -550,7 +609,7 @@ def _invoke(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
         return output
     try:
         Path(args.outfile).write_bytes(body)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise CliError(f"Could not write the payload to {args.outfile}: {exc}") from exc
     return output
 
@@ -714,6 +773,10 @@ class Command(BaseCommand):
             self._fail(str(exc), exc.status)
         except (EngineError, psycopg.Error, PoolTimeout) as exc:
             self._fail(f"Durable Lab could not complete {operation.api_name}: {exc}", EXIT_GENERAL)
+        except Exception as exc:  # a bug must still end as one line and exit 255, never a traceback
+            self._fail(
+                f"Durable Lab could not complete {operation.api_name}: {type(exc).__name__}: {exc}", EXIT_GENERAL
+            )
         finally:
             db.close()
         if response:  # the AWS CLI prints nothing for an empty response
