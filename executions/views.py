@@ -163,7 +163,7 @@ def _start_from_form(request: HtmxHttpRequest, form: forms.StartForm) -> HttpRes
         verdict = f"failed ({outcome.function_error})" if outcome.function_error else "returned"
         messages.info(request, f"RequestResponse {verdict}: {outcome.payload or 'no payload'}")
     else:
-        messages.success(request, f"Started {data['function']} (202 Accepted).")
+        messages.success(request, outcome.started_message(data["function"]))
     pk = selectors.execution_id_for_arn(arn=outcome.arn)
     return redirect("executions:detail", pk=pk) if pk else redirect("executions:list")
 
