@@ -381,12 +381,9 @@ def _segments(
     start_seq, close_seq = attempt["start_seq"], attempt["close_seq"]
     runs = [r for r in body_runs if r.get("attempt") in (None, attempt["attempt"])]
     seqs = {start_seq} if start_seq is not None else set()
-    seqs |= {
-        r["invocation_seq"]
-        for r in runs
-        if (start_seq is None or r["invocation_seq"] >= start_seq)
-        and (close_seq is None or r["invocation_seq"] <= close_seq)
-    }
+    # A body run before the StepStarted's invocation is this attempt too: an at-least-once START is
+    # sent without waiting, and a kill right after the body can lose it with the process.
+    seqs |= {r["invocation_seq"] for r in runs if close_seq is None or r["invocation_seq"] <= close_seq}
     if close_seq is not None:
         seqs.add(close_seq)
     segments = []
