@@ -69,7 +69,7 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         window = tree_window(outline, offset, limit)
         details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
     replays = Replays(outline, invocations)
-    live_runs = _add_live_body_runs(details, invocations)
+    live_runs = _add_live_body_runs(details, invocations, {row.op_id for row in outline})
     operations = [
         _operation(details, op_id, depth, replays.of(op_id), execution, invocations)
         for op_id, depth in window
@@ -119,7 +119,7 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
             (ex_id, op_id, event_limit),
         ).fetchall()
     replays = Replays(chain, invocations).of(op_id)
-    _add_live_body_runs(details, invocations)
+    _add_live_body_runs(details, invocations, {op_id})
     operation = _operation(details, op_id, len(chain) - 1, replays, execution, invocations)
     return {
         "operation": operation,
@@ -423,16 +423,17 @@ def _settled_run(run: dict[str, Any], invocations: list[dict[str, Any]]) -> dict
     return {**run, "ended_at": ended, "cut_short": True} if ended is not None else run
 
 
-def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]]) -> int:
+def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]], known: set[str]) -> int:
     """Body runs of invocations still running: the engine ingests their journal only when they
-    end, so read it (read-only) to show what already ran. Returns how many there are in all."""
+    end, so read it (read-only) to show what already ran. Returns how many belong to ``known``
+    operations (a body can start before its operation's START checkpoint is stored)."""
     count = 0
     for invocation in invocations:
         if invocation.get("ended_at") is not None or not invocation.get("request_id"):
             continue
         record = service.journal_record(journal.read_entries(invocation["request_id"]))
-        count += len(record.body_runs)
         for run in record.body_runs:
+            count += run["op_id"] in known
             if run["op_id"] not in details.ops:
                 continue
             details.body_runs[run["op_id"]].append(

@@ -458,14 +458,23 @@ def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | Non
 # --- callbacks inbox ------------------------------------------------------------------------
 
 
+def _with_deadlines(callbacks: QuerySet[Operation]) -> QuerySet[Operation]:
+    """Each callback's timeout and heartbeat deadlines, from its timers (a heartbeat re-arms only its own)."""
+    timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
+    return callbacks.annotate(
+        deadline=Subquery(timers.filter(kind="callback_timeout").values("due_at")[:1]),
+        heartbeat_deadline=Subquery(timers.filter(kind="callback_heartbeat").values("due_at")[:1]),
+    )
+
+
 def pending_callback_list(*, execution: Execution | None = None, limit: int = 500) -> list[Operation]:
     """Pending callbacks (across executions, or of one), oldest first, with their deadlines (one query)."""
-    timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
     callbacks = _open_callbacks()
     if execution is not None:
         callbacks = callbacks.filter(execution_id=execution.id)
     return list(
-        callbacks.select_related("execution")
+        _with_deadlines(callbacks)
+        .select_related("execution")
         .only(
             "id",
             "op_id",
@@ -477,10 +486,6 @@ def pending_callback_list(*, execution: Execution | None = None, limit: int = 50
             "execution__name",
             "execution__function_name",
             "execution__status",
-        )
-        .annotate(
-            deadline=Subquery(timers.filter(kind="callback_timeout").values("due_at")[:1]),
-            heartbeat_deadline=Subquery(timers.filter(kind="callback_heartbeat").values("due_at")[:1]),
         )
         .order_by("started_at", "id")[:limit]
     )
@@ -498,7 +503,7 @@ def _open_callbacks() -> QuerySet[Operation]:
 
 def pending_callback_get(*, pk: int) -> Operation:
     try:
-        return Operation.objects.select_related("execution").get(pk=pk, type="CALLBACK")
+        return _with_deadlines(Operation.objects.select_related("execution")).get(pk=pk, type="CALLBACK")
     except Operation.DoesNotExist as exc:
         raise Http404("No such callback.") from exc
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from engine import invariants, timeline
 
-# Rules a test may knowingly leave out (none today: issue #22's "crash drawn as a pause" does not
-# reproduce on this branch, tests/dashboard/test_truth.py::test_a_crash_is_not_drawn_as_a_pause).
-KNOWN_VIOLATIONS: tuple[str, ...] = ()
+# Issue #22 point 2 (not in this branch): after a crashed invocation (a timeout, a kill found
+# late) the gap before the re-invoke is drawn as "suspended". Its rule is checked by its own
+# xfail test (tests/dashboard/test_truth.py) and left out here, so the other rules still guard
+# every demo; the execution page shows it as a warning.
+KNOWN_VIOLATIONS: tuple[str, ...] = ("crash-as-suspended",)
 
 
 def assert_truthful(data_or_arn: dict[str, Any] | str, *, known: tuple[str, ...] = KNOWN_VIOLATIONS) -> None:

@@ -73,12 +73,22 @@ def test_after_stop_the_page_shows_nothing_running(
     assert "Attempt running" not in names and "Invocation running" not in names
 
 
-def test_after_an_execution_timeout_nothing_is_left_open(op_client: Client, lam: Any, unique: str) -> None:
-    # At time scale 0.1 the 60 s ExecutionTimeout becomes 6 s, while Step #2's 10 s body outlives the 3 s Timeout.
-    execution = execution_from(
-        start(op_client, "replay-not-retry", {"sleep": 10}, name=f"to-{unique}", time_scale="0.1")
-    )
-    data = _settled(execution)
+@pytest.fixture(scope="module")
+def timed_out(stack: Any, django_db_blocker: Any) -> dict[str, Any]:
+    """Seed 000 at time scale 0.1: the 60 s ExecutionTimeout becomes 6 s, and Step #2's 10 s body
+    outlives the 3 s Timeout of every invocation that runs it."""
+    import engine
+
+    with django_db_blocker.unblock():
+        arn = engine.client().invoke(
+            FunctionName="replay-not-retry", InvocationType="Event", Payload=b'{"sleep": 10}', TimeScale=0.1
+        )["DurableExecutionArn"]
+        return _settled(Execution.objects.get(arn=arn))
+
+
+def test_after_an_execution_timeout_nothing_is_left_open(op_client: Client, timed_out: dict[str, Any]) -> None:
+    data = timed_out
+    execution = Execution.objects.get(arn=data["execution"]["arn"])
     assert data["execution"]["status"] == "TIMED_OUT"
     step = next(op for op in data["operations"] if op["name"] == "Step #2")
     assert step["status"] == "TIMED_OUT" and step["ended_at"] == data["execution"]["ended_at"]
@@ -147,10 +157,19 @@ def test_a_step_killed_after_its_body_shows_one_attempt_over_two_invocations(
     assert_truthful(data)
 
 
-def test_a_crash_is_not_drawn_as_a_pause(killed_after_body: dict[str, Any]) -> None:
-    # Issue #22 saw a ~10 s gap here (the kill found by lease expiry, drawn as "suspended"); on this
-    # branch the worker reports the kill at once, so the rule holds and guards it.
+def test_a_kill_reported_at_once_leaves_no_gap_drawn_as_a_pause(killed_after_body: dict[str, Any]) -> None:
+    # Issue #22 saw a ~10 s gap here (the kill found by lease expiry); the worker now reports the
+    # kill at once, so the next invocation follows within the rule's hairline.
     assert [v for v in invariants.violations(killed_after_body) if v.startswith("crash-as-suspended")] == []
+
+
+@pytest.mark.xfail(
+    reason="issue #22 point 2 (not in this branch): after a timed-out invocation, the re-invoke "
+    "backoff is drawn as 'Suspended between invocations'",
+    strict=True,
+)
+def test_a_timeout_is_not_drawn_as_a_pause(timed_out: dict[str, Any]) -> None:
+    assert [v for v in invariants.violations(timed_out) if v.startswith("crash-as-suspended")] == []
 
 
 def test_the_drawer_shows_results_decoded_with_the_raw_form_one_click_away(
@@ -186,3 +205,66 @@ def test_a_duplicate_start_says_it_is_the_existing_execution_and_is_audited(
     finished(first)
     again = start(op_client, "hello-steps", payload, name=f"dup-{unique}")
     assert "already finished" in op_client.get(again["Location"]).content.decode()
+
+
+def test_while_a_body_runs_the_header_counts_it_and_its_billed_time_so_far(
+    op_client: Client, dash_functions: Any
+) -> None:
+    from executions import selectors
+
+    execution = execution_from(start(op_client, "dash-slow-step", {"seconds": 4}))
+
+    def live() -> dict[str, Any] | None:
+        data = selectors.execution_timeline_data(execution=execution)
+        running = data["invocation_running"] and data["counters"]["body_runs"] >= 1
+        return data if running else None
+
+    data = wait_until(live, timeout=60, message="the step's body to run inside a running invocation")
+    # The START checkpoint is sent without waiting: the body may be counted once the step is stored.
+    assert data["counters"]["billed_seconds"] > 0
+    crunch = next(op for op in data["operations"] if op["name"] == "crunch")
+    assert [run["outcome"] for run in crunch["body_runs"]] == ["running"]
+    html = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert "so far (an invocation is running)" in html
+    assert re.search(r"<b>1</b> body run<", html), "one body run, counted while its invocation runs"
+    assert re.search(r"<b>1</b> invocation<", html)
+    assert 'id="kill-now"' not in html, "something runs: the kill button is live"
+    finished(execution)
+    assert_truthful(execution.arn)
+
+
+def test_kill_is_not_offered_while_nothing_runs(op_client: Client, dash_functions: Any) -> None:
+    execution = execution_from(start(op_client, "dash-long-wait", {"seconds": 300}))
+    wait_until(
+        lambda: (
+            Execution.objects.filter(pk=execution.pk, running=False, invocation_seq__gte=1).exists()
+            and _all_invocations_ended(execution)
+        ),
+        message="the execution to suspend in its wait",
+    )
+    html = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert re.search(r'<button class="button warn" id="kill-now" disabled title="No invocation is running', html)
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+    assert_truthful(_settled(execution))
+
+
+def test_a_heartbeat_keeps_the_deadline_on_the_card(op_client: Client, lam: Any) -> None:
+    arn = lam.invoke(FunctionName="human-approval", InvocationType="Event", Payload=b'{"amount": 5}')[
+        "DurableExecutionArn"
+    ]
+    execution = Execution.objects.get(arn=arn)
+    callback = wait_until(
+        lambda: Operation.objects.filter(execution=execution, type="CALLBACK", status="STARTED").first(),
+        message="a pending callback",
+    )
+    url = reverse("executions:callback_action", args=[callback.pk, "heartbeat"])
+    card = op_client.post(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Heartbeat sent" in card and 'title="Timeout deadline"' in card and "data-since" in card
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_the_start_page_offers_each_demos_example_input(op_client: Client, lam: Any) -> None:
+    html = op_client.get(reverse("executions:start"), {"function": "idempotency-keys"}).content.decode()
+    examples = json.loads(re.search(r'id="example-inputs"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert json.loads(examples["idempotency-keys"]) == {"order": "o-17", "use_idempotency_key": True}
+    assert "coming with the teaching lab" not in html and 'name="semantics"' not in html
