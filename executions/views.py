@@ -238,7 +238,8 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "figure": charts.timeline_figure(data, now=now, max_rows=window.size),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
         "status": data["execution"]["status"],
-        "running": data["execution"]["status"] == "RUNNING",
+        # An invocation can outlive its execution (stopped mid-body): keep polling until it ends.
+        "running": data["execution"]["status"] == "RUNNING" or data["invocation_running"],
         "version": data["version"],
         "hidden_rows": charts.hidden_rows(data, window.size),
         "counters": data["counters"],
