@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -355,8 +356,20 @@ def sdk_decoded(payload: Any, *, op_id: str, arn: str) -> str | None:
             value = json.loads(payload)
         except ValueError:
             return payload
-    # Decimals, datetimes, UUIDs and bytes decode to Python objects: shown as their text.
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=_readable)
+
+
+def _readable(value: Any) -> Any:
+    """What JSON cannot hold, as a person reads it: the SDK's own ``to_dict`` for its results
+    (a map's or parallel's BatchResult), enum values, and the text of decimals, datetimes and UUIDs."""
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
 
 
 # --- history --------------------------------------------------------------------------------
