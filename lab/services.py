@@ -73,7 +73,7 @@ def comparison_start(
         ]
         Variant.objects.bulk_create(rows)
     for variant in comparison.variants.all():
-        _start_variant(comparison, variant)
+        _start_variant(comparison, variant, user)
     _audit(
         user,
         "lab.comparison.start",
@@ -85,7 +85,7 @@ def comparison_start(
     return comparison
 
 
-def _start_variant(comparison: Comparison, variant: Variant) -> None:
+def _start_variant(comparison: Comparison, variant: Variant, user: Any = None) -> None:
     params: dict[str, Any] = {
         "FunctionName": comparison.function_name,
         "InvocationType": "Event",
@@ -99,6 +99,15 @@ def _start_variant(comparison: Comparison, variant: Variant) -> None:
         variant.execution_arn = engine.client().invoke(**params)["DurableExecutionArn"]
     except ServiceError as exc:
         variant.start_error = str(exc)
+        # The comparison goes on without this variant; the refusal is audited with the engine's error.
+        _audit(
+            user,
+            "lab.comparison.start",
+            params["DurableExecutionName"],
+            ok=False,
+            error=str(exc),
+            variant=variant.label,
+        )
     variant.save(update_fields=["execution_arn", "start_error"])
 
 
