@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from engine import invariants, timeline
 from engine.contrib.django.models import Execution, Operation
@@ -94,8 +95,12 @@ def test_after_an_execution_timeout_nothing_is_left_open(op_client: Client, time
     assert step["status"] == "TIMED_OUT" and step["ended_at"] == data["execution"]["ended_at"]
     assert all(a["ended_at"] is not None for a in step["attempts"])
     assert_truthful(data)
-    table = _ops_table(op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode())
+    page = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    table = _ops_table(page)
     assert "so far" not in table and ">STARTED<" not in table
+    # Whatever rule the record still breaks (issue #22 point 2's, today) is on the page, not hidden.
+    for violation in invariants.violations(data):
+        assert f"<li>{escape(violation)}</li>" in page
 
 
 @pytest.fixture
