@@ -144,7 +144,7 @@ def test_the_drawer_shows_decoded_json(logged_in: Any, dash_functions: Any) -> N
 def test_a_duplicate_start_says_it_is_the_existing_execution(logged_in: Any) -> None:
     page = logged_in
     name = f"dup-{uuid.uuid4().hex[:8]}"
-    payload = {"name": "twice", "wait_seconds": 5}
+    payload = {"name": "twice", "wait_seconds": 60}  # still running at the second start, however slow the box
     first = start_from_ui(page, "hello-steps", payload, name=name)
     assert "202 Accepted" in page.locator(".messages").inner_text()
     second = start_from_ui(page, "hello-steps", payload, name=name)
