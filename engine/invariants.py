@@ -94,6 +94,8 @@ def _orphan_body_runs(data: dict[str, Any]) -> Iterator[str]:
             for segment in attempt.get("segments") or [attempt]
         }
         for run in op.get("body_runs") or []:
+            if run.get("live"):
+                continue  # still running: its attempt's START may not be stored yet
             invocation = by_seq.get(run["invocation_seq"])
             if invocation is None:
                 yield f"orphan-body-run: {_label(op)} ran in invocation #{run['invocation_seq']}, which is not recorded"
