@@ -152,3 +152,25 @@ def test_a_duplicate_start_says_it_is_the_existing_execution(logged_in: Any) -> 
     message = page.locator(".messages").inner_text()
     assert "already running" in message and "existing execution" in message and "202" not in message
     shots(page, "duplicate-start")
+
+
+def test_start_page_prefills_the_example_and_relative_times_keep_counting(logged_in: Any) -> None:
+    page = logged_in
+    page.goto("/executions/start/?function=idempotency-keys")
+    assert json.loads(page.input_value("#id_payload")) == {"order": "o-17", "use_idempotency_key": True}
+    page.select_option("#id_function", "hello-steps")
+    assert json.loads(page.input_value("#id_payload")) == {"name": "Ada", "wait_seconds": 3}
+    page.fill("#id_payload", '{"name": "mine"}')
+    page.select_option("#id_function", "human-approval")
+    assert page.input_value("#id_payload") == '{"name": "mine"}', "what a person typed is never replaced"
+    shots(page, "start-example-input")
+    page.fill("#id_payload", '{"amount": 12}')
+    page.click("form.start-form button[type=submit]")
+    page.wait_for_url("**/executions/*/")
+    page.goto("/callbacks/")
+    since = page.locator(".callback time[data-since]").first
+    since.wait_for(timeout=60_000)
+    first = since.inner_text()
+    page.wait_for_timeout(1500)
+    assert since.inner_text() != first, "the relative time moves on without a reload"
+    assert since.get_attribute("title").endswith(" UTC")
