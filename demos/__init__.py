@@ -72,3 +72,21 @@ DEMO_FUNCTIONS: list[dict[str, Any]] = [
         "Environment": {"Variables": {"RECEIPT_TEMPLATES": "standard"}},
     },
 ]
+
+# An input that shows what each demo does, prefilled on the Start page when its function is chosen.
+EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
+    "hello-steps": {"name": "Ada", "wait_seconds": 3},
+    "human-approval": {"amount": 420},
+    "replay-not-retry": {"sleep": 10, "semantics": "AT_LEAST_ONCE_PER_RETRY", "retry": "default"},
+    "lab-scenario": {
+        "semantics": "AT_LEAST_ONCE_PER_RETRY",
+        "retry": {"kind": "default"},
+        "fault": {"kind": "kill_after_body"},
+        "order": "o-1",
+    },
+    "fraud-detection": {"id": "3", "amount": 6500, "card": "4111…1111", "merchant": "Durable Lab Store"},
+    "idempotency-keys": {"order": "o-17", "use_idempotency_key": True},
+    "express-vs-checkpoints": {"mode": "checkpointed", "order": "o-1", "fail_attempts": 1},
+    "async-receipt": {"order": "o-1", "template": "standard"},
+    "async-receipt-no-retry": {"order": "o-1", "template": "holiday"},
+}

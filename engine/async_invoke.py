@@ -37,6 +37,8 @@ LEASE_GRACE = timedelta(seconds=5)
 # A message may arrive a little before its countdown (clock skew between processes).
 EARLY_TOLERANCE = timedelta(milliseconds=250)
 DEAD_LETTERED = "DEAD_LETTERED"
+# A dead-lettered event whose redrive succeeded: it has left the queue (as SQS moves a redriven message).
+REDRIVEN = "REDRIVEN"
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,11 @@ def _settle(row: dict[str, Any], attempt: Attempt) -> None:
     with db.transaction() as conn:
         if attempt.error is None:
             _record_attempt(conn, row["id"], attempt, status="SUCCEEDED")
+            if row["redrive_of_id"] is not None:
+                conn.execute(
+                    "UPDATE durable_async_invocation SET status = %s, updated_at = %s WHERE id = %s AND status = %s",
+                    (REDRIVEN, attempt.ended_at, row["redrive_of_id"], DEAD_LETTERED),
+                )
         elif attempt.number < row["max_attempts"]:
             delay = retry_delay(attempt.number, row["time_scale"])
             due = attempt.ended_at + timedelta(seconds=delay)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import tuple_row
 
-from engine import db, store
+from engine import db, journal, service, store
 from engine.errors import ResourceNotFoundException
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
@@ -69,8 +69,9 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         window = tree_window(outline, offset, limit)
         details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
     replays = Replays(outline, invocations)
+    live_runs = _add_live_body_runs(details, invocations, {row.op_id for row in outline})
     operations = [
-        _operation(details, op_id, depth, replays.of(op_id), execution["time_scale"])
+        _operation(details, op_id, depth, replays.of(op_id), execution, invocations)
         for op_id, depth in window
         if op_id in details.ops  # purged between the two reads
     ]
@@ -82,7 +83,7 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         "offset": offset,
         "effects": details.effects,
         "faults": [_fault(row) for row in execution["faults"]],
-        "counters": _counters(execution, invocations, outline, replays.total()),
+        "counters": _counters(execution, invocations, outline, replays.total(), live_runs),
         "last_event_id": execution["last_event_id"] or 0,
     }
 
@@ -101,7 +102,9 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
         if not chain:
             raise ResourceNotFoundException(f"Operation not found: {op_id}")
         invocations = conn.execute(
-            "SELECT seq, started_at FROM durable_invocation WHERE execution_id = %s ORDER BY seq", (ex_id,)
+            """SELECT seq, request_id, started_at, ended_at FROM durable_invocation
+               WHERE execution_id = %s ORDER BY seq""",
+            (ex_id,),
         ).fetchall()
         details = _window_details(conn, ex_id, [op_id])
         extra = conn.execute(
@@ -116,7 +119,8 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
             (ex_id, op_id, event_limit),
         ).fetchall()
     replays = Replays(chain, invocations).of(op_id)
-    operation = _operation(details, op_id, len(chain) - 1, replays, execution["time_scale"])
+    _add_live_body_runs(details, invocations, {op_id})
+    operation = _operation(details, op_id, len(chain) - 1, replays, execution, invocations)
     return {
         "operation": operation,
         "doc": extra["doc"] if extra else {},
@@ -290,29 +294,159 @@ def _window_details(conn: Any, execution_id: int, op_ids: list[str]) -> WindowDe
 
 
 def _operation(
-    details: WindowDetails, op_id: str, depth: int, replays: tuple[int, list[dict[str, Any]]], time_scale: float
+    details: WindowDetails,
+    op_id: str,
+    depth: int,
+    replays: tuple[int, list[dict[str, Any]]],
+    execution: dict[str, Any],
+    invocations: list[dict[str, Any]],
 ) -> dict[str, Any]:
     op = details.ops[op_id]
     replay_count, replay_list = replays
-    deadline = _deadline(op["wait_end_ms"], details.callbacks.get(op_id), time_scale)
+    deadline = _deadline(op["wait_end_ms"], details.callbacks.get(op_id), execution["time_scale"])
+    body_runs = [_settled_run(run, invocations) for run in details.body_runs.get(op_id, [])]
+    status, ended_at = settled_status(op["status"], op["ended_at"], execution)
     return {
         "op_id": op_id,
         "parent_id": op["parent_id"],
         "name": op["name"],
         "type": op["type"],
         "sub_type": op["sub_type"],
-        "status": op["status"],
+        "status": status,
+        # What the store holds: differs from ``status`` when the execution ended around an open operation.
+        "recorded_status": op["status"],
+        "ended_by_execution": status != op["status"],
         "started_at": op["started_at"],
-        "ended_at": op["ended_at"],
+        "ended_at": ended_at,
         "depth": depth,
         "callback_id": op["callback_id"],
-        "attempts": details.attempts.get(op_id, []),
-        "body_runs": details.body_runs.get(op_id, []),
+        "attempts": attempt_segments(details.attempts.get(op_id, []), body_runs, invocations, execution),
+        "body_runs": body_runs,
         # A callback whose history names no timeout may still have a pending timeout timer.
         "deadline": deadline if deadline is not None else op["timer_deadline"],
         "replays": replay_list,
         "replay_count": replay_count,
     }
+
+
+# --- what the record means once the execution has ended -------------------------------------
+
+OPEN_STATUSES = {"STARTED", "PENDING", "READY"}
+
+
+def settled_status(status: str, ended_at: datetime | None, execution: dict[str, Any]) -> tuple[str, datetime | None]:
+    """An operation still open when its execution ended was ended by it (as AWS's history ends
+    it): it takes the execution's end, and its status says how (STOPPED, TIMED_OUT, FAILED;
+    CANCELLED for a branch a succeeded execution no longer waited for)."""
+    end = execution["ended_at"]
+    if execution["status"] not in TERMINAL or end is None or status not in OPEN_STATUSES:
+        return status, ended_at
+    by = execution["status"]
+    return (by if by in {"STOPPED", "TIMED_OUT", "FAILED"} else "CANCELLED"), end
+
+
+def attempt_segments(
+    attempts: list[dict[str, Any]],
+    body_runs: list[dict[str, Any]],
+    invocations: list[dict[str, Any]],
+    execution: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Tie each attempt to the invocations that ran it.
+
+    An at-least-once step whose invocation dies mid-body keeps its StepStarted: the next
+    invocation runs the same attempt again without a new start event, and the closing event
+    comes from that later invocation. So one attempt can span invocations; each invocation's
+    share is a segment, ending where that invocation ended. ``invocation_seq`` is where the
+    attempt began; an attempt still open when the execution ended ends with it.
+    """
+    by_seq = {i["seq"]: i for i in invocations}
+    for attempt in attempts:
+        attempt["segments"] = _segments(attempt, body_runs, by_seq, execution)
+        first_seq = attempt["segments"][0]["invocation_seq"] if attempt["segments"] else attempt["invocation_seq"]
+        attempt["invocation_seq"] = first_seq
+        attempt["started_at"] = attempt["segments"][0]["started_at"] if attempt["segments"] else attempt["started_at"]
+        attempt["invocations"] = [segment["invocation_seq"] for segment in attempt["segments"]]
+        if attempt["ended_at"] is None and execution["status"] in TERMINAL and execution["ended_at"] is not None:
+            attempt["ended_at"] = attempt["segments"][-1]["ended_at"] if attempt["segments"] else execution["ended_at"]
+            attempt["outcome"] = "unfinished"
+    return attempts
+
+
+def _segments(
+    attempt: dict[str, Any],
+    body_runs: list[dict[str, Any]],
+    by_seq: dict[int, dict[str, Any]],
+    execution: dict[str, Any],
+) -> list[dict[str, Any]]:
+    start_seq, close_seq = attempt["start_seq"], attempt["close_seq"]
+    runs = [r for r in body_runs if r.get("attempt") in (None, attempt["attempt"])]
+    seqs = {start_seq} if start_seq is not None else set()
+    # A body run before the StepStarted's invocation is this attempt too: an at-least-once START is
+    # sent without waiting, and a kill right after the body can lose it with the process.
+    seqs |= {r["invocation_seq"] for r in runs if close_seq is None or r["invocation_seq"] <= close_seq}
+    if close_seq is not None:
+        seqs.add(close_seq)
+    segments = []
+    for seq in sorted(seqs):
+        invocation = by_seq.get(seq) or {}
+        own_runs = [r["started_at"] for r in runs if r["invocation_seq"] == seq]
+        if seq == start_seq:
+            # The START checkpoint of an at-least-once step is sent without waiting: the body may begin first.
+            began = min([attempt["started_at"], *[t for t in own_runs if t <= attempt["started_at"]]])
+        else:
+            began = min(own_runs, default=attempt["ended_at"] or invocation.get("started_at") or attempt["started_at"])
+        if seq == close_seq:
+            ended, outcome = attempt["ended_at"], attempt["outcome"]
+        else:
+            ended, outcome = _cut_end(invocation, execution)
+        segments.append({"invocation_seq": seq, "started_at": began, "ended_at": ended, "outcome": outcome})
+    return segments
+
+
+def _cut_end(invocation: dict[str, Any], execution: dict[str, Any]) -> tuple[datetime | None, str]:
+    """Where an attempt's share of an invocation ended when no event closed it there."""
+    ended, end = invocation.get("ended_at"), execution["ended_at"]
+    if execution["status"] in TERMINAL and end is not None:
+        return min(
+            t for t in (ended, end) if t is not None
+        ), "unfinished" if ended is None or end <= ended else "cut_short"
+    if ended is not None:
+        return ended, "cut_short"
+    return None, "running"
+
+
+def _settled_run(run: dict[str, Any], invocations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A body cut short has no end of its own: it ended with its invocation."""
+    if run["ended_at"] is not None:
+        return run
+    ended = next((i["ended_at"] for i in invocations if i["seq"] == run["invocation_seq"]), None)
+    return {**run, "ended_at": ended, "cut_short": True} if ended is not None else run
+
+
+def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]], known: set[str]) -> int:
+    """Body runs of invocations still running: the engine ingests their journal only when they
+    end, so read it (read-only) to show what already ran. Returns how many belong to ``known``
+    operations (a body can start before its operation's START checkpoint is stored)."""
+    count = 0
+    for invocation in invocations:
+        if invocation.get("ended_at") is not None or not invocation.get("request_id"):
+            continue
+        record = service.journal_record(journal.read_entries(invocation["request_id"]))
+        for run in record.body_runs:
+            count += run["op_id"] in known
+            if run["op_id"] not in details.ops:
+                continue
+            details.body_runs[run["op_id"]].append(
+                {
+                    **run,
+                    "invocation_seq": invocation["seq"],
+                    "started_at": datetime.fromisoformat(run["started_at"]),
+                    "ended_at": datetime.fromisoformat(run["ended_at"]) if run["ended_at"] else None,
+                    "outcome": run["outcome"] if run["ended_at"] else "running",
+                    "live": True,
+                }
+            )
+    return count
 
 
 def _fault(row: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +472,9 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
             result[op_id].append(
                 {
                     "attempt": retry.get("CurrentAttempt", len(result[op_id]) + 1),
-                    "invocation_seq": event["invocation_seq"],
+                    "invocation_seq": start["invocation_seq"] if start else event["invocation_seq"],
+                    "start_seq": start["invocation_seq"] if start else event["invocation_seq"],
+                    "close_seq": event["invocation_seq"],
                     "started_at": start["timestamp"] if start else event["timestamp"],
                     "ended_at": event["timestamp"],
                     "outcome": "succeeded" if kind == "StepSucceeded" else _failed_outcome(event["error"]),
@@ -352,6 +488,8 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
             {
                 "attempt": len(result[op_id]) + 1,
                 "invocation_seq": start["invocation_seq"],
+                "start_seq": start["invocation_seq"],
+                "close_seq": None,
                 "started_at": start["timestamp"],
                 "ended_at": None,
                 "outcome": "running",
@@ -404,7 +542,11 @@ def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
 
 
 def _counters(
-    execution: dict[str, Any], invocations: list[dict[str, Any]], outline: list[OutlineRow], replays: int
+    execution: dict[str, Any],
+    invocations: list[dict[str, Any]],
+    outline: list[OutlineRow],
+    replays: int,
+    live_runs: int = 0,
 ) -> dict[str, Any]:
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
     end = execution["ended_at"] or max(
@@ -419,7 +561,7 @@ def _counters(
         + sum(1 for r in outline if r.type == "STEP" and r.status == "STARTED"),
         "failed_attempts": execution["failed_attempts"],
         "replays": replays,
-        "body_runs": execution["body_run_count"],
+        "body_runs": execution["body_run_count"] + live_runs,
         "checkpoints": (execution.get("counters") or {}).get("checkpoints", 0),
         "effects": execution["effect_count"],
         "duplicate_effects": execution["duplicate_count"],

@@ -51,6 +51,7 @@ ATTEMPT_STYLE: dict[str, tuple[str, str, str]] = {
     "interrupted": ("Attempt interrupted", ORANGE, "/"),
     "running": ("Attempt running", BLUE, "."),
     "unfinished": ("Attempt never finished (execution ended)", ORANGE, "."),
+    "cut_short": ("Attempt cut short (its invocation ended)", VERMILLION, "/"),
 }
 SPAN_STYLE: dict[str, tuple[str, str, str]] = {
     # operation type → (legend name, colour, pattern)
@@ -437,38 +438,35 @@ def _op_title(op: dict[str, Any]) -> str:
     return f"<b>{_esc(op['name'] or op['type'].lower())}</b> ({_esc(op.get('sub_type') or op['type'])})"
 
 
-def _attempt_start(attempt: dict[str, Any], runs: list[dict[str, Any]]) -> datetime:
-    """Checkpoints arrive after the body ran: start the attempt bar at its first body run in that invocation."""
-    starts = [
-        r["started_at"]
-        for r in runs
-        if r["invocation_seq"] == attempt["invocation_seq"] and r["started_at"] <= attempt["started_at"]
-    ]
-    return min([attempt["started_at"], *starts[-1:]])
-
-
 def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+    """One bar per invocation an attempt ran in (the read model's segments): an attempt whose
+    invocation died is cut at that invocation's end, and goes on in the next one."""
     attempts = op["attempts"]
-    runs = op.get("body_runs") or []
     for index, attempt in enumerate(attempts):
-        outcome = attempt["outcome"]
-        if outcome == "running" and canvas.finished:
-            outcome = "unfinished"
-        name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
-        end = attempt["ended_at"] or now
-        start = _attempt_start(attempt, runs)
-        hover = (
-            f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome)}<br>"
-            f"in invocation #{attempt['invocation_seq']} · {canvas.elapsed(attempt['started_at'])}"
-        )
-        error = attempt.get("error") or {}
-        if error:
-            hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
-        canvas.bar(f"attempt:{outcome}", name, colour, pattern=pattern, width=0.5, offset=-0.3).add(
-            row, start, end, text=f"a{attempt['attempt']}", hover=hover, min_ms=canvas.min_ms
-        )
+        for segment in attempt.get("segments") or [attempt]:
+            _draw_attempt_segment(canvas, op, row, attempt, segment, now)
         following = attempts[index + 1] if index + 1 < len(attempts) else None
         _draw_backoff(canvas, op, row, attempt, following, now)
+
+
+def _draw_attempt_segment(
+    canvas: Canvas, op: dict[str, Any], row: str, attempt: dict[str, Any], segment: dict[str, Any], now: datetime
+) -> None:
+    outcome = segment["outcome"]
+    if outcome == "running" and canvas.finished:
+        outcome = "unfinished"
+    name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
+    end = segment["ended_at"] or now
+    hover = (
+        f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome.replace('_', ' '))}<br>"
+        f"in invocation #{segment['invocation_seq']} · {canvas.elapsed(segment['started_at'])}"
+    )
+    error = attempt.get("error") or {}
+    if error and segment["outcome"] == attempt["outcome"]:
+        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+    canvas.bar(f"attempt:{outcome}", name, colour, pattern=pattern, width=0.5, offset=-0.3).add(
+        row, segment["started_at"], end, text=f"a{attempt['attempt']}", hover=hover, min_ms=canvas.min_ms
+    )
 
 
 def _draw_backoff(

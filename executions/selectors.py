@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -11,12 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from aws_durable_execution_sdk_python.exceptions import SerDesError
+from aws_durable_execution_sdk_python.serdes import deserialize
 from django.apps import apps
 from django.db import connection
 from django.db.models import Count, Min, Model, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
+import engine.invariants
 import engine.timeline
 from engine import validation
 from engine.contrib.django.models import Event, Execution, Function, Operation, Timer
@@ -261,18 +265,27 @@ def execution_timeline_data(
     data = engine.timeline.execution_timeline(execution.arn, offset=max(0, offset), limit=limit)
     _counters_so_far(data)
     data["version"] = timeline_version(data)
+    # Shown on the page when not empty: a picture that breaks its own rules must say so.
+    data["violations"] = engine.invariants.violations(data)
+    data["invocation_running"] = any(i["ended_at"] is None for i in data["invocations"])
     return data
 
 
 def _counters_so_far(data: dict[str, Any]) -> None:
-    """While an execution runs, its wall and suspended time grow with the clock, not with the last invocation."""
+    """Billed time grows while an invocation runs, wall and suspended time while the execution
+    runs: the header counts them up to now, not up to the last invocation that ended."""
     execution = data["execution"]
-    if execution["ended_at"] is not None:
+    now = timezone.now()
+    running = [i for i in data["invocations"] if i["ended_at"] is None]
+    if execution["ended_at"] is not None and not running:
         return
     counters = data["counters"] = dict(data["counters"])
-    wall = (timezone.now() - execution["started_at"]).total_seconds()
+    billed = counters.get("billed_seconds", 0.0) + sum((now - i["started_at"]).total_seconds() for i in running)
+    counters["billed_seconds"] = round(billed, 3)
+    end = execution["ended_at"] or now
+    wall = (end - execution["started_at"]).total_seconds()
     counters["wall_seconds"] = round(wall, 3)
-    counters["suspended_seconds"] = round(max(0.0, wall - counters.get("billed_seconds", 0.0)), 3)
+    counters["suspended_seconds"] = round(max(0.0, wall - billed), 3)
 
 
 def timeline_version(data: dict[str, Any]) -> str:
@@ -319,13 +332,47 @@ def operation_detail(*, execution: Execution, op_id: str) -> dict[str, Any]:
     doc = detail["doc"] or {}
     details_key = next((key for key in doc if key.endswith("Details")), "")
     outcome = doc.get(details_key) or {}
+    result = outcome.get("Result")
     return {
         **detail,
         "details_key": details_key,
-        "result": outcome.get("Result"),
+        "result": result,
+        "result_decoded": sdk_decoded(result, op_id=op_id, arn=execution.arn),
         "error": outcome.get("Error"),
-        "events": [_event_row(row) for row in detail["events"]],
+        "events": [_event_row(row, arn=execution.arn) for row in detail["events"]],
     }
+
+
+def sdk_decoded(payload: Any, *, op_id: str, arn: str) -> str | None:
+    """A checkpointed value as the handler sees it, as indented JSON; None if it is not a string.
+
+    Steps checkpoint their results in the SDK's typed envelope (``{"t":"m","v":{…}}``); the
+    SDK's own ``deserialize`` turns them back into values. Plain JSON (a callback's answer)
+    is left as it is.
+    """
+    if not isinstance(payload, str):
+        return None
+    try:
+        value = deserialize(None, payload, op_id, arn)
+    except SerDesError:
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            return payload
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=_readable)
+
+
+def _readable(value: Any) -> Any:
+    """What JSON cannot hold, as a person reads it: the SDK's own ``to_dict`` for its results
+    (a map's or parallel's BatchResult), enum values, and the text of decimals, datetimes and UUIDs."""
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
 
 
 # --- history --------------------------------------------------------------------------------
@@ -347,15 +394,17 @@ def history_page(*, execution: Execution, group: str = "", after: int = 0, limit
     rows = list(
         qs.order_by("event_id").values("event_id", "event_type", "timestamp", "invocation_seq", "doc")[: limit + 1]
     )
-    events = [_event_row(row) for row in rows[:limit]]
+    events = [_event_row(row, arn=execution.arn) for row in rows[:limit]]
     next_after = rows[limit - 1]["event_id"] if len(rows) > limit else None
     return HistoryPage(events, next_after, group if group in EVENT_GROUPS else "")
 
 
-def _event_row(row: dict[str, Any]) -> dict[str, Any]:
+def _event_row(row: dict[str, Any], arn: str = "") -> dict[str, Any]:
     doc = row["doc"] or {}
     details_key = f"{row['event_type']}Details"
+    payload = ((doc.get(details_key) or {}).get("Result") or {}).get("Payload")
     return {
+        "decoded": sdk_decoded(payload, op_id=doc.get("Id") or "", arn=arn) if payload is not None else None,
         "EventId": row["event_id"],
         "EventType": row["event_type"],
         "EventTimestamp": row["timestamp"],
@@ -425,14 +474,23 @@ def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | Non
 # --- callbacks inbox ------------------------------------------------------------------------
 
 
+def _with_deadlines(callbacks: QuerySet[Operation]) -> QuerySet[Operation]:
+    """Each callback's timeout and heartbeat deadlines, from its timers (a heartbeat re-arms only its own)."""
+    timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
+    return callbacks.annotate(
+        deadline=Subquery(timers.filter(kind="callback_timeout").values("due_at")[:1]),
+        heartbeat_deadline=Subquery(timers.filter(kind="callback_heartbeat").values("due_at")[:1]),
+    )
+
+
 def pending_callback_list(*, execution: Execution | None = None, limit: int = 500) -> list[Operation]:
     """Pending callbacks (across executions, or of one), oldest first, with their deadlines (one query)."""
-    timers = Timer.objects.filter(execution_id=OuterRef("execution_id"), op_id=OuterRef("op_id"))
     callbacks = _open_callbacks()
     if execution is not None:
         callbacks = callbacks.filter(execution_id=execution.id)
     return list(
-        callbacks.select_related("execution")
+        _with_deadlines(callbacks)
+        .select_related("execution")
         .only(
             "id",
             "op_id",
@@ -444,10 +502,6 @@ def pending_callback_list(*, execution: Execution | None = None, limit: int = 50
             "execution__name",
             "execution__function_name",
             "execution__status",
-        )
-        .annotate(
-            deadline=Subquery(timers.filter(kind="callback_timeout").values("due_at")[:1]),
-            heartbeat_deadline=Subquery(timers.filter(kind="callback_heartbeat").values("due_at")[:1]),
         )
         .order_by("started_at", "id")[:limit]
     )
@@ -465,7 +519,7 @@ def _open_callbacks() -> QuerySet[Operation]:
 
 def pending_callback_get(*, pk: int) -> Operation:
     try:
-        return Operation.objects.select_related("execution").get(pk=pk, type="CALLBACK")
+        return _with_deadlines(Operation.objects.select_related("execution")).get(pk=pk, type="CALLBACK")
     except Operation.DoesNotExist as exc:
         raise Http404("No such callback.") from exc
 

@@ -56,6 +56,31 @@ class StartOutcome:
     status_code: int
     function_error: str | None = None
     payload: str | None = None
+    # Set when the name was taken with the same input: the engine returned that execution, and
+    # this is its status (RUNNING, or how it ended), not a new start.
+    existing_status: str | None = None
+
+    def started_message(self, function_name: str) -> str:
+        """What an ``Event`` start tells the person who asked for it."""
+        if self.existing_status is None:
+            return f"Started {function_name} (202 Accepted)."
+        if self.existing_status == "RUNNING":
+            return "Not started: an execution with this name and input is already running — this is the existing execution."
+        return (
+            f"Not started: an execution with this name and input already finished ({self.existing_status}) — "
+            "this is the existing execution. Choose another name to run it again."
+        )
+
+
+def existing_execution(*, function_name: str, name: str | None) -> str | None:
+    """The ARN of the execution already holding ``name``, if any.
+
+    Starting a taken name with the same input returns that execution (idempotent start), and
+    the engine's answer looks the same as a new start: compare its ARN with this one to tell.
+    """
+    if not name:
+        return None
+    return Execution.objects.filter(function_name=function_name, name=name).values_list("arn", flat=True).first()
 
 
 def execution_start(
@@ -74,16 +99,20 @@ def execution_start(
     if time_scale is not None and time_scale != 1:
         params["TimeScale"] = time_scale
     detail = {"function": function_name, "invocation_type": invocation_type, "name": name, "input": payload}
+    before = existing_execution(function_name=function_name, name=name)
     try:
         response = engine.client().invoke(**params)
     except ServiceError as exc:
         audit(user=user, action="execution.start", target=function_name, ok=False, error=str(exc), **detail)
         raise
     arn = response.get("DurableExecutionArn", "")
-    execution_pk = Execution.objects.filter(arn=arn).values_list("pk", flat=True).first() if arn else None
-    audit(user=user, action="execution.start", target=arn or function_name, execution_pk=execution_pk, **detail)
+    row = Execution.objects.filter(arn=arn).values("pk", "status").first() if arn else None
+    existing_status = row["status"] if row and before is not None and before == arn else None
+    if existing_status is not None:
+        detail["existing"] = True
+    audit(user=user, action="execution.start", target=arn or function_name, execution_pk=row and row["pk"], **detail)
     body = response["Payload"].read().decode() if response.get("Payload") is not None else ""
-    return StartOutcome(arn, response["StatusCode"], response.get("FunctionError"), body or None)
+    return StartOutcome(arn, response["StatusCode"], response.get("FunctionError"), body or None, existing_status)
 
 
 def execution_rerun(*, user: Any, execution: Execution) -> StartOutcome:

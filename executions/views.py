@@ -191,7 +191,7 @@ def _start_from_form(request: HtmxHttpRequest, form: forms.StartForm) -> HttpRes
         verdict = f"failed ({outcome.function_error})" if outcome.function_error else "returned"
         messages.info(request, f"RequestResponse {verdict}: {outcome.payload or 'no payload'}")
     else:
-        messages.success(request, f"Started {data['function']} (202 Accepted).")
+        messages.success(request, outcome.started_message(data["function"]))
     pk = selectors.execution_id_for_arn(arn=outcome.arn)
     return redirect("executions:detail", pk=pk) if pk else redirect("executions:list")
 
@@ -266,7 +266,8 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "figure": charts.timeline_figure(data, now=now, max_rows=window.size),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
         "status": data["execution"]["status"],
-        "running": data["execution"]["status"] == "RUNNING",
+        # An invocation can outlive its execution (stopped mid-body): keep polling until it ends.
+        "running": data["execution"]["status"] == "RUNNING" or data["invocation_running"],
         "version": data["version"],
         "hidden_rows": charts.hidden_rows(data, window.size),
         "counters": data["counters"],

@@ -206,26 +206,42 @@ def _draw_invocations(traces: Traces, index: int, panel: Panel, now: datetime) -
 def _draw_attempts(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now: datetime) -> None:
     plan = {p.after_attempt: p for p in retry_plan.planned_retries(panel.retry)} if panel.retry else {}
     for attempt in op["attempts"]:
-        name, colour, pattern = ATTEMPT_STYLE.get(attempt["outcome"], ATTEMPT_STYLE["failed"])
-        start, end = _elapsed(panel, attempt["started_at"], now), _elapsed(panel, attempt["ended_at"], now)
-        hover = f"<b>{_esc(row_key(op))}</b> attempt {attempt['attempt']}: {_esc(attempt['outcome'])} (invocation #{attempt['invocation_seq']})"
-        error = attempt.get("error") or {}
-        if error:
-            hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
-        traces.add(
-            name,
-            index,
-            "bar",
-            {"colour": colour, "pattern": pattern, "width": 0.5, "offset": -0.3, "min_length": 0.02},
-            row=row_key(op),
-            start=start,
-            length=end - start,
-            text=f"a{attempt['attempt']}",
-            hover=hover,
-        )
+        for segment in attempt.get("segments") or [attempt]:
+            _draw_attempt_segment(traces, index, panel, op, attempt, segment, now)
+        end = _elapsed(panel, attempt["ended_at"], now)
         planned = plan.get(attempt["attempt"])
         if planned is not None and attempt["outcome"] in {"failed", "interrupted"} and attempt["ended_at"] is not None:
             _draw_planned_window(traces, index, panel, op, end, planned)
+
+
+def _draw_attempt_segment(
+    traces: Traces,
+    index: int,
+    panel: Panel,
+    op: dict[str, Any],
+    attempt: dict[str, Any],
+    segment: dict[str, Any],
+    now: datetime,
+) -> None:
+    """The share of an attempt one invocation ran (an attempt cut by a kill goes on in the next)."""
+    outcome = segment["outcome"]
+    name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
+    start, end = _elapsed(panel, segment["started_at"], now), _elapsed(panel, segment["ended_at"], now)
+    hover = f"<b>{_esc(row_key(op))}</b> attempt {attempt['attempt']}: {_esc(outcome.replace('_', ' '))} (invocation #{segment['invocation_seq']})"
+    error = attempt.get("error") or {}
+    if error and outcome == attempt["outcome"]:
+        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+    traces.add(
+        name,
+        index,
+        "bar",
+        {"colour": colour, "pattern": pattern, "width": 0.5, "offset": -0.3, "min_length": 0.02},
+        row=row_key(op),
+        start=start,
+        length=end - start,
+        text=f"a{attempt['attempt']}",
+        hover=hover,
+    )
 
 
 def _draw_planned_window(

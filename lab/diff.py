@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes
-
 from engine import timeline
 from engine.contrib.django.models import Operation
+from executions.selectors import sdk_decoded
 from lab.charts import row_key
 
-_SERDES: ExtendedTypeSerDes[Any] = ExtendedTypeSerDes()
 COUNTERS = (
     ("invocations", "Invocations"),
     ("attempts", "Attempts"),
@@ -136,13 +134,10 @@ def _pretty(value: Any) -> str:
 
 
 def _operation_value(payload: Any) -> str:
-    """An operation's checkpointed payload, decoded from the SDK's typed envelope when it is one."""
-    if isinstance(payload, str):
-        try:
-            return _pretty(_SERDES.deserialize(payload))
-        except Exception:  # not the SDK's envelope (custom serdes): show the text as stored
-            return _pretty(payload)
-    return _pretty(payload)
+    """An operation's checkpointed payload, decoded from the SDK's typed envelope when it is one
+    (as the operation drawer shows it), on one line."""
+    decoded = sdk_decoded(payload, op_id="", arn="")
+    return _pretty(decoded if decoded is not None else payload)
 
 
 def _outputs(arn: str) -> dict[str, str]:

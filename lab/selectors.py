@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from engine import timeline
@@ -180,7 +181,12 @@ def recent_async(*, function_names: tuple[str, ...], limit: int = 20) -> list[As
 
 
 def dead_letters(*, limit: int = 200) -> list[AsyncInvocation]:
-    return list(AsyncInvocation.objects.filter(status="DEAD_LETTERED").order_by("-dead_lettered_at", "-id")[:limit])
+    """The queue, and the events that left it by a successful redrive, each with its redrive's status."""
+    redrives = AsyncInvocation.objects.filter(redrive_of_id=OuterRef("pk")).order_by("id")
+    rows = AsyncInvocation.objects.filter(status__in=("DEAD_LETTERED", "REDRIVEN")).annotate(
+        redrive_status=Subquery(redrives.values("status")[:1])
+    )
+    return list(rows.order_by("-dead_lettered_at", "-id")[:limit])
 
 
 def async_get(*, pk: int) -> AsyncInvocation:

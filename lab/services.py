@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 
@@ -22,10 +23,21 @@ FRAUD_FUNCTION = "fraud-detection"
 ASYNC_FUNCTIONS = ("async-receipt", "async-receipt-no-retry")
 FIXED_TEMPLATES = "standard,holiday"
 
+T = TypeVar("T")
 
-def _audit(user: Any, action: str, target: str, **detail: Any) -> None:
+
+def _audit(user: Any, action: str, target: str, ok: bool = True, **detail: Any) -> None:
     if user is not None:
-        audit(user=user, action=action, target=target, **detail)
+        audit(user=user, action=action, target=target, ok=ok, **detail)
+
+
+def _refusal_audited(user: Any, action: str, target: str, call: Callable[[], T], **detail: Any) -> T:
+    """Run an engine call; if the engine refuses, the refusal is audited (with its error) before it is raised."""
+    try:
+        return call()
+    except ServiceError as exc:
+        _audit(user, action, target, ok=False, error=str(exc), **detail)
+        raise
 
 
 # --- comparisons ------------------------------------------------------------------------------
@@ -61,7 +73,7 @@ def comparison_start(
         ]
         Variant.objects.bulk_create(rows)
     for variant in comparison.variants.all():
-        _start_variant(comparison, variant)
+        _start_variant(comparison, variant, user)
     _audit(
         user,
         "lab.comparison.start",
@@ -73,7 +85,7 @@ def comparison_start(
     return comparison
 
 
-def _start_variant(comparison: Comparison, variant: Variant) -> None:
+def _start_variant(comparison: Comparison, variant: Variant, user: Any = None) -> None:
     params: dict[str, Any] = {
         "FunctionName": comparison.function_name,
         "InvocationType": "Event",
@@ -87,6 +99,15 @@ def _start_variant(comparison: Comparison, variant: Variant) -> None:
         variant.execution_arn = engine.client().invoke(**params)["DurableExecutionArn"]
     except ServiceError as exc:
         variant.start_error = str(exc)
+        # The comparison goes on without this variant; the refusal is audited with the engine's error.
+        _audit(
+            user,
+            "lab.comparison.start",
+            params["DurableExecutionName"],
+            ok=False,
+            error=str(exc),
+            variant=variant.label,
+        )
     variant.save(update_fields=["execution_arn", "start_error"])
 
 
@@ -139,8 +160,10 @@ def fraud_submit(*, user: Any, transaction_id: str, amount: float, time_scale: f
     }
     if time_scale != 1:
         params["TimeScale"] = time_scale
-    arn = engine.client().invoke(**params)["DurableExecutionArn"]
-    _audit(user, "lab.fraud.submit", arn, transaction=transaction_id, amount=amount, created=not existed)
+    detail = {"transaction": transaction_id, "amount": amount}
+    response = _refusal_audited(user, "lab.fraud.submit", name, lambda: engine.client().invoke(**params), **detail)
+    arn = response["DurableExecutionArn"]
+    _audit(user, "lab.fraud.submit", arn, created=not existed, **detail)
     return FraudStart(arn, created=not existed)
 
 
@@ -156,17 +179,26 @@ def async_event(*, user: Any, function_name: str, scenario: str, time_scale: flo
     params: dict[str, Any] = {"FunctionName": function_name, "InvocationType": "Event", "Payload": json.dumps(payload)}
     if time_scale != 1:
         params["TimeScale"] = time_scale
-    response = engine.client().invoke(**params)
+    detail = {"function": function_name, "scenario": scenario, "time_scale": time_scale}
+    response = _refusal_audited(
+        user, "lab.async.invoke", function_name, lambda: engine.client().invoke(**params), **detail
+    )
     request_id = response["ResponseMetadata"]["RequestId"]
-    _audit(user, "lab.async.invoke", request_id, function=function_name, scenario=scenario, time_scale=time_scale)
+    _audit(user, "lab.async.invoke", request_id, **detail)
     return str(request_id)
 
 
 def async_sync_call(*, user: Any, function_name: str, scenario: str) -> dict[str, Any]:
     """Invoke with ``RequestResponse``: one attempt, and the error comes straight back to the caller."""
     payload = _receipt_payload(scenario, 1.0)
-    response = engine.client().invoke(
-        FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(payload)
+    response = _refusal_audited(
+        user,
+        "lab.async.sync_call",
+        function_name,
+        lambda: engine.client().invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(payload)
+        ),
+        scenario=scenario,
     )
     body = response["Payload"].read().decode()
     _audit(user, "lab.async.sync_call", function_name, scenario=scenario, error=response.get("FunctionError"))
@@ -187,8 +219,14 @@ def receipt_fix(*, user: Any, deployed: bool) -> None:
     """Deploy (or roll back) the fix for the poison event: the holiday receipt template."""
     templates = FIXED_TEMPLATES if deployed else "standard"
     for name in ASYNC_FUNCTIONS:
-        engine.client().update_function_configuration(
-            FunctionName=name, Environment={"Variables": {"RECEIPT_TEMPLATES": templates}}
+        _refusal_audited(
+            user,
+            "lab.async.fix",
+            name,
+            lambda name=name: engine.client().update_function_configuration(
+                FunctionName=name, Environment={"Variables": {"RECEIPT_TEMPLATES": templates}}
+            ),
+            deployed=deployed,
         )
     _audit(user, "lab.async.fix", ",".join(ASYNC_FUNCTIONS), deployed=deployed)
 
@@ -199,6 +237,6 @@ def fix_deployed() -> bool:
 
 
 def dead_letter_redrive(*, user: Any, invocation_id: int) -> dict[str, Any]:
-    row = async_invoke.redrive(invocation_id)
+    row = _refusal_audited(user, "lab.dlq.redrive", str(invocation_id), lambda: async_invoke.redrive(invocation_id))
     _audit(user, "lab.dlq.redrive", str(invocation_id), new_request_id=row["request_id"])
     return row

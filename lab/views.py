@@ -189,7 +189,8 @@ def demo_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     elif demo.kind == "fraud":
         context.update(form=forms.FraudForm(initial_scale=scale), **_fraud_context())
     else:
-        context.update(form=forms.AsyncForm(initial_scale=scale), **_async_context())
+        function = request.session.get(f"lab:function:{demo.slug}")  # the choice survives the submit
+        context.update(form=forms.AsyncForm(initial_scale=scale, initial={"function": function}), **_async_context())
     if request.htmx and request.GET.get("section") == "live":
         return render(request, f"lab/demo_{demo.kind}.html#live", context)
     return render(request, f"lab/demo_{demo.kind}.html", context)
@@ -204,6 +205,8 @@ def _remembered_scale(request: HttpRequest, demo: demos.Demo) -> str:
 def _remember_scale(request: HttpRequest, demo: demos.Demo) -> None:
     if request.POST.get("time_scale") in dict(forms.TIME_SCALES):
         request.session[f"lab:scale:{demo.slug}"] = request.POST["time_scale"]
+    if request.POST.get("function") in dict(forms.AsyncForm.base_fields["function"].choices):
+        request.session[f"lab:function:{demo.slug}"] = request.POST["function"]
 
 
 def _fraud_context() -> dict[str, Any]:

@@ -8,6 +8,9 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
+
+from demos import EXAMPLE_INPUTS
 
 register = template.Library()
 
@@ -29,15 +32,23 @@ def duration(value: Any) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-@register.filter
-def since(value: datetime | None) -> str:
+def since_text(value: datetime, now: datetime | None = None) -> str:
     """Time from ``value`` until now (negative spans read as 'in …')."""
-    if value is None:
-        return "—"
-    delta = timezone.now() - value
+    delta = (now or timezone.now()) - value
     if delta.total_seconds() < 0:
         return f"in {duration(-delta)}"
     return f"{duration(delta)} ago"
+
+
+@register.filter
+def since(value: datetime | None) -> str:
+    """A relative time that keeps itself current: static/js/app.js re-renders every
+    ``time[data-since]`` each second; the absolute UTC time is its tooltip."""
+    if value is None:
+        return "—"
+    return format_html(
+        '<time datetime="{}" data-since title="{} UTC">{}</time>', value.isoformat(), utc(value), since_text(value)
+    )
 
 
 @register.filter
@@ -71,3 +82,9 @@ def utc(value: datetime | None) -> str:
 @register.filter
 def get_item(mapping: dict[str, Any], key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.simple_tag
+def example_inputs() -> dict[str, str]:
+    """Each demo function's example input as indented JSON, for the Start page to prefill."""
+    return {name: json.dumps(value, indent=2, ensure_ascii=False) for name, value in EXAMPLE_INPUTS.items()}

@@ -32,6 +32,50 @@
     if (event.key === "Escape") closeDrawer();
   });
 
+  // Relative times ("483 ms ago", "in 2 min 3 s") stay current: the server renders them once,
+  // this re-renders them each second in the same words (the same units as the `duration` filter).
+  function duration(seconds) {
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 60) return seconds.toFixed(2) + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + Math.floor(seconds % 60) + " s";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+    return (seconds / 86400).toFixed(1) + " d";
+  }
+  function refreshRelativeTimes() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-since]").forEach(function (element) {
+      var seconds = (now - Date.parse(element.getAttribute("datetime"))) / 1000;
+      if (isNaN(seconds)) return;
+      element.textContent = seconds < 0 ? "in " + duration(-seconds) : duration(seconds) + " ago";
+    });
+  }
+  window.setInterval(refreshRelativeTimes, 1000);
+
+  // The Start page: choosing a demo function fills in its example input, unless the person
+  // already typed their own (anything other than an empty object or the previous example).
+  function prefillExample() {
+    var data = document.getElementById("example-inputs");
+    var select = document.getElementById("id_function");
+    var payload = document.getElementById("id_payload");
+    if (!data || !select || !payload) return;
+    var examples = JSON.parse(data.textContent);
+    var shown = null;
+    function apply() {
+      var current = payload.value.trim();
+      var untouched = current === "" || current === "{}" || (shown !== null && current === shown.trim());
+      var example = examples[select.value];
+      if (untouched && example) {
+        payload.value = example;
+        shown = example;
+      }
+      var note = document.getElementById("example-note");
+      if (note) note.hidden = !(example && payload.value === example);
+    }
+    select.addEventListener("change", apply);
+    apply();
+  }
+  document.addEventListener("DOMContentLoaded", prefillExample);
+
   // Confirm destructive POSTs (stop, kill) before they are sent.
   document.addEventListener("submit", function (event) {
     var message = event.target.dataset.confirm;

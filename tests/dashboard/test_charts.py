@@ -299,3 +299,17 @@ def test_the_figure_is_json_that_plotlys_validation_accepts_unchanged(data: dict
     figure = charts.timeline_figure(data, now=at(40), max_rows=50)
     validated = go.Figure(figure).to_dict()  # raises on any property Plotly does not know
     assert json.loads(json.dumps(validated)) == json.loads(json.dumps(figure))
+
+
+def test_an_attempt_over_two_invocations_is_cut_at_the_first_ones_end() -> None:
+    cut = {"invocation_seq": 1, "started_at": at(1), "ended_at": at(3), "outcome": "cut_short"}
+    rest = {"invocation_seq": 2, "started_at": at(5), "ended_at": at(6), "outcome": "succeeded"}
+    a1 = {**attempt(1, 1, 1, 6, "succeeded"), "segments": [cut, rest]}
+    data = timeline(
+        invocations=[invocation(1, 0, 3, "killed"), invocation(2, 4.9, 7, "succeeded", "recovery")],
+        operations=[operation("s1", "charge", attempts=[a1], started_at=at(1), ended_at=at(6))],
+    )
+    traces = traces_by_name(charts.timeline_figure(data, now=at(30)))
+    cut_bars, done_bars = traces["Attempt cut short (its invocation ended)"], traces["Attempt succeeded"]
+    assert (cut_bars["base"], cut_bars["x"], cut_bars["text"]) == (["2026-01-01 12:00:01.000"], [2000.0], ["a1"])
+    assert (done_bars["base"], done_bars["x"]) == (["2026-01-01 12:00:05.000"], [1000.0])

@@ -14,6 +14,7 @@ from engine import faults
 from engine.celery_tasks import CeleryDispatcher
 from engine.timeline import execution_timeline, invocation_logs
 from tests.conftest import wait_until
+from tests.truth import assert_truthful
 
 HANDLER = "tests.handlers.invocations.three_steps"
 
@@ -54,7 +55,9 @@ def finished(lam, arn, timeout=90):
         timeout=timeout,
         message="execution to end",
     )
-    return execution_timeline(arn)
+    data = execution_timeline(arn)
+    assert_truthful(data)  # every fault test leaves a truthful picture
+    return data
 
 
 def op(timeline, name):

@@ -8,6 +8,7 @@ from typing import Any
 from lab import selectors
 from lab.models import Comparison
 from tests.conftest import wait_until
+from tests.truth import assert_truthful
 
 
 def finished_rows(comparison: Comparison, timeout: float = 120) -> dict[str, selectors.VariantRow]:
@@ -18,6 +19,9 @@ def finished_rows(comparison: Comparison, timeout: float = 120) -> dict[str, sel
         return rows if not selectors.any_running(rows) else None
 
     rows = wait_until(done, timeout=timeout, interval=0.5, message=f"comparison {comparison.pk} to finish")
+    for row in rows:  # every demo and comparison must leave a truthful picture behind
+        if row.data is not None:
+            assert_truthful(row.data)
     return {row.variant.label: row for row in rows}
 
 

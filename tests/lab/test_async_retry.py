@@ -69,7 +69,9 @@ def test_poison_event_goes_to_the_dead_letter_queue_then_redrives_after_the_fix(
         done = settled(redriven["request_id"])
         assert done["status"] == "SUCCEEDED" and done["attempt_count"] == 1
         assert done["redrive_of_id"] == dead["id"] and done["payload"] == dead["payload"]
-        assert async_invoke.get(dead["id"])["redriven_at"] is not None
+        source = async_invoke.get(dead["id"])
+        assert source["redriven_at"] is not None
+        assert source["status"] == "REDRIVEN", "a successful redrive takes the event out of the queue"
     finally:
         services.receipt_fix(user=None, deployed=False)
 

@@ -12,6 +12,7 @@ from engine.contrib.django.models import Execution, Operation
 from engine.timeline import execution_timeline
 from lab import services
 from tests.conftest import wait_until
+from tests.truth import assert_truthful
 
 # One day of callback timeout in about 17 s; the 36 h execution timeout in about 26 s.
 SCALE = 0.0002
@@ -30,7 +31,9 @@ def finished(arn: str, timeout: float = 60) -> dict:
         interval=0.3,
         message=f"{arn} to finish",
     )
-    return execution_timeline(arn)
+    data = execution_timeline(arn)
+    assert_truthful(data)
+    return data
 
 
 def result(timeline: dict) -> dict:
@@ -126,3 +129,19 @@ def test_double_submit_of_one_transaction_starts_one_workflow(started):
     assert first.created and not second.created
     assert first.arn == second.arn
     assert Execution.objects.filter(function_name="fraud-detection", name=f"tx-{tx}").count() == 1
+
+
+def test_a_refused_submit_is_audited_with_the_engines_error(started):
+    from django.contrib.auth import get_user_model
+
+    from engine.errors import ServiceError
+    from executions.models import AuditEntry
+
+    user = get_user_model().objects.create_user(f"fraud-{uuid.uuid4().hex[:8]}", password="pw", is_staff=True)
+    tx = uuid.uuid4().hex[:8]
+    services.fraud_submit(user=user, transaction_id=tx, amount=250, time_scale=SCALE)
+    with pytest.raises(ServiceError, match="DurableExecutionAlreadyStarted"):
+        services.fraud_submit(user=user, transaction_id=tx, amount=999, time_scale=SCALE)
+    entries = AuditEntry.objects.filter(user=user, action="lab.fraud.submit").order_by("id")
+    assert [(e.ok, e.detail["amount"]) for e in entries] == [(True, 250), (False, 999)]
+    assert "DurableExecutionAlreadyStarted" in entries.last().detail["error"]

@@ -174,6 +174,12 @@ def test_async_demo_poison_event_reaches_the_dlq_page_and_redrives(client):
             timeout=30,
             message="the redriven event to succeed with the fix deployed",
         )
+        listing = client.get("/lab/dlq/").content.decode()
+        row = re.search(rf"<tr>(?:(?!</tr>).)*{dead['request_id'][:10]}.*?</tr>", listing, re.S).group(0)
+        assert ">REDRIVEN<" in row and ">SUCCEEDED<" in row and "DEAD_LETTERED" not in row
+        # The async demo remembers which function was chosen.
+        demo = client.get("/lab/demos/async-retries/").content.decode()
+        assert re.search(r'<option value="async-receipt" selected>', demo)
     finally:
         client.post(
             "/lab/demos/async-retries/run/", {"action": "unfix", "function": "async-receipt", "time_scale": "1"}
