@@ -112,4 +112,6 @@ def filesystem_broker_options() -> dict[str, str]:
         "data_folder_out": str(queue_dir),
         "processed_folder": str(processed_dir),
         "store_processed": False,
+        # kombu's default is a "control" folder in the current directory (the checkout).
+        "control_folder": str(BROKER_DIR / "control"),
     }
