@@ -53,4 +53,5 @@ start_run "$work/run3.log"
 curl -sf -o /dev/null "http://127.0.0.1:$PORT/accounts/login/" || { cat "$work/run3.log"; echo "smoke: no web after a crash"; exit 1; }
 stop_run "$work/run3.log"
 trap - EXIT
+rm -rf "$work"
 echo "smoke: make run came up on port $PORT, ran a demo execution, shut down cleanly, and came up again after a crash"

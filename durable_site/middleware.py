@@ -1,4 +1,4 @@
-"""Overload answers: a request that cannot get a database connection gets a 503, not a 500."""
+"""Overload answers: a request that cannot reach the database or the broker gets a 503, not a 500."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import psycopg
 from django.db import OperationalError as DjangoOperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from psycopg_pool import PoolTimeout, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ OVERLOAD_ERRORS: tuple[type[BaseException], ...] = (
     TooManyRequests,
     psycopg.OperationalError,
     DjangoOperationalError,
+    # The broker is down: unlike the errors above, what the request stored is kept (an
+    # execution is started, its message is re-sent by the scheduler), and the page says so.
+    BrokerUnreachable,
 )
 
 
@@ -32,8 +36,9 @@ def is_overload(error: BaseException | None) -> bool:
 
 def overload_response(request: HttpRequest | None, error: BaseException) -> HttpResponse:
     """Return a 503 page that asks the client to retry in a few seconds."""
-    log.warning("database unavailable for %s: %s", getattr(request, "path", "?"), error)
-    body = render_to_string("503.html", {"retry_after": RETRY_AFTER_SECONDS})
+    broker = isinstance(error, BrokerUnreachable)
+    log.warning("%s unavailable for %s: %s", "broker" if broker else "database", getattr(request, "path", "?"), error)
+    body = render_to_string("503.html", {"retry_after": RETRY_AFTER_SECONDS, "broker": broker})
     response = HttpResponse(body, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from psycopg_pool import PoolTimeout
 
@@ -85,6 +86,27 @@ def test_exhausted_connection_pool_answers_503_with_retry_after() -> None:
     assert response["Retry-After"].isdigit()
     page = response.content.decode()
     assert "try again" in page and "Traceback" not in page
+
+
+def test_unreachable_broker_answers_503_saying_the_request_may_be_recorded() -> None:
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
+    from durable_site.middleware import DatabaseOverloadMiddleware
+
+    request = RequestFactory().post("/executions/start/")
+    response = DatabaseOverloadMiddleware(lambda r: HttpResponse()).process_exception(
+        request, BrokerUnreachable("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    )
+    assert response is not None and response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    assert "may already be recorded" in response.content.decode()
+
+
+def test_other_errors_are_left_to_the_500_page() -> None:
+    from durable_site.middleware import DatabaseOverloadMiddleware
+
+    request = RequestFactory().get("/")
+    assert DatabaseOverloadMiddleware(lambda r: HttpResponse()).process_exception(request, ValueError("x")) is None
 
 
 def test_unknown_page_is_a_friendly_404_without_debug_details() -> None:
