@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +28,11 @@ from django.urls import reverse
 from psycopg_pool import PoolTimeout
 
 from engine.contrib.django.models import Execution
+from tests.browser.fixtures import _free_port
 from tests.conftest import wait_until
 from tests.dashboard.support import PASSWORD, _real_database, make_user  # noqa: F401  (fixture)
 
+ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 
 
@@ -127,14 +135,60 @@ def _session_cookie(user: Any) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def _get(url: str, cookie: str) -> int:
-    request = urllib.request.Request(url, headers={"Cookie": cookie})
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None  # a 302 is the answer to look at
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def _request(url: str, cookie: str, data: dict[str, str] | None = None) -> tuple[int, str]:
+    """Return the status and ``Location`` (or body) of one request, redirects not followed."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers={"Cookie": cookie})
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-            return response.status
+        with _opener.open(request, timeout=60) as response:
+            return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.headers.get("Location", "")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return _request(url, "")[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def make_run_web(stack: Any) -> Iterator[str]:
+    """The web server exactly as `make run` starts it (Waitress, DEBUG off), on a free port."""
+    from engine.contrib.django.management.commands.durable_up import web_command
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_DEBUG"}
+    proc = subprocess.Popen(web_command(port), cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is not None or _answers(f"{url}/accounts/login/"), 60, message="web server")
+        assert proc.poll() is None, "the web server exited"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _start_form_token(web_server: str, cookie: str) -> tuple[str, str]:
+    """Return the cookie and form field that let this session post the Start form."""
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{web_server}/executions/start/", headers={"Cookie": cookie})
+    ) as r:
+        page = r.read().decode()
+        csrf_cookie = r.headers["Set-Cookie"].split(";")[0]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None
+    return f"{cookie}; {csrf_cookie}", token.group(1)
 
 
 def _queued_messages() -> int:
@@ -144,31 +198,35 @@ def _queued_messages() -> int:
 
 @pytest.mark.slow
 def test_burst_of_starts_and_pollers_has_no_errors_and_leaves_no_stray_messages(
-    lam: Any, web_server: str, unique: str
+    lam: Any, make_run_web: str, unique: str
 ) -> None:
+    web_server = make_run_web
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("counts the broker's queue with Redis (CELERY_BROKER_URL=redis://...)")
-    cookie = _session_cookie(make_user(staff=True))
+    cookie, csrf_token = _start_form_token(web_server, _session_cookie(make_user(staff=True)))
     seed = lam.invoke(FunctionName="hello-steps", InvocationType="Event", Payload=b'{"wait_seconds": 1}')
     seed_pk = Execution.objects.get(arn=seed["DurableExecutionArn"]).pk
-    arns: list[str] = []
+    names = [f"burst-{unique}-{i}" for i in range(50)]
     errors: list[str] = []
     statuses: Counter[int] = Counter()
     starting = threading.Event()
     done = threading.Event()
 
     def start(i: int) -> None:
+        """Half the starts post the dashboard's Start form, half call the engine's client."""
         starting.wait()
+        payload = json.dumps({"name": f"{unique}-{i}", "wait_seconds": 1})
         try:
-            payload = json.dumps({"name": f"{unique}-{i}", "wait_seconds": 1})
-            response = lam.invoke(
-                FunctionName="hello-steps",
-                InvocationType="Event",
-                Payload=payload,
-                DurableExecutionName=f"burst-{unique}-{i}",
-            )
-            assert response["StatusCode"] == 202, response
-            arns.append(response["DurableExecutionArn"])
+            if i % 2:
+                form = {"csrfmiddlewaretoken": csrf_token, "function": "hello-steps", "payload": payload}
+                form.update(name=names[i], invocation_type="Event", time_scale="1")
+                status, location = _request(f"{web_server}/executions/start/", cookie, form)
+                assert status == 302 and location.startswith("/executions/"), (status, location[-2000:])
+            else:
+                response = lam.invoke(
+                    FunctionName="hello-steps", InvocationType="Event", Payload=payload, DurableExecutionName=names[i]
+                )
+                assert response["StatusCode"] == 202, response
         except Exception as error:
             errors.append(f"start {i}: {error!r}")
 
@@ -177,7 +235,7 @@ def test_burst_of_starts_and_pollers_has_no_errors_and_leaves_no_stray_messages(
         url = f"{web_server}/executions/" if i % 2 else f"{web_server}/executions/{seed_pk}/timeline.json"
         while not done.is_set():
             try:
-                statuses[_get(url, cookie)] += 1
+                statuses[_request(url, cookie)[0]] += 1
             except Exception as error:
                 errors.append(f"poll {url}: {error!r}")
 
@@ -190,10 +248,11 @@ def test_burst_of_starts_and_pollers_has_no_errors_and_leaves_no_stray_messages(
         thread.join(timeout=120)
     try:
         assert errors == []
-        assert len(arns) == 50
+        burst = Execution.objects.filter(function_name="hello-steps", name__in=names)
+        assert burst.count() == 50
 
         def finished() -> bool:
-            return Execution.objects.filter(arn__in=arns, status__in=TERMINAL).count() == 50
+            return burst.filter(status__in=TERMINAL).count() == 50
 
         wait_until(finished, timeout=180, interval=0.5, message="all 50 burst executions to finish")
     finally:
@@ -203,6 +262,6 @@ def test_burst_of_starts_and_pollers_has_no_errors_and_leaves_no_stray_messages(
     assert errors == []
     assert set(statuses) == {200}, statuses
     assert sum(statuses.values()) >= 20
-    assert set(Execution.objects.filter(arn__in=arns).values_list("status", flat=True)) == {"SUCCEEDED"}
+    assert set(burst.values_list("status", flat=True)) == {"SUCCEEDED"}
     waiting = Execution.objects.filter(needs_invoke=True).count()
     assert _queued_messages() <= waiting

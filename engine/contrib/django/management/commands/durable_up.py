@@ -25,6 +25,26 @@ from engine import db
 RESERVED_CONNECTIONS = 15
 ENGINE_POOL_FLOOR = 2
 EMBEDDED_CHECK_EVERY = 5.0
+# The web server's request threads: no more than its Django pool holds, so none waits for one.
+WEB_THREADS = min(8, settings.WEB_DB_POOL["max_size"])
+
+
+def web_command(port: int) -> list[str]:
+    """The web server of `make run`, on this machine only.
+
+    Waitress, not runserver: a fixed set of threads that fits the connection pools, and a
+    listen backlog of 1024 where runserver's 10 reset a burst of simultaneous requests.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "waitress",
+        f"--listen=127.0.0.1:{port}",
+        f"--threads={WEB_THREADS}",
+        "--backlog=1024",
+        "--ident=durable-lab",
+        "durable_site.wsgi:application",
+    ]
 
 
 class Command(BaseCommand):
@@ -85,7 +105,7 @@ class Command(BaseCommand):
         worker += ["-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle"]
         worker += ["-n", f"durable-{os.getpid()}@%h", "-l", "INFO"]
         return [
-            supervisor.Part("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env),
+            supervisor.Part("web", web_command(port), env),
             supervisor.Part("worker", worker, single),
             supervisor.Part("scheduler", [python, "manage.py", "durable_scheduler"], single),
         ]
