@@ -123,7 +123,8 @@ WEB_DB_POOL = {
     "max_size": int(os.environ.get("DURABLE_WEB_DB_POOL_SIZE", "10")),
     "timeout": float(os.environ.get("DURABLE_WEB_DB_POOL_TIMEOUT", "10")),
 }
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Health checks: after a database restart the pool hands out a fresh connection, not a dead one.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = WEB_DB_POOL
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -142,13 +142,17 @@ class RunningStack:
         return int(pid)
 
     def http_status(self, path: str) -> int | None:
+        return self.get(path)[0]
+
+    def get(self, path: str, cookie: str = "") -> tuple[int | None, dict[str, str]]:
+        request = urllib.request.Request(self.url + path, headers={"Cookie": cookie} if cookie else {})
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return response.status
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers)
         except urllib.error.HTTPError as error:
-            return error.code
+            return error.code, dict(error.headers)
         except OSError:
-            return None
+            return None, {}
 
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in self.env.items() if k != "DURABLE_WORKERS"}
@@ -265,7 +269,7 @@ def test_stack_survives_a_database_and_a_broker_outage(capsys: pytest.CaptureFix
         db = PrivatePostgres(folder)
         broker_url, redis_server = _broker(folder)
         env = {**os.environ, "DATABASE_URL": db.url, "CELERY_BROKER_URL": broker_url}
-        stack = RunningStack(folder, env)
+        stack = RunningStack(folder, {**env, "DURABLE_WEB_DB_POOL_TIMEOUT": "3"})
         try:
             reference = _start_executions(stack, count=1, wait_seconds=1)
             _wait_for(lambda: _unfinished(db, reference) == 0, 60, "the reference execution")
@@ -273,7 +277,11 @@ def test_stack_survives_a_database_and_a_broker_outage(capsys: pytest.CaptureFix
             time.sleep(2)  # into their waits: a timer, a checkpoint and an invocation owed each
 
             db.stop()
-            time.sleep(10)
+            outage_started = time.monotonic()
+            # A page that needs the database (a session to look up) says "busy, retry": no 500.
+            status, headers = stack.get("/executions/", cookie="sessionid=no-such-session")
+            assert (status, headers.get("Retry-After")) == (503, "5")
+            time.sleep(max(0.0, 10 - (time.monotonic() - outage_started)))
             db.start()
             db_back = time.monotonic()
             _wait_for(lambda: _unfinished(db, arns) == 0, 120, "every execution to finish after the database outage")
