@@ -213,10 +213,20 @@ def _broker(folder: Path) -> tuple[str, PrivateRedis | None]:
 # --- tests ----------------------------------------------------------------------------------
 
 
+def _postmaster(data_dir: Path) -> psutil.Process | None:
+    pgdata = str((data_dir / "postgres").resolve())
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and pgdata in (proc.info["cmdline"] or []):
+            return proc
+    return None
+
+
 def test_killed_parts_are_restarted_and_ctrl_c_ends_every_process() -> None:
+    """Zero-config, as `make run` starts it: its own embedded PostgreSQL in its own data folder."""
     with _temporary_folder() as folder:
         broker_url, redis_server = _broker(folder)
-        stack = RunningStack(folder, {**os.environ, "CELERY_BROKER_URL": broker_url})
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        stack = RunningStack(folder, {**env, "CELERY_BROKER_URL": broker_url})
         try:
             for name in ("scheduler", "worker", "web"):
                 old = stack.part_pid(name)
@@ -224,6 +234,11 @@ def test_killed_parts_are_restarted_and_ctrl_c_ends_every_process() -> None:
                 _wait_for(lambda name=name, old=old: stack.status()["parts"][name]["pid"] not in (None, old), 30, name)
                 assert stack.status()["parts"][name]["restarts"] == 1
                 assert f"{name} exited (code -9); restart 1 in 1 s" in stack.log()
+            postmaster = _postmaster(stack.data)
+            assert postmaster is not None
+            postmaster.kill()
+            _wait_for(lambda: "embedded PostgreSQL is not running; restart 1" in stack.log(), 30, "the restart")
+            _wait_for(lambda: _postmaster(stack.data) not in (None, postmaster), 60, "a new embedded PostgreSQL")
             _wait_for(lambda: stack.http_status("/accounts/login/") == 200, 60, "the restarted web server")
             _wait_for(lambda: stack.log().count("ready.") >= 2, 60, "the restarted worker")
             result = stack.manage(
@@ -234,6 +249,7 @@ def test_killed_parts_are_restarted_and_ctrl_c_ends_every_process() -> None:
             assert stack.process.returncode == 0, stack.log()[-3000:]
             assert started, "the supervisor had no child processes"
             assert _alive(started) == []
+            assert _postmaster(stack.data) is None, "the embedded PostgreSQL outlived make run"
             assert "Durable Lab stopped." in stack.log()
             assert stack.status()["supervisor_pid"] is None
         finally:
