@@ -7,6 +7,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Command(BaseCommand):
             db.close()
             stack.start_all()
             self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
-            stack.run(tick=self._embedded_watch() if embedded_db else None)
+            stack.run(tick=self._embedded_watch(stack) if embedded_db else None)
         finally:
             # Also on a crash of this process: no part and no database outlives `make run`.
             if stack is not None:
@@ -129,7 +130,7 @@ class Command(BaseCommand):
             self._say("warning: this many workers can exceed PostgreSQL's max_connections")
         return fitted
 
-    def _embedded_watch(self) -> Any:
+    def _embedded_watch(self, stack: supervisor.Supervisor) -> Callable[[], None]:
         """Restart the embedded PostgreSQL if it stopped (it is a part of the stack too)."""
         last_check = time.monotonic()
         restarts = 0
@@ -142,6 +143,8 @@ class Command(BaseCommand):
             if embedded.server_process() is None:
                 restarts += 1
                 self._say(f"embedded PostgreSQL is not running; restart {restarts}")
+                stack.extra_status["embedded_database_restarts"] = restarts
+                stack.write_status()
                 try:
                     embedded.embedded_database_url()
                 except Exception as error:  # retried on the next check
