@@ -111,11 +111,17 @@ class Supervisor:
             self.write_status()
 
     def _start(self, part: Part) -> None:
-        part.process = subprocess.Popen(
-            part.command, cwd=self.cwd, env=part.env, start_new_session=True, preexec_fn=_die_with_parent
-        )
-        part.started_at = time.monotonic()
         part.restart_at = None
+        try:
+            part.process = subprocess.Popen(
+                part.command, cwd=self.cwd, env=part.env, start_new_session=True, preexec_fn=_die_with_parent
+            )
+        except OSError as error:  # out of processes or file handles: a passing condition
+            part.restart_at = time.monotonic() + part.delay
+            self.say(f"{part.name} could not start ({error}); retry in {part.delay:g} s")
+            part.delay = min(MAX_DELAY, part.delay * 2)
+            return
+        part.started_at = time.monotonic()
 
     def _schedule_restart(self, part: Part, code: int, now: float) -> None:
         _kill_group(part.process, signal.SIGKILL)  # what the part left behind (pool children)
@@ -161,10 +167,13 @@ class Supervisor:
             "parts": {part.name: part.status() for part in self.parts},
             **self.extra_status,
         }
-        self.status_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.status_path.with_name(f".{self.status_path.name}.tmp")
-        tmp.write_text(json.dumps(status, indent=2))
-        tmp.replace(self.status_path)
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(status, indent=2))
+            tmp.replace(self.status_path)
+        except OSError as error:  # informational only: a full disk must not stop the stack
+            self.say(f"could not write {self.status_path}: {error}")
 
 
 def _kill_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:

@@ -93,3 +93,13 @@ def test_supervisor_forgives_a_part_that_ran_stably(tmp_path: Path) -> None:
     finally:
         stack.stop_all()
     assert sleeper.process is None
+
+
+def test_supervisor_retries_a_part_that_cannot_start(tmp_path: Path) -> None:
+    lines: list[str] = []
+    missing = supervisor.Part("missing", [str(tmp_path / "no-such-program")], dict(os.environ))
+    stack = supervisor.Supervisor([missing], tmp_path / "run.json", lines.append, tmp_path)
+    stack.start_all()
+    assert missing.process is None and missing.restart_at is not None
+    assert lines[0].startswith("missing could not start (") and lines[0].endswith("retry in 1 s")
+    stack.stop_all()
