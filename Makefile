@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install install-dev browser migrate worker scheduler web bench bench-quick lint fmt clean
+.PHONY: run status test install install-dev browser migrate worker scheduler web bench bench-quick lint fmt clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ migrate: install
 ## run: set up everything and run web server, worker and scheduler until Ctrl-C
 run: install
 	$(PY) manage.py durable_up --port $(PORT)
+
+## status: what `make run` is running: each part's pid, state and restart count
+status:
+	@cat $${DURABLE_DATA_DIR:-.data}/run.json 2>/dev/null || echo "no make run has started here yet"
 
 ## test: set up and run the whole test suite
 test: install-dev browser

@@ -7,7 +7,9 @@ Nothing configured → embedded PostgreSQL + file-system broker (see ``embedded.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -21,11 +23,35 @@ def env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "durable-lab-local-development-only-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("durable-lab-local"):
-    raise RuntimeError("Set DJANGO_SECRET_KEY when DJANGO_DEBUG is off.")
+def local_secret_key(path: Path) -> str:
+    """Return the key kept in ``path``, generating it (mode 0600) the first time.
+
+    Written to a private temporary file and linked into place, so processes starting together
+    (web, worker, scheduler) all read the one complete key.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(64))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race; its key is the one
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+# Debug pages show tracebacks and settings: only when asked for.
+DEBUG = env_bool("DJANGO_DEBUG")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(embedded.DATA_DIR / "secret_key")
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "testserver", "[::1]", "::1"}
+# Served only on this machine (``make run``), plain http must work: HTTPS-only cookies and
+# redirects are the default once a public host name is allowed. Each has its own switch.
+SERVED_LOCALLY = set(ALLOWED_HOSTS) <= LOCAL_HOSTS
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "django_htmx",
     "template_partials",
     "engine.contrib.django",
@@ -52,6 +79,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "durable_site.middleware.DatabaseOverloadMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "durable_site.urls"
@@ -73,10 +103,51 @@ TEMPLATES = [
 WSGI_APPLICATION = "durable_site.wsgi.application"
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.embedded_database_url()
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Django's connections come from a psycopg pool per process (CONN_MAX_AGE must then be 0): a
+# burst of requests waits up to DURABLE_WEB_DB_POOL_TIMEOUT seconds for one of
+# DURABLE_WEB_DB_POOL_SIZE connections, then gets a 503 (durable_site.middleware), instead of
+# each request thread opening its own until PostgreSQL refuses ("too many clients"). `make run`
+# serves with 8 Waitress threads (durable_up.WEB_THREADS), so there no request waits at all.
+#
+# Connection budget of `make run` (PostgreSQL's max_connections is 100 by default):
+#   web server     Django pool (10) + engine pool (DURABLE_DB_POOL_SIZE, 8)        = 18
+#   scheduler      LISTEN connection (1) + engine pool (8) + Django (1)            = 10
+#   worker parent  engine pool (8) + Django (1)                                    =  9
+#   worker child   engine pool (8) + Django (1), times DURABLE_WORKERS (2)         = 18
+#   a CLI command  engine pool (8) + Django (1)                                    =  9
+# worst case 64 with every pool full; durable_up checks the sum against the server's
+# max_connections and shrinks the engine pool of the single-threaded processes (worker
+# children, scheduler) if more workers would not fit. Pools grow only on demand, so a
+# single-threaded process holds one Django connection and one or two engine connections:
+# measured, 50 concurrent starts under `make run` peaked at 17 connections in all.
+WEB_DB_POOL = {
+    "min_size": 1,
+    "max_size": int(os.environ.get("DURABLE_WEB_DB_POOL_SIZE", "10")),
+    "timeout": float(os.environ.get("DURABLE_WEB_DB_POOL_TIMEOUT", "10")),
+}
+# Health checks: after a database restart the pool hands out a fresh connection, not a dead one.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = WEB_DB_POOL
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username + address
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling: 5 wrong passwords for one username from one address lock that pair out
+# for 15 minutes (the right password included); other users and addresses are unaffected.
+AXES_FAILURE_LIMIT = int(os.environ.get("DURABLE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DURABLE_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "durable_site.lockout.lockout_response"
+AXES_VERBOSE = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -89,15 +160,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
+# WhiteNoise serves straight from the static folders: no collectstatic step before `make run`.
+WHITENOISE_USE_FINDERS = True
 
+SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+    https_only = not SERVED_LOCALLY
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=https_only)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=https_only)
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if https_only else "0"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 
 # --- Celery: a transport only; durable state lives in PostgreSQL -----------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -138,5 +211,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DURABLE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # django-axes logs every login at INFO; its lockouts and failures are WARNING.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }

@@ -1,19 +1,51 @@
-"""Run the whole stack in the foreground: web server, Celery worker and scheduler."""
+"""Run the whole stack in the foreground: web server, Celery worker and scheduler, supervised."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
-from durable_site import embedded
+from durable_site import embedded, supervisor
+from engine import db
+
+# Connections kept free for psql, a CLI command and Django's own checks (see settings.py).
+RESERVED_CONNECTIONS = 15
+ENGINE_POOL_FLOOR = 2
+EMBEDDED_CHECK_EVERY = 5.0
+# The web server's request threads: no more than its Django pool holds, so none waits for one.
+WEB_THREADS = min(8, settings.WEB_DB_POOL["max_size"])
+
+
+def web_command(port: int) -> list[str]:
+    """The web server of `make run`, on this machine only.
+
+    Waitress, not runserver: a fixed set of threads that fits the connection pools, and a
+    listen backlog of 1024 where runserver's 10 reset a burst of simultaneous requests.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "waitress",
+        f"--listen=127.0.0.1:{port}",
+        f"--threads={WEB_THREADS}",
+        "--backlog=1024",
+        "--ident=durable-lab",
+        "durable_site.wsgi:application",
+    ]
 
 
 class Command(BaseCommand):
@@ -24,77 +56,119 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("DURABLE_WORKERS", "2")))
 
     def handle(self, *args: Any, port: int, concurrency: int, **options: Any) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
-        self._ensure_admin(port)
-        python = sys.executable
-        commands = {
-            "web": [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "durable_site",
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                str(concurrency),
-                "-Q",
-                "durable",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"durable-{os.getpid()}@%h",
-                "-l",
-                "INFO",
-            ],
-            "scheduler": [python, "manage.py", "durable_scheduler"],
-        }
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
-        self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
-        stopping = False
-
-        def request_stop(*_: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
+        # Read before anything else: the settings of this process resolved the embedded server.
+        embedded_db = not os.environ.get("DATABASE_URL")
+        status_path = embedded.DATA_DIR / "run.json"
+        self._end_previous_run(status_path)
+        stack: supervisor.Supervisor | None = None
         try:
-            while not stopping:
-                dead = [name for name, proc in processes.items() if proc.poll() is not None]
-                if dead:
-                    self.stderr.write(f"{', '.join(dead)} exited; stopping the stack")
-                    break
-                time.sleep(0.5)
+            call_command("migrate", interactive=False, verbosity=0)
+            self._ensure_admin(port)
+            stack = supervisor.Supervisor(
+                self._parts(port, concurrency), status_path, self._say, Path(settings.BASE_DIR)
+            )
+            stack.extra_status = {"url": f"http://127.0.0.1:{port}/", "embedded_database": embedded_db}
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, stack.request_stop)
+            # Nothing here needs a connection any more, and the pools' threads must not be
+            # running while the parts are forked.
+            connection.close_pool()
+            db.close()
+            stack.start_all()
+            self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
+            stack.run(tick=self._embedded_watch(stack) if embedded_db else None)
         finally:
-            self._stop(processes)
+            # Also on a crash of this process: no part and no database outlives `make run`.
+            if stack is not None:
+                stack.stop_all()
+            if embedded_db:
+                embedded.stop_embedded_database()
+            self.stdout.write("Durable Lab stopped.")
 
-    def _stop(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
-        for proc in processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if not os.environ.get("DATABASE_URL"):
-            embedded.stop_embedded_database()
-        self.stdout.write("Durable Lab stopped.")
+    def _say(self, line: str) -> None:
+        self.stderr.write(line)
+        self.stderr.flush()
+
+    def _end_previous_run(self, status_path: Path) -> None:
+        other = supervisor.live_previous_supervisor(status_path)
+        if other is not None:
+            raise CommandError(f"Durable Lab is already running (supervisor pid {other}); stop it first.")
+        ended = supervisor.end_leftovers(status_path)
+        if ended:
+            self._say(f"Ended what a previous run left behind: {', '.join(ended)}")
+
+    def _parts(self, port: int, concurrency: int) -> list[supervisor.Part]:
+        python = sys.executable
+        # The parts connect to the server this process resolved; none starts a server itself.
+        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "PYTHONUNBUFFERED": "1"}
+        single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
+        worker = [python, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork"]
+        worker += ["-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle"]
+        worker += ["-n", f"durable-{os.getpid()}@%h", "-l", "INFO"]
+        return [
+            supervisor.Part("web", web_command(port), env),
+            supervisor.Part("worker", worker, single),
+            supervisor.Part("scheduler", [python, "manage.py", "durable_scheduler"], single),
+        ]
+
+    def _single_threaded_pool_size(self, concurrency: int) -> int:
+        """The engine pool of the worker's processes and the scheduler, fitted to max_connections.
+
+        Worst case (settings.py has the table): web = Django pool + engine pool; each of the
+        worker's 1 + ``concurrency`` processes and the scheduler = engine pool + 2.
+        """
+        engine_pool = int(os.environ.get("DURABLE_DB_POOL_SIZE", "8"))
+        web = settings.WEB_DB_POOL["max_size"] + engine_pool
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            budget = int(cursor.fetchone()[0]) - RESERVED_CONNECTIONS - web
+        single_processes = concurrency + 2
+        fitted = max(ENGINE_POOL_FLOOR, min(engine_pool, budget // single_processes - 2))
+        if fitted < engine_pool:
+            self._say(f"{concurrency} workers: engine pool per worker process lowered to {fitted} connections")
+        if (fitted + 2) * single_processes > budget:
+            self._say("warning: this many workers can exceed PostgreSQL's max_connections")
+        return fitted
+
+    def _embedded_watch(self, stack: supervisor.Supervisor) -> Callable[[], None]:
+        """Restart the embedded PostgreSQL if it stopped (it is a part of the stack too)."""
+        last_check = time.monotonic()
+        restarts = 0
+
+        def tick() -> None:
+            nonlocal last_check, restarts
+            if time.monotonic() - last_check < EMBEDDED_CHECK_EVERY:
+                return
+            last_check = time.monotonic()
+            if embedded.server_process() is None:
+                restarts += 1
+                self._say(f"embedded PostgreSQL is not running; restart {restarts}")
+                stack.extra_status["embedded_database_restarts"] = restarts
+                stack.write_status()
+                try:
+                    embedded.embedded_database_url()
+                except Exception as error:  # retried on the next check
+                    self._say(f"embedded PostgreSQL did not start: {error}")
+
+        return tick
 
     def _ensure_admin(self, port: int) -> None:
-        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
-        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "admin")
         users = get_user_model().objects
-        if not users.filter(is_superuser=True).exists():
-            users.create_superuser(username=username, email="", password=password)
-            self.stdout.write(
-                self.style.WARNING(
-                    f"Created a local admin. Log in at http://127.0.0.1:{port}/ as {username} / {password}"
-                )
-            )
-        else:
+        if users.filter(is_superuser=True).exists():
             self.stdout.write(f"Log in at http://127.0.0.1:{port}/ with your admin account.")
+            return
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD") or secrets.token_urlsafe(12)
+        try:
+            validate_password(password, users.model(username=username))
+        except ValidationError as error:
+            raise CommandError(f"DJANGO_SUPERUSER_PASSWORD is too weak: {' '.join(error.messages)}") from error
+        users.create_superuser(username=username, email="", password=password)
+        shown = "(from DJANGO_SUPERUSER_PASSWORD)" if "DJANGO_SUPERUSER_PASSWORD" in os.environ else password
+        self.stdout.write(
+            self.style.WARNING(
+                f"Created the first admin. Log in at http://127.0.0.1:{port}/ as {username} / {shown}\n"
+                "This password is shown only once: write it down, or change it with "
+                f"`manage.py changepassword {username}`."
+            )
+        )
