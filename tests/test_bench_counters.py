@@ -169,7 +169,7 @@ def _b1_ratio(ctx: BenchContext, synchronous: bool) -> float:
     strict=False,
     reason="below its floor by construction: the SDK alone costs 0.9-1.1x a bare INSERT+COMMIT per step, so "
     "even an engine adding nothing to it but that write would score ~2x (bench's B1_ideal_engine rows); this one "
-    "scores about 4-5x: see the README's bench table",
+    "scores about 4-5x: see bench/README.md",
 )
 def test_b1_floor_ratios(ctx: BenchContext) -> None:
     baselines.ensure_table(ctx.dsn)
@@ -203,7 +203,7 @@ def test_replay_floor_ratios(replay_rows: dict[str, report.Row], key: str) -> No
 @pytest.mark.xfail(
     strict=False,
     reason="near the floor: replaying 1,000 steps costs 4.0-4.7x the bulk load here (floor 5x), and a short "
-    "replay is the noisiest row; the SDK's own per-operation replay is most of it (README, bench table)",
+    "replay is the noisiest row; the SDK's own per-operation replay is most of it (bench/README.md)",
 )
 def test_b4_replay_floor_at_1k(replay_rows: dict[str, report.Row]) -> None:
     row = replay_rows["B4_replay_1k"]

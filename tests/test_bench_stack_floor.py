@@ -7,7 +7,7 @@ broker as its result backend, so it must not share the suite's). Rows are judged
 to catch a real regression, which fails every time; so a benchmark whose row misses its floor is
 run once more, and the gate fails only if it misses in both runs (a noisy moment passes).
 
-B2b and B7 are below their floors on the 2-core boxes measured (README, bench table) and are
+B2b and B7 are below their floors on the 2-core boxes measured (bench/README.md) and are
 not gated; B1's floor is the xfail in tests/test_bench_counters.py.
 """
 
