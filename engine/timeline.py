@@ -12,6 +12,7 @@ checkpoint by invocation k instead of being run.
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from psycopg.rows import tuple_row
 
 from engine import db, journal, service, store
 from engine.errors import ResourceNotFoundException
+
+log = logging.getLogger(__name__)
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
 # An execution with thousands of invocations replays each early operation thousands of times:
@@ -431,7 +434,11 @@ def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]
     for invocation in invocations:
         if invocation.get("ended_at") is not None or not invocation.get("request_id"):
             continue
-        record = service.journal_record(journal.read_entries(invocation["request_id"]))
+        try:
+            record = service.journal_record(journal.read_entries(invocation["request_id"]))
+        except (KeyError, TypeError, ValueError):  # a journal being written, or a bad one: the page shows what it can
+            log.warning("journal of invocation %s unreadable; its live body runs are not shown", invocation["seq"])
+            continue
         for run in record.body_runs:
             count += run["op_id"] in known
             if run["op_id"] not in details.ops:
