@@ -1132,8 +1132,16 @@ def _after_invocation(
         _schedule_recovery(work, execution, error or {})
 
 
+# Errors of loading the handler: invoking again loads the same code, so the execution fails at
+# once (a synchronous caller gets the error now) instead of re-invoking until it times out.
+NOT_REINVOKED = frozenset({"Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError"})
+
+
 def _schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:
     """After a failed, crashed or timed-out invocation: invoke again with backoff, or give up."""
+    if error.get("ErrorType") in NOT_REINVOKED:
+        _finish_execution(work, execution, machine.Finish("FAILED", error=error))
+        return
     fn = store.get_function(work.conn, execution["function_name"]) or {}
     policy = invocation_retry_policy(fn.get("invocation_retry"))
     failures = execution["consecutive_failures"] + 1

@@ -569,3 +569,19 @@ def test_bad_arguments_exit_252_without_traceback(error_runs, args: list[str], m
     assert done.stdout == ""
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_invoke_of_a_handler_that_cannot_be_imported_returns_the_error_at_once(lam, unique):
+    name = f"cli-noload-{unique}"
+    lam.create_function(
+        FunctionName=name,
+        Handler="tests.handlers.not_a_module.handler",
+        Timeout=10,
+        DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
+    )
+    response = ok("invoke", "--function-name", name, "--payload", "{}")
+    assert response["FunctionError"] == "Unhandled", response
+    assert json.loads(response["Payload"]) == {
+        "errorType": "Runtime.ImportModuleError",
+        "errorMessage": "Unable to import module 'tests.handlers.not_a_module': No module named 'tests.handlers.not_a_module'",
+    }

@@ -1,0 +1,138 @@
+"""A crash is reported at once, and a handler that cannot be loaded fails fast (issue 22,
+points 2 and 7), with the real worker and scheduler processes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from engine import faults
+from engine.timeline import execution_timeline
+from tests.conftest import Stack, wait_until
+
+HANDLER = "tests.handlers.invocations.three_steps"
+
+
+def _durable(lam: Any, name: str, handler: str, timeout: int = 10) -> str:
+    lam.create_function(
+        FunctionName=name,
+        Handler=handler,
+        Timeout=timeout,
+        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
+    )
+    return name
+
+
+def _start(lam: Any, name: str, **event: Any) -> str:
+    return lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(event))["DurableExecutionArn"]
+
+
+def _finished(lam: Any, arn: str, timeout: float = 60) -> dict[str, Any]:
+    wait_until(
+        lambda: lam.get_durable_execution(DurableExecutionArn=arn)["Status"] != "RUNNING",
+        timeout=timeout,
+        message="execution to end",
+    )
+    return execution_timeline(arn)
+
+
+def _step_started(arn: str, name: str) -> None:
+    def started() -> bool:
+        timeline = execution_timeline(arn)
+        running = timeline["invocations"] and timeline["invocations"][-1]["ended_at"] is None
+        return bool(running) and any(op["name"] == name for op in timeline["operations"])
+
+    wait_until(started, timeout=30, message=f"step {name} to start")
+
+
+def test_a_kill_after_the_body_is_reported_at_once_and_reinvoked(lam: Any, unique: str) -> None:
+    name = _durable(lam, f"crash-{unique}", HANDLER, timeout=10)
+    arn = _start(lam, name, sleep=0.2, a_sleep=1.5)
+    _step_started(arn, "A")
+    faults.arm(arn, "B", "after_body", user="tester")
+    timeline = _finished(lam, arn)
+    assert timeline["execution"]["status"] == "SUCCEEDED"
+    killed, again, *_ = timeline["invocations"]
+    assert killed["outcome"] == "killed"
+    assert killed["error"]["ErrorType"] == "Runtime.ExitError"
+    fired_at = next(f["fired_at"] for f in timeline["faults"] if f["fired_at"] is not None)
+    # Recorded when the process died, not when its 10 s Timeout ran out.
+    print(
+        "gap",
+        (again["started_at"] - killed["ended_at"]).total_seconds(),
+        (killed["ended_at"] - fired_at).total_seconds(),
+    )
+    assert (killed["ended_at"] - fired_at).total_seconds() < 2
+    assert (again["started_at"] - fired_at).total_seconds() < 2.5
+    assert again["reason"] == "recovery"
+
+
+# --- a handler that cannot be loaded ------------------------------------------------------------
+
+MISSING_MODULE = "tests.handlers.not_a_module"
+
+
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        (
+            f"{MISSING_MODULE}.handler",
+            "Runtime.ImportModuleError",
+            f"Unable to import module '{MISSING_MODULE}': No module named '{MISSING_MODULE}'",
+        ),
+        (
+            "tests.handlers.invocations.no_such_handler",
+            "Runtime.HandlerNotFound",
+            "Handler 'no_such_handler' missing on module 'tests.handlers.invocations'",
+        ),
+    ],
+)
+def test_a_durable_handler_that_cannot_be_loaded_fails_at_once(
+    lam: Any, stack: Stack, unique: str, handler: str, error_type: str, message: str
+) -> None:
+    name = _durable(lam, f"noload-{unique}", handler)
+    began = time.monotonic()
+    response = lam.invoke(FunctionName=name, InvocationType="RequestResponse", Payload="{}")
+    assert time.monotonic() - began < 10, "the synchronous caller got its answer at once"
+    assert response["FunctionError"] == "Unhandled"
+    assert json.loads(response["Payload"].read()) == {"errorType": error_type, "errorMessage": message}
+    arn = lam.list_durable_executions_by_function(FunctionName=name)["DurableExecutions"][0]["DurableExecutionArn"]
+    execution = lam.get_durable_execution(DurableExecutionArn=arn)
+    assert execution["Status"] == "FAILED"
+    assert (execution["Error"]["ErrorType"], execution["Error"]["ErrorMessage"]) == (error_type, message)
+    timeline = execution_timeline(arn)
+    assert [(i["outcome"], i["error"]["ErrorType"]) for i in timeline["invocations"]] == [("failed", error_type)]
+    logged = [line for line in stack.worker_log.read_text().splitlines() if name in line]
+    assert any("ERROR" in line and error_type in line for line in logged), logged
+
+
+def test_a_plain_handler_that_cannot_be_imported_answers_a_synchronous_caller(lam: Any, unique: str) -> None:
+    name = f"plain-noload-{unique}"
+    lam.create_function(FunctionName=name, Handler=f"{MISSING_MODULE}.handler", Timeout=5)
+    response = lam.invoke(FunctionName=name, InvocationType="RequestResponse", Payload="{}")
+    assert response["FunctionError"] == "Unhandled"
+    assert json.loads(response["Payload"].read()) == {
+        "errorType": "Runtime.ImportModuleError",
+        "errorMessage": f"Unable to import module '{MISSING_MODULE}': No module named '{MISSING_MODULE}'",
+    }
+
+
+def test_a_plain_event_that_cannot_be_imported_is_dead_lettered_after_lambdas_retries(lam: Any, unique: str) -> None:
+    """An import error is a function error for Lambda's asynchronous invocations too: the event is
+    retried (MaximumRetryAttempts) and then dead-lettered, each attempt with the runtime's error."""
+    from engine import async_invoke
+
+    name = f"plain-event-noload-{unique}"
+    lam.create_function(FunctionName=name, Handler=f"{MISSING_MODULE}.handler", Timeout=5, MaximumRetryAttempts=1)
+    response = lam.invoke(FunctionName=name, InvocationType="Event", Payload="{}", TimeScale=0.01)
+    request_id = response["ResponseMetadata"]["RequestId"]
+
+    def dead_lettered() -> dict[str, Any] | None:
+        row = async_invoke.get_by_request_id(request_id)
+        return row if row["status"] == async_invoke.DEAD_LETTERED else None
+
+    row = wait_until(dead_lettered, timeout=30, message="the event to be dead-lettered")
+    assert [a["error"]["ErrorType"] for a in row["attempts"]] == ["Runtime.ImportModuleError"] * 2
