@@ -1220,7 +1220,20 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether the process has died but its parent has not collected it yet (Linux).
+
+    A Celery worker's parent collects a dead pool child only at its next pool maintenance, up
+    to 5 s later; until then the signal test above finds the dead child alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state …": comm may hold spaces and parentheses, the state follows the last ")".
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def recover_lost_invocations(limit: int = 200) -> int:
@@ -1240,8 +1253,22 @@ def recover_lost_invocations(limit: int = 200) -> int:
 
 
 def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
-    """Record a known-dead invocation at once (from the worker's own signal)."""
+    """Record a known-dead invocation at once (a kill the engine itself sent)."""
     return _record_lost(execution_id, seq, outcome)
+
+
+def mark_process_lost(execution_id: int, pid: int) -> int:
+    """Record the execution's invocation lost if process ``pid`` of this host was running it.
+
+    Called by a Celery worker's parent process as soon as the pool child running the invocation
+    is gone (a kill, a crash, the Timeout's watchdog), so the crash is recorded, and the function
+    invoked again, at once, as Lambda reports a dead sandbox; the journal then says whether it was
+    killed, timed out or crashed. The scheduler's liveness check remains the backstop (a whole
+    worker lost, another host's worker).
+    """
+    with db.pool().connection() as conn:
+        seq = store.invocation_run_by(conn, execution_id, socket.gethostname(), pid)
+    return 0 if seq is None else _record_lost(execution_id, seq, "crashed")
 
 
 def _record_lost(execution_id: int, seq: int, outcome: str) -> int:

@@ -412,6 +412,18 @@ def lock_execution_with_invocation(
     return row, invocation if row.pop("inv_found") else None
 
 
+def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
+    """The sequence number of the execution's invocation still running in process ``pid`` of
+    host ``worker``, if there is one."""
+    row = conn.execute(
+        """SELECT seq FROM durable_invocation
+           WHERE execution_id = %s AND worker = %s AND pid = %s AND ended_at IS NULL
+           ORDER BY seq DESC LIMIT 1""",
+        (execution_id, worker, pid),
+    ).fetchone()
+    return None if row is None else int(row["seq"])
+
+
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
         """
