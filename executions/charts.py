@@ -16,6 +16,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from engine.timeline import gap_kind
+
 INVOCATIONS_ROW = "inv"
 MAX_ROWS = 150
 MAX_INVOCATIONS = 400
@@ -289,11 +291,12 @@ def operation_count(data: dict[str, Any]) -> int:
 
 # Bars drawn later sit on top: labels of invocations and attempts must not hide under
 # the suspended-gap and backoff bars. Legend order is set separately (legendrank).
-DRAW_ORDER = ("span:", "suspended", "backoff", "inv:", "attempt:", "body")
+DRAW_ORDER = ("span:", "suspended", "reinvoke", "backoff", "inv:", "attempt:", "body")
 LEGEND_ORDER = (
     "inv:",
     "inv-end",
     "suspended",
+    "reinvoke",
     "attempt:",
     "backoff",
     "body",
@@ -363,14 +366,41 @@ def _span(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
 def _draw_invocations(
     canvas: Canvas, invocations: list[dict[str, Any]], execution: dict[str, Any], now: datetime
 ) -> None:
-    previous_end: datetime | None = None
+    previous: dict[str, Any] | None = None
     for invocation in invocations:
-        if previous_end is not None and invocation["started_at"] > previous_end:
-            _suspended_gap(canvas, previous_end, invocation["started_at"])
+        if previous is not None and invocation["started_at"] > (previous["ended_at"] or now):
+            _gap(canvas, previous, invocation["started_at"])
         _invocation_bar(canvas, invocation, now)
-        previous_end = invocation["ended_at"] or now
-    if execution["status"] == "RUNNING" and previous_end is not None and previous_end < now:
-        _suspended_gap(canvas, previous_end, now)
+        previous = invocation
+    if execution["status"] == "RUNNING" and previous is not None and (previous["ended_at"] or now) < now:
+        _gap(canvas, previous, now)
+
+
+def _gap(canvas: Canvas, previous: dict[str, Any], end: datetime) -> None:
+    """The time after ``previous`` ended: a suspension, or the re-invoke after a crash."""
+    start = previous["ended_at"]
+    if gap_kind(previous) == "reinvoke":
+        _reinvoke_gap(canvas, previous, start, end)
+    else:
+        _suspended_gap(canvas, start, end)
+
+
+def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end: datetime) -> None:
+    bars = canvas.bar(
+        "reinvoke",
+        "Crashed → re-invoke (backoff, not billed)",
+        VERMILLION,
+        pattern="x",
+        width=0.3,
+        opacity=0.35,
+        outline="rgba(0,0,0,0)",
+    )
+    outcome = str(previous["outcome"]).replace("_", " ")
+    error = previous.get("error") or {}
+    hover = f"invocation #{previous['seq']} {_esc(outcome)} → re-invoked after {_seconds(end - start)}"
+    if error:
+        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+    bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
 
 
 def _suspended_gap(canvas: Canvas, start: datetime, end: datetime) -> None:
@@ -457,6 +487,9 @@ def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) 
         name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
         end = attempt["ended_at"] or now
         start = _attempt_start(attempt, runs)
+        lost = _lost_runs(attempt, runs)
+        if lost:
+            start = _draw_cut_attempt(canvas, op, row, attempt, lost, runs)
         hover = (
             f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome)}<br>"
             f"in invocation #{attempt['invocation_seq']} · {canvas.elapsed(attempt['started_at'])}"
@@ -469,6 +502,43 @@ def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) 
         )
         following = attempts[index + 1] if index + 1 < len(attempts) else None
         _draw_backoff(canvas, op, row, attempt, following, now)
+
+
+def _lost_runs(attempt: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of a closed attempt in earlier invocations than the one that closed it: their result
+    was lost with their invocation (a crash, kill or timeout), and the attempt ran again."""
+    if attempt["ended_at"] is None:
+        return []
+    return [r for r in runs if r["attempt"] == attempt["attempt"] and r["invocation_seq"] < attempt["invocation_seq"]]
+
+
+def _draw_cut_attempt(
+    canvas: Canvas,
+    op: dict[str, Any],
+    row: str,
+    attempt: dict[str, Any],
+    lost: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+) -> datetime:
+    """Draw the attempt's part in each lost invocation, ending where that invocation died; return
+    where its part in the closing invocation starts (its re-run, else its closing event)."""
+    name, colour, pattern = ATTEMPT_STYLE["interrupted"]
+    for index, run in enumerate(lost):
+        start = min(attempt["started_at"], run["started_at"]) if index == 0 else run["started_at"]
+        died = canvas.invocation_ends.get(run["invocation_seq"], run["ended_at"] or start)
+        hover = (
+            f"{_op_title(op)} · attempt {attempt['attempt']} · cut short<br>"
+            f"its invocation #{run['invocation_seq']} ended before the result was checkpointed"
+        )
+        canvas.bar("attempt:interrupted", name, colour, pattern=pattern, width=0.5, offset=-0.3).add(
+            row, start, died, text=f"a{attempt['attempt']}", hover=hover, min_ms=canvas.min_ms
+        )
+    reruns = [
+        r["started_at"]
+        for r in runs
+        if r["invocation_seq"] == attempt["invocation_seq"] and r["attempt"] == attempt["attempt"]
+    ]
+    return min(reruns) if reruns else attempt["ended_at"]
 
 
 def _draw_backoff(

@@ -269,7 +269,8 @@ def _counters_so_far(data: dict[str, Any]) -> None:
     counters = data["counters"] = dict(data["counters"])
     wall = (timezone.now() - execution["started_at"]).total_seconds()
     counters["wall_seconds"] = round(wall, 3)
-    counters["suspended_seconds"] = round(max(0.0, wall - counters.get("billed_seconds", 0.0)), 3)
+    idle = wall - counters.get("billed_seconds", 0.0) - counters.get("reinvoke_seconds", 0.0)
+    counters["suspended_seconds"] = round(max(0.0, idle), 3)
 
 
 def timeline_version(data: dict[str, Any]) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from engine import faults
+from engine import faults, service
 from engine.timeline import execution_timeline
+from executions import charts
 from tests.conftest import Stack, wait_until
 
 HANDLER = "tests.handlers.invocations.three_steps"
@@ -67,9 +68,17 @@ def _killed_then_reinvoked(timeline: dict[str, Any]) -> tuple[dict[str, Any], di
 def test_a_kill_after_the_body_is_reported_at_once_and_reinvoked(lam: Any, unique: str) -> None:
     """Not at the function's 10 s Timeout: within a second or two of the kill."""
     arn, _ = _killed_after_the_body(lam, unique)
-    killed, again, fired_at = _killed_then_reinvoked(_finished(lam, arn, timeout=30))
+    timeline = _finished(lam, arn, timeout=30)
+    killed, again, fired_at = _killed_then_reinvoked(timeline)
     assert (killed["ended_at"] - fired_at).total_seconds() < 2
     assert (again["started_at"] - fired_at).total_seconds() < 2.5
+    # The read model and the figure: a crash and its re-invoke, no pause; B's attempt cut at the kill.
+    assert timeline["counters"]["reinvoke_seconds"] > 0
+    traces = {trace["name"]: trace for trace in charts.timeline_figure(timeline, now=service.utcnow())["data"]}
+    assert len(traces["Crashed → re-invoke (backoff, not billed)"]["y"]) == 1
+    assert "Suspended between invocations (not billed)" not in traces
+    cut = traces["Attempt interrupted"]
+    assert cut["text"] == ["a1"] and "invocation #1 ended before" in cut["hovertext"][0]
 
 
 def test_the_workers_parent_process_reports_its_dead_child(lam: Any, stack: Stack, unique: str) -> None:
