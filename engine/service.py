@@ -1468,6 +1468,24 @@ def _failed(kind: str, execution_id: int, exc: Exception) -> None:
     log.error("execution %s quarantined after %d failures of the %s loop: %s", execution_id, failures, kind, error)
 
 
+def release_quarantine(arn: str) -> dict[str, Any]:
+    """Release a quarantined execution: the background loops take it again at their next round.
+
+    Only the quarantine is cleared (and this process's failure counts for it): the execution's
+    state is as the loops left it. Return the quarantine note it had.
+    """
+    with db.pool().connection() as conn:
+        released = store.release_quarantine(conn, arn)
+        if released is None:
+            if store.execution_by_arn(conn, arn) is None:
+                raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+            raise InvalidParameterValueException("Durable execution is not quarantined; there is nothing to release.")
+    for key in [key for key in _failures if key[1] == released["id"]]:
+        del _failures[key]
+    log.warning("execution %s released from quarantine", released["id"])
+    return {"QuarantinedAt": released["quarantined_at"], "Quarantine": released["quarantine"]}
+
+
 # --- retention --------------------------------------------------------------------------------
 
 RETAINED_TABLES = (

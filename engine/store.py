@@ -504,6 +504,17 @@ def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, A
     )
 
 
+def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | None:
+    """Clear the execution's quarantine; return its id and the note it had, or None if it was
+    not quarantined (or does not exist)."""
+    return conn.execute(
+        """UPDATE durable_execution e SET quarantined_at = NULL, quarantine = NULL
+           FROM durable_execution old WHERE old.id = e.id AND e.arn = %s AND e.quarantined_at IS NOT NULL
+           RETURNING e.id, old.quarantined_at, old.quarantine""",
+        (arn,),
+    ).fetchone()
+
+
 # --- replay record ----------------------------------------------------------------------------
 
 

@@ -306,6 +306,12 @@ def execution_kill(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @operator_required
+def execution_release_quarantine(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Released from quarantine: the scheduler will try this execution again."
+    return _act(request, pk, lambda e: services.execution_release_quarantine(user=request.user, execution=e), done)
+
+
+@operator_required
 def execution_arm_fault(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = forms.ArmFaultForm(request.POST)
     if not form.is_valid():
