@@ -50,9 +50,12 @@ class ExecutionFilters:
     q: str = ""
     started_after: datetime | None = None
     started_before: datetime | None = None
+    quarantined: bool = False
 
     def is_empty(self) -> bool:
-        return not any((self.status, self.function, self.name, self.q, self.started_after, self.started_before))
+        return not any(
+            (self.status, self.function, self.name, self.q, self.started_after, self.started_before, self.quarantined)
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,14 @@ def execution_list(
     return page
 
 
+def quarantined_count() -> int:
+    """Executions the background loops have quarantined (a partial index holds just these)."""
+    return Execution.objects.filter(quarantined_at__isnull=False).count()
+
+
 def _filtered(qs: QuerySet[Execution], filters: ExecutionFilters) -> QuerySet[Execution]:
+    if filters.quarantined:
+        qs = qs.filter(quarantined_at__isnull=False)
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.function:

@@ -62,7 +62,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dict[str, str]]:
     raw = {
         key: request.GET.get(key, "").strip()[:200]
-        for key in ("status", "function", "name", "q", "since", "from", "to")
+        for key in ("status", "function", "name", "q", "since", "from", "to", "quarantined")
     }
     status = raw["status"] if raw["status"] in selectors.STATUSES else ""
     after = selectors.time_range_start(raw["since"]) or _parse_local(raw["from"])
@@ -73,6 +73,7 @@ def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dic
         q=raw["q"],
         started_after=after,
         started_before=_parse_local(raw["to"]),
+        quarantined=raw["quarantined"] == "1",
     )
     return filters, raw
 
@@ -100,6 +101,7 @@ def execution_list(request: HtmxHttpRequest) -> HttpResponse:
         "filters": filters,
         "statuses": selectors.STATUSES,
         "functions": selectors.function_names(),
+        "quarantined": selectors.quarantined_count(),
         "query": urlencode(query),
         "self_url": request.get_full_path(),
         "since_choices": [

@@ -297,3 +297,19 @@ def test_release_needs_an_operator_a_post_and_a_csrf_token(
     assert execution.quarantined_at is not None
     assert not AuditEntry.objects.filter(action="execution.release_quarantine", execution_pk=execution.pk).exists()
     op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_the_list_counts_quarantined_executions_and_filters_them(op_client: Client, dash_functions) -> None:
+    quarantined = _quarantined(_suspended_in_a_wait(op_client))
+    other = _suspended_in_a_wait(op_client)
+    count = Execution.objects.filter(quarantined_at__isnull=False).count()
+    page = op_client.get(reverse("executions:list")).content.decode()
+    link = f'href="{reverse("executions:list")}?quarantined=1">{count} execution{"s" if count > 1 else ""} quarantined'
+    assert link in page
+    listed = op_client.get(reverse("executions:list") + "?quarantined=1").content.decode()
+    assert quarantined.name in listed and other.name not in listed
+    op_client.post(reverse("executions:release_quarantine", args=[quarantined.pk]))
+    if not Execution.objects.filter(quarantined_at__isnull=False).exists():
+        assert 'id="quarantined"' not in op_client.get(reverse("executions:list")).content.decode()
+    for execution in (quarantined, other):
+        op_client.post(reverse("executions:stop", args=[execution.pk]))
