@@ -138,6 +138,7 @@ SUBCOMMAND_OPTIONS = {
     "send-durable-execution-callback-success": ["--callback-id", "--result"],
     "send-durable-execution-callback-failure": ["--callback-id", "--error"],
     "send-durable-execution-callback-heartbeat": ["--callback-id"],
+    "release-quarantine": ["--durable-execution-arn"],
 }
 
 
