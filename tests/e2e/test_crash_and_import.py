@@ -162,3 +162,44 @@ def test_a_plain_event_that_cannot_be_imported_is_dead_lettered_after_lambdas_re
 
     row = wait_until(dead_lettered, timeout=30, message="the event to be dead-lettered")
     assert [a["error"]["ErrorType"] for a in row["attempts"]] == ["Runtime.ImportModuleError"] * 2
+
+
+# --- release from quarantine --------------------------------------------------------------------
+
+
+def test_a_released_execution_is_taken_again_by_the_scheduler_and_finishes(
+    lam: Any, stack: Stack, unique: str, django_db_blocker: Any
+) -> None:
+    """Quarantined by the recovery loop (an unreadable journal), the cause removed, released
+    from the execution page: the scheduler's loop records the lost invocation and the function
+    is invoked again, to the end."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from engine import db, journal
+    from engine.contrib.django.models import Execution
+    from tests.dashboard.support import make_user
+    from tests.e2e.test_resilience import POISON, _ended, _function, _lost_invocation_with_unreadable_journal
+    from tests.e2e.test_resilience import _quarantine as quarantine_note
+
+    arn = _lost_invocation_with_unreadable_journal(lam, _function(lam, POISON, f"release-{unique}"))
+    wait_until(lambda: quarantine_note(arn), timeout=30, message="the quarantine")
+    time.sleep(1.5)  # the loop leaves it alone: nothing changes while it is quarantined
+    assert lam.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    with db.transaction() as conn:
+        request_id = conn.execute(
+            "SELECT i.request_id FROM durable_invocation i JOIN durable_execution e ON e.id = i.execution_id"
+            " WHERE e.arn = %s",
+            (arn,),
+        ).fetchone()["request_id"]
+    journal.discard(request_id)  # the operator fixed the cause
+    with django_db_blocker.unblock():
+        client = Client()
+        client.force_login(make_user(staff=True))
+        pk = Execution.objects.get(arn=arn).pk
+        response = client.post(reverse("executions:release_quarantine", args=[pk]), follow=True)
+    assert "Released from quarantine" in response.content.decode()
+    assert _ended(lam, arn, timeout=30) == "SUCCEEDED"
+    assert quarantine_note(arn) is None
+    outcomes = [i["outcome"] for i in execution_timeline(arn)["invocations"]]
+    assert outcomes == ["crashed", "succeeded"]
