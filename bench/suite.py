@@ -39,16 +39,27 @@ def use_database(database: BenchDatabase) -> Callable[[], None]:
     from django.core.management import call_command
     from django.db import connections
 
-    connections["default"].close()
+    close_django_connections()
     connections["default"].settings_dict["NAME"] = database.name
     call_command("migrate", interactive=False, verbosity=0)
-    return connections.close_all
+    return close_django_connections
+
+
+def close_django_connections() -> None:
+    """Close Django's connections and their pools: with a pool, ``close()`` only hands the
+    connection back, and the pool keeps the database it was created for."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
 
 
 def restore_database(name: str) -> None:
     from django.db import connections
 
-    connections.close_all()
+    close_django_connections()
     connections["default"].settings_dict["NAME"] = name
 
 

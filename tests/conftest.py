@@ -76,6 +76,13 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def worker_argv(concurrency: int, hostname: str | None = None) -> list[str]:
+    """The command line of a test Celery worker on the ``durable`` queue."""
+    argv = [sys.executable, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork"]
+    argv += ["-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return [*argv, *(["-n", hostname] if hostname else []), "-l", "INFO"]
+
+
 class Stack:
     """The worker and scheduler processes of one test session."""
 
@@ -88,27 +95,7 @@ class Stack:
     def start_worker(self, concurrency: int = 4) -> None:
         log = self.worker_log.open("a")
         self.worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "durable_site",
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                str(concurrency),
-                "-Q",
-                "durable",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"test-{uuid.uuid4().hex[:6]}@%h",
-                "-l",
-                "INFO",
-            ],
+            worker_argv(concurrency, f"test-{uuid.uuid4().hex[:6]}@%h"),
             cwd=ROOT,
             env=_child_env(),
             stdout=log,

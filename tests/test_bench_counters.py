@@ -21,6 +21,7 @@ import engine
 from bench import baselines, inprocess, report
 from bench.context import BenchContext
 from bench.harness import BenchDatabase, StatementCounter, commit_counter
+from bench.suite import close_django_connections
 from engine import db as engine_db
 from engine import service
 
@@ -49,12 +50,12 @@ def ctx(django_db_blocker: Any) -> Iterator[BenchContext]:
             quick=True,
             out=io.StringIO(),
             counter=StatementCounter(),
-            close_django=connections[ALIAS].close,
+            close_django=close_django_connections,
         )
         context.in_process()
         yield context
     finally:
-        connections[ALIAS].close()
+        close_django_connections()
         del connections.settings[ALIAS]
         engine_db.close()
         engine.configure(dsn=saved_dsn)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.timeline import gap_kind
+from engine.timeline import attempt_segments, gap_kind
 from executions import charts
 from tests.dashboard.test_charts import at, attempt, invocation, timeline, traces_by_name
 
 REINVOKE = "Crashed → re-invoke (backoff, not billed)"
 SUSPENDED = "Suspended between invocations (not billed)"
+CUT_SHORT = "Attempt cut short (its invocation ended)"
 
 
 def test_the_gap_after_a_killed_invocation_is_a_reinvoke_not_a_suspension() -> None:
@@ -47,15 +48,17 @@ def test_an_attempt_whose_invocation_was_killed_ends_at_the_kill_and_runs_again(
         {"invocation_seq": 1, "attempt": 1, "started_at": at(2), "ended_at": at(3), "outcome": "succeeded"},
         {"invocation_seq": 2, "attempt": 1, "started_at": at(4.5), "ended_at": at(5), "outcome": "succeeded"},
     ]
+    # The START checkpoint was lost with the kill: the read model ties the attempt to both invocations.
+    lost_start = {**attempt(1, 2, 2, 5.1, "succeeded"), "start_seq": None, "close_seq": 2}
     step = {
         **data["operations"][0],
-        "attempts": [attempt(1, 2, 2, 5.1, "succeeded")],
+        "attempts": attempt_segments([lost_start], runs, data["invocations"], data["execution"]),
         "body_runs": runs,
         "replays": [],
     }
     data["operations"] = [step]
     traces = traces_by_name(charts.timeline_figure(data, now=at(30)))
-    cut, closed = traces["Attempt interrupted"], traces["Attempt succeeded"]
+    cut, closed = traces[CUT_SHORT], traces["Attempt succeeded"]
     assert cut["text"] == ["a1"] and cut["x"] == [(at(4) - at(2)).total_seconds() * 1000]
     assert closed["x"] == [(at(5.1) - at(4.5)).total_seconds() * 1000]
-    assert "ended before the result was checkpointed" in cut["hovertext"][0]
+    assert "attempt 1 · cut short<br>in invocation #1" in cut["hovertext"][0]

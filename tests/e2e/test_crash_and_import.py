@@ -77,8 +77,8 @@ def test_a_kill_after_the_body_is_reported_at_once_and_reinvoked(lam: Any, uniqu
     traces = {trace["name"]: trace for trace in charts.timeline_figure(timeline, now=service.utcnow())["data"]}
     assert len(traces["Crashed → re-invoke (backoff, not billed)"]["y"]) == 1
     assert "Suspended between invocations (not billed)" not in traces
-    cut = traces["Attempt interrupted"]
-    assert cut["text"] == ["a1"] and "invocation #1 ended before" in cut["hovertext"][0]
+    cut = traces["Attempt cut short (its invocation ended)"]
+    assert cut["text"] == ["a1"] and "cut short<br>in invocation #1" in cut["hovertext"][0]
 
 
 def test_the_workers_parent_process_reports_its_dead_child(lam: Any, stack: Stack, unique: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, wait_until, worker_argv
 
 OUTAGE_SECONDS = 5.0
 WAIT_SECONDS = 3  # the handler's wait comes due while the server is down
@@ -110,25 +110,7 @@ def test_the_scheduler_and_worker_wait_out_a_database_outage(
     scheduler_log, worker_log = tmp_path / "scheduler.log", tmp_path / "worker.log"
     scheduler = _spawn([sys.executable, str(ROOT / "manage.py"), "durable_scheduler"], env, scheduler_log)
     worker = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "durable_site",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            "durable",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ],
+        worker_argv(1),
         env,
         worker_log,
     )
