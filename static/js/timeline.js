@@ -20,10 +20,30 @@
     if (!last || !window.Plotly) return;
     var layout = last.figure.layout;
     layout.xaxis = layout.xaxis || {};
-    layout.xaxis.rangebreaks = compress && compress.checked ? last.rangebreaks : [];
-    if (compress && compress.checked) delete layout.xaxis.range;
+    var compressed = Boolean(compress && compress.checked);
+    layout.xaxis.rangebreaks = compressed ? last.rangebreaks : [];
+    if (compressed) delete layout.xaxis.range;
+    // Each cut gets its marker ("⋯ 9.00 s idle ⋯"), so compressed time never looks continuous.
+    (layout.shapes || []).concat(layout.annotations || []).forEach(function (item) {
+      if (item.name === "idle-break") item.visible = compressed;
+    });
     if (el.querySelector("p.muted")) el.innerHTML = "";
-    window.Plotly.react(el, last.figure.data, layout, config);
+    window.Plotly.react(el, last.figure.data, layout, config).then(nameRows);
+  }
+
+  // A row label is cut at ~38 characters: its tooltip has the whole name (SVG <title>).
+  function nameRows() {
+    var layout = last.figure.layout;
+    var names = (layout.meta && layout.meta.row_names) || {};
+    var keys = layout.yaxis.categoryarray || [];
+    el.querySelectorAll(".yaxislayer-above .ytick").forEach(function (tick) {
+      var key = tick.__data__ && keys[tick.__data__.x];
+      var label = tick.querySelector("text");
+      if (!label || !names[key]) return;
+      var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+      title.textContent = names[key];
+      label.style.pointerEvents = "all";
+    });
   }
 
   function schedule() {

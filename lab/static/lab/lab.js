@@ -15,7 +15,21 @@
       if (target.querySelector("p.muted")) target.innerHTML = "";
       var card = target.closest(".card.hidden");
       if (card) card.classList.remove("hidden");
-      window.Plotly.react(target, figure.data, figure.layout, config);
+      window.Plotly.react(target, figure.data, figure.layout, config).then(function () { nameRows(target, figure.layout); });
+    });
+  }
+
+  // Row labels are cut at ~28 characters: each one's tooltip (SVG <title>) has the whole name.
+  function nameRows(target, layout) {
+    var names = layout.meta && layout.meta.row_names;
+    if (!names) return;
+    target.querySelectorAll(".ytick").forEach(function (tick) {
+      var name = tick.__data__ && names[tick.__data__.x];
+      var label = tick.querySelector("text");
+      if (!label || !name) return;
+      var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+      title.textContent = name;
+      label.style.pointerEvents = "all";
     });
   }
 
