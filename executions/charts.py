@@ -21,6 +21,8 @@ MAX_ROWS = 150
 MAX_INVOCATIONS = 400
 LABEL_CHARS = 38
 ROW_HEIGHT = 34
+PLOT_PAD_PX = 110  # x axis, its title and the margins
+LEGEND_PX = 90
 MIN_BAR_SHARE = 0.006  # of the visible span: ~7 px on a laptop-wide chart, ~2 px on a phone
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -737,8 +739,10 @@ def _layout(
     labels = ["<b>invocations</b>", *(_row_label(op) for op in shown)]
     layout: dict[str, Any] = {
         "uirevision": data["execution"]["arn"],
-        "height": 150 + ROW_HEIGHT * len(keys),
-        "margin": {"l": 10, "r": 20, "t": 10, "b": 40},
+        # Room for a 4-line legend; timeline.js fits the top margin to the legend's lines at the
+        # page's width (one entry a line on a phone), from meta.legend_fit.
+        "height": PLOT_PAD_PX + LEGEND_PX + ROW_HEIGHT * len(keys),
+        "margin": {"l": 10, "r": 20, "t": LEGEND_PX, "b": 40},
         "barmode": "overlay",
         "hovermode": "closest",
         "plot_bgcolor": "#ffffff",
@@ -746,7 +750,8 @@ def _layout(
         "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": INK},
         "legend": {
             "orientation": "h",
-            "yanchor": "bottom",
+            "yref": "container",
+            "yanchor": "top",
             "y": 1.0,
             "x": 0,
             "font": {"size": 11},
@@ -780,7 +785,11 @@ def _layout(
         # Labels that do not fit inside their bar are hidden, not spilled over the next one.
         "uniformtext": {"mode": "hide", "minsize": 9},
         # Row key → op_id, so a click on any mark can jump to that operation's table row.
-        "meta": {"rows": {key: op_id for op_id, key in rows.items()}, "row_names": _row_names(shown, rows)},
+        "meta": {
+            "rows": {key: op_id for op_id, key in rows.items()},
+            "row_names": _row_names(shown, rows),
+            "legend_fit": {"top": 10, "height": PLOT_PAD_PX + ROW_HEIGHT * len(keys)},
+        },
     }
     if data["execution"]["status"] == "RUNNING":
         layout["shapes"].append(

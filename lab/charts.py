@@ -276,12 +276,13 @@ def _draw_planned_window(
         index,
         "bar",
         {
-            "colour": PURPLE,
+            # Grey like the dashboard's backoff bar (a delay, not an outcome); pink is "cut short".
+            "colour": GREY,
             "opacity": 0.35,
             "width": 0.5,
             "offset": -0.3,
             "min_length": 0.03,
-            "outline": PURPLE,
+            "outline": GREY,
             "pattern": "|",
         },
         row=row_key(op),
@@ -445,8 +446,9 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
     )
     figure.update_xaxes(title_text="seconds since each execution started", row=max(1, len(panels)), col=1)
     figure.update_annotations(font_size=12, xanchor="left", x=0)
+    height = 80 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX)
     figure.update_layout(
-        height=80 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX),
+        height=height,
         barmode="overlay",
         hovermode="closest",
         margin={"l": 10, "r": 20, "t": 60, "b": 50},
@@ -458,7 +460,9 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
         # Labels that do not fit inside their bar are hidden, not spilled over the next one.
         uniformtext={"mode": "hide", "minsize": 9},
         # The untruncated row names, by category index: lab.js puts them in the row labels' tooltips.
-        meta={"row_names": rows},
+        # lab.js fits the top margin to the legend's lines at the page's width (many on a phone):
+        # 40 px for the first panel's title, and the height without the legend.
+        meta={"row_names": rows, "legend_fit": {"top": 40, "height": height - 70}},
     )
     figure.update_layout(legend={"y": 1.0, "yanchor": "top", "yref": "container"}, margin={"t": 110})
 
@@ -524,7 +528,7 @@ def _retry_panel(figure: go.Figure, row: Any, r: int, c: int, shown: set[str]) -
                 base=low,
                 y=[h - lo for lo, h in zip(low, high, strict=True)],
                 width=0.5,
-                marker={"color": PURPLE, "opacity": 0.35, "line": {"color": PURPLE, "width": 1}},
+                marker={"color": GREY, "opacity": 0.35, "line": {"color": GREY, "width": 1}},
                 hovertext=[
                     f"after attempt {p.after_attempt}: planned {p.label} \N{MULTIPLICATION SIGN} {scale:g}"
                     for p in planned
