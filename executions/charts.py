@@ -72,6 +72,10 @@ SPAN_STYLE: dict[str, tuple[str, str, str]] = {
 }
 FAILED_STATUSES = {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
 BODY_CUT_COLOUR = OLIVE
+FAULT_PHASES = {
+    "body_start": "as the step's code started",
+    "after_body": "after the step's code ran, before its result was saved",
+}
 DARK_FILLS = {WINE, INK, BLUE, VERMILLION}  # white labels read on these, dark ones elsewhere
 # The SDK's error names, as a learner would say them; the name stays in brackets to look it up.
 PLAIN_ERRORS = {
@@ -111,6 +115,11 @@ def plain_error(error: dict[str, Any] | None) -> str:
     said = f"{phrase} ({name})" if phrase else name
     message = str(error.get("ErrorMessage") or "")
     return _esc(f"{said}: {message}" if message and said else said or message)
+
+
+def fault_phase(phase: str) -> str:
+    """When in a step an armed kill fires, in plain words, with the form's name for it."""
+    return _esc(f"{FAULT_PHASES[phase]} ({phase})" if phase in FAULT_PHASES else phase)
 
 
 def _seconds(delta: timedelta) -> str:
@@ -692,7 +701,7 @@ def _draw_faults(
             continue
         phase = fault.get("phase") or ""
         where = f" at {_esc(fault['step_name'])}" if fault.get("step_name") else ""
-        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · phase {_esc(phase)}"
+        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · {fault_phase(phase)}"
         if fired:
             hover += f"<br>fired in invocation #{fault.get('invocation_seq')}"
             canvas.mark("fault", "Injected fault (fired)", VERMILLION, "bowtie", size=14).add(

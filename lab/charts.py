@@ -33,6 +33,7 @@ from executions.charts import (
     SKY,
     VERMILLION,
     _esc,
+    fault_phase,
     plain_error,
 )
 from lab import retry_plan
@@ -414,7 +415,7 @@ def _draw_faults(traces: Traces, index: int, panel: Panel) -> None:
             row=row,
             at=at,
             text="kill",
-            hover=f"<b>injected fault</b> at {_esc(fault.get('step_name') or '')} · {_esc(fault.get('phase'))}",
+            hover=f"<b>injected fault</b> at {_esc(fault.get('step_name') or '')} · {fault_phase(fault.get('phase') or '')}",
         )
 
 

@@ -71,6 +71,33 @@ def _drawn_traces(page: Any, plot_id: str) -> tuple[int, int]:
     )
 
 
+def _page_weight(page: Any) -> dict[str, int]:
+    """Bytes over the wire for the page and everything it loaded, and its load time (ms)."""
+    return page.evaluate(
+        """() => {
+            const all = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+            const plotly = all.filter(e => e.name.includes('plotly'));
+            return {
+                total_bytes: all.reduce((sum, e) => sum + e.transferSize, 0),
+                plotly_bytes: plotly.reduce((sum, e) => sum + e.transferSize, 0),
+                load_ms: Math.round(performance.getEntriesByType('navigation')[0].loadEventEnd),
+            };
+        }"""
+    )
+
+
+def _cold_weight(page: Any, url: str) -> dict[str, int]:
+    """The page's weight in a new tab with the same login and an empty cache."""
+    context = page.context.browser.new_context(storage_state=page.context.storage_state(), base_url=page.url)
+    try:
+        tab = context.new_page()
+        tab.goto(url)
+        tab.wait_for_selector("#timeline .main-svg")
+        return _page_weight(tab)
+    finally:
+        context.close()
+
+
 def _shots(page: Any, name: str, chart: str) -> None:
     """The whole page, and the chart alone (to read it), at a laptop's and a phone's width."""
     for label, (width, height) in WIDTHS.items():
@@ -110,6 +137,11 @@ def test_the_execution_page_draws_its_timeline_with_the_basic_bundle(logged_in: 
     page.wait_for_function("document.querySelector('#tl-state').textContent.includes('SUCCEEDED')")
     page.wait_for_selector("#timeline .main-svg")
     assert [re.sub(r".*/static/", "", url) for url in requests] == [BUNDLE]
+    # The page was seen while the execution ran: the bundle now comes from the cache, unasked.
+    assert _page_weight(page)["plotly_bytes"] == 0
+    cold = _cold_weight(page, f"/executions/{pk}/")
+    print(f"execution page, cold cache: {cold}")  # the numbers for the note (pytest -s)
+    assert 300_000 < cold["plotly_bytes"] < 500_000  # sent gzipped (the full bundle was 4.8 MB, uncompressed)
     figure = page.evaluate(f"fetch('/executions/{pk}/timeline.json').then(r => r.json())")["figure"]
     held, drawn = _drawn_traces(page, "timeline")
     assert held == drawn == len(figure["data"]) >= 8  # invocations, attempts, backoff, wait, replays, kill …
