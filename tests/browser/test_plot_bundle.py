@@ -137,11 +137,12 @@ def test_the_execution_page_draws_its_timeline_with_the_basic_bundle(logged_in: 
     page.wait_for_function("document.querySelector('#tl-state').textContent.includes('SUCCEEDED')")
     page.wait_for_selector("#timeline .main-svg")
     assert [re.sub(r".*/static/", "", url) for url in requests] == [BUNDLE]
-    # The page was seen while the execution ran: the bundle now comes from the cache, unasked.
-    assert _page_weight(page)["plotly_bytes"] == 0
     cold = _cold_weight(page, f"/executions/{pk}/")
     print(f"execution page, cold cache: {cold}")  # the numbers for the note (pytest -s)
-    assert 300_000 < cold["plotly_bytes"] < 500_000  # sent gzipped (the full bundle was 4.8 MB, uncompressed)
+    # The test server is runserver with DEBUG on, whose own static handler sends files as they
+    # are: 1.19 MB here (the full bundle was 4.8 MB). `make run` serves them through WhiteNoise,
+    # gzipped (395 kB) and cached for good: the header tests above check that path.
+    assert cold["plotly_bytes"] < 1_300_000
     figure = page.evaluate(f"fetch('/executions/{pk}/timeline.json').then(r => r.json())")["figure"]
     held, drawn = _drawn_traces(page, "timeline")
     assert held == drawn == len(figure["data"]) >= 8  # invocations, attempts, backoff, wait, replays, kill …
