@@ -13,7 +13,7 @@ from __future__ import annotations
 from engine import errors, sdk_seams  # noqa: F401  (sdk_seams installs itself on import)
 from engine.api import LambdaClient, client, wait_for_execution
 from engine.db import configure as _configure_db
-from engine.service import Dispatcher, set_dispatcher
+from engine.service import Dispatcher, release_quarantine, set_dispatcher
 
 
 def configure(*, dsn: str | None = None, dispatcher: Dispatcher | None = None) -> None:
@@ -24,4 +24,4 @@ def configure(*, dsn: str | None = None, dispatcher: Dispatcher | None = None) -
         set_dispatcher(dispatcher)
 
 
-__all__ = ["Dispatcher", "LambdaClient", "client", "configure", "errors", "wait_for_execution"]
+__all__ = ["Dispatcher", "LambdaClient", "client", "configure", "errors", "release_quarantine", "wait_for_execution"]

@@ -109,14 +109,15 @@ def _validate_error(error: Any) -> dict[str, Any] | None:
     allowed = {"ErrorMessage", "ErrorType", "ErrorData", "StackTrace"}
     if not isinstance(error, Mapping) or set(error) - allowed:
         raise _invalid(f"Error must be an object with only {sorted(allowed)}.")
+    # Each field's own bound is loose: the whole object's size, checked last, is AWS's limit.
     for key in ("ErrorMessage", "ErrorType", "ErrorData"):
         if key in error:
-            _text(error[key], f"Error.{key}", ERROR_LIMIT)
+            _text(error[key], f"Error.{key}", SYNC_PAYLOAD_LIMIT)
     if "StackTrace" in error:
         if not isinstance(error["StackTrace"], list):
             raise _invalid("Error.StackTrace must be a list of strings.")
         for index, line in enumerate(error["StackTrace"]):
-            _text(line, f"Error.StackTrace[{index}]", ERROR_LIMIT)
+            _text(line, f"Error.StackTrace[{index}]", SYNC_PAYLOAD_LIMIT)
     if len(json.dumps(error).encode()) > ERROR_LIMIT:
         raise RequestTooLargeException("Error objects are limited to 32 KiB.")
     return dict(error)

@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 
 from engine import db, registry, service, store
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
-from engine.invoker import error_object, function_environment
+from engine.invoker import HandlerLoadError, error_object, function_environment, load_function_handler
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,10 @@ def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
 
 def _call(fn: dict[str, Any], payload: str | None, context: PlainContext) -> tuple[str | None, dict[str, Any] | None]:
     try:
-        handler: Callable[..., Any] = registry.load_handler(fn["handler"])
+        handler: Callable[..., Any] = load_function_handler(fn)
+    except HandlerLoadError as exc:  # a function error for Lambda too: an event is retried, then dead-lettered
+        return None, exc.error
+    try:
         event = json.loads(payload) if payload else {}
         with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
             return json.dumps(handler(event, context)), None

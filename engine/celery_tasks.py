@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn
 
+from billiard.einfo import ExceptionInfo
+from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init, worker_process_init
+from celery.worker.request import Request
 
 from engine import async_invoke, db, invoker, service
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
 OUTAGE_RETRY_MAX = 10.0  # seconds between tries while the database cannot be reached
+WORKER_LOST_WAIT = 0.2  # seconds the worker's parent waits before reporting a dead child's task
 
 
 def _retry_outage(task: Task, exc: Exception) -> NoReturn:
@@ -29,7 +33,45 @@ def _retry_outage(task: Task, exc: Exception) -> NoReturn:
     raise task.retry(exc=exc, countdown=countdown, max_retries=None)
 
 
-@shared_task(bind=True, name="durable.run_invocation", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class InvocationRequest(Request):
+    """``run_invocation``'s request as the worker's parent process sees it: when the pool child
+    running it dies, the invocation is recorded lost at once (``service.mark_process_lost``)
+    rather than when the scheduler next notices, or the invocation's lease runs out."""
+
+    def on_failure(self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)  # unwrap ExceptionWithTraceback
+        if isinstance(exc, WorkerLostError) and self.worker_pid:
+            _record_lost_child(int(self.args[0]), int(self.worker_pid))
+
+
+def _record_lost_child(execution_id: int, pid: int) -> None:
+    try:
+        recorded = service.mark_process_lost(execution_id, pid)
+    except Exception:  # the parent must go on serving its pool; the scheduler's sweep records it later
+        log.warning("could not record the lost invocation of execution %s now", execution_id, exc_info=True)
+        return
+    if recorded:
+        log.warning("execution %s: its invocation's process %s died; recorded and invoked again", execution_id, pid)
+
+
+@celeryd_init.connect
+def _notice_lost_children_quickly(conf: Any, **_: Any) -> None:
+    """Report a dead pool child's task after ``WORKER_LOST_WAIT`` rather than Celery's 10 s.
+
+    Celery waits that long for a result the child may have sent before it died; these tasks keep
+    their outcome in PostgreSQL, not in a result, so there is nothing to wait for."""
+    conf.worker_lost_wait = min(float(conf.worker_lost_wait), WORKER_LOST_WAIT)
+
+
+@shared_task(
+    bind=True,
+    name="durable.run_invocation",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    Request=InvocationRequest,
+)
 def run_invocation(self: Task, execution_id: int, generation: int | None = None) -> bool:
     """Run the execution's owed invocation; a redelivered, duplicate or superseded message
     (``generation``: a re-dispatch's) finds nothing to do."""

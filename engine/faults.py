@@ -1,8 +1,9 @@
 """Fault injection: kill an execution's running invocation now, or arm a kill at a step.
 
 A kill is a SIGKILL of the worker process running the invocation: no error is raised and
-unsent checkpoints are lost, as when Lambda kills a sandbox. The sweeper then records the
-invocation as killed (``Runtime.ExitError``) and the function is invoked again.
+unsent checkpoints are lost, as when Lambda kills a sandbox. The invocation is recorded as
+killed (``Runtime.ExitError``) as soon as the process is dead (by the worker's parent process,
+or the scheduler's liveness sweep) and the function is invoked again at once.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from engine.timeline import OPEN_STATUSES, TERMINAL
+from engine.timeline import OPEN_STATUSES, TERMINAL, gap_kind
 
 # Invocations, events and body runs are stamped by different processes (engine, worker) on one
 # machine: a few milliseconds of disagreement are clock reads, not lies.
@@ -133,13 +133,25 @@ def _count_mismatches(data: dict[str, Any]) -> Iterator[str]:
 
 
 def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
-    invocations = data["invocations"]
-    for before, after in pairwise(invocations):
+    """After a crash, kill or timeout the engine re-invokes: that gap is neither drawn nor
+    counted as a suspension (the chart draws gaps by ``gap_kind``; the header counts them in
+    ``reinvoke_seconds``)."""
+    crash_gaps = 0.0
+    for before, after in pairwise(data["invocations"]):
         if before["outcome"] not in CRASHED or before["ended_at"] is None:
             continue
         gap = after["started_at"] - before["ended_at"]
-        if gap > CRASH_GAP:
+        if gap <= CRASH_GAP:
+            continue
+        crash_gaps += gap.total_seconds()
+        if gap_kind(before) == "suspended":
             yield (
                 f"crash-as-suspended: invocation #{before['seq']} ended {before['outcome']}, and the "
                 f"{gap.total_seconds():.1f} s before #{after['seq']} is drawn as suspended"
             )
+    counted = data["counters"].get("reinvoke_seconds", 0.0)
+    if crash_gaps - counted > CRASH_GAP.total_seconds():
+        yield (
+            f"crash-as-suspended: {crash_gaps:.1f} s between a crashed invocation and the next, but the "
+            f"header counts only {counted:.1f} s as re-invoking: the rest is counted as suspended"
+        )

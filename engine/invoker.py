@@ -7,6 +7,7 @@ This module is the seam to ``aws-durable-execution-sdk-python``: the handler rec
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import logging
 import os
@@ -262,12 +263,54 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False, generation: i
     return True
 
 
+class HandlerLoadError(Exception):
+    """The function's handler could not be loaded; ``error`` is the error object Lambda reports."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error["ErrorMessage"])
+        self.error = error
+
+
+def load_function_handler(fn: dict[str, Any]) -> Any:
+    """Return the function's handler, or raise ``HandlerLoadError`` with the error Lambda's Python
+    runtime reports (``Runtime.ImportModuleError``, ``Runtime.HandlerNotFound``, …), logged once
+    with the function's name: the worker log is where an operator looks first."""
+    module_name, _, attr = fn["handler"].rpartition(".")
+    error = _import_error(module_name)
+    if error is None:
+        try:  # the module is imported now: what is left to fail is the attribute
+            return registry.load_handler(fn["handler"])
+        except (AttributeError, TypeError) as exc:
+            error = _runtime_error(
+                "Runtime.HandlerNotFound", f"Handler '{attr}' missing on module '{module_name}'", exc
+            )
+    log.error("function %s: %s: %s", fn["name"], error["ErrorType"], error["ErrorMessage"])
+    raise HandlerLoadError(error)
+
+
+def _import_error(module_name: str) -> dict[str, Any] | None:
+    """Import the handler's module; return the error Lambda reports if that fails, else None."""
+    try:
+        importlib.import_module(module_name)
+    except ImportError as exc:
+        return _runtime_error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}", exc)
+    except SyntaxError as exc:
+        return _runtime_error("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}", exc)
+    except Exception as exc:  # the module's own code raised: reported with its type, as Lambda reports an init error
+        return error_object(exc)
+    return None
+
+
+def _runtime_error(error_type: str, message: str, exc: BaseException) -> dict[str, Any]:
+    return {"ErrorType": error_type, "ErrorMessage": message, "StackTrace": traceback.format_exception(exc)[-20:]}
+
+
 def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     fn = ticket.function
     try:
-        handler = registry.load_handler(fn["handler"])
-    except Exception as exc:  # an import error is the function's fault, like Runtime.ImportModuleError
-        return None, {**error_object(exc), "ErrorType": "Runtime.ImportModuleError"}
+        handler = load_function_handler(fn)
+    except HandlerLoadError as exc:
+        return None, exc.error
     with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
         try:
             output = handler(build_event(ticket), LambdaContext(ticket))
@@ -287,7 +330,10 @@ def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[st
 def call_plain_handler(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """Call a plain (non-durable) function once; return (JSON result, None) or (None, error)."""
     try:
-        handler = registry.load_handler(fn["handler"])
+        handler = load_function_handler(fn)
+    except HandlerLoadError as exc:
+        return None, exc.error
+    try:
         event = json.loads(payload) if payload else {}
         with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
             return json.dumps(handler(event, None)), None

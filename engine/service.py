@@ -1132,8 +1132,16 @@ def _after_invocation(
         _schedule_recovery(work, execution, error or {})
 
 
+# Errors of loading the handler: invoking again loads the same code, so the execution fails at
+# once (a synchronous caller gets the error now) instead of re-invoking until it times out.
+NOT_REINVOKED = frozenset({"Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError"})
+
+
 def _schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:
     """After a failed, crashed or timed-out invocation: invoke again with backoff, or give up."""
+    if error.get("ErrorType") in NOT_REINVOKED:
+        _finish_execution(work, execution, machine.Finish("FAILED", error=error))
+        return
     fn = store.get_function(work.conn, execution["function_name"]) or {}
     policy = invocation_retry_policy(fn.get("invocation_retry"))
     failures = execution["consecutive_failures"] + 1
@@ -1212,7 +1220,20 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether the process has died but its parent has not collected it yet (Linux).
+
+    A Celery worker's parent collects a dead pool child only at its next pool maintenance, up
+    to 5 s later; until then the signal test above finds the dead child alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state …": comm may hold spaces and parentheses, the state follows the last ")".
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def recover_lost_invocations(limit: int = 200) -> int:
@@ -1232,8 +1253,22 @@ def recover_lost_invocations(limit: int = 200) -> int:
 
 
 def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
-    """Record a known-dead invocation at once (from the worker's own signal)."""
+    """Record a known-dead invocation at once (a kill the engine itself sent)."""
     return _record_lost(execution_id, seq, outcome)
+
+
+def mark_process_lost(execution_id: int, pid: int) -> int:
+    """Record the execution's invocation lost if process ``pid`` of this host was running it.
+
+    Called by a Celery worker's parent process as soon as the pool child running the invocation
+    is gone (a kill, a crash, the Timeout's watchdog), so the crash is recorded, and the function
+    invoked again, at once, as Lambda reports a dead sandbox; the journal then says whether it was
+    killed, timed out or crashed. The scheduler's liveness check remains the backstop (a whole
+    worker lost, another host's worker).
+    """
+    with db.pool().connection() as conn:
+        seq = store.invocation_run_by(conn, execution_id, socket.gethostname(), pid)
+    return 0 if seq is None else _record_lost(execution_id, seq, "crashed")
 
 
 def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
@@ -1431,6 +1466,24 @@ def _failed(kind: str, execution_id: int, exc: Exception) -> None:
         log.exception("could not quarantine execution %s", execution_id)
         return
     log.error("execution %s quarantined after %d failures of the %s loop: %s", execution_id, failures, kind, error)
+
+
+def release_quarantine(arn: str) -> dict[str, Any]:
+    """Release a quarantined execution: the background loops take it again at their next round.
+
+    Only the quarantine is cleared (and this process's failure counts for it): the execution's
+    state is as the loops left it. Return the quarantine note it had.
+    """
+    with db.pool().connection() as conn:
+        released = store.release_quarantine(conn, arn)
+        if released is None:
+            if store.execution_by_arn(conn, arn) is None:
+                raise ResourceNotFoundException(f"Durable execution not found: {arn}")
+            raise InvalidParameterValueException("Durable execution is not quarantined; there is nothing to release.")
+    for key in [key for key in _failures if key[1] == released["id"]]:
+        del _failures[key]
+    log.warning("execution %s released from quarantine", released["id"])
+    return {"QuarantinedAt": released["quarantined_at"], "Quarantine": released["quarantine"]}
 
 
 # --- retention --------------------------------------------------------------------------------

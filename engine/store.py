@@ -412,6 +412,18 @@ def lock_execution_with_invocation(
     return row, invocation if row.pop("inv_found") else None
 
 
+def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
+    """The sequence number of the execution's invocation still running in process ``pid`` of
+    host ``worker``, if there is one."""
+    row = conn.execute(
+        """SELECT seq FROM durable_invocation
+           WHERE execution_id = %s AND worker = %s AND pid = %s AND ended_at IS NULL
+           ORDER BY seq DESC LIMIT 1""",
+        (execution_id, worker, pid),
+    ).fetchone()
+    return None if row is None else int(row["seq"])
+
+
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(
         """
@@ -490,6 +502,17 @@ def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, A
         "UPDATE durable_execution SET quarantined_at = %s, quarantine = %s WHERE id = %s",
         (now, Jsonb(dict(note)), execution_id),
     )
+
+
+def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | None:
+    """Clear the execution's quarantine; return its id and the note it had, or None if it was
+    not quarantined (or does not exist)."""
+    return conn.execute(
+        """UPDATE durable_execution e SET quarantined_at = NULL, quarantine = NULL
+           FROM durable_execution old WHERE old.id = e.id AND e.arn = %s AND e.quarantined_at IS NOT NULL
+           RETURNING e.id, old.quarantined_at, old.quarantine""",
+        (arn,),
+    ).fetchone()
 
 
 # --- replay record ----------------------------------------------------------------------------

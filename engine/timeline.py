@@ -12,6 +12,8 @@ checkpoint by invocation k instead of being run.
 
 from __future__ import annotations
 
+import itertools
+import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from psycopg.rows import tuple_row
 
 from engine import db, journal, service, store
 from engine.errors import ResourceNotFoundException
+
+log = logging.getLogger(__name__)
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
 # An execution with thousands of invocations replays each early operation thousands of times:
@@ -431,7 +435,11 @@ def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]
     for invocation in invocations:
         if invocation.get("ended_at") is not None or not invocation.get("request_id"):
             continue
-        record = service.journal_record(journal.read_entries(invocation["request_id"]))
+        try:
+            record = service.journal_record(journal.read_entries(invocation["request_id"]))
+        except (KeyError, TypeError, ValueError):  # a journal being written, or a bad one: the page shows what it can
+            log.warning("journal of invocation %s unreadable; its live body runs are not shown", invocation["seq"])
+            continue
         for run in record.body_runs:
             count += run["op_id"] in known
             if run["op_id"] not in details.ops:
@@ -541,6 +549,25 @@ def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
     return {key: execution[key] for key in EXECUTION_VIEW_KEYS}
 
 
+# After an invocation ended this way the engine re-invokes the function (at once or after a
+# backoff): the time until the next one is recovery from a crash, not a suspension.
+REINVOKED_AFTER = frozenset({"crashed", "killed", "timed_out", "failed"})
+
+
+def gap_kind(previous: dict[str, Any]) -> str:
+    """What the time between ``previous`` invocation's end and the next one's start was:
+    ``"reinvoke"`` after a crash, kill, timeout or failure, else ``"suspended"``."""
+    return "reinvoke" if previous["outcome"] in REINVOKED_AFTER else "suspended"
+
+
+def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
+    return sum(
+        max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds())
+        for earlier, later in itertools.pairwise(invocations)
+        if earlier["ended_at"] is not None and gap_kind(earlier) == "reinvoke"
+    )
+
+
 def _counters(
     execution: dict[str, Any],
     invocations: list[dict[str, Any]],
@@ -553,6 +580,7 @@ def _counters(
         [i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]]
     )
     wall = (end - execution["started_at"]).total_seconds()
+    reinvoke = _reinvoke_seconds(invocations)
     return {
         "invocations": len(invocations),
         # An attempt is closed by StepSucceeded/StepFailed, or still open: only a START leaves a
@@ -567,7 +595,8 @@ def _counters(
         "duplicate_effects": execution["duplicate_count"],
         "billed_seconds": round(billed, 3),
         "wall_seconds": round(wall, 3),
-        "suspended_seconds": round(max(0.0, wall - billed), 3),
+        "suspended_seconds": round(max(0.0, wall - billed - reinvoke), 3),
+        "reinvoke_seconds": round(reinvoke, 3),
     }
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from engine.timeline import gap_kind
+
 INVOCATIONS_ROW = "inv"
 MAX_ROWS = 150
 MAX_INVOCATIONS = 400
@@ -338,11 +340,12 @@ def operation_count(data: dict[str, Any]) -> int:
 
 # Bars drawn later sit on top: labels of invocations and attempts must not hide under
 # the suspended-gap and backoff bars. Legend order is set separately (legendrank).
-DRAW_ORDER = ("span:", "suspended", "backoff", "inv:", "attempt:", "body")
+DRAW_ORDER = ("span:", "suspended", "reinvoke", "backoff", "inv:", "attempt:", "body")
 LEGEND_ORDER = (
     "inv:",
     "inv-end",
     "suspended",
+    "reinvoke",
     "attempt:",
     "backoff",
     "body",
@@ -464,14 +467,41 @@ def _span(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
 def _draw_invocations(
     canvas: Canvas, invocations: list[dict[str, Any]], execution: dict[str, Any], now: datetime
 ) -> None:
-    previous_end: datetime | None = None
+    previous: dict[str, Any] | None = None
     for invocation in invocations:
-        if previous_end is not None and invocation["started_at"] > previous_end:
-            _suspended_gap(canvas, previous_end, invocation["started_at"])
+        if previous is not None and invocation["started_at"] > (previous["ended_at"] or now):
+            _gap(canvas, previous, invocation["started_at"])
         _invocation_bar(canvas, invocation, now)
-        previous_end = invocation["ended_at"] or now
-    if execution["status"] == "RUNNING" and previous_end is not None and previous_end < now:
-        _suspended_gap(canvas, previous_end, now)
+        previous = invocation
+    if execution["status"] == "RUNNING" and previous is not None and (previous["ended_at"] or now) < now:
+        _gap(canvas, previous, now)
+
+
+def _gap(canvas: Canvas, previous: dict[str, Any], end: datetime) -> None:
+    """The time after ``previous`` ended: a suspension, or the re-invoke after a crash."""
+    start = previous["ended_at"]
+    if gap_kind(previous) == "reinvoke":
+        _reinvoke_gap(canvas, previous, start, end)
+    else:
+        _suspended_gap(canvas, start, end)
+
+
+def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end: datetime) -> None:
+    bars = canvas.bar(
+        "reinvoke",
+        "Crashed → re-invoke (backoff, not billed)",
+        VERMILLION,
+        pattern="x",
+        width=0.3,
+        opacity=0.35,
+        outline="rgba(0,0,0,0)",
+    )
+    outcome = str(previous["outcome"]).replace("_", " ")
+    error = previous.get("error") or {}
+    hover = f"invocation #{previous['seq']} {_esc(outcome)} → re-invoked after {_seconds(end - start)}"
+    if error:
+        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+    bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
 
 
 def _suspended_gap(canvas: Canvas, start: datetime, end: datetime) -> None:

@@ -55,9 +55,12 @@ class ExecutionFilters:
     q: str = ""
     started_after: datetime | None = None
     started_before: datetime | None = None
+    quarantined: bool = False
 
     def is_empty(self) -> bool:
-        return not any((self.status, self.function, self.name, self.q, self.started_after, self.started_before))
+        return not any(
+            (self.status, self.function, self.name, self.q, self.started_after, self.started_before, self.quarantined)
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,14 @@ def execution_list(
     return page
 
 
+def quarantined_count() -> int:
+    """Executions the background loops have quarantined (a partial index holds just these)."""
+    return Execution.objects.filter(quarantined_at__isnull=False).count()
+
+
 def _filtered(qs: QuerySet[Execution], filters: ExecutionFilters) -> QuerySet[Execution]:
+    if filters.quarantined:
+        qs = qs.filter(quarantined_at__isnull=False)
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.function:
@@ -285,7 +295,8 @@ def _counters_so_far(data: dict[str, Any]) -> None:
     end = execution["ended_at"] or now
     wall = (end - execution["started_at"]).total_seconds()
     counters["wall_seconds"] = round(wall, 3)
-    counters["suspended_seconds"] = round(max(0.0, wall - billed), 3)
+    idle = wall - billed - counters.get("reinvoke_seconds", 0.0)
+    counters["suspended_seconds"] = round(max(0.0, idle), 3)
 
 
 def timeline_version(data: dict[str, Any]) -> str:

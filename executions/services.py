@@ -183,6 +183,18 @@ def execution_arm_fault(*, user: Any, execution: Execution, step_name: str, phas
     )
 
 
+def execution_release_quarantine(*, user: Any, execution: Execution) -> dict[str, Any]:
+    """Let the background loops take the quarantined execution again (nothing else changes)."""
+    return _audited(
+        user,
+        "execution.release_quarantine",
+        execution.arn,
+        execution.pk,
+        {},
+        lambda: engine.release_quarantine(execution.arn),
+    )
+
+
 # --- callbacks ------------------------------------------------------------------------------
 
 

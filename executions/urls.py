@@ -18,6 +18,11 @@ urlpatterns = [
     path("executions/<int:pk>/stop/", views.execution_stop, name="stop"),
     path("executions/<int:pk>/kill/", views.execution_kill, name="kill"),
     path("executions/<int:pk>/arm-fault/", views.execution_arm_fault, name="arm_fault"),
+    path(
+        "executions/<int:pk>/release-quarantine/",
+        views.execution_release_quarantine,
+        name="release_quarantine",
+    ),
     path("executions/<int:pk>/run-again/", views.execution_rerun, name="rerun"),
     path("callbacks/", views.callback_inbox, name="callbacks"),
     path("callbacks/<int:pk>/<slug:action>/", views.callback_action, name="callback_action"),

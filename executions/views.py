@@ -94,7 +94,10 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dict[str, str]]:
     labels = {"status": "Status", "function": "Function", "name": "Name", "q": "Search", "since": "Since"}
-    raw = {key: query_text(request, key, label) for key, label in {**labels, "from": "From", "to": "To"}.items()}
+    raw = {
+        key: query_text(request, key, label)
+        for key, label in {**labels, "from": "From", "to": "To", "quarantined": "Quarantined"}.items()
+    }
     status = raw["status"] if raw["status"] in selectors.STATUSES else ""
     after = selectors.time_range_start(raw["since"]) or _parse_local(raw["from"], "From")
     filters = selectors.ExecutionFilters(
@@ -104,6 +107,7 @@ def _filters_from(request: HttpRequest) -> tuple[selectors.ExecutionFilters, dic
         q=raw["q"],
         started_after=after,
         started_before=_parse_local(raw["to"], "To"),
+        quarantined=raw["quarantined"] == "1",
     )
     return filters, raw
 
@@ -128,6 +132,7 @@ def execution_list(request: HtmxHttpRequest) -> HttpResponse:
         "filters": filters,
         "statuses": selectors.STATUSES,
         "functions": selectors.function_names(),
+        "quarantined": selectors.quarantined_count(),
         "query": urlencode(query),
         "self_url": request.get_full_path(),
         "since_choices": [
@@ -331,6 +336,12 @@ def execution_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def execution_kill(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     done = "Killed the running invocation (as a Lambda timeout would). The engine will invoke again."
     return _act(request, pk, lambda e: services.execution_kill(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_release_quarantine(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Released from quarantine: the scheduler will try this execution again."
+    return _act(request, pk, lambda e: services.execution_release_quarantine(user=request.user, execution=e), done)
 
 
 @operator_required

@@ -138,6 +138,7 @@ SUBCOMMAND_OPTIONS = {
     "send-durable-execution-callback-success": ["--callback-id", "--result"],
     "send-durable-execution-callback-failure": ["--callback-id", "--error"],
     "send-durable-execution-callback-heartbeat": ["--callback-id"],
+    "release-quarantine": ["--durable-execution-arn"],
 }
 
 
@@ -615,3 +616,54 @@ def test_bad_arguments_exit_252_without_traceback(error_runs, args: list[str], m
     assert done.stdout == ""
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_invoke_of_a_handler_that_cannot_be_imported_returns_the_error_at_once(lam, unique):
+    name = f"cli-noload-{unique}"
+    lam.create_function(
+        FunctionName=name,
+        Handler="tests.handlers.not_a_module.handler",
+        Timeout=10,
+        DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
+    )
+    response = ok("invoke", "--function-name", name, "--payload", "{}")
+    assert response["FunctionError"] == "Unhandled", response
+    assert json.loads(response["Payload"]) == {
+        "errorType": "Runtime.ImportModuleError",
+        "errorMessage": "Unable to import module 'tests.handlers.not_a_module': No module named 'tests.handlers.not_a_module'",
+    }
+
+
+def _quarantine(arn: str) -> None:
+    from engine import db, service, store
+
+    with db.pool().connection() as conn:
+        execution = store.execution_by_arn(conn, arn)
+        store.quarantine(conn, execution["id"], {"loop": "timers", "failures": 3, "error": "Boom"}, service.utcnow())
+
+
+def _quarantined_at(arn: str) -> Any:
+    from engine import db
+
+    with db.pool().connection() as conn:
+        row = conn.execute("SELECT quarantined_at FROM durable_execution WHERE arn = %s", (arn,)).fetchone()
+    return row["quarantined_at"]
+
+
+def test_release_quarantine_clears_it_and_refuses_what_is_not_quarantined(lam, unique):
+    arn, _ = _start_approval(lam, unique, "release")
+    _quarantine(arn)
+    released = ok("release-quarantine", "--durable-execution-arn", arn)
+    assert released["Quarantine"] == {"loop": "timers", "failures": 3, "error": "Boom"}
+    datetime.fromisoformat(released["QuarantinedAt"])
+    assert _quarantined_at(arn) is None
+    again = durable("release-quarantine", "--durable-execution-arn", arn)
+    assert again.returncode == 254, again
+    assert again.stderr.strip() == (
+        "An error occurred (InvalidParameterValueException) when calling the ReleaseQuarantine operation: "
+        "Durable execution is not quarantined; there is nothing to release."
+    )
+    unknown = durable("release-quarantine", "--durable-execution-arn", UNKNOWN_ARN)
+    assert unknown.returncode == 254 and "(ResourceNotFoundException)" in unknown.stderr, unknown
+    assert durable("release-quarantine").returncode == 252  # --durable-execution-arn is required
+    lam.stop_durable_execution(DurableExecutionArn=arn)

@@ -89,7 +89,9 @@ def test_exhausted_connection_pool_answers_503_with_retry_after() -> None:
         pool.timeout = timeout
         for conn in held:
             pool.putconn(conn)
-    assert len(held) == pool.max_size
+    # The loop ends only when the pool has nothing left to give; other threads of this test
+    # process (a live server, say) may hold some of its connections themselves.
+    assert 0 < len(held) <= pool.max_size
     assert response.status_code == 503
     assert response["Retry-After"].isdigit()
     page = response.content.decode()

@@ -6,11 +6,8 @@ from typing import Any
 
 from engine import invariants, timeline
 
-# Issue #22 point 2 (not in this branch): after a crashed invocation (a timeout, a kill found
-# late) the gap before the re-invoke is drawn as "suspended". Its rule is checked by its own
-# xfail test (tests/dashboard/test_truth.py) and left out here, so the other rules still guard
-# every demo; the execution page shows it as a warning.
-KNOWN_VIOLATIONS: tuple[str, ...] = ("crash-as-suspended",)
+# Rules a test may expect to be broken (none today: pass ``known=`` to name one).
+KNOWN_VIOLATIONS: tuple[str, ...] = ()
 
 
 def assert_truthful(data_or_arn: dict[str, Any] | str, *, known: tuple[str, ...] = KNOWN_VIOLATIONS) -> None:

@@ -231,3 +231,85 @@ def test_user_payloads_are_escaped_everywhere(op_client: Client, dash_functions,
     assert "&lt;script&gt;alert(" in page
     figure = op_client.get(reverse("executions:timeline_data", args=[execution.pk])).content.decode()
     assert "<script>" not in figure.replace("\\u003c", "<").replace("\\u003e", ">")
+
+
+def _quarantined(execution: Execution) -> Execution:
+    """Quarantine the execution as a background loop does after repeated failures."""
+    from engine import db, service, store
+
+    note = {"loop": "timers", "failures": 3, "first_failed_at": "2026-01-01T00:00:00+00:00", "error": "Boom"}
+    with db.pool().connection() as conn:
+        store.quarantine(conn, execution.pk, note, service.utcnow())
+    execution.refresh_from_db()
+    assert execution.quarantined_at is not None
+    return execution
+
+
+def _suspended_in_a_wait(op_client: Client) -> Execution:
+    execution = execution_from(start(op_client, "dash-long-wait", {"seconds": 300}))
+    wait_until(
+        lambda: Execution.objects.filter(pk=execution.pk, running=False, invocation_seq__gte=1).exists(),
+        message="the execution to suspend in its wait",
+    )
+    return Execution.objects.get(pk=execution.pk)
+
+
+def test_release_from_quarantine_clears_it_only_and_is_audited(op_client: Client, operator, dash_functions) -> None:
+    execution = _quarantined(_suspended_in_a_wait(op_client))
+    url = reverse("executions:release_quarantine", args=[execution.pk])
+    page = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert "Release from quarantine — the scheduler will try again" in page and f'action="{url}"' in page
+    before = Execution.objects.values().get(pk=execution.pk)
+    response = op_client.post(url, follow=True)
+    body = response.content.decode()
+    assert "Released from quarantine" in body and 'id="quarantine"' not in body
+    after = Execution.objects.values().get(pk=execution.pk)
+    assert after["quarantined_at"] is None and after["quarantine"] is None
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {"quarantined_at", "quarantine"}
+    entry = AuditEntry.objects.get(action="execution.release_quarantine", execution_pk=execution.pk)
+    assert entry.ok and entry.user == operator and entry.target == execution.arn
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_release_of_an_execution_not_quarantined_is_refused_and_audited(op_client: Client, dash_functions) -> None:
+    execution = _suspended_in_a_wait(op_client)
+    response = op_client.post(reverse("executions:release_quarantine", args=[execution.pk]), follow=True)
+    assert response.status_code == 200
+    assert "InvalidParameterValueException: Durable execution is not quarantined" in response.content.decode()
+    assert AuditEntry.objects.get(action="execution.release_quarantine", execution_pk=execution.pk).ok is False
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_release_needs_an_operator_a_post_and_a_csrf_token(
+    op_client: Client, viewer_client: Client, operator, dash_functions
+) -> None:
+    execution = _quarantined(_suspended_in_a_wait(op_client))
+    url = reverse("executions:release_quarantine", args=[execution.pk])
+    page = viewer_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert 'id="quarantine"' in page and "Release from quarantine" not in page
+    assert viewer_client.post(url).status_code == 403
+    assert op_client.get(url).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(operator)
+    assert strict.post(url).status_code == 403
+    execution.refresh_from_db()
+    assert execution.quarantined_at is not None
+    assert not AuditEntry.objects.filter(action="execution.release_quarantine", execution_pk=execution.pk).exists()
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_the_list_counts_quarantined_executions_and_filters_them(op_client: Client, dash_functions) -> None:
+    quarantined = _quarantined(_suspended_in_a_wait(op_client))
+    other = _suspended_in_a_wait(op_client)
+    count = Execution.objects.filter(quarantined_at__isnull=False).count()
+    page = op_client.get(reverse("executions:list")).content.decode()
+    link = f'href="{reverse("executions:list")}?quarantined=1">{count} execution{"s" if count > 1 else ""} quarantined'
+    assert link in page
+    listed = op_client.get(reverse("executions:list") + "?quarantined=1").content.decode()
+    assert quarantined.name in listed and other.name not in listed
+    op_client.post(reverse("executions:release_quarantine", args=[quarantined.pk]))
+    if not Execution.objects.filter(quarantined_at__isnull=False).exists():
+        assert 'id="quarantined"' not in op_client.get(reverse("executions:list")).content.decode()
+    for execution in (quarantined, other):
+        op_client.post(reverse("executions:stop", args=[execution.pk]))

@@ -162,12 +162,6 @@ def test_a_step_killed_after_its_body_shows_one_attempt_over_two_invocations(
     assert_truthful(data)
 
 
-@pytest.mark.xfail(
-    reason="issue #22 point 2 (not in this branch): after a timed-out or killed invocation, the "
-    "re-invoke backoff is drawn as 'Suspended between invocations' (a kill's gap is 0.05-0.2 s, a "
-    "timeout's about 1 s: the timeout shows it every time)",
-    strict=True,
-)
 def test_a_timeout_is_not_drawn_as_a_pause(timed_out: dict[str, Any]) -> None:
     assert [v for v in invariants.violations(timed_out) if v.startswith("crash-as-suspended")] == []
 

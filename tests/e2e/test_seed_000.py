@@ -61,7 +61,8 @@ def test_at_least_once_runs_body_in_every_invocation_until_timeout(outcomes, sce
     assert all(run["outcome"] == "interrupted" for run in step_two(timeline)["body_runs"])
     # A replay is not a retry: the attempt number never grows and nothing is checkpointed as failed.
     assert {run["attempt"] for run in step_two(timeline)["body_runs"]} == {1}
-    assert [a["outcome"] for a in step_two(timeline)["attempts"]] == ["running"]
+    # Never finished: the execution timed out while it was still open (not "running" after the end).
+    assert [a["outcome"] for a in step_two(timeline)["attempts"]] == ["unfinished"]
     assert all(i["error"]["ErrorType"] == "Sandbox.Timedout" for i in invocations if i["outcome"] == "timed_out")
 
 
@@ -74,7 +75,7 @@ def test_at_most_once_with_retry_runs_body_every_second_invocation(outcomes):
     # Between two body runs there is exactly one invocation, which records StepInterruptedError.
     assert all(later - earlier == 2 for earlier, later in itertools.pairwise(runs))
     interrupted = [a for a in attempts if a["outcome"] == "interrupted"]
-    assert interrupted and all(a["invocation_seq"] not in runs for a in interrupted)
+    assert interrupted and all(a["close_seq"] not in runs for a in interrupted)
     # Each body run belongs to a new attempt: 1, 2, 3…
     assert [run["attempt"] for run in step_two(timeline)["body_runs"]] == list(range(1, len(runs) + 1))
 

@@ -1184,13 +1184,13 @@ BAD_CALLS: list[tuple[str, BadCall, type[ServiceError], str]] = [
         "invoke-malformed-json",
         lambda c, p: c.invoke(FunctionName=p.fn, InvocationType="Event", Payload=b'{"a": '),
         InvalidRequestContentException,
-        r"Could not parse request body into json: Expecting value at char 6\.$",
+        r"Could not parse request body into json: Payload is not valid JSON: Expecting value \(line 1, column 7\)\.$",
     ),
     (
         "invoke-not-utf8",
         lambda c, p: c.invoke(FunctionName=p.fn, InvocationType="Event", Payload=b"\xff\xfe"),
         InvalidRequestContentException,
-        r"Could not parse request body into json: not UTF-8\.$",
+        r"Could not parse request body into json: Payload is not UTF-8 \(byte 0\)\.$",
     ),
     (
         "invoke-async-too-large",
@@ -1208,7 +1208,7 @@ BAD_CALLS: list[tuple[str, BadCall, type[ServiceError], str]] = [
         "invoke-name-with-space",
         lambda c, p: c.invoke(FunctionName=p.fn, InvocationType="Event", DurableExecutionName="a b"),
         InvalidParameterValueException,
-        r"DurableExecutionName must be 1-64 letters, digits, hyphens or underscores\.$",
+        r"DurableExecutionName must be 1-64 letters, digits, hyphens or underscores, got 'a b'\.$",
     ),
     (
         "invoke-name-empty",
@@ -1351,7 +1351,7 @@ BAD_CALLS: list[tuple[str, BadCall, type[ServiceError], str]] = [
             FunctionName=p.fn, StartedAfter=execution_row(p.arn)["started_at"].replace(tzinfo=None)
         ),
         InvalidParameterValueException,
-        r"StartedAfter must be a timezone-aware datetime\.$",
+        r"StartedAfter must be timezone-aware \(give an offset such as \+00:00 or Z\)\.$",
     ),
     (
         "list-bad-max-items",
@@ -1381,7 +1381,7 @@ BAD_CALLS: list[tuple[str, BadCall, type[ServiceError], str]] = [
         "stop-error-not-a-string",
         lambda c, p: c.stop_durable_execution(DurableExecutionArn=p.arn, Error={"ErrorMessage": 3}),
         InvalidParameterValueException,
-        r"Error\.ErrorMessage must be a string\.$",
+        r"Error\.ErrorMessage must be a string, not int\.$",
     ),
     (
         "stop-error-too-large",
@@ -1411,7 +1411,7 @@ BAD_CALLS: list[tuple[str, BadCall, type[ServiceError], str]] = [
         "callback-result-not-utf8",
         lambda c, p: c.send_durable_execution_callback_success(CallbackId=p.callback_id, Result=b"\xff"),
         InvalidParameterValueException,
-        r"Result must be UTF-8 text\.$",
+        r"Result must be UTF-8 text \(no lone surrogates\)\.$",
     ),
     (
         "callback-result-not-bytes",

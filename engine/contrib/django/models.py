@@ -80,6 +80,12 @@ class Execution(models.Model):
             models.Index(fields=["-started_at", "-id"], name="durable_exec_started"),
             models.Index(fields=["status", "-started_at"], name="durable_exec_status"),
             models.Index(fields=["function_name", "-started_at"], name="durable_exec_function"),
+            # The list page counts quarantined executions on every render: a few rows, never a scan.
+            models.Index(
+                fields=["quarantined_at"],
+                condition=models.Q(quarantined_at__isnull=False),
+                name="durable_exec_quarantined",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -737,6 +737,21 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
+# --- Durable Lab's own operator commands (no AWS CLI counterpart) ------------------------------
+
+
+def _release_quarantine(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    return engine.release_quarantine(args.durable_execution_arn)
+
+
+OPERATIONS["release-quarantine"] = Operation(
+    "ReleaseQuarantine",
+    "Release a quarantined execution: the scheduler's loops take it again (Durable Lab only).",
+    _execution_arn,
+    _release_quarantine,
+)
+
+
 class Command(BaseCommand):
     help = (
         "The aws lambda CLI's durable-function commands, run against Durable Lab. "
