@@ -490,8 +490,9 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     bars = canvas.bar(
         "reinvoke",
         "Crashed → re-invoke (backoff, not billed)",
-        VERMILLION,
-        pattern="x",
+        # The crash's colour, faint and dotted: a wait after it, not another failure.
+        WINE,
+        pattern=".",
         width=0.3,
         opacity=0.35,
         outline="rgba(0,0,0,0)",
@@ -500,7 +501,7 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     error = previous.get("error") or {}
     hover = f"invocation #{previous['seq']} {_esc(outcome)} → re-invoked after {_seconds(end - start)}"
     if error:
-        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        hover += f"<br>{plain_error(error)}"
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
 
 
