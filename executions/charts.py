@@ -23,6 +23,9 @@ MAX_ROWS = 150
 MAX_INVOCATIONS = 400
 LABEL_CHARS = 38
 ROW_HEIGHT = 34
+PLOT_PAD_PX = 110  # x axis, its title and the margins
+LEGEND_PX = 90
+MIN_BAR_SHARE = 0.006  # of the visible span: ~7 px on a laptop-wide chart, ~2 px on a phone
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 GREEN, VERMILLION, ORANGE, BLUE, SKY, PURPLE, YELLOW = (
@@ -35,25 +38,32 @@ GREEN, VERMILLION, ORANGE, BLUE, SKY, PURPLE, YELLOW = (
     "#F0E442",
 )
 GREY, LIGHT_GREY, INK = "#8a8f98", "#d5d8dd", "#2b2f36"
+# Two dark tones from Paul Tol's colour-blind-safe sets, for the outcomes Okabe-Ito runs out for:
+# each way an invocation, an attempt or a body run can end badly gets its own colour *and*
+# pattern or marker, so they read apart without hover and in grey print.
+WINE, OLIVE = "#882255", "#999933"
 
+# The pattern of an invocation bar that ended badly (a suspended or succeeded one is plain).
+INVOCATION_PATTERN = {"failed": "x", "timed_out": "-", "killed": "\\", "crashed": "\\"}
 INVOCATION_STYLE: dict[str, tuple[str, str, str]] = {
     # outcome → (legend name, colour, end-marker symbol)
     "suspended": ("Invocation → suspended", SKY, "line-ns"),
     "succeeded": ("Invocation → succeeded", GREEN, "circle"),
     "failed": ("Invocation → failed", VERMILLION, "x"),
-    "timed_out": ("Invocation → timed out", VERMILLION, "hourglass"),
-    "killed": ("Invocation → killed (fault)", VERMILLION, "star-triangle-up"),
-    "crashed": ("Invocation → crashed", VERMILLION, "star-triangle-up"),
+    "timed_out": ("Invocation → timed out", ORANGE, "hourglass"),
+    "killed": ("Invocation → killed (fault)", WINE, "star-triangle-up"),
+    # A crash is a kill nobody injected: the same colour, its own marker.
+    "crashed": ("Invocation → crashed", WINE, "star-square"),
     "running": ("Invocation running", BLUE, "triangle-right"),
 }
 ATTEMPT_STYLE: dict[str, tuple[str, str, str]] = {
     # outcome → (legend name, colour, pattern)
     "succeeded": ("Attempt succeeded", GREEN, ""),
     "failed": ("Attempt failed", VERMILLION, "x"),
-    "interrupted": ("Attempt interrupted", ORANGE, "/"),
+    "interrupted": ("Attempt interrupted", YELLOW, "/"),
     "running": ("Attempt running", BLUE, "."),
-    "unfinished": ("Attempt never finished (execution ended)", ORANGE, "."),
-    "cut_short": ("Attempt cut short (its invocation ended)", VERMILLION, "/"),
+    "unfinished": ("Attempt never finished (execution ended)", GREY, "."),
+    "cut_short": ("Attempt cut short (its invocation ended)", PURPLE, "\\"),
 }
 SPAN_STYLE: dict[str, tuple[str, str, str]] = {
     # operation type → (legend name, colour, pattern)
@@ -63,6 +73,23 @@ SPAN_STYLE: dict[str, tuple[str, str, str]] = {
     "CHAINED_INVOKE": ("Chained invoke", YELLOW, "+"),
 }
 FAILED_STATUSES = {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
+BODY_CUT_COLOUR = OLIVE
+FAULT_PHASES = {
+    "body_start": "as the step's code started",
+    "after_body": "after the step's code ran, before its result was saved",
+}
+DARK_FILLS = {WINE, INK, BLUE, VERMILLION}  # white labels read on these, dark ones elsewhere
+# The SDK's error names, as a learner would say them; the name stays in brackets to look it up.
+PLAIN_ERRORS = {
+    "StepInterruptedError": "the step was interrupted before its result was saved",
+    "CallbackTimeoutException": "nobody answered the callback in time",
+    "CallbackError": "the callback was rejected",
+    "ExecutionTimeoutError": "the execution ran out of time",
+    "TimeoutError": "it ran out of time",
+    "SerDesError": "a value could not be saved or read back",
+    "Runtime.ImportModuleError": "the handler's module could not be imported",
+    "Runtime.HandlerNotFound": "the handler was not found in its module",
+}
 
 
 def _naive(moment: datetime) -> str:
@@ -75,6 +102,26 @@ def _naive(moment: datetime) -> str:
 def _esc(text: Any) -> str:
     """User text goes into SVG through Plotly's mini-HTML: escape it so markup shows as text."""
     return html.escape(str(text), quote=False)
+
+
+def plain_error(error: dict[str, Any] | None) -> str:
+    """``ErrorType: ErrorMessage`` in plain words: "the step was interrupted … (StepInterruptedError)".
+
+    A dotted class path (``aws_durable_execution_sdk_python.exceptions.X``) is cut to its name;
+    Lambda's ``Runtime.*`` names are kept whole."""
+    if not error:
+        return ""
+    kind = str(error.get("ErrorType") or "")
+    name = kind if kind.startswith("Runtime.") else kind.rsplit(".", 1)[-1]
+    phrase = PLAIN_ERRORS.get(name)
+    said = f"{phrase} ({name})" if phrase else name
+    message = str(error.get("ErrorMessage") or "")
+    return _esc(f"{said}: {message}" if message and said else said or message)
+
+
+def fault_phase(phase: str) -> str:
+    """When in a step an armed kill fires, in plain words, with the form's name for it."""
+    return _esc(f"{FAULT_PHASES[phase]} ({phase})" if phase in FAULT_PHASES else phase)
 
 
 def _seconds(delta: timedelta) -> str:
@@ -98,8 +145,9 @@ class Bars:
     opacity: float = 1.0
     outline: str = "rgba(0,0,0,0.35)"
     showlegend: bool = True
-    # "auto": inside when the label fits, else just right of the bar (most attempts are instants).
-    textposition: str = "auto"
+    # Labels go inside the bar or nowhere (layout.uniformtext hides what does not fit): a label
+    # beside a sliver reads as the next bar's. The hover always has it.
+    textposition: str = "inside"
     y: list[str] = field(default_factory=list)
     base: list[str] = field(default_factory=list)
     x: list[float] = field(default_factory=list)
@@ -107,6 +155,7 @@ class Bars:
     hover: list[str] = field(default_factory=list)
 
     def add(self, row: str, start: datetime, end: datetime, *, text: str, hover: str, min_ms: float) -> None:
+        """A bar of at least ``min_ms`` (so a 5 ms run stays visible); hover texts say the true length."""
         self.y.append(row)
         self.base.append(_naive(start))
         self.x.append(max((end - start).total_seconds() * 1000, min_ms))
@@ -135,8 +184,7 @@ class Bars:
             "textposition": self.textposition,
             "insidetextanchor": "middle",
             "textangle": 0,
-            "constraintext": "none",
-            "textfont": {"size": 10, "color": INK},
+            "textfont": {"size": 10, "color": "#ffffff" if self.colour in DARK_FILLS else INK},
             **_hover_and_legend(self.name, self.hover, self.showlegend, rank),
         }
         return {key: value for key, value in trace.items() if value is not None}  # unset, as Plotly writes it
@@ -212,9 +260,9 @@ class Canvas:
 
     @property
     def min_ms(self) -> float:
-        # Keep instant bars visible: at least 0.5% of the visible span.
+        # Keep instant bars visible: a share of the span first shown, in the axis's milliseconds.
         start, end = self.view or (self.start, self.end)
-        return max((end - start).total_seconds() * 1000 * 0.005, 1.0)
+        return max((end - start).total_seconds() * 1000 * MIN_BAR_SHARE, 1.0)
 
     def bar(self, key: str, name: str, colour: str, **style: Any) -> Bars:
         if key not in self.bars:
@@ -320,21 +368,73 @@ def _traces(canvas: Canvas) -> list[dict[str, Any]]:
     return traces
 
 
-def idle_rangebreaks(data: dict[str, Any], *, now: datetime, min_gap_seconds: float = 2.0) -> list[dict[str, Any]]:
+IDLE_GAP_SECONDS = 2.0
+IDLE_BREAK = "idle-break"  # the name of the markers timeline.js shows while idle time is compressed
+
+
+def idle_rangebreaks(
+    data: dict[str, Any], *, now: datetime, min_gap_seconds: float = IDLE_GAP_SECONDS
+) -> list[dict[str, Any]]:
     """Rangebreaks that cut long stretches with no invocation running (compress idle time)."""
+    margin = timedelta(seconds=min_gap_seconds / 4)
+    return [
+        {"values": [_naive(began + margin)], "dvalue": (ended - began - 2 * margin).total_seconds() * 1000}
+        for began, ended in _idle_gaps(data, now=now, min_gap_seconds=min_gap_seconds)
+    ]
+
+
+def _idle_gaps(data: dict[str, Any], *, now: datetime, min_gap_seconds: float) -> list[tuple[datetime, datetime]]:
+    """Stretches longer than ``min_gap_seconds`` with no invocation running."""
     now = _clock_end(data, now)
     busy = sorted((i["started_at"], i["ended_at"] or now) for i in data["invocations"])
     start, end = _span(data, now)
-    margin = timedelta(seconds=min_gap_seconds / 4)
-    breaks = []
+    gaps = []
     cursor = start
     for began, ended in [*busy, (end, end)]:
-        gap = began - cursor
-        if gap.total_seconds() > min_gap_seconds:
-            cut = gap - 2 * margin
-            breaks.append({"values": [_naive(cursor + margin)], "dvalue": cut.total_seconds() * 1000})
+        if (began - cursor).total_seconds() > min_gap_seconds:
+            gaps.append((cursor, began))
         cursor = max(cursor, ended)
-    return breaks
+    return gaps
+
+
+def _idle_break_markers(data: dict[str, Any], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Where a rangebreak cuts idle time, a dashed line and "⋯ 2.0 min idle ⋯": hidden until
+    "Compress idle time" is on (timeline.js shows every shape and annotation named IDLE_BREAK)."""
+    margin = timedelta(seconds=IDLE_GAP_SECONDS / 4)
+    shapes, notes = [], []
+    # As many as invocations are drawn at most: each gap lies between two of them.
+    for began, ended in _idle_gaps(data, now=now, min_gap_seconds=IDLE_GAP_SECONDS)[:MAX_INVOCATIONS]:
+        at = _naive(began + margin)
+        shapes.append(
+            {
+                "type": "line",
+                "name": IDLE_BREAK,
+                "visible": False,
+                "xref": "x",
+                "yref": "paper",
+                "x0": at,
+                "x1": at,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": GREY, "width": 2, "dash": "dash"},
+            }
+        )
+        notes.append(
+            {
+                "name": IDLE_BREAK,
+                "visible": False,
+                "xref": "x",
+                "yref": "paper",
+                "x": at,
+                "y": 0,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"⋯ {_seconds(ended - began)} idle ⋯",
+                "font": {"size": 10, "color": INK},
+                "bgcolor": "rgba(255,255,255,0.85)",
+            }
+        )
+    return shapes, notes
 
 
 def hidden_rows(data: dict[str, Any], max_rows: int = MAX_ROWS) -> int:
@@ -390,8 +490,9 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     bars = canvas.bar(
         "reinvoke",
         "Crashed → re-invoke (backoff, not billed)",
-        VERMILLION,
-        pattern="x",
+        # The crash's colour, faint and dotted: a wait after it, not another failure.
+        WINE,
+        pattern=".",
         width=0.3,
         opacity=0.35,
         outline="rgba(0,0,0,0)",
@@ -400,7 +501,7 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     error = previous.get("error") or {}
     hover = f"invocation #{previous['seq']} {_esc(outcome)} → re-invoked after {_seconds(end - start)}"
     if error:
-        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        hover += f"<br>{plain_error(error)}"
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
 
 
@@ -427,11 +528,12 @@ def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -
         f"outcome: {_esc(outcome)} · {_seconds(end - invocation['started_at'])} · {canvas.elapsed(invocation['started_at'])}"
     )
     if error:
-        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        hover += f"<br>{plain_error(error)}"
     # Room for the reason only on wide bars; it is always in the hover and the invocations table.
     wide = (end - invocation["started_at"]) / (canvas.end - canvas.start) > 0.08
     text = f"#{invocation['seq']} {invocation['reason']}" if wide else f"#{invocation['seq']}"
-    canvas.bar(f"inv:{outcome}", name, colour, width=0.6).add(
+    pattern = INVOCATION_PATTERN.get(outcome, "")
+    canvas.bar(f"inv:{outcome}", name, colour, pattern=pattern, width=0.6).add(
         INVOCATIONS_ROW,
         invocation["started_at"],
         end,
@@ -489,11 +591,12 @@ def _draw_attempt_segment(
     end = segment["ended_at"] or now
     hover = (
         f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome.replace('_', ' '))}<br>"
-        f"in invocation #{segment['invocation_seq']} · {canvas.elapsed(segment['started_at'])}"
+        f"in invocation #{segment['invocation_seq']} · {_seconds(end - segment['started_at'])}"
+        f" · {canvas.elapsed(segment['started_at'])}"
     )
     error = attempt.get("error") or {}
     if error and segment["outcome"] == attempt["outcome"]:
-        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        hover += f"<br>{plain_error(error)}"
     canvas.bar(f"attempt:{outcome}", name, colour, pattern=pattern, width=0.5, offset=-0.3).add(
         row, segment["started_at"], end, text=f"a{attempt['attempt']}", hover=hover, min_ms=canvas.min_ms
     )
@@ -539,7 +642,7 @@ def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
         key, name, colour = (
             ("body", "Step body ran (code executed)", INK)
             if complete
-            else ("body-cut", "Step body cut short (no result)", VERMILLION)
+            else ("body-cut", "Step body cut short (no result)", BODY_CUT_COLOUR)
         )
         hover = (
             f"{_op_title(op)} · body ran in invocation #{run['invocation_seq']}<br>"
@@ -629,7 +732,7 @@ def _draw_faults(
             continue
         phase = fault.get("phase") or ""
         where = f" at {_esc(fault['step_name'])}" if fault.get("step_name") else ""
-        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · phase {_esc(phase)}"
+        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · {fault_phase(phase)}"
         if fired:
             hover += f"<br>fired in invocation #{fault.get('invocation_seq')}"
             canvas.mark("fault", "Injected fault (fired)", VERMILLION, "bowtie", size=14).add(
@@ -644,10 +747,19 @@ def _draw_faults(
 # --- layout ---------------------------------------------------------------------------------
 
 
-def _row_label(op: dict[str, Any]) -> str:
+def _full_row_name(op: dict[str, Any]) -> str:
     name = op["name"] or op["type"].lower()
     kind = (op.get("sub_type") or op["type"]).lower()
-    label = f"{name} · {kind}" if kind not in name.lower() else name
+    return f"{name} · {kind}" if kind not in name.lower() else name
+
+
+def _row_names(shown: list[dict[str, Any]], rows: dict[str, str]) -> dict[str, str]:
+    """Row key → the untruncated label, as plain text: timeline.js puts it in the tick's tooltip."""
+    return {rows[op["op_id"]]: _full_row_name(op) for op in shown}
+
+
+def _row_label(op: dict[str, Any]) -> str:
+    label = _full_row_name(op)
     if len(label) > LABEL_CHARS:
         label = label[: LABEL_CHARS - 1] + "…"
     indent = "\u00a0\u00a0\u00a0" * op["depth"] + ("└ " if op["depth"] else "")
@@ -667,8 +779,10 @@ def _layout(
     labels = ["<b>invocations</b>", *(_row_label(op) for op in shown)]
     layout: dict[str, Any] = {
         "uirevision": data["execution"]["arn"],
-        "height": 150 + ROW_HEIGHT * len(keys),
-        "margin": {"l": 10, "r": 20, "t": 10, "b": 40},
+        # Room for a 4-line legend; timeline.js fits the top margin to the legend's lines at the
+        # page's width (one entry a line on a phone), from meta.legend_fit.
+        "height": PLOT_PAD_PX + LEGEND_PX + ROW_HEIGHT * len(keys),
+        "margin": {"l": 10, "r": 20, "t": LEGEND_PX, "b": 40},
         "barmode": "overlay",
         "hovermode": "closest",
         "plot_bgcolor": "#ffffff",
@@ -676,7 +790,8 @@ def _layout(
         "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": INK},
         "legend": {
             "orientation": "h",
-            "yanchor": "bottom",
+            "yref": "container",
+            "yanchor": "top",
             "y": 1.0,
             "x": 0,
             "font": {"size": 11},
@@ -707,8 +822,14 @@ def _layout(
         },
         "shapes": _bands(invocations, now),
         "annotations": [],
+        # Labels that do not fit inside their bar are hidden, not spilled over the next one.
+        "uniformtext": {"mode": "hide", "minsize": 9},
         # Row key → op_id, so a click on any mark can jump to that operation's table row.
-        "meta": {"rows": {key: op_id for op_id, key in rows.items()}},
+        "meta": {
+            "rows": {key: op_id for op_id, key in rows.items()},
+            "row_names": _row_names(shown, rows),
+            "legend_fit": {"top": 10, "height": PLOT_PAD_PX + ROW_HEIGHT * len(keys)},
+        },
     }
     if data["execution"]["status"] == "RUNNING":
         layout["shapes"].append(
@@ -733,6 +854,9 @@ def _layout(
         layout["annotations"].append(
             _note(f"{len(invocations):,} of {len(data['invocations']):,} invocations drawn", -48)
         )
+    breaks, notes = _idle_break_markers(data, now)
+    layout["shapes"] += breaks
+    layout["annotations"] += notes
     if not layout["annotations"]:
         del layout["annotations"]  # as Plotly writes an empty list: left out
     return layout

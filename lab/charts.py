@@ -19,16 +19,22 @@ from engine import async_invoke
 from executions.charts import (
     ATTEMPT_STYLE,
     BLUE,
+    BODY_CUT_COLOUR,
+    DARK_FILLS,
     GREEN,
     GREY,
     INK,
+    INVOCATION_PATTERN,
     INVOCATION_STYLE,
     LIGHT_GREY,
+    MIN_BAR_SHARE,
     ORANGE,
     PURPLE,
     SKY,
     VERMILLION,
     _esc,
+    fault_phase,
+    plain_error,
 )
 from lab import retry_plan
 
@@ -74,16 +80,17 @@ class Traces:
             self.items[key] = {"kind": kind, "style": style, "points": []}
         self.items[key]["points"].append(point)
 
-    def build(self, figure: go.Figure) -> None:
+    def build(self, figure: go.Figure, *, min_length: float = 0.0) -> None:
+        """Add the traces; bars shorter than ``min_length`` seconds are drawn that long (hover says the truth)."""
         for (meaning, panel), item in self.items.items():
             show = meaning not in self.legend_shown
             self.legend_shown.add(meaning)
-            trace = _bar(meaning, item) if item["kind"] == "bar" else _marks(meaning, item)
+            trace = _bar(meaning, item, min_length) if item["kind"] == "bar" else _marks(meaning, item)
             trace.update(showlegend=show, legendgroup=meaning)
             figure.add_trace(trace, row=panel + 1, col=1)
 
 
-def _bar(name: str, item: dict[str, Any]) -> go.Bar:
+def _bar(name: str, item: dict[str, Any], min_length: float) -> go.Bar:
     style, points = item["style"], item["points"]
     marker: dict[str, Any] = {
         "color": style["colour"],
@@ -97,7 +104,7 @@ def _bar(name: str, item: dict[str, Any]) -> go.Bar:
         orientation="h",
         y=[p["row"] for p in points],
         base=[p["start"] for p in points],
-        x=[max(p["length"], style.get("min_length", 0.0)) for p in points],
+        x=[max(p["length"], style.get("min_length", 0.0), min_length) for p in points],
         width=style.get("width", 0.55),
         offset=style.get("offset"),
         marker=marker,
@@ -105,7 +112,7 @@ def _bar(name: str, item: dict[str, Any]) -> go.Bar:
         textposition="inside",
         insidetextanchor="middle",
         textangle=0,
-        textfont={"size": 10, "color": INK},
+        textfont={"size": 10, "color": "#ffffff" if style["colour"] in DARK_FILLS else INK},
         hovertext=[p["hover"] for p in points],
         hoverinfo="text",
         cliponaxis=True,
@@ -153,9 +160,14 @@ def small_multiples(panels: list[Panel], *, now: datetime) -> go.Figure:
     for index, panel in enumerate(panels):
         if panel.data is not None:
             longest = max(longest, _draw_panel(traces, index, panel, now))
-    traces.build(figure)
+    traces.build(figure, min_length=longest * MIN_BAR_SHARE)
     _layout(figure, panels, rows, longest)
     return figure
+
+
+def _duration(seconds: float) -> str:
+    """The true length, for hover texts (a short bar is drawn wider than it was)."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _elapsed(panel: Panel, moment: datetime | None, now: datetime) -> float:
@@ -187,14 +199,17 @@ def _draw_invocations(traces: Traces, index: int, panel: Panel, now: datetime) -
         name, colour, _symbol = INVOCATION_STYLE.get(outcome, (f"Invocation → {outcome}", VERMILLION, "x"))
         start, end = _elapsed(panel, inv["started_at"], now), _elapsed(panel, inv["ended_at"], now)
         error = inv.get("error") or {}
-        hover = f"<b>invocation #{inv['seq']}</b> ({_esc(inv['reason'])}) → {_esc(outcome)}<br>+{start:.2f} s … +{end:.2f} s"
+        hover = (
+            f"<b>invocation #{inv['seq']}</b> ({_esc(inv['reason'])}) → {_esc(outcome)}<br>"
+            f"{_duration(end - start)} · +{start:.2f} s … +{end:.2f} s"
+        )
         if error:
-            hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+            hover += f"<br>{plain_error(error)}"
         traces.add(
             name,
             index,
             "bar",
-            {"colour": colour, "width": 0.6, "min_length": 0.02},
+            {"colour": colour, "pattern": INVOCATION_PATTERN.get(outcome, ""), "width": 0.6},
             row=INVOCATIONS,
             start=start,
             length=end - start,
@@ -227,15 +242,18 @@ def _draw_attempt_segment(
     outcome = segment["outcome"]
     name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
     start, end = _elapsed(panel, segment["started_at"], now), _elapsed(panel, segment["ended_at"], now)
-    hover = f"<b>{_esc(row_key(op))}</b> attempt {attempt['attempt']}: {_esc(outcome.replace('_', ' '))} (invocation #{segment['invocation_seq']})"
+    hover = (
+        f"<b>{_esc(row_key(op))}</b> attempt {attempt['attempt']}: {_esc(outcome.replace('_', ' '))}"
+        f" (invocation #{segment['invocation_seq']}) · {_duration(end - start)}"
+    )
     error = attempt.get("error") or {}
     if error and outcome == attempt["outcome"]:
-        hover += f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}"
+        hover += f"<br>{plain_error(error)}"
     traces.add(
         name,
         index,
         "bar",
-        {"colour": colour, "pattern": pattern, "width": 0.5, "offset": -0.3, "min_length": 0.02},
+        {"colour": colour, "pattern": pattern, "width": 0.5, "offset": -0.3},
         row=row_key(op),
         start=start,
         length=end - start,
@@ -259,12 +277,13 @@ def _draw_planned_window(
         index,
         "bar",
         {
-            "colour": PURPLE,
+            # Grey like the dashboard's backoff bar (a delay, not an outcome); pink is "cut short".
+            "colour": GREY,
             "opacity": 0.35,
             "width": 0.5,
             "offset": -0.3,
             "min_length": 0.03,
-            "outline": PURPLE,
+            "outline": GREY,
             "pattern": "|",
         },
         row=row_key(op),
@@ -279,13 +298,16 @@ def _draw_body_runs(traces: Traces, index: int, panel: Panel, op: dict[str, Any]
     for run in op.get("body_runs") or []:
         start, end = _elapsed(panel, run["started_at"], now), _elapsed(panel, run["ended_at"], now)
         complete = run["ended_at"] is not None and run["outcome"] in {"succeeded", "failed"}
-        name, colour = ("Step body ran", INK) if complete else ("Step body cut short", VERMILLION)
-        hover = f"<b>{_esc(row_key(op))}</b> body ran in invocation #{run['invocation_seq']} (attempt {run['attempt']}): {_esc(run['outcome'])}"
+        name, colour = ("Step body ran", INK) if complete else ("Step body cut short", BODY_CUT_COLOUR)
+        hover = (
+            f"<b>{_esc(row_key(op))}</b> body ran in invocation #{run['invocation_seq']} (attempt {run['attempt']}):"
+            f" {_esc(run['outcome'])} · {_duration(end - start)}"
+        )
         traces.add(
             name,
             index,
             "bar",
-            {"colour": colour, "width": 0.14, "offset": 0.24, "outline": "rgba(0,0,0,0)", "min_length": 0.02},
+            {"colour": colour, "width": 0.14, "offset": 0.24, "outline": "rgba(0,0,0,0)"},
             row=row_key(op),
             start=start,
             length=end - start,
@@ -315,7 +337,6 @@ def _draw_span(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now
             "width": 0.5,
             "offset": -0.3,
             "opacity": 0.7,
-            "min_length": 0.02,
         },
         row=row_key(op),
         start=start,
@@ -394,7 +415,7 @@ def _draw_faults(traces: Traces, index: int, panel: Panel) -> None:
             row=row,
             at=at,
             text="kill",
-            hover=f"<b>injected fault</b> at {_esc(fault.get('step_name') or '')} · {_esc(fault.get('phase'))}",
+            hover=f"<b>injected fault</b> at {_esc(fault.get('step_name') or '')} · {fault_phase(fault.get('phase') or '')}",
         )
 
 
@@ -426,8 +447,9 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
     )
     figure.update_xaxes(title_text="seconds since each execution started", row=max(1, len(panels)), col=1)
     figure.update_annotations(font_size=12, xanchor="left", x=0)
+    height = 80 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX)
     figure.update_layout(
-        height=80 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX),
+        height=height,
         barmode="overlay",
         hovermode="closest",
         margin={"l": 10, "r": 20, "t": 60, "b": 50},
@@ -436,6 +458,12 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
         font=FONT,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "yref": "container", "x": 0, "font": {"size": 11}},
         uirevision="lab",
+        # Labels that do not fit inside their bar are hidden, not spilled over the next one.
+        uniformtext={"mode": "hide", "minsize": 9},
+        # The untruncated row names, by category index: lab.js puts them in the row labels' tooltips.
+        # lab.js fits the top margin to the legend's lines at the page's width (many on a phone):
+        # 40 px for the first panel's title, and the height without the legend.
+        meta={"row_names": rows, "legend_fit": {"top": 40, "height": height - 70}},
     )
     figure.update_layout(legend={"y": 1.0, "yanchor": "top", "yref": "container"}, margin={"t": 110})
 
@@ -501,7 +529,7 @@ def _retry_panel(figure: go.Figure, row: Any, r: int, c: int, shown: set[str]) -
                 base=low,
                 y=[h - lo for lo, h in zip(low, high, strict=True)],
                 width=0.5,
-                marker={"color": PURPLE, "opacity": 0.35, "line": {"color": PURPLE, "width": 1}},
+                marker={"color": GREY, "opacity": 0.35, "line": {"color": GREY, "width": 1}},
                 hovertext=[
                     f"after attempt {p.after_attempt}: planned {p.label} \N{MULTIPLICATION SIGN} {scale:g}"
                     for p in planned
@@ -591,7 +619,7 @@ def async_attempts(invocations: list[Any], *, now: datetime) -> go.Figure:
             error = attempt.get("error") or {}
             bucket["hover"].append(
                 f"attempt {attempt['attempt']} at +{start:.2f} s: {attempt['outcome']}"
-                + (f"<br>{_esc(error.get('ErrorType', ''))}: {_esc(error.get('ErrorMessage', ''))}" if error else "")
+                + (f"<br>{plain_error(error)}" if error else "")
             )
     colours = {"succeeded": GREEN, "failed": VERMILLION}
     for outcome, bucket in by_outcome.items():

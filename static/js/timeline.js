@@ -20,10 +20,43 @@
     if (!last || !window.Plotly) return;
     var layout = last.figure.layout;
     layout.xaxis = layout.xaxis || {};
-    layout.xaxis.rangebreaks = compress && compress.checked ? last.rangebreaks : [];
-    if (compress && compress.checked) delete layout.xaxis.range;
+    var compressed = Boolean(compress && compress.checked);
+    layout.xaxis.rangebreaks = compressed ? last.rangebreaks : [];
+    if (compressed) delete layout.xaxis.range;
+    // Each cut gets its marker ("⋯ 9.00 s idle ⋯"), so compressed time never looks continuous.
+    (layout.shapes || []).concat(layout.annotations || []).forEach(function (item) {
+      if (item.name === "idle-break") item.visible = compressed;
+    });
     if (el.querySelector("p.muted")) el.innerHTML = "";
-    window.Plotly.react(el, last.figure.data, layout, config);
+    fitLegend(el, last.figure.data, layout);
+    window.Plotly.react(el, last.figure.data, layout, config).then(nameRows);
+  }
+
+  // A horizontal legend wraps into more lines the narrower the page (one entry a line on a
+  // phone): make room for it above the plot instead of squeezing the rows (meta.legend_fit).
+  function fitLegend(target, data, layout) {
+    var fit = layout.meta && layout.meta.legend_fit;
+    if (!fit) return;
+    var entries = data.filter(function (trace) { return trace.showlegend !== false; }).length;
+    var columns = Math.max(1, Math.floor(((target.clientWidth || 800) - 20) / 260));
+    var legendPx = Math.ceil(entries / columns) * 20 + 10;
+    layout.margin = Object.assign({}, layout.margin, { t: fit.top + legendPx });
+    layout.height = fit.height + legendPx;
+  }
+
+  // A row label is cut at ~38 characters: its tooltip has the whole name (SVG <title>).
+  function nameRows() {
+    var layout = last.figure.layout;
+    var names = (layout.meta && layout.meta.row_names) || {};
+    var keys = layout.yaxis.categoryarray || [];
+    el.querySelectorAll(".yaxislayer-above .ytick").forEach(function (tick) {
+      var key = tick.__data__ && keys[tick.__data__.x];
+      var label = tick.querySelector("text");
+      if (!label || !names[key]) return;
+      var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+      title.textContent = names[key];
+      label.style.pointerEvents = "all";
+    });
   }
 
   function schedule() {
@@ -56,6 +89,8 @@
 
   if (live) live.addEventListener("change", function () { if (live.checked) refresh(); else clearTimeout(timer); });
   if (compress) compress.addEventListener("change", render);
+  var resizing = null;
+  window.addEventListener("resize", function () { clearTimeout(resizing); resizing = setTimeout(render, 250); });
   // Clicking a mark jumps to that operation's row in the operations table (a deep link).
   function wireClicks() {
     if (!el.on) return;

@@ -273,8 +273,9 @@ def test_thousands_of_invocations_draw_the_visible_ones_and_say_so() -> None:
     figure = charts.timeline_figure(data, now=at(30))
     lane = next(t for t in figure["data"] if t["name"] == "Invocation → suspended")
     assert len(lane["y"]) == charts.MAX_INVOCATIONS
-    assert len(figure["layout"]["shapes"]) == charts.MAX_INVOCATIONS  # one band per drawn invocation
-    assert "400 of 3,000 invocations drawn" in figure["layout"]["annotations"][-1]["text"]
+    bands = [s for s in figure["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(bands) == charts.MAX_INVOCATIONS  # one band per drawn invocation
+    assert any("400 of 3,000 invocations drawn" in a["text"] for a in figure["layout"]["annotations"])
     diamonds = next(t for t in figure["data"] if t["name"].startswith("Replayed"))
     assert len(diamonds["x"]) == 100 and "2,899 other replays" in diamonds["hovertext"][-1]
 
@@ -313,3 +314,113 @@ def test_an_attempt_over_two_invocations_is_cut_at_the_first_ones_end() -> None:
     cut_bars, done_bars = traces["Attempt cut short (its invocation ended)"], traces["Attempt succeeded"]
     assert (cut_bars["base"], cut_bars["x"], cut_bars["text"]) == (["2026-01-01 12:00:01.000"], [2000.0], ["a1"])
     assert (done_bars["base"], done_bars["x"]) == (["2026-01-01 12:00:05.000"], [1000.0])
+
+
+# --- readability (issue #22, point 13) -------------------------------------------------------
+
+BAD_ENDINGS = {
+    "Invocation → failed": ("inv", "failed"),
+    "Invocation → timed out": ("inv", "timed_out"),
+    "Invocation → killed (fault)": ("inv", "killed"),
+    "Attempt interrupted": ("attempt", "interrupted"),
+    "Attempt cut short (its invocation ended)": ("attempt", "cut_short"),
+    "Attempt never finished (execution ended)": ("attempt", "unfinished"),
+    "Step body cut short (no result)": ("body", "cut"),
+}
+
+
+def _every_bad_ending() -> dict[str, Any]:
+    """One execution with each way a run can end badly: the shades that used to be all orange."""
+    cut = {"invocation_seq": 2, "started_at": at(5), "ended_at": at(6), "outcome": "cut_short"}
+    steps = [
+        operation("s1", "cut", attempts=[{**attempt(1, 2, 5, 6, "succeeded"), "segments": [cut]}]),
+        operation("s2", "interrupted", attempts=[attempt(1, 3, 7, 7.5, "interrupted")]),
+        operation("s3", "open", attempts=[attempt(1, 4, 16, None, "running")]),
+        operation(
+            "s4",
+            "cut-body",
+            body_runs=[{"invocation_seq": 2, "attempt": 1, "started_at": at(5), "ended_at": None, "outcome": "killed"}],
+        ),
+    ]
+    invocations = [
+        invocation(1, 0, 3, "failed"),
+        invocation(2, 4, 6, "killed"),
+        invocation(3, 6.5, 8, "timed_out"),
+        invocation(4, 15, 20, "succeeded"),
+    ]
+    return timeline(invocations=invocations, operations=steps, effects=[], faults=[])
+
+
+def test_each_bad_ending_has_its_own_colour_and_a_pattern() -> None:
+    traces = traces_by_name(charts.timeline_figure(_every_bad_ending(), now=at(30)))
+    assert set(BAD_ENDINGS) <= set(traces)
+    colours = {name: traces[name]["marker"]["color"] for name in BAD_ENDINGS}
+    assert len(set(colours.values())) == len(BAD_ENDINGS), colours
+    assert charts.GREEN not in colours.values() and charts.BLUE not in colours.values()
+    patterned = [n for n in BAD_ENDINGS if not n.startswith("Step body")]  # body runs are too thin to hatch
+    assert all(traces[name]["marker"]["pattern"]["shape"] for name in patterned)
+
+
+def test_legend_labels_are_plain_words() -> None:
+    figure = charts.timeline_figure(_every_bad_ending(), now=at(30))
+    for trace in figure["data"]:
+        if trace["showlegend"]:
+            assert "<" not in trace["name"] and "_" not in trace["name"], trace["name"]
+
+
+def test_a_5_ms_invocation_in_a_60_s_window_is_wide_enough_to_see_and_hover_says_5_ms() -> None:
+    data = timeline(
+        invocations=[invocation(1, 0, 0.005, "suspended"), invocation(2, 60, 60.2, "succeeded")],
+        operations=[operation("s", "quick", attempts=[attempt(1, 1, 0, 0.005, "succeeded")])],
+        effects=[],
+        faults=[],
+    )
+    data["execution"]["ended_at"] = at(60.2)
+    traces = traces_by_name(charts.timeline_figure(data, now=at(70)))
+    minimum = 60_200 * charts.MIN_BAR_SHARE
+    quick_invocation = traces["Invocation → suspended"]
+    assert quick_invocation["x"] == [pytest.approx(minimum)] and minimum > 300
+    assert "5 ms" in quick_invocation["hovertext"][0]
+    quick_attempt = traces["Attempt succeeded"]
+    assert quick_attempt["x"] == [pytest.approx(minimum)] and "5 ms" in quick_attempt["hovertext"][0]
+
+
+def test_labels_that_do_not_fit_are_hidden_not_spilled() -> None:
+    figure = charts.timeline_figure(timeline(), now=at(30))
+    assert figure["layout"]["uniformtext"] == {"mode": "hide", "minsize": 9}
+    assert {t["textposition"] for t in figure["data"] if t["type"] == "bar"} == {"inside"}
+
+
+def test_idle_breaks_have_a_dashed_marker_and_say_how_long() -> None:
+    layout = charts.timeline_figure(timeline(), now=at(30))["layout"]
+    (line,) = [s for s in layout["shapes"] if s.get("name") == charts.IDLE_BREAK]
+    (note,) = [a for a in layout["annotations"] if a.get("name") == charts.IDLE_BREAK]
+    cut = charts.idle_rangebreaks(timeline(), now=at(30))[0]["values"][0]
+    assert line["x0"] == line["x1"] == note["x"] == cut and line["line"]["dash"] == "dash"
+    assert note["text"] == "⋯ 9.00 s idle ⋯"  # 6 s → 15 s with no invocation
+    assert line["visible"] is False and note["visible"] is False  # until "Compress idle time" is on
+
+
+def test_the_full_row_name_is_in_the_rows_tooltip_and_every_marks_hover() -> None:
+    long_name = "validate-the-customer-address-against-the-postal-registry"
+    data = timeline(
+        operations=[operation("s", long_name, attempts=[attempt(1, 1, 1, 1.2, "failed")])], effects=[], faults=[]
+    )
+    figure = charts.timeline_figure(data, now=at(30))
+    assert figure["layout"]["yaxis"]["ticktext"][1].endswith("…")  # the label is cut …
+    assert figure["layout"]["meta"]["row_names"] == {"r0": f"{long_name} · step"}  # … its tooltip is not
+    assert long_name in traces_by_name(figure)["Attempt failed"]["hovertext"][0]
+
+
+def test_sdk_errors_are_said_in_plain_words_with_the_name_kept() -> None:
+    error = {
+        "ErrorType": "aws_durable_execution_sdk_python.exceptions.StepInterruptedError",
+        "ErrorMessage": "step 2 was interrupted",
+    }
+    said = charts.plain_error(error)
+    assert said.startswith("the step was interrupted") and "(StepInterruptedError)" in said
+    assert "aws_durable_execution_sdk_python" not in said
+    assert charts.plain_error({"ErrorType": "Runtime.HandlerNotFound", "ErrorMessage": ""}).endswith(
+        "(Runtime.HandlerNotFound)"
+    )
+    assert charts.plain_error({"ErrorType": "Boom", "ErrorMessage": "<b>bad</b>"}) == "Boom: &lt;b&gt;bad&lt;/b&gt;"
