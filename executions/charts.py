@@ -754,8 +754,9 @@ def _full_row_name(op: dict[str, Any]) -> str:
 
 
 def _row_names(shown: list[dict[str, Any]], rows: dict[str, str]) -> dict[str, str]:
-    """Row key → the untruncated label, as plain text: timeline.js puts it in the tick's tooltip."""
-    return {rows[op["op_id"]]: _full_row_name(op) for op in shown}
+    """Row key → the untruncated label, HTML-escaped like every user text in the figure:
+    timeline.js decodes it into the tick's tooltip as text."""
+    return {rows[op["op_id"]]: _esc(_full_row_name(op)) for op in shown}
 
 
 def _row_label(op: dict[str, Any]) -> str:

@@ -196,9 +196,20 @@ def _meets_floor(row: report.Row) -> bool:
 
 
 @pytest.mark.parametrize("key", ["B4_replay_10k", "B4_t10k_over_t1k", "B4b_t4n_over_tn"])
-def test_replay_floor_ratios(replay_rows: dict[str, report.Row], key: str) -> None:
-    row = replay_rows[key]
-    assert _meets_floor(row), f"{key} floor: {row.value:.2f} ({row.label}; the floor is {row.floor}), {row.spread}"
+def test_replay_floor_ratios(ctx: BenchContext, replay_rows: dict[str, report.Row], key: str) -> None:
+    # As the stack gate does: a miss is measured once more, and only a miss in both runs fails,
+    # so a noisy moment of a shared 2-core box does not, and a real regression still does.
+    first = replay_rows[key]
+    row = first if _meets_floor(first) else _measured_again(ctx, key)
+    assert _meets_floor(row), (
+        f"{key} floor: {first.value:.2f}, then {row.value:.2f} ({row.label}; the floor is {row.floor}), {row.spread}"
+    )
+
+
+def _measured_again(ctx: BenchContext, key: str) -> report.Row:
+    ctx.database.truncate_engine_tables()
+    (inprocess.b4b if key.startswith("B4b") else inprocess.b4)(ctx)
+    return {row.key: row for row in report.rows_for(ctx.results)}[key]
 
 
 @pytest.mark.xfail(

@@ -54,7 +54,8 @@
       var label = tick.querySelector("text");
       if (!label || !names[key]) return;
       var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
-      title.textContent = names[key];
+      // Escaped by the server like all user text in the figure; parsed inertly, set as text.
+      title.textContent = new DOMParser().parseFromString(names[key], "text/html").documentElement.textContent;
       label.style.pointerEvents = "all";
     });
   }

@@ -70,6 +70,7 @@ REQUIRED: dict[str, list[str]] = {
     "send-durable-execution-callback-success": ["--callback-id", "Tm9wZQ=="],
     "send-durable-execution-callback-failure": ["--callback-id", "Tm9wZQ=="],
     "send-durable-execution-callback-heartbeat": ["--callback-id", "Tm9wZQ=="],
+    "release-quarantine": ["--durable-execution-arn", MISSING_ARN],
 }
 
 
