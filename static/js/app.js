@@ -9,10 +9,18 @@
   });
 
   // A form that was just sent is no longer being edited: let its section refresh again.
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.target.tagName !== "FORM") return;
-    var section = event.target.parentElement && event.target.parentElement.closest("[hx-trigger]");
+  function clearDirty(element) {
+    var section = element && element.closest("[hx-trigger]");
     if (section) delete section.dataset.dirty;
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.target.tagName === "FORM") clearDirty(event.target.parentElement);
+  });
+  // A form sent by one of its buttons (a callback card's Approve / Reject) comes back as the
+  // swapped-in answer: clear its section while the old card is still in the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.parentElement && target.querySelector("form")) clearDirty(target.parentElement);
   });
 
   // Used in hx-trigger filters: refresh a section only while nobody is editing inside it.
