@@ -18,7 +18,7 @@ TIME_SCALES = [
     ("0.25", "\N{MULTIPLICATION SIGN}0.25 — 4\N{MULTIPLICATION SIGN} faster"),
     ("0.1", "\N{MULTIPLICATION SIGN}0.1 — 10\N{MULTIPLICATION SIGN} faster"),
     ("0.01", "\N{MULTIPLICATION SIGN}0.01 — 100\N{MULTIPLICATION SIGN} faster (a minute in 0.6 s)"),
-    ("0.005", "\N{MULTIPLICATION SIGN}0.005 — a day in 7.2 min (time for a person to answer)"),
+    ("0.005", "\N{MULTIPLICATION SIGN}0.005 — a day in 7.2 min"),
     ("0.001", "\N{MULTIPLICATION SIGN}0.001 — a day in 86 s"),
     ("0.0001", "\N{MULTIPLICATION SIGN}0.0001 — a day in 8.6 s"),
 ]
