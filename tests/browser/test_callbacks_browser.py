@@ -16,6 +16,16 @@ from tests.conftest import wait_until
 
 pytestmark = pytest.mark.browser
 
+PAGES = (
+    ("list", "/executions/"),
+    ("inbox", "/callbacks/"),
+    ("fraud", "/lab/demos/fraud/"),
+    ("lab", "/lab/"),
+    ("replay", "/lab/demos/replay-not-retry/"),
+    ("idempotency", "/lab/demos/idempotency/"),
+    ("express", "/lab/demos/express/"),
+    ("async", "/lab/demos/async-retries/"),
+)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
 
@@ -120,7 +130,7 @@ def test_phone_width_pages_fit_and_the_nav_shows_every_link(logged_in: Any) -> N
     page = logged_in
     for label, viewport in (("1440", DESKTOP), ("390", PHONE)):
         page.set_viewport_size(viewport)
-        for name, url in (("list", "/executions/"), ("inbox", "/callbacks/"), ("fraud", "/lab/demos/fraud/")):
+        for name, url in PAGES:
             page.goto(url)
             if label == "390":
                 fits(page)
