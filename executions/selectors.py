@@ -560,11 +560,12 @@ def _with_matter(callbacks: list[Operation]) -> list[Operation]:
     contexts: dict[tuple[int, str], Operation] = {}
     children: dict[tuple[int, str], list[Operation]] = {}
     for op in (
-        Operation.objects.filter(execution_id__in=executions, type="CONTEXT")
-        .only("execution_id", "op_id", "parent_id", "name", "sub_type", "status", "ordinal")
+        Operation.objects.filter(execution_id__in=executions, type__in=("CONTEXT", "CALLBACK"))
+        .only("execution_id", "op_id", "parent_id", "name", "type", "sub_type", "status", "ordinal")
         .order_by("ordinal")
     ):
-        contexts[(op.execution_id, op.op_id)] = op
+        if op.type == "CONTEXT":
+            contexts[(op.execution_id, op.op_id)] = op
         children.setdefault((op.execution_id, op.parent_id or ""), []).append(op)
     submitters = {
         (op.execution_id, op.parent_id or ""): op
@@ -620,11 +621,23 @@ def _branch_and_siblings(
     if branch is None or branch.sub_type != "ParallelBranch":
         return "", []
     others = [
-        Sibling(name=op.name or op.op_id, status=op.status)
+        Sibling(name=op.name or op.op_id, status=_answer_status(op, children))
         for op in children.get((cb.execution_id, branch.parent_id or ""), [])
-        if op.op_id != branch.op_id
+        if op.op_id != branch.op_id and op.type == "CONTEXT"
     ]
     return branch.name or "", others
+
+
+def _answer_status(branch: Operation, children: dict[tuple[int, str], list[Operation]]) -> str:
+    """A sibling branch's state as its callback has it (TIMED_OUT reads better than the branch's
+    FAILED); the branch's own status when it holds no callback."""
+    pending = [branch]
+    while pending:
+        op = pending.pop()
+        if op.type == "CALLBACK":
+            return op.status
+        pending.extend(children.get((op.execution_id, op.op_id), []))
+    return branch.status
 
 
 def decoded_input(text: str | None) -> list[tuple[str, str]]:

@@ -212,3 +212,15 @@ def test_decoded_input_reads_objects_as_pairs_and_anything_else_as_one_value() -
     assert selectors.decoded_input("[1, 2]") == [("input", "[1, 2]")]
     assert selectors.decoded_input("not json") == [("input", "not json")]
     assert selectors.decoded_input(None) == []
+
+
+def test_who_else_was_asked_reads_the_other_channels_callback_state(unique: str) -> None:
+    function = f"inbox-{unique}"
+    try:
+        seed_verifications(function, 1)
+        Operation.objects.filter(execution__function_name=function, op_id="c-sms").update(status="TIMED_OUT")
+        (email,) = selectors.pending_callback_list(function_name=function)
+        assert email.channel == "email" and email.message == "email sent"
+        assert [(s.name, s.status) for s in email.siblings] == [("sms", "TIMED_OUT")]
+    finally:
+        Execution.objects.filter(function_name=function).delete()
