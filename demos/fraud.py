@@ -54,11 +54,22 @@ def send_to_fraud(tx: dict[str, Any], reason: str) -> Any:
     return body
 
 
+def verification_text(tx: dict[str, Any], channel: str) -> str:
+    """The message the customer reads: what is being verified, in their words."""
+    medium = "Email" if channel == "email" else "SMS"
+    amount = tx.get("amount")
+    shown = f"{amount:,.2f}" if isinstance(amount, (int, float)) else str(amount)
+    return (
+        f"{medium} to the holder of card {tx.get('card', 'on file')}: did you just pay {shown} "
+        f"at {tx.get('merchant', 'a merchant')} (transaction {tx['id']})? Answer yes or no with the link."
+    )
+
+
 def verification_branch(tx: dict[str, Any], channel: str) -> ParallelBranch[Any]:
     def submit(callback_id: str, ctx: WaitForCallbackContext) -> None:
         # The link in the message carries the callback id; the customer's answer completes it.
         effects.record("notification", f"{channel}-tx-{tx['id']}")
-        ctx.logger.info("sent %s verification for tx %s, callback %s", channel, tx["id"], callback_id)
+        ctx.logger.info("%s (callback %s)", verification_text(tx, channel), callback_id)
 
     name = "SendVerificationEmail" if channel == "email" else "SendVerificationSMS"
     config = WaitForCallbackConfig(timeout=CALLBACK_TIMEOUT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -91,8 +92,19 @@ class ApproveForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "class": "mono"}),
     )
 
+    note = forms.CharField(label="Note (optional)", max_length=2048, required=False)
+
     def clean_result(self) -> str:
         return parse_json(self.cleaned_data.get("result") or "", field="Result", allow_empty=False) or "null"
+
+    def result_with_note(self) -> str:
+        """The JSON result sent, with the operator's note in it (``"note"`` of an object result)."""
+        result, note = self.cleaned_data["result"], self.cleaned_data.get("note", "").strip()
+        if not note:
+            return result
+        value = json.loads(result)
+        answer = {**value, "note": note} if isinstance(value, dict) else {"result": value, "note": note}
+        return json.dumps(answer, ensure_ascii=False)
 
 
 class RejectForm(forms.Form):
@@ -109,8 +121,12 @@ class RejectForm(forms.Form):
     def clean_error_data(self) -> str | None:
         return parse_json(self.cleaned_data.get("error_data") or "", field="Error data")
 
+    note = forms.CharField(label="Note (optional)", max_length=2048, required=False)
+
     def error_object(self) -> dict[str, str]:
-        error = {"ErrorType": self.cleaned_data["error_type"], "ErrorMessage": self.cleaned_data["error_message"]}
+        # The note, when given, is the message: it is what the workflow and the audit read.
+        message = self.cleaned_data.get("note", "").strip() or self.cleaned_data["error_message"]
+        error = {"ErrorType": self.cleaned_data["error_type"], "ErrorMessage": message}
         if self.cleaned_data.get("error_data"):
             error["ErrorData"] = self.cleaned_data["error_data"]
         return error

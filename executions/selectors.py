@@ -494,18 +494,25 @@ def _with_deadlines(callbacks: QuerySet[Operation]) -> QuerySet[Operation]:
     )
 
 
-def pending_callback_list(*, execution: Execution | None = None, limit: int = 500) -> list[Operation]:
-    """Pending callbacks (across executions, or of one), oldest first, with their deadlines (one query)."""
+def pending_callback_list(
+    *, execution: Execution | None = None, function_name: str = "", limit: int = 500
+) -> list[Operation]:
+    """Pending callbacks (across executions, of one, or of one function), oldest first, each with
+    what an operator needs to answer it (see ``_with_matter``): four queries however many wait."""
     callbacks = _open_callbacks()
     if execution is not None:
         callbacks = callbacks.filter(execution_id=execution.id)
-    return list(
+    if function_name:
+        callbacks = callbacks.filter(execution__function_name=function_name)
+    rows = list(
         _with_deadlines(callbacks)
         .select_related("execution")
         .only(
             "id",
             "op_id",
+            "parent_id",
             "name",
+            "status",
             "started_at",
             "callback_id",
             "execution__id",
@@ -513,9 +520,12 @@ def pending_callback_list(*, execution: Execution | None = None, limit: int = 50
             "execution__name",
             "execution__function_name",
             "execution__status",
+            "execution__input",
+            "execution__time_scale",
         )
         .order_by("started_at", "id")[:limit]
     )
+    return _with_matter(rows)
 
 
 def pending_callback_count() -> int:
@@ -530,9 +540,128 @@ def _open_callbacks() -> QuerySet[Operation]:
 
 def pending_callback_get(*, pk: int) -> Operation:
     try:
-        return _with_deadlines(Operation.objects.select_related("execution")).get(pk=pk, type="CALLBACK")
+        callback = _with_deadlines(Operation.objects.select_related("execution")).get(pk=pk, type="CALLBACK")
     except Operation.DoesNotExist as exc:
         raise Http404("No such callback.") from exc
+    return _with_matter([callback])[0]
+
+
+@dataclass(frozen=True)
+class Sibling:
+    """Another branch of the same ``parallel``: who else was asked, and where that stands."""
+
+    name: str
+    status: str
+
+
+def _with_matter(callbacks: list[Operation]) -> list[Operation]:
+    """Set on each callback what is being approved: ``input_items`` (the execution's decoded input),
+    ``message`` (what the submitter step sent: its result, else its log lines), ``siblings`` and
+    ``channel`` (the other branches of its parallel, and its own branch's name).
+
+    ``wait_for_callback`` nests CALLBACK and its submitter STEP in a WaitForCallback context; inside
+    a ``parallel`` that context sits in a ParallelBranch context under the Parallel context. Three
+    queries fetch the contexts, submitter steps and their log lines, whatever the number of callbacks.
+    """
+    if not callbacks:
+        return callbacks
+    executions = {cb.execution_id for cb in callbacks}
+    parents = {cb.parent_id for cb in callbacks if cb.parent_id}
+    # Contexts without their ``doc``: a context's checkpointed result can be large.
+    contexts: dict[tuple[int, str], Operation] = {}
+    children: dict[tuple[int, str], list[Operation]] = {}
+    for op in (
+        Operation.objects.filter(execution_id__in=executions, type__in=("CONTEXT", "CALLBACK"))
+        .only("execution_id", "op_id", "parent_id", "name", "type", "sub_type", "status", "ordinal")
+        .order_by("ordinal")
+    ):
+        if op.type == "CONTEXT":
+            contexts[(op.execution_id, op.op_id)] = op
+        children.setdefault((op.execution_id, op.parent_id or ""), []).append(op)
+    submitters = {
+        (op.execution_id, op.parent_id or ""): op
+        for op in Operation.objects.filter(execution_id__in=executions, type="STEP", parent_id__in=parents).only(
+            "execution_id", "op_id", "parent_id", "doc"
+        )
+    }
+    logs = _submitter_logs(submitters.values())
+    for cb in callbacks:
+        submitter = submitters.get((cb.execution_id, cb.parent_id or ""))
+        cb.input_items = decoded_input(cb.execution.input)  # type: ignore[attr-defined]
+        cb.message = _submitter_message(submitter, logs, arn=cb.execution.arn)  # type: ignore[attr-defined]
+        branch, others = _branch_and_siblings(cb, contexts, children)
+        cb.channel = branch  # type: ignore[attr-defined]
+        cb.siblings = others  # type: ignore[attr-defined]
+    return callbacks
+
+
+def _submitter_logs(submitters: Any) -> dict[tuple[int, str], list[str]]:
+    log_line = _engine_model("LogLine")
+    steps = list(submitters)
+    if log_line is None or not steps:
+        return {}
+    rows = log_line.objects.filter(
+        execution_id__in={s.execution_id for s in steps}, op_id__in={s.op_id for s in steps}
+    ).order_by("at", "id")
+    lines: dict[tuple[int, str], list[str]] = {}
+    for execution_id, op_id, message in rows.values_list("execution_id", "op_id", "message")[:LOG_LIMIT]:
+        lines.setdefault((execution_id, op_id), []).append(message)
+    return lines
+
+
+def _submitter_message(submitter: Operation | None, logs: dict[tuple[int, str], list[str]], *, arn: str) -> str:
+    """What the submitter sent, as text: its step result when it returned one, else what it logged."""
+    if submitter is None:
+        return ""
+    result = ((submitter.doc or {}).get("StepDetails") or {}).get("Result")
+    decoded = sdk_decoded(result, op_id=submitter.op_id, arn=arn) if result else None
+    if decoded and decoded != "null":
+        value = json.loads(decoded) if decoded.startswith('"') else None
+        return value if isinstance(value, str) else decoded
+    # A submitter run more than once (a retry, a replayed crash) logs the same text each time.
+    return "\n".join(dict.fromkeys(logs.get((submitter.execution_id, submitter.op_id), [])))
+
+
+def _branch_and_siblings(
+    cb: Operation,
+    contexts: dict[tuple[int, str], Operation],
+    children: dict[tuple[int, str], list[Operation]],
+) -> tuple[str, list[Sibling]]:
+    waiter = contexts.get((cb.execution_id, cb.parent_id or ""))
+    branch = contexts.get((cb.execution_id, waiter.parent_id or "")) if waiter else None
+    if branch is None or branch.sub_type != "ParallelBranch":
+        return "", []
+    others = [
+        Sibling(name=op.name or op.op_id, status=_answer_status(op, children))
+        for op in children.get((cb.execution_id, branch.parent_id or ""), [])
+        if op.op_id != branch.op_id and op.type == "CONTEXT"
+    ]
+    return branch.name or "", others
+
+
+def _answer_status(branch: Operation, children: dict[tuple[int, str], list[Operation]]) -> str:
+    """A sibling branch's state as its callback has it (TIMED_OUT reads better than the branch's
+    FAILED); the branch's own status when it holds no callback."""
+    pending = [branch]
+    while pending:
+        op = pending.pop()
+        if op.type == "CALLBACK":
+            return op.status
+        pending.extend(children.get((op.execution_id, op.op_id), []))
+    return branch.status
+
+
+def decoded_input(text: str | None) -> list[tuple[str, str]]:
+    """An execution's input as (key, value) pairs for a small list; a non-object is one pair."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [("input", text)]
+    if not isinstance(value, dict):
+        return [("input", json.dumps(value, ensure_ascii=False))]
+    return [(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in value.items()]
 
 
 # --- functions ------------------------------------------------------------------------------

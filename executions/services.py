@@ -41,7 +41,12 @@ def _audited(user: Any, action: str, target: str, execution_pk: int | None, deta
     try:
         result = call()
     except (ServiceError, FaultsUnavailableError) as exc:
-        audit(user=user, action=action, target=target, execution_pk=execution_pk, ok=False, error=str(exc), **detail)
+        # The refusal is the entry's "error", as for every refusal; a rejection's own error object
+        # (its "error" too) is kept as "sent". Both under one key was a TypeError: a late reject 500ed.
+        refused = {**detail, "error": str(exc)}
+        if "error" in detail:
+            refused["sent"] = detail["error"]
+        audit(user=user, action=action, target=target, execution_pk=execution_pk, ok=False, **refused)
         raise
     audit(user=user, action=action, target=target, execution_pk=execution_pk, **detail)
     return result

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from engine import validation
-from engine.contrib.django.models import Execution
+from engine.contrib.django.models import Execution, Operation
 from engine.errors import ServiceError
 from executions import charts, forms, selectors, services
+from executions.templatetags.dashboard import utc
 
 View = Callable[..., HttpResponse]
 
@@ -400,12 +401,13 @@ def callback_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
     operation = selectors.pending_callback_get(pk=pk)
     approve, reject = forms.ApproveForm(), forms.RejectForm()
     outcome, error = "", ""
+    answered_at = timezone.now()
     if action == "approve":
         approve = forms.ApproveForm(request.POST)
         if approve.is_valid():
             outcome, error = _send(
                 lambda: services.callback_succeed(
-                    user=request.user, operation=operation, result=approve.cleaned_data["result"]
+                    user=request.user, operation=operation, result=approve.result_with_note()
                 ),
                 "Approved",
             )
@@ -420,22 +422,50 @@ def callback_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespo
         outcome, error = _send(
             lambda: services.callback_heartbeat(user=request.user, operation=operation), "Heartbeat sent"
         )
+    late = ""
+    if error:
+        operation = selectors.pending_callback_get(pk=pk)  # what the engine found: timed out, answered, ended
+        late = _too_late_text(operation, answered_at)
     if not request.htmx:
-        _flash(request, outcome, error or _form_errors(approve, reject))
+        _flash(request, outcome, late or error or _form_errors(approve, reject))
         return redirect(_safe_next(request))
     context = {
         "cb": operation,
         "approve_form": approve,
         "reject_form": reject,
         "outcome": outcome,
-        "action_error": error,
+        "action_error": "" if late else error,
+        "too_late": late,
         "can_operate": True,
-        # The inbox names each callback's execution; the execution page's inline card does not.
-        "show_execution": urlparse(request.htmx.current_url or "").path.startswith("/callbacks"),
+        # The inbox and the fraud demo name each callback's execution; the execution page does not.
+        "show_execution": not urlparse(request.htmx.current_url or "").path.startswith("/executions/"),
         "done": outcome and action != "heartbeat",
         "now": timezone.now(),
     }
-    return render(request, "executions/callbacks.html#callback", context)
+    return render(request, "executions/callbacks.html#answered", context)
+
+
+def _too_late_text(operation: Operation, answered_at: datetime) -> str:
+    """Why an answer came too late, in words, or "" when the refusal was something else."""
+    execution = operation.execution
+    if operation.status == "TIMED_OUT":
+        timed_out = operation.ended_at or getattr(operation, "deadline", None)
+        if timed_out is None:
+            return "Too late: this callback timed out; the execution took its timeout path."
+        before = max(0, int((answered_at - timed_out).total_seconds()))
+        return (
+            f"Too late: this callback timed out at {utc(timed_out)} UTC ({before} s before you answered); "
+            "the execution took its timeout path."
+        )
+    if operation.status != "STARTED":
+        return f"Too late: this callback was already answered ({operation.status}); nothing was sent."
+    if execution.status != "RUNNING":
+        ended = f" at {utc(execution.ended_at)} UTC" if execution.ended_at else ""
+        return (
+            f"Too late: the execution already ended ({execution.status}{ended}), before you answered: "
+            "another answer or a timeout came first. Nothing was sent."
+        )
+    return ""
 
 
 def _send(call: Callable[[], None], done: str) -> tuple[str, str]:

@@ -37,7 +37,8 @@ DEMOS = (
         "Idempotency keys on the charge, execution names from the transaction id.",
         ("fraud-detection",),
         kind="fraud",
-        default_scale="0.0001",
+        # A one-day callback timeout leaves about 7 minutes: time for a person to read and answer.
+        default_scale="0.005",
     ),
     Demo(
         "idempotency",

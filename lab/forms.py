@@ -18,6 +18,7 @@ TIME_SCALES = [
     ("0.25", "\N{MULTIPLICATION SIGN}0.25 — 4\N{MULTIPLICATION SIGN} faster"),
     ("0.1", "\N{MULTIPLICATION SIGN}0.1 — 10\N{MULTIPLICATION SIGN} faster"),
     ("0.01", "\N{MULTIPLICATION SIGN}0.01 — 100\N{MULTIPLICATION SIGN} faster (a minute in 0.6 s)"),
+    ("0.005", "\N{MULTIPLICATION SIGN}0.005 — a day in 7.2 min"),
     ("0.001", "\N{MULTIPLICATION SIGN}0.001 — a day in 86 s"),
     ("0.0001", "\N{MULTIPLICATION SIGN}0.0001 — a day in 8.6 s"),
 ]
@@ -134,7 +135,7 @@ class FraudForm(forms.Form):
         help_text="Below 1000: low risk. 1000 to 9999: medium (customer verification). 10000 and up: high.",
     )
 
-    def __init__(self, *args: Any, initial_scale: str = "0.0001", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, initial_scale: str = "0.005", **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("transaction_id", uuid.uuid4().hex[:6])
         super().__init__(*args, **kwargs)
         self.fields["time_scale"] = time_scale_field(initial_scale)

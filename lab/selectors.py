@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from engine import timeline
-from engine.contrib.django.models import AsyncInvocation, Execution, Operation, Timer
+from engine.contrib.django.models import AsyncInvocation, Execution
 from engine.errors import ResourceNotFoundException
 from lab import retry_plan
 from lab.models import Comparison, Variant
@@ -198,37 +198,6 @@ def async_get(*, pk: int) -> AsyncInvocation:
 
 def execution_pk(*, arn: str) -> int | None:
     return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
-
-
-def pending_fraud_callbacks(*, function_name: str = "fraud-detection") -> list[dict[str, Any]]:
-    """Pending verification callbacks of the fraud demo, each with its channel and timeout deadline."""
-    callbacks = list(
-        # A parallel that completed on its first answer leaves the other channel's callback STARTED;
-        # once the execution has ended nobody is waiting for it any more.
-        Operation.objects.filter(
-            type="CALLBACK", status="STARTED", execution__function_name=function_name, execution__status="RUNNING"
-        )
-        .select_related("execution")
-        .order_by("started_at", "id")[:100]
-    )
-    executions = {c.execution_id for c in callbacks}
-    parents = dict(
-        Operation.objects.filter(
-            execution_id__in=executions, op_id__in={c.parent_id for c in callbacks if c.parent_id}
-        ).values_list("op_id", "name")
-    )
-    deadlines = {
-        (t.execution_id, t.op_id): t.due_at
-        for t in Timer.objects.filter(execution_id__in=executions, kind="callback_timeout")
-    }
-    return [
-        {
-            "op": c,
-            "channel": parents.get(c.parent_id or "") or c.name or "callback",
-            "deadline": deadlines.get((c.execution_id, c.op_id)),
-        }
-        for c in callbacks
-    ]
 
 
 def fraud_transactions(*, function_name: str = "fraud-detection", limit: int = 15) -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ from django_htmx.middleware import HtmxDetails
 
 from engine import validation
 from engine.errors import ResourceNotFoundException, ServiceError
+from executions import selectors as execution_selectors
+from executions.forms import ApproveForm, RejectForm
 from executions.services import can_operate
 from executions.views import safe_next
 from lab import charts, demos, diff, forms, scenarios, selectors, services
@@ -214,7 +216,9 @@ def _fraud_context() -> dict[str, Any]:
     return {
         "transactions": transactions,
         "running": any(t["execution"].status == "RUNNING" for t in transactions),
-        "pending_callbacks": selectors.pending_fraud_callbacks(function_name=services.FRAUD_FUNCTION),
+        "pending_callbacks": execution_selectors.pending_callback_list(function_name=services.FRAUD_FUNCTION),
+        "approve_form": ApproveForm(),
+        "reject_form": RejectForm(),
     }
 
 

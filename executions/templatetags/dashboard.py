@@ -52,6 +52,36 @@ def since(value: datetime | None) -> str:
 
 
 @register.filter
+def countdown(deadline: datetime | None) -> str:
+    """Time left until ``deadline``, counted down each second by static/js/app.js from the seconds
+    left at render time (a phone's clock may be off; the server's is the one the timers use)."""
+    if deadline is None:
+        return "—"
+    left = (deadline - timezone.now()).total_seconds()
+    return format_html(
+        '<time class="countdown" datetime="{}" data-countdown="{}" title="Times out at {} UTC">{}</time>',
+        deadline.isoformat(),
+        f"{left:.1f}",
+        utc(deadline),
+        countdown_text(left),
+    )
+
+
+def countdown_text(left: float) -> str:
+    """The words app.js writes too: "7 min 12 s left", "42 s left", "timed out"."""
+    if left <= 0:
+        return "timed out"
+    seconds = int(left)
+    if seconds < 60:
+        return f"{seconds} s left"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s left"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    return f"{seconds / 86400:.1f} d left"
+
+
+@register.filter
 def pretty_json(value: Any) -> str:
     """Indent JSON text (or any JSON-able value); leave anything else as it is."""
     if value is None:

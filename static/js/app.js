@@ -9,10 +9,18 @@
   });
 
   // A form that was just sent is no longer being edited: let its section refresh again.
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.target.tagName !== "FORM") return;
-    var section = event.target.parentElement && event.target.parentElement.closest("[hx-trigger]");
+  function clearDirty(element) {
+    var section = element && element.closest("[hx-trigger]");
     if (section) delete section.dataset.dirty;
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.target.tagName === "FORM") clearDirty(event.target.parentElement);
+  });
+  // A form sent by one of its buttons (a callback card's Approve / Reject) comes back as the
+  // swapped-in answer: clear its section while the old card is still in the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.parentElement && target.querySelector("form")) clearDirty(target.parentElement);
   });
 
   // Used in hx-trigger filters: refresh a section only while nobody is editing inside it.
@@ -50,6 +58,31 @@
     });
   }
   window.setInterval(refreshRelativeTimes, 1000);
+
+  // Callback countdowns: the server renders the seconds left (its clock runs the timers); each
+  // element counts down from the moment it appeared, so a phone's wrong clock does not matter.
+  function countdownText(left) {
+    if (left <= 0) return "timed out";
+    var seconds = Math.floor(left);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (seconds < 60) return seconds + " s left";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + pad(seconds % 60) + " s left";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + pad(Math.floor((seconds % 3600) / 60)) + " min left";
+    return (seconds / 86400).toFixed(1) + " d left";
+  }
+  function refreshCountdowns() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-countdown]").forEach(function (element) {
+      if (!element.durableShownAt) element.durableShownAt = now;
+      var left = parseFloat(element.dataset.countdown) - (now - element.durableShownAt) / 1000;
+      if (isNaN(left)) return;
+      element.textContent = countdownText(left);
+      element.classList.toggle("urgent", left > 0 && left < 60);
+      element.classList.toggle("expired", left <= 0);
+    });
+  }
+  refreshCountdowns();
+  window.setInterval(refreshCountdowns, 1000);
 
   // The Start page: choosing a demo function fills in its example input, unless the person
   // already typed their own (anything other than an empty object or the previous example).

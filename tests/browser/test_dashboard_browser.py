@@ -84,6 +84,7 @@ def test_approve_a_callback_from_the_inbox(logged_in: Any) -> None:
     card = page.locator(f".callback:has(a[href='/executions/{pk}/'])")
     card.wait_for(timeout=60_000)  # the inbox polls; the callback arrives after the first invocation
     shot(page, "06-callbacks-inbox")
+    card.locator("details.cb-raw summary").click()  # the raw JSON is one click away
     card.locator("textarea[name=result]").fill("{not json")
     card.locator("button:has-text('Approve')").click()
     page.wait_for_selector(f"#{card.get_attribute('id')} .field-error")

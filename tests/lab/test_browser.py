@@ -92,9 +92,10 @@ def test_fraud_demo_medium_risk_is_approved_from_the_callbacks_inbox(page: Any) 
     page.click("text=6500 (medium)")
     page.select_option("#id_time_scale", "0.001")  # one day of callback timeout in 86 s
     page.click("#submit-tx")
-    # The live section refreshes until both verification callbacks are waiting.
+    # The live section refreshes until both verification callbacks are waiting, each as a card.
     page.wait_for_function(
-        f"[...document.querySelectorAll('#live tbody tr')].filter(r => r.innerText.includes('tx-{tx}')).length >= 3",
+        f"[...document.querySelectorAll('#fraud-callbacks .callback')].filter(c => c.innerText.includes('tx-{tx}'))"
+        ".length == 2",
         timeout=30_000,
     )
     shot(page, "lab-fraud-waiting")
