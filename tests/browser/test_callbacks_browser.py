@@ -86,7 +86,9 @@ def test_the_inbox_card_shows_the_amount_the_message_and_a_countdown_that_runs(l
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)
     fits(page)
-    approve = card.locator("button:has-text('Approve')").bounding_box()
+    button = card.locator("button:has-text('Approve')")
+    button.wait_for(state="visible")  # the inbox may be refreshing its cards right now
+    approve = button.bounding_box()
     assert approve["height"] >= 40 and approve["width"] >= 100  # big enough to tap
     shot(page, "cb-inbox-busy-390")
 
