@@ -163,7 +163,7 @@ STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
 # WhiteNoise serves straight from the static folders: no collectstatic step before `make run`,
 # so names carry no content hash. Vendored files carry their version in their name instead
-# (vendor/plotly-basic-4.1.1.min.js): cached for good ("immutable"), a new version is a new URL.
+# (vendor/plotly-4.1.1.min.js): cached for good ("immutable"), a new version is a new URL.
 # The project's own CSS/JS keep a short max-age; after it, the ETag makes the check a 304.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_IMMUTABLE_FILE_TEST = r"/vendor/[^/]+-\d+\.\d+\.\d+(\.min)?\.js$"

@@ -29,7 +29,11 @@
     });
     if (el.querySelector("p.muted")) el.innerHTML = "";
     fitLegend(el, last.figure.data, layout);
-    window.Plotly.react(el, last.figure.data, layout, config).then(nameRows);
+    // A redraw Plotly abandons (a newer one overtook it: a resize during a poll) is not an
+    // error of the page: the newer redraw draws the same figure.
+    window.Plotly.react(el, last.figure.data, layout, config).then(nameRows, function (reason) {
+      console.warn("timeline redraw abandoned:", reason);
+    });
   }
 
   // A horizontal legend wraps into more lines the narrower the page (one entry a line on a

@@ -16,7 +16,10 @@
       var card = target.closest(".card.hidden");
       if (card) card.classList.remove("hidden");
       fitLegend(target, figure.data, figure.layout);
-      window.Plotly.react(target, figure.data, figure.layout, config).then(function () { nameRows(target, figure.layout); });
+      window.Plotly.react(target, figure.data, figure.layout, config).then(
+        function () { nameRows(target, figure.layout); },
+        function (reason) { console.warn("chart redraw abandoned:", reason); }  // a newer redraw overtook it
+      );
     });
   }
 
