@@ -4,7 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run status test install install-dev browser migrate worker scheduler web bench bench-quick lint fmt clean
+# AWS's conformance requirements: the wheel pinned (version and sha256) in conformance/pinned-wheel.txt,
+# kept under .data/ and read by the tests as it is. It declares Python >= 3.14 for its own runner,
+# which we never import, hence --python-version; --require-hashes refuses any other file.
+CONFORMANCE_PIN := conformance/pinned-wheel.txt
+CONFORMANCE_WHEEL := .data/conformance/aws_durable_execution_conformance_tests-1.0.0-py3-none-any.whl
+
+.PHONY: run status test install install-dev conformance-wheel browser migrate worker scheduler web bench bench-quick lint fmt clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +23,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.runtime
-install-dev: $(VENV)/.dev
+install-dev: $(VENV)/.dev $(CONFORMANCE_WHEEL)
+
+## conformance-wheel: download the pinned conformance requirements the tests read
+conformance-wheel: $(CONFORMANCE_WHEEL)
+
+$(CONFORMANCE_WHEEL): $(CONFORMANCE_PIN) | $(VENV)/.runtime
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --python-version 3.14 \
+	  --only-binary=:all: --require-hashes -r $(CONFORMANCE_PIN) -d $(@D)
+	touch $@
 
 # Real browser tests use Debian's Chromium (never a downloaded browser build).
 browser:

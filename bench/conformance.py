@@ -1,8 +1,8 @@
 """B8c: wall time of the project's conformance run, on the engine and on AWS's local runner.
 
-Both sides run the same requirements (``shared/conformance/requirements``) with the same
-handlers (``tests.conformance.handlers``), inputs and callback actions, one after the other,
-through the conformance suite's own driver (``tests.conformance.runner.Run``: register, start,
+Both sides run the same requirements (AWS's pinned wheel, ``conformance.requirements``) with the
+same handlers (``conformance.handlers``), inputs and callback actions, one after the other,
+through the conformance suite's own driver (``conformance.runner.Run``: register, start,
 drive callbacks, check; polling every 10 ms here). Only the Lambda client differs: the engine's
 ``engine.client()`` with the bench's worker and scheduler behind it, or ``PeerLambda``, a
 boto3-shaped adapter over the peer's in-process ``DurableFunctionTestRunner``. Both sides use
@@ -16,13 +16,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-from tests.conformance.runner import Run, Spec, load_requirement, requirement_paths
+from conformance import SUITES, handler_module
+from conformance.requirements import RequirementFile, requirement_files
+from conformance.runner import Run, Spec
 
-SUITES = ("step", "wait", "child", "parallel", "callback", "wait_for_callback")
-HANDLERS = "tests.conformance.handlers"
 PEER_LOGGER = "aws_durable_execution_sdk_python_testing"
 
 # The handler ends its own process (``os._exit``) to show crash recovery; in-process, the peer
@@ -72,14 +71,12 @@ VARIANTS = {
 }
 
 
-def requirement_id(path: Path) -> str:
-    return path.stem
-
-
 def skip_reason(requirement: str, spec: Spec | None) -> str | None:
     """Why ``requirement`` is left out of B8c on both sides, or None if it runs on both."""
     if spec is None:
-        return "no handler in tests/conformance"
+        return "no handler in conformance/handlers"
+    if spec.engine_gap:
+        return f"a known engine gap (a strict xfail in the tests): {spec.engine_gap}"
     if requirement in CRASHES:
         return "the handler kills its own process (crash recovery); the peer runs in the bench's process"
     if spec.extra_functions:
@@ -93,22 +90,24 @@ def skip_reason(requirement: str, spec: Spec | None) -> str | None:
     return None
 
 
+Selected = list[tuple[RequirementFile, str, Spec]]
+
+
 def select(
-    paths: Iterable[Path], specs: Callable[[str], dict[str, Spec]]
-) -> tuple[list[tuple[Path, str, Spec]], dict[str, str]]:
-    """Split the requirement files into (path, handler module, spec) to run, and skipped id → reason."""
-    selected: list[tuple[Path, str, Spec]] = []
+    requirements: Iterable[RequirementFile], specs: Callable[[str], dict[str, Spec]]
+) -> tuple[Selected, dict[str, str]]:
+    """Split the requirements into (requirement, handler module, spec) to run, and skipped id → reason."""
+    selected: Selected = []
     skipped: dict[str, str] = {}
-    for path in paths:
-        suite = path.parent.name
-        module = f"{HANDLERS}.{suite}"
-        spec = specs(module).get(requirement_id(path)) if suite in SUITES else None
-        reason = skip_reason(requirement_id(path), spec)
+    for requirement in requirements:
+        module = handler_module(requirement.suite)
+        spec = specs(module).get(requirement.id) if requirement.suite in SUITES else None
+        reason = skip_reason(requirement.id, spec)
         if reason:
-            skipped[requirement_id(path)] = reason
+            skipped[requirement.id] = reason
         else:
             assert spec is not None
-            selected.append((path, module, spec))
+            selected.append((requirement, module, spec))
     return selected, skipped
 
 
@@ -116,16 +115,16 @@ def handler_specs(module: str) -> dict[str, Spec]:
     return dict(importlib.import_module(module).SPECS)
 
 
-def run_all(lam: Any, selected: list[tuple[Path, str, Spec]], make_run: Callable[..., Run]) -> dict[str, Any]:
+def run_all(lam: Any, selected: Selected, make_run: Callable[..., Run]) -> dict[str, Any]:
     """Run every selected requirement in order; return the total and per-requirement wall times."""
     per_requirement: dict[str, float] = {}
     failures: dict[str, str] = {}  # requirement → first line of the failed check
     start = time.perf_counter()
-    for path, module, spec in selected:
-        name = requirement_id(path)
+    for requirement, module, spec in selected:
+        name = requirement.id
         began = time.perf_counter()
         try:
-            run = make_run(lam, load_requirement(path), spec, module, name)
+            run = make_run(lam, requirement.load(), spec, module, name)
             run.register()
             run.start()
             run.check(run.drive())
@@ -152,15 +151,15 @@ def _outcome_ok(failure: str) -> bool:
     return failure == "AssertionError: " or failure.startswith(tuple(f"AssertionError: {p}" for p in _AFTER_OUTCOME))
 
 
-def plan() -> tuple[list[tuple[Path, str, Spec]], dict[str, Any]]:
-    paths = requirement_paths()
-    selected, skipped = select(paths, handler_specs)
+def plan() -> tuple[Selected, dict[str, Any]]:
+    requirements = requirement_files()
+    selected, skipped = select(requirements, handler_specs)
     method = {
-        "requirements_total": len(paths),
+        "requirements_total": len(requirements),
         "requirements_run": len(selected),
         "skipped": skipped,
         "clock": "real on both sides: peer skip_time=False, engine without TimeScale",
-        "driver": f"tests.conformance.runner.Run (register, start, drive with {BenchRun.poll * 1000:.0f} ms polls, check), sequential",
+        "driver": f"conformance.runner.Run (register, start, drive with {BenchRun.poll * 1000:.0f} ms polls, check), sequential",
         "subset": (
             "every requirement that runs unchanged on both sides, minus (budget) those sleeping >= 2 s "
             "and 6 callback variants of kept ones"

@@ -18,7 +18,7 @@ from aws_durable_execution_sdk_python.retries import (
 )
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 NO_RETRY = StepConfig(retry_strategy=RetryPresets.none())
 

@@ -11,7 +11,7 @@ from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create
 from aws_durable_execution_sdk_python.serdes import JsonSerDes
 from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 
 def register(callback_id: str, context: WaitForCallbackContext) -> None:

@@ -12,7 +12,7 @@ from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
 from aws_durable_execution_sdk_python.exceptions import CallbackError
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 
 @durable_step

@@ -10,7 +10,7 @@ from aws_durable_execution_sdk_python import BatchResult, DurableContext, Parall
 from aws_durable_execution_sdk_python.config import CompletionConfig, Duration, NestingType, ParallelConfig
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 Branch = Callable[[DurableContext], Any]
 # One branch at a time keeps the history's event order deterministic.

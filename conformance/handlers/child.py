@@ -19,7 +19,7 @@ from aws_durable_execution_sdk_python.config import ChildConfig, Duration, Jitte
 from aws_durable_execution_sdk_python.retries import RetryPresets, RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 REPLAY_LOGGER = logging.getLogger("conformance.replay")
 

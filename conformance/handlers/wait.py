@@ -7,7 +7,7 @@ from typing import Any
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration
 
-from tests.conformance.runner import Spec
+from conformance.runner import Spec
 
 
 @durable_execution
