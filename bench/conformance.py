@@ -144,7 +144,14 @@ def run_all(lam: Any, selected: Selected, make_run: Callable[..., Run]) -> dict[
 
 
 # Failures of the checks Run.check makes after the status and result matched.
-_AFTER_OUTCOME = ("log lines matching", "event ", "no event ", "EventIds are not contiguous")
+_AFTER_OUTCOME = (
+    "log records matching",
+    "after anchor",
+    "before anchor",
+    "event ",
+    "no event ",
+    "EventIds are not contiguous",
+)
 
 
 def _outcome_ok(failure: str) -> bool:

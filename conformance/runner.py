@@ -196,7 +196,6 @@ class Run:
             if execution["Status"] == "SUCCEEDED" and "Result" in expected_result:
                 want = substitute(expected_result["Result"], self.bindings)
                 assert json.loads(execution["Result"]) == want, f"result {execution['Result']!r} != {want!r}"
-        self._check_logs()
         by_id = {e["EventId"]: e for e in events}
         assert events and events[0]["EventType"] == "ExecutionStarted"
         assert [e["EventId"] for e in events] == list(range(1, len(events) + 1)), "EventIds are not contiguous"
@@ -208,29 +207,61 @@ class Run:
                 match(expected, actual, self.bindings, f"event {expected['EventId']}")
             except Mismatch as exc:
                 raise AssertionError(f"{exc}\nhistory: {_brief(events)}") from None
+        # After the history: log expectations may name ids the history bound (${ID1}).
+        self._check_logs()
 
     def _check_logs(self) -> None:
-        """ExpectedLogs: count the execution's captured log lines matching each pattern."""
+        """ExpectedLogs: count the execution's log records matching each pattern, and their order."""
         from engine.timeline import invocation_logs
 
         expectations = self.req.get("ExpectedLogs") or []
         if not expectations:
             return
-        lines = invocation_logs(self.arn)
+        records = [log_record(line) for line in invocation_logs(self.arn)]
         for expectation in expectations:
-            matching = [line for line in lines if _log_matches(expectation["match"], line, self.bindings)]
-            assert len(matching) == expectation["count"], (
-                f"log lines matching {expectation['match']}: {len(matching)}, expected {expectation['count']}; "
-                f"captured: {[line['message'] for line in lines]}"
-            )
+            check_log_expectation(expectation, records, self.bindings)
 
 
-def _log_matches(pattern: dict[str, Any], line: dict[str, Any], bindings: dict[str, Any]) -> bool:
+def log_record(line: dict[str, Any]) -> dict[str, Any]:
+    """A captured line as the README's log record: a JSON object line's fields, else its ``message``."""
+    try:
+        fields = json.loads(line["message"])
+    except (TypeError, ValueError):
+        fields = None
+    return {**line, **fields} if isinstance(fields, dict) else dict(line)
+
+
+def check_log_expectation(expectation: dict[str, Any], records: list[dict[str, Any]], bindings: dict[str, Any]) -> None:
+    """One ExpectedLogs entry: its count (or min/max, at least one by default) and its before/after anchors."""
+    pattern = expectation["match"]
+    own = [i for i, record in enumerate(records) if _log_matches(pattern, record, bindings)]
+    summary = f"log records matching {pattern}: {len(own)}"
+    captured = f"captured: {[record['message'] for record in records]}"
+    if "count" in expectation:
+        assert len(own) == expectation["count"], f"{summary}, expected {expectation['count']}; {captured}"
+    else:
+        low, high = expectation.get("min_count", 1), expectation.get("max_count")
+        assert len(own) >= low and (high is None or len(own) <= high), f"{summary}, expected {low}..{high}; {captured}"
+    for direction in ("after", "before"):
+        anchors = expectation.get(direction) or []
+        for anchor in [anchors] if isinstance(anchors, dict) else anchors:
+            anchored = [i for i, record in enumerate(records) if _log_matches(anchor, record, bindings)]
+            assert anchored, f"{direction} anchor {anchor} matched no log record; {captured}"
+            if not own:
+                continue
+            in_order = own[0] > anchored[-1] if direction == "after" else own[-1] < anchored[0]
+            assert in_order, f"log records matching {pattern} are not all {direction} {anchor}; {captured}"
+
+
+def _log_matches(pattern: dict[str, Any], record: dict[str, Any], bindings: dict[str, Any]) -> bool:
     for key, want in pattern.items():
         want = substitute(want, bindings)
-        got = str(line.get(key, ""))
+        got = record.get(key)
         if isinstance(want, str) and len(want) > 1 and want.startswith("/") and want.endswith("/"):
-            if not re.search(want[1:-1], got):
+            if not re.search(want[1:-1], "" if got is None else str(got)):
+                return False
+        elif isinstance(want, str):
+            if want.strip() != ("" if got is None else str(got).strip()):
                 return False
         elif want != got:
             return False

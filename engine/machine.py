@@ -42,6 +42,8 @@ MAX_ERROR_BYTES = 32 * 1024
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_INVOKE_INPUT_BYTES = 1024 * 1024
 TENANT_ID_RE = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
+# The version every chained invoke runs: functions are never published as numbered versions here.
+LATEST = "$LATEST"
 CALLBACK_TIMEOUT_ERROR = {"ErrorType": "Callback.Timeout", "ErrorMessage": "Callback timed out"}
 CALLBACK_HEARTBEAT_ERROR = {
     "ErrorType": "Callback.Heartbeat",
@@ -451,15 +453,21 @@ def _apply_invoke(
     op["ChainedInvokeDetails"] = {}
     change.touch(op)
     # The service adds the child execution's ARN to this event once it has started the target.
-    started = chained_invoke_started(op, function_name, payload, None)
+    started = chained_invoke_started(op, function_name, payload, None, tenant_id)
     change.events.append(started)
-    change.invokes.append(ChainedInvoke(op["Id"], function_name, payload, options.get("TenantId"), started))
+    change.invokes.append(ChainedInvoke(op["Id"], function_name, payload, tenant_id, started))
 
 
 def chained_invoke_started(
-    op: Mapping[str, Any], function_name: str, payload: str | None, child_arn: str | None
+    op: Mapping[str, Any], function_name: str, payload: str | None, child_arn: str | None, tenant_id: str | None = None
 ) -> dict[str, Any]:
-    details: dict[str, Any] = {"FunctionName": function_name, "Input": payload_detail(payload)}
+    details: dict[str, Any] = {
+        "FunctionName": function_name,
+        "Input": payload_detail(payload),
+        "ExecutedVersion": LATEST,
+    }
+    if tenant_id is not None:
+        details["TenantId"] = tenant_id
     if child_arn:
         details["DurableExecutionArn"] = child_arn
     return make_event("ChainedInvokeStarted", op, details)

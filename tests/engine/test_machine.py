@@ -505,6 +505,8 @@ def test_chained_invoke_start_asks_the_service_to_start_the_target() -> None:
         "ChainedInvokeStartedDetails": {
             "FunctionName": "billing",
             "Input": {"Payload": '{"id": 3}', "Truncated": False},
+            "ExecutedVersion": "$LATEST",
+            "TenantId": "t-1",
         },
     }
     [target] = change.invokes
