@@ -57,6 +57,13 @@ LONG_SLEEPS = {
     "7-12": 5,
     "7-14": 3,
     "8-14": 2,
+    # wait_for_condition polls a second (6-5: two) apart; 10-6 waits 2 s.
+    "6-1": 2,
+    "6-4": 2,
+    "6-5": 4,
+    "6-6": 2,
+    "6-13": 2,
+    "10-6": 2,
 }
 
 # Callback requirements each answered after a 1 s delay, too, that differ from one kept in the
