@@ -35,7 +35,9 @@ def pinned_wheel(monkeypatch):
     try:
         return requirement_files()
     except RequirementsUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    # Outside the except block, so the failure is the message alone, without a chained traceback.
+    pytest.fail(message, pytrace=False)
 
 
 def test_the_pinned_wheel_holds_every_suite_and_each_requirement_has_a_handler(pinned_wheel):
