@@ -29,8 +29,12 @@
     var fit = layout.meta && layout.meta.legend_fit;
     if (!fit) return;
     var entries = data.filter(function (trace) { return trace.showlegend !== false; }).length;
-    var columns = Math.max(1, Math.floor(((target.clientWidth || 800) - 20) / 260));
+    var width = (target.clientWidth || 800) - 20;
+    var columns = Math.max(1, Math.floor(width / 260));
     var legendPx = Math.ceil(entries / columns) * 20 + 10;
+    // Columns as counted: each entry gets its share of the width (the whole width on a phone,
+    // where Plotly's own sizing squeezed entries and cut their names).
+    layout.legend = Object.assign({}, layout.legend, { entrywidth: Math.floor(width / columns), entrywidthmode: "pixels" });
     layout.margin = Object.assign({}, layout.margin, { t: fit.top + legendPx });
     layout.height = fit.height + legendPx;
   }
