@@ -116,6 +116,9 @@ def _billed_mismatch(data: dict[str, Any]) -> Iterator[str]:
     shown = data["counters"]["billed_seconds"]
     if abs(billed - shown) > 0.002:
         yield f"billed-mismatch: the header bills {shown:.3f} s, the invocations add up to {billed:.3f} s"
+    wall = data["counters"].get("wall_seconds")
+    if wall is not None and shown > wall + 0.002:
+        yield f"billed-mismatch: the header bills {shown:.3f} s, more than its wall time of {wall:.3f} s"
 
 
 def _count_mismatches(data: dict[str, Any]) -> Iterator[str]:

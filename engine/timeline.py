@@ -605,6 +605,16 @@ def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
     )
 
 
+def wall_end(execution: dict[str, Any], invocations: list[dict[str, Any]]) -> datetime:
+    """Where wall time ends: when the execution ended, or later if its last invocation ran on
+    (a Stop or a timeout ends the execution at once; the invocation running then is cut short
+    after, and is billed until then). Wall time so covers billed time."""
+    ends = [i["ended_at"] or i["started_at"] for i in invocations]
+    if execution["ended_at"] is not None:
+        ends.append(execution["ended_at"])
+    return max(ends or [execution["started_at"]])
+
+
 def _counters(
     execution: dict[str, Any],
     invocations: list[dict[str, Any]],
@@ -613,10 +623,7 @@ def _counters(
     live_runs: int = 0,
 ) -> dict[str, Any]:
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
-    end = execution["ended_at"] or max(
-        [i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]]
-    )
-    wall = (end - execution["started_at"]).total_seconds()
+    wall = (wall_end(execution, invocations) - execution["started_at"]).total_seconds()
     reinvoke = _reinvoke_seconds(invocations)
     queued = sum(queued_seconds(i) for i in invocations)
     return {

@@ -110,3 +110,12 @@ def test_queue_time_must_lie_in_the_gap_and_be_counted() -> None:
     data["counters"].update(queued_seconds=0.0)
     found = violations(data)
     assert [v.split(":")[0] for v in found] == ["queue-time", "queue-time"], found
+
+
+def test_billed_time_over_wall_time_is_reported() -> None:
+    # Stopped at 10 s while invocation #1 ran on until 12 s: wall time must cover it.
+    data = model([], [invocation(1, 0, 12, "killed")], "STOPPED")
+    data["counters"]["wall_seconds"] = 10.0
+    assert [v.split(":")[0] for v in violations(data)] == ["billed-mismatch"]
+    data["counters"]["wall_seconds"] = 12.0
+    assert violations(data) == []
