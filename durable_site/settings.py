@@ -197,6 +197,13 @@ for _path in DURABLE_HANDLER_PATHS:
     if _path not in sys.path:
         sys.path.insert(0, _path)
 DURABLE_REGISTER_DEMOS = env_bool("DURABLE_REGISTER_DEMOS", default=True)
+# How many comparison variants run at once: one per worker process, so that no variant's
+# invocation waits behind another's (its execution timeout and scaled timers would count that
+# wait). The others wait, unstarted, for a running one to end. `make run` sets DURABLE_WORKERS.
+DURABLE_LAB_PARALLEL = max(1, int(os.environ.get("DURABLE_LAB_PARALLEL") or os.environ.get("DURABLE_WORKERS") or "2"))
+# Extra duties of the scheduler loop (``manage.py durable_scheduler``): dotted path → seconds
+# between runs. The lab starts waiting comparison variants as running ones end.
+DURABLE_SCHEDULER_DUTIES = {"lab.services.admit_waiting_variants": 0.25}
 
 
 def _journal_plugin_installed() -> bool:

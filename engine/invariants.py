@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from engine.timeline import OPEN_STATUSES, TERMINAL, gap_kind
+from engine.timeline import OPEN_STATUSES, TERMINAL, gap_kind, queued_seconds
 
 # Invocations, events and body runs are stamped by different processes (engine, worker) on one
 # machine: a few milliseconds of disagreement are clock reads, not lies.
@@ -31,6 +31,7 @@ RULES = (
     "billed-mismatch",
     "count-mismatch",
     "crash-as-suspended",
+    "queue-time",
 )
 
 
@@ -43,6 +44,7 @@ def violations(data: dict[str, Any]) -> list[str]:
         *_billed_mismatch(data),
         *_count_mismatches(data),
         *_crash_as_suspended(data),
+        *_queue_time(data),
     ]
 
 
@@ -114,6 +116,9 @@ def _billed_mismatch(data: dict[str, Any]) -> Iterator[str]:
     shown = data["counters"]["billed_seconds"]
     if abs(billed - shown) > 0.002:
         yield f"billed-mismatch: the header bills {shown:.3f} s, the invocations add up to {billed:.3f} s"
+    wall = data["counters"].get("wall_seconds")
+    if wall is not None and shown > wall + 0.002:
+        yield f"billed-mismatch: the header bills {shown:.3f} s, more than its wall time of {wall:.3f} s"
 
 
 def _count_mismatches(data: dict[str, Any]) -> Iterator[str]:
@@ -143,7 +148,8 @@ def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
         gap = after["started_at"] - before["ended_at"]
         if gap <= CRASH_GAP:
             continue
-        crash_gaps += gap.total_seconds()
+        # Time the next invocation waited for a worker is queue time, counted apart.
+        crash_gaps += gap.total_seconds() - queued_seconds(after)
         if gap_kind(before) == "suspended":
             yield (
                 f"crash-as-suspended: invocation #{before['seq']} ended {before['outcome']}, and the "
@@ -155,3 +161,24 @@ def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
             f"crash-as-suspended: {crash_gaps:.1f} s between a crashed invocation and the next, but the "
             f"header counts only {counted:.1f} s as re-invoking: the rest is counted as suspended"
         )
+
+
+def _queue_time(data: dict[str, Any]) -> Iterator[str]:
+    """Time an invocation waited for a worker lies between the previous invocation's end (or the
+    execution's start) and its own start, and the header counts exactly that, apart from both
+    billed and suspended time."""
+    previous_end, total = data["execution"].get("started_at"), 0.0
+    for invocation in data["invocations"]:
+        queued_at = invocation.get("queued_at")
+        if queued_at is not None:
+            outside = previous_end is not None and queued_at < previous_end - SLACK
+            if outside or queued_at > invocation["started_at"]:
+                yield (
+                    f"queue-time: invocation #{invocation['seq']} is drawn queued from {queued_at:%H:%M:%S.%f}, "
+                    f"outside the gap before it ({previous_end:%H:%M:%S.%f} to {invocation['started_at']:%H:%M:%S.%f})"
+                )
+            total += queued_seconds(invocation)
+        previous_end = invocation["ended_at"] or invocation["started_at"]
+    counted = data["counters"].get("queued_seconds", 0.0)
+    if abs(total - counted) > 0.002:
+        yield f"queue-time: the invocations waited {total:.3f} s for a worker, the header counts {counted:.3f} s"

@@ -14,7 +14,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import psycopg
@@ -77,14 +77,18 @@ class _Duty:
             log.exception("%s failed; trying again in %.1f s", self.name, self.every)
 
 
-def run_forever(stop: threading.Event | None = None) -> None:
-    """Run the loop until ``stop`` is set (or forever)."""
+def run_forever(
+    stop: threading.Event | None = None, extra_duties: Sequence[tuple[str, float, Callable[[], object]]] = ()
+) -> None:
+    """Run the loop until ``stop`` is set (or forever), with the embedding application's own
+    ``extra_duties`` (name, seconds between runs, function) after the engine's."""
     stop = stop or threading.Event()
     duties = [
         _Duty("firing of due timers", 0.0, tick),
         _Duty("recovery of lost invocations", RECOVERY_EVERY, service.recover_lost_invocations),
         _Duty("re-dispatch", REDISPATCH_EVERY, service.redispatch_stranded),
         _Duty("purge of expired executions", PURGE_EVERY, service.purge_expired),
+        *(_Duty(name, every, run) for name, every, run in extra_duties),
     ]
     outage = Outage()
     listener: psycopg.Connection | None = None

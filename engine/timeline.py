@@ -65,13 +65,15 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
         ex_id = execution["id"]
         invocations = conn.execute(
-            """SELECT seq, request_id, reason, started_at, ended_at, deadline, outcome, error, worker, pid
+            """SELECT seq, request_id, reason, started_at, ended_at, deadline, outcome, error, worker, pid,
+                      dispatched_at
                FROM durable_invocation WHERE execution_id = %s ORDER BY seq""",
             (ex_id,),
         ).fetchall()
         outline = _outline(conn, ex_id)
         window = tree_window(outline, offset, limit)
         details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
+    invocations = with_queue_time(invocations, execution["started_at"])
     replays = Replays(outline, invocations)
     live_runs = _add_live_body_runs(details, invocations, {row.op_id for row in outline})
     operations = [
@@ -80,8 +82,8 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         if op_id in details.ops  # purged between the two reads
     ]
     return {
-        "execution": _execution_view(execution),
-        "invocations": [dict(row) for row in invocations],
+        "execution": {**_execution_view(execution), "queued_since": _queued_since(execution)},
+        "invocations": invocations,
         "operations": operations,
         "operation_count": len(outline),
         "offset": offset,
@@ -549,6 +551,40 @@ def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
     return {key: execution[key] for key in EXECUTION_VIEW_KEYS}
 
 
+# From the invoke message being sent to a worker taking it up normally takes a few tens of
+# milliseconds (broker round trip, prefork hand-off; the file broker polls every 100 ms). A wait
+# longer than this is the invocation queued behind busy workers, and is drawn as such.
+QUEUED_AFTER = timedelta(milliseconds=250)
+
+
+def with_queue_time(invocations: list[dict[str, Any]], execution_started_at: datetime) -> list[dict[str, Any]]:
+    """Each invocation as a dict, with ``queued_at``: when it began to wait for a worker (its
+    message was sent, no earlier than the previous invocation's end), or None if it did not wait
+    noticeably. The wait is neither billed (no function ran) nor a suspension (it was owed)."""
+    result, previous_end = [], execution_started_at
+    for row in invocations:
+        invocation = dict(row)
+        sent = invocation.get("dispatched_at")
+        waited_from = max(sent, previous_end) if sent is not None else None
+        queued = waited_from is not None and invocation["started_at"] - waited_from > QUEUED_AFTER
+        invocation["queued_at"] = waited_from if queued else None
+        result.append(invocation)
+        previous_end = invocation["ended_at"] or invocation["started_at"]
+    return result
+
+
+def _queued_since(execution: dict[str, Any]) -> datetime | None:
+    """When the invocation owed now was sent to the workers, while none has taken it up yet."""
+    if execution["status"] != "RUNNING" or execution["running"] or not execution["needs_invoke"]:
+        return None
+    return execution["dispatched_at"]
+
+
+def queued_seconds(invocation: dict[str, Any]) -> float:
+    queued_at = invocation.get("queued_at")
+    return (invocation["started_at"] - queued_at).total_seconds() if queued_at is not None else 0.0
+
+
 # After an invocation ended this way the engine re-invokes the function (at once or after a
 # backoff): the time until the next one is recovery from a crash, not a suspension.
 REINVOKED_AFTER = frozenset({"crashed", "killed", "timed_out", "failed"})
@@ -561,11 +597,22 @@ def gap_kind(previous: dict[str, Any]) -> str:
 
 
 def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
+    """Time between a crashed invocation and the next one's message (its queue time apart)."""
     return sum(
-        max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds())
+        max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds() - queued_seconds(later))
         for earlier, later in itertools.pairwise(invocations)
         if earlier["ended_at"] is not None and gap_kind(earlier) == "reinvoke"
     )
+
+
+def wall_end(execution: dict[str, Any], invocations: list[dict[str, Any]]) -> datetime:
+    """Where wall time ends: when the execution ended, or later if its last invocation ran on
+    (a Stop or a timeout ends the execution at once; the invocation running then is cut short
+    after, and is billed until then). Wall time so covers billed time."""
+    ends = [i["ended_at"] or i["started_at"] for i in invocations]
+    if execution["ended_at"] is not None:
+        ends.append(execution["ended_at"])
+    return max(ends or [execution["started_at"]])
 
 
 def _counters(
@@ -576,11 +623,9 @@ def _counters(
     live_runs: int = 0,
 ) -> dict[str, Any]:
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
-    end = execution["ended_at"] or max(
-        [i["ended_at"] or i["started_at"] for i in invocations] or [execution["started_at"]]
-    )
-    wall = (end - execution["started_at"]).total_seconds()
+    wall = (wall_end(execution, invocations) - execution["started_at"]).total_seconds()
     reinvoke = _reinvoke_seconds(invocations)
+    queued = sum(queued_seconds(i) for i in invocations)
     return {
         "invocations": len(invocations),
         # An attempt is closed by StepSucceeded/StepFailed, or still open: only a START leaves a
@@ -595,8 +640,9 @@ def _counters(
         "duplicate_effects": execution["duplicate_count"],
         "billed_seconds": round(billed, 3),
         "wall_seconds": round(wall, 3),
-        "suspended_seconds": round(max(0.0, wall - billed - reinvoke), 3),
+        "suspended_seconds": round(max(0.0, wall - billed - reinvoke - queued), 3),
         "reinvoke_seconds": round(reinvoke, 3),
+        "queued_seconds": round(queued, 3),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from engine.timeline import gap_kind
+from engine.timeline import QUEUED_AFTER, gap_kind
 
 INVOCATIONS_ROW = "inv"
 MAX_ROWS = 150
@@ -340,12 +340,13 @@ def operation_count(data: dict[str, Any]) -> int:
 
 # Bars drawn later sit on top: labels of invocations and attempts must not hide under
 # the suspended-gap and backoff bars. Legend order is set separately (legendrank).
-DRAW_ORDER = ("span:", "suspended", "reinvoke", "backoff", "inv:", "attempt:", "body")
+DRAW_ORDER = ("span:", "suspended", "reinvoke", "queued", "backoff", "inv:", "attempt:", "body")
 LEGEND_ORDER = (
     "inv:",
     "inv-end",
     "suspended",
     "reinvoke",
+    "queued",
     "attempt:",
     "backoff",
     "body",
@@ -469,12 +470,52 @@ def _draw_invocations(
 ) -> None:
     previous: dict[str, Any] | None = None
     for invocation in invocations:
-        if previous is not None and invocation["started_at"] > (previous["ended_at"] or now):
-            _gap(canvas, previous, invocation["started_at"])
+        queued_at = invocation.get("queued_at")
+        gap_end = queued_at or invocation["started_at"]
+        if previous is not None and gap_end > (previous["ended_at"] or now):
+            _gap(canvas, previous, gap_end)
+        if queued_at is not None:
+            _queued(canvas, queued_at, invocation["started_at"], f"invocation #{invocation['seq']}")
         _invocation_bar(canvas, invocation, now)
         previous = invocation
-    if execution["status"] == "RUNNING" and previous is not None and (previous["ended_at"] or now) < now:
-        _gap(canvas, previous, now)
+    if execution["status"] == "RUNNING":
+        _draw_owed_invocation(canvas, previous, execution, now)
+
+
+def _draw_owed_invocation(
+    canvas: Canvas, previous: dict[str, Any] | None, execution: dict[str, Any], now: datetime
+) -> None:
+    """After the last invocation of a running execution: suspended, and waiting for a worker
+    once the next invocation's message was sent (``queued_since``) and none has taken it up."""
+    since = execution.get("queued_since")
+    waited_from = max(since, previous["ended_at"] or now) if since and previous else since
+    queued = waited_from is not None and now - waited_from > QUEUED_AFTER
+    gap_end = waited_from if queued else now
+    if previous is not None and (previous["ended_at"] or now) < gap_end:
+        _gap(canvas, previous, gap_end)
+    if queued:
+        _queued(canvas, waited_from, now, f"invocation #{(previous or {}).get('seq', 0) + 1}")
+
+
+QUEUED_NAME = "Queued for a worker (workers busy, not billed)"
+
+
+def _queued(canvas: Canvas, start: datetime, end: datetime, what: str) -> None:
+    """Time an owed invocation waited for a free worker: no function ran (not billed), and the
+    execution was not suspended either: the workers were busy with other executions."""
+    bars = canvas.bar(
+        "queued",
+        QUEUED_NAME,
+        GREY,
+        pattern="+",
+        width=0.3,
+        opacity=0.55,
+        outline="rgba(0,0,0,0)",
+    )
+    hover = (
+        f"{what} queued for a worker for {_seconds(end - start)}<br>all workers were busy: nothing ran, nothing billed"
+    )
+    bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover, min_ms=0)
 
 
 def _gap(canvas: Canvas, previous: dict[str, Any], end: datetime) -> None:

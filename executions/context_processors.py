@@ -7,10 +7,12 @@ from typing import Any
 from django.http import HttpRequest
 
 from executions import selectors
+from executions.templatetags.dashboard import COUNTDOWN_WORDS
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
     """The pending-callback badge, counted lazily: templates that never show it pay nothing."""
     if not request.user.is_authenticated:
         return {}
-    return {"pending_callback_count": selectors.pending_callback_count}
+    # The countdown's words, for app.js (one table for server and browser).
+    return {"pending_callback_count": selectors.pending_callback_count, "countdown_words": COUNTDOWN_WORDS}

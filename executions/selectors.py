@@ -292,10 +292,11 @@ def _counters_so_far(data: dict[str, Any]) -> None:
     counters = data["counters"] = dict(data["counters"])
     billed = counters.get("billed_seconds", 0.0) + sum((now - i["started_at"]).total_seconds() for i in running)
     counters["billed_seconds"] = round(billed, 3)
-    end = execution["ended_at"] or now
-    wall = (end - execution["started_at"]).total_seconds()
+    # Something still runs (the execution, or an invocation being cut short after it ended):
+    # wall time runs to now, as billed time does.
+    wall = (now - execution["started_at"]).total_seconds()
     counters["wall_seconds"] = round(wall, 3)
-    idle = wall - billed - counters.get("reinvoke_seconds", 0.0)
+    idle = wall - billed - counters.get("reinvoke_seconds", 0.0) - counters.get("queued_seconds", 0.0)
     counters["suspended_seconds"] = round(max(0.0, idle), 3)
 
 

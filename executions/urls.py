@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("executions/<int:pk>/run-again/", views.execution_rerun, name="rerun"),
     path("callbacks/", views.callback_inbox, name="callbacks"),
+    path("callbacks/badge/", views.callback_badge, name="callback_badge"),
     path("callbacks/<int:pk>/<slug:action>/", views.callback_action, name="callback_action"),
     path("functions/", views.function_list, name="functions"),
     path("functions/<str:name>/", views.function_detail, name="function"),

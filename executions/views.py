@@ -377,6 +377,15 @@ def execution_rerun(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- callbacks ------------------------------------------------------------------------------
 
 
+@require_GET
+def callback_badge(request: HtmxHttpRequest) -> HttpResponse:
+    """The navigation's pending-callback badge alone: every page polls it, so the count moves
+    as callbacks start and are answered, not only on a full page load."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=204)  # logged out meanwhile: htmx swaps nothing
+    return render(request, "base.html#callback_badge")
+
+
 @login_required
 @require_GET
 def callback_inbox(request: HtmxHttpRequest) -> HttpResponse:

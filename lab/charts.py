@@ -30,6 +30,7 @@ from executions.charts import (
     MIN_BAR_SHARE,
     ORANGE,
     PURPLE,
+    QUEUED_NAME,
     SKY,
     VERMILLION,
     _esc,
@@ -195,6 +196,8 @@ def _draw_panel(traces: Traces, index: int, panel: Panel, now: datetime) -> floa
 def _draw_invocations(traces: Traces, index: int, panel: Panel, now: datetime) -> None:
     assert panel.data is not None
     for inv in panel.data["invocations"]:
+        if inv.get("queued_at") is not None:
+            _draw_queued(traces, index, panel, inv, now)
         outcome = inv["outcome"] or ("running" if inv["ended_at"] is None else "failed")
         name, colour, _symbol = INVOCATION_STYLE.get(outcome, (f"Invocation → {outcome}", VERMILLION, "x"))
         start, end = _elapsed(panel, inv["started_at"], now), _elapsed(panel, inv["ended_at"], now)
@@ -216,6 +219,21 @@ def _draw_invocations(traces: Traces, index: int, panel: Panel, now: datetime) -
             text=f"#{inv['seq']}",
             hover=hover,
         )
+
+
+def _draw_queued(traces: Traces, index: int, panel: Panel, inv: dict[str, Any], now: datetime) -> None:
+    start, end = _elapsed(panel, inv["queued_at"], now), _elapsed(panel, inv["started_at"], now)
+    traces.add(
+        QUEUED_NAME,
+        index,
+        "bar",
+        {"colour": GREY, "pattern": "+", "width": 0.3, "opacity": 0.6},
+        row=INVOCATIONS,
+        start=start,
+        length=end - start,
+        text="",
+        hover=f"invocation #{inv['seq']} queued for a worker for {_duration(end - start)}: nothing ran, nothing billed",
+    )
 
 
 def _draw_attempts(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now: datetime) -> None:
@@ -463,7 +481,7 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
         # The untruncated row names, by category index: lab.js puts them in the row labels' tooltips.
         # lab.js fits the top margin to the legend's lines at the page's width (many on a phone):
         # 40 px for the first panel's title, and the height without the legend.
-        meta={"row_names": rows, "legend_fit": {"top": 40, "height": height - 70}},
+        meta={"row_names": [_esc(r) for r in rows], "legend_fit": {"top": 40, "height": height - 70}},
     )
     figure.update_layout(legend={"y": 1.0, "yanchor": "top", "yref": "container"}, margin={"t": 110})
 

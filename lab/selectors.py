@@ -44,13 +44,20 @@ class VariantRow:
     @property
     def status(self) -> str:
         if self.data is None:
-            return "NOT STARTED" if self.variant.start_error else "PENDING"
+            if self.variant.start_error:
+                return "NOT STARTED"
+            # Not started yet: the lab runs as many variants at once as there are worker processes.
+            return "WAITING" if not self.variant.execution_arn else "PENDING"
         return str(self.data["execution"]["status"])
+
+    @property
+    def status_text(self) -> str:
+        return "waiting for a worker" if self.status == "WAITING" else self.status
 
     @property
     def running(self) -> bool:
         """Still changing: the execution runs, or it ended while its last invocation was still being cut short."""
-        if self.status in {"RUNNING", "PENDING"}:
+        if self.status in {"RUNNING", "PENDING", "WAITING"}:
             return True
         return any(inv["ended_at"] is None for inv in (self.data or {}).get("invocations", []))
 

@@ -7,9 +7,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 import engine
 from engine import async_invoke
@@ -46,7 +50,8 @@ def _refusal_audited(user: Any, action: str, target: str, call: Callable[[], T],
 def comparison_start(
     *, user: Any, scenario: str, variants: list[scenarios.VariantSpec], time_scale: float, title: str = ""
 ) -> Comparison:
-    """Save the comparison, then start every variant at once (Event invocations with ``TimeScale``)."""
+    """Save the comparison, then start as many variants as there are free worker slots (Event
+    invocations with ``TimeScale``); the scheduler starts the others as running ones end."""
     spec = scenarios.SCENARIOS[scenario]
     if not 1 <= len(variants) <= scenarios.MAX_VARIANTS:
         raise ValueError(f"A comparison runs 1 to {scenarios.MAX_VARIANTS} variants, not {len(variants)}.")
@@ -72,8 +77,7 @@ def comparison_start(
             for index, v in enumerate(variants)
         ]
         Variant.objects.bulk_create(rows)
-    for variant in comparison.variants.all():
-        _start_variant(comparison, variant, user)
+    admit_waiting_variants()
     _audit(
         user,
         "lab.comparison.start",
@@ -83,6 +87,74 @@ def comparison_start(
         time_scale=time_scale,
     )
     return comparison
+
+
+# One admission at a time, across processes (web requests, the scheduler's duty): two would
+# count the same free slot twice.
+ADMISSION_LOCK = 0x1AB_AD417
+
+
+def admit_waiting_variants() -> int:
+    """Start waiting variants, oldest comparison first, while fewer than ``DURABLE_LAB_PARALLEL``
+    run; return how many started.
+
+    A variant's execution starts only when a worker process is free for it. Started all at once,
+    variants queued behind each other's invocations while their execution timeouts and scaled
+    timers ran: a comparison measured how busy the workers were, not the variants. Run by the
+    scheduler (``DURABLE_SCHEDULER_DUTIES``), so no page needs to be open.
+    """
+    waiting = Variant.objects.filter(execution_arn="", start_error="")
+    if not waiting.exists():
+        return 0
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
+        free = settings.DURABLE_LAB_PARALLEL - busy_variants()
+        admitted = list(
+            waiting.select_related("comparison", "comparison__created_by").order_by(
+                "comparison__created_at", "comparison_id", "position"
+            )[: max(0, free)]
+        )
+        for variant in admitted:
+            _start_variant(variant.comparison, variant, variant.comparison.created_by)
+    return len(admitted)
+
+
+# A worker replaces a pool process killed at its Timeout (or by a fault) with a fresh one: a fork
+# and the handler imports, a few seconds on a busy 2-core machine. Until then that slot is not free.
+WORKER_RESPAWN = timedelta(seconds=3)
+KILLED_OUTCOMES = ("killed", "crashed", "timed_out")
+# An invocation message that no worker has taken up for this long means every worker is busy.
+QUEUE_BACKLOG = timedelta(milliseconds=250)
+STALE_BACKLOG = timedelta(seconds=60)  # older ones are stranded (the scheduler re-sends them), not a queue
+
+
+def busy_variants() -> int:
+    """Worker slots the lab's variants hold: a running execution, an invocation still being cut
+    short, or a process just killed that the worker is still replacing."""
+    if _workers_backlogged():
+        return settings.DURABLE_LAB_PARALLEL
+    now = timezone.now()
+    started = Variant.objects.exclude(execution_arn="").values("execution_arn")
+    running = Execution.objects.filter(arn__in=started).filter(
+        Q(status="RUNNING")
+        | Q(invocations__ended_at__isnull=True)
+        | Q(invocations__outcome__in=KILLED_OUTCOMES, invocations__ended_at__gt=now - WORKER_RESPAWN)
+    )
+    return running.values("id").distinct().count()
+
+
+def _workers_backlogged() -> bool:
+    """Whether an invocation (of any execution, in or out of the lab) waits for a worker now."""
+    now = timezone.now()
+    return Execution.objects.filter(
+        status="RUNNING",
+        running=False,
+        needs_invoke=True,
+        quarantined_at__isnull=True,
+        dispatched_at__lt=now - QUEUE_BACKLOG,
+        dispatched_at__gt=now - STALE_BACKLOG,
+    ).exists()
 
 
 def _start_variant(comparison: Comparison, variant: Variant, user: Any = None) -> None:

@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any
 
 import plotly.io
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -95,7 +96,7 @@ def comparison_new(request: HtmxHttpRequest) -> HttpResponse:
 def _comparison_context(comparison: Comparison) -> dict[str, Any]:
     rows = selectors.comparison_rows(comparison=comparison)
     panels = [
-        charts.Panel(f"{row.variant.label} — {row.status}", row.data, row.variant.retry, comparison.time_scale)
+        charts.Panel(f"{row.variant.label} — {row.status_text}", row.data, row.variant.retry, comparison.time_scale)
         for row in rows
     ]
     now = timezone.now()
@@ -103,6 +104,8 @@ def _comparison_context(comparison: Comparison) -> dict[str, Any]:
         "comparison": comparison,
         "rows": rows,
         "running": selectors.any_running(rows),
+        "waiting": sum(1 for row in rows if row.status == "WAITING"),
+        "parallel": settings.DURABLE_LAB_PARALLEL,
         "demo": demos.BY_SCENARIO.get(comparison.scenario),
         "scale_note": _scale_note(comparison.time_scale),
         "timelines_json": _figure_json(charts.small_multiples(panels, now=now)),

@@ -58,6 +58,9 @@ TEMP_DIR = Path(tempfile.mkdtemp(prefix="durable-test-"))
 os.environ["DATABASE_URL"] = _dsn_to_url(_prepare_database())
 os.environ.setdefault("DURABLE_DATA_DIR", str(TEMP_DIR / "data"))
 os.environ["DURABLE_HANDLER_PATHS"] = str(ROOT)
+# The test worker's pool size; the lab runs as many comparison variants at once.
+WORKER_CONCURRENCY = 4
+os.environ["DURABLE_LAB_PARALLEL"] = str(WORKER_CONCURRENCY)
 os.environ["DJANGO_SETTINGS_MODULE"] = "durable_site.settings"
 
 import django  # noqa: E402
@@ -92,7 +95,7 @@ class Stack:
         self.worker_log = TEMP_DIR / "worker.log"
         self.scheduler_log = TEMP_DIR / "scheduler.log"
 
-    def start_worker(self, concurrency: int = 4) -> None:
+    def start_worker(self, concurrency: int = WORKER_CONCURRENCY) -> None:
         log = self.worker_log.open("a")
         self.worker = subprocess.Popen(
             worker_argv(concurrency, f"test-{uuid.uuid4().hex[:6]}@%h"),

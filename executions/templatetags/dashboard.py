@@ -67,18 +67,34 @@ def countdown(deadline: datetime | None) -> str:
     )
 
 
+# The countdown's words, in one place: "expired", then (below this many whole seconds left,
+# words), the last for any longer time. The server writes them at render time; static/js/app.js, which counts
+# each countdown down every second, reads this same table from the page (base.html).
+COUNTDOWN_WORDS: dict[str, Any] = {
+    "expired": "timed out",
+    "rules": [
+        (60, "{s} s left"),
+        (3600, "{m} min {ss} s left"),
+        (86400, "{h} h {mm} min left"),
+        (None, "{d} d left"),
+    ],
+}
+
+
 def countdown_text(left: float) -> str:
-    """The words app.js writes too: "7 min 12 s left", "42 s left", "timed out"."""
+    """The words for ``left`` seconds: "7 min 12 s left", "42 s left", "timed out"."""
     if left <= 0:
-        return "timed out"
+        return str(COUNTDOWN_WORDS["expired"])
     seconds = int(left)
-    if seconds < 60:
-        return f"{seconds} s left"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s left"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
-    return f"{seconds / 86400:.1f} d left"
+    words = next(w for below, w in COUNTDOWN_WORDS["rules"] if below is None or seconds < below)
+    return str(words).format(
+        s=seconds,
+        ss=f"{seconds % 60:02d}",
+        m=seconds // 60,
+        h=seconds // 3600,
+        mm=f"{seconds % 3600 // 60:02d}",
+        d=f"{seconds / 86400:.1f}",
+    )
 
 
 @register.filter

@@ -61,22 +61,34 @@
 
   // Callback countdowns: the server renders the seconds left (its clock runs the timers); each
   // element counts down from the moment it appeared, so a phone's wrong clock does not matter.
+  // The words come from the server (COUNTDOWN_WORDS in executions/templatetags/dashboard.py,
+  // written into the page as #countdown-words): one table, so both renderers say the same.
+  var countdownWords = null;
   function countdownText(left) {
-    if (left <= 0) return "timed out";
+    if (!countdownWords) {
+      var table = document.getElementById("countdown-words");
+      if (!table) return null;
+      countdownWords = JSON.parse(table.textContent);
+    }
+    if (left <= 0) return countdownWords.expired;
     var seconds = Math.floor(left);
     var pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    if (seconds < 60) return seconds + " s left";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + pad(seconds % 60) + " s left";
-    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + pad(Math.floor((seconds % 3600) / 60)) + " min left";
-    return (seconds / 86400).toFixed(1) + " d left";
+    var values = {
+      s: seconds, ss: pad(seconds % 60), m: Math.floor(seconds / 60), h: Math.floor(seconds / 3600),
+      mm: pad(Math.floor((seconds % 3600) / 60)), d: (seconds / 86400).toFixed(1)
+    };
+    var words = countdownWords.rules.find(function (rule) { return rule[0] === null || seconds < rule[0]; })[1];
+    return words.replace(/\{(\w+)\}/g, function (_, name) { return String(values[name]); });
   }
+  window.durableCountdownText = countdownText;
   function refreshCountdowns() {
     var now = Date.now();
     document.querySelectorAll("time[data-countdown]").forEach(function (element) {
       if (!element.durableShownAt) element.durableShownAt = now;
       var left = parseFloat(element.dataset.countdown) - (now - element.durableShownAt) / 1000;
-      if (isNaN(left)) return;
-      element.textContent = countdownText(left);
+      var text = countdownText(left);
+      if (isNaN(left) || text === null) return;
+      element.textContent = text;
       element.classList.toggle("urgent", left > 0 && left < 60);
       element.classList.toggle("expired", left <= 0);
     });

@@ -28,39 +28,13 @@
       if (item.name === "idle-break") item.visible = compressed;
     });
     if (el.querySelector("p.muted")) el.innerHTML = "";
-    fitLegend(el, last.figure.data, layout);
+    window.DurablePlots.fitLegend(el, last.figure.data, layout);
     // A redraw Plotly abandons (a newer one overtook it: a resize during a poll) is not an
     // error of the page: the newer redraw draws the same figure.
-    window.Plotly.react(el, last.figure.data, layout, config).then(nameRows, function (reason) {
+    window.Plotly.react(el, last.figure.data, layout, config).then(function () {
+      window.DurablePlots.nameRows(el, layout);
+    }, function (reason) {
       console.warn("timeline redraw abandoned:", reason);
-    });
-  }
-
-  // A horizontal legend wraps into more lines the narrower the page (one entry a line on a
-  // phone): make room for it above the plot instead of squeezing the rows (meta.legend_fit).
-  function fitLegend(target, data, layout) {
-    var fit = layout.meta && layout.meta.legend_fit;
-    if (!fit) return;
-    var entries = data.filter(function (trace) { return trace.showlegend !== false; }).length;
-    var columns = Math.max(1, Math.floor(((target.clientWidth || 800) - 20) / 260));
-    var legendPx = Math.ceil(entries / columns) * 20 + 10;
-    layout.margin = Object.assign({}, layout.margin, { t: fit.top + legendPx });
-    layout.height = fit.height + legendPx;
-  }
-
-  // A row label is cut at ~38 characters: its tooltip has the whole name (SVG <title>).
-  function nameRows() {
-    var layout = last.figure.layout;
-    var names = (layout.meta && layout.meta.row_names) || {};
-    var keys = layout.yaxis.categoryarray || [];
-    el.querySelectorAll(".yaxislayer-above .ytick").forEach(function (tick) {
-      var key = tick.__data__ && keys[tick.__data__.x];
-      var label = tick.querySelector("text");
-      if (!label || !names[key]) return;
-      var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
-      // Escaped by the server like all user text in the figure; parsed inertly, set as text.
-      title.textContent = new DOMParser().parseFromString(names[key], "text/html").documentElement.textContent;
-      label.style.pointerEvents = "all";
     });
   }
 

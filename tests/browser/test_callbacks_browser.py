@@ -176,3 +176,15 @@ def test_phone_width_pages_fit_and_the_nav_shows_every_link(logged_in: Any) -> N
     page.locator(f"#cb-{sms.pk} button:has-text('Reject')").click()
     page.wait_for_selector(f"#cb-{sms.pk} .ok-box:has-text('Rejected by')")
     wait_until(lambda: Execution.objects.get(pk=execution.pk).status != "RUNNING", message="the rejection")
+
+
+COUNTDOWN_SAMPLES = [-5, 0, 0.4, 1, 42.7, 59.9, 60, 61, 599, 3599, 3600, 3661, 86399, 86400, 200000]
+
+
+def test_the_browser_counts_down_in_the_server_s_words(logged_in: Any) -> None:
+    """One wording table (COUNTDOWN_WORDS): what app.js writes each second is what the server wrote."""
+    from executions.templatetags.dashboard import countdown_text
+
+    logged_in.goto("/callbacks/")
+    shown = logged_in.evaluate("values => values.map(v => window.durableCountdownText(v))", COUNTDOWN_SAMPLES)
+    assert shown == [countdown_text(v) for v in COUNTDOWN_SAMPLES]

@@ -57,6 +57,21 @@ def test_after_stop_the_open_step_ends_with_the_execution(stopped: tuple[Executi
     assert_truthful(data)
 
 
+def test_after_stop_billed_time_stays_within_wall_time(
+    op_client: Client, stopped: tuple[Execution, dict[str, Any]]
+) -> None:
+    """Stop ends the execution at once; its running invocation is cut short after, and billed
+    until then: wall time runs until then too (it used to stop at the Stop)."""
+    execution, data = stopped
+    last = data["invocations"][-1]
+    assert last["ended_at"] > data["execution"]["ended_at"], "the invocation ran on after the Stop"
+    counters = data["counters"]
+    assert counters["billed_seconds"] <= counters["wall_seconds"]
+    assert counters["wall_seconds"] == round((last["ended_at"] - data["execution"]["started_at"]).total_seconds(), 3)
+    html = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert 'id="truth-warning"' not in html
+
+
 def test_after_stop_the_page_shows_nothing_running(
     op_client: Client, stopped: tuple[Execution, dict[str, Any]]
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 import engine
 from engine import service
+from tests.conftest import Stack
 from tests.engine.support import Recorder, Register, ThreadDispatcher
 
 
@@ -25,6 +26,17 @@ def in_process() -> Iterator[ThreadDispatcher]:
     finally:
         dispatcher.join()
         service.set_dispatcher(saved)
+
+
+@pytest.fixture
+def no_scheduler(stack: Stack) -> Iterator[None]:
+    """Stop the scheduler for the test: its timer firing and re-dispatch rounds would do what
+    the test wants to see done (or not done) by something else; it is started again after."""
+    stack.stop_scheduler()
+    try:
+        yield
+    finally:
+        stack.start_scheduler()
 
 
 @pytest.fixture

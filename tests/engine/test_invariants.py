@@ -91,3 +91,31 @@ def test_billed_and_counts_must_match_the_tables() -> None:
 def test_a_gap_after_a_crash_is_not_a_pause(gap: float, broken: bool) -> None:
     data = model([], [invocation(1, 0, 1, "killed"), invocation(2, 1 + gap, 2, "succeeded")])
     assert any(v.startswith("crash-as-suspended") for v in violations(data)) is broken
+
+
+def queued(inv: dict[str, Any], since: float) -> dict[str, Any]:
+    return {**inv, "queued_at": at(since)}
+
+
+def test_time_queued_for_a_worker_after_a_crash_is_neither_a_pause_nor_a_reinvoke() -> None:
+    # Killed at 1 s, re-invoked at 1.1 s, but the message waited for a worker until 6 s.
+    invocations = [invocation(1, 0, 1, "killed"), queued(invocation(2, 6, 7, "succeeded"), 1.1)]
+    data = model([], invocations)
+    data["counters"].update(reinvoke_seconds=0.1, queued_seconds=4.9)
+    assert violations(data) == []
+
+
+def test_queue_time_must_lie_in_the_gap_and_be_counted() -> None:
+    data = model([], [invocation(1, 0, 3), queued(invocation(2, 6, 7, "succeeded"), 2)])
+    data["counters"].update(queued_seconds=0.0)
+    found = violations(data)
+    assert [v.split(":")[0] for v in found] == ["queue-time", "queue-time"], found
+
+
+def test_billed_time_over_wall_time_is_reported() -> None:
+    # Stopped at 10 s while invocation #1 ran on until 12 s: wall time must cover it.
+    data = model([], [invocation(1, 0, 12, "killed")], "STOPPED")
+    data["counters"]["wall_seconds"] = 10.0
+    assert [v.split(":")[0] for v in violations(data)] == ["billed-mismatch"]
+    data["counters"]["wall_seconds"] = 12.0
+    assert violations(data) == []

@@ -3,27 +3,14 @@ duplicate and superseded messages cheaply (issue 21)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import engine
 from engine import db, service
-from tests.conftest import Stack
 from tests.engine.support import Recorder, Register, execution_row, start
 from tests.engine.test_service_pg import counted_statements
 
 WAITS = "tests.handlers.engine_pg.long_wait"
-
-
-@pytest.fixture
-def no_scheduler(stack: Stack) -> Iterator[None]:
-    """Stop the scheduler: its own re-dispatch rounds would send these executions to the worker."""
-    stack.stop_scheduler()
-    try:
-        yield
-    finally:
-        stack.start_scheduler()
 
 
 def _sent_minutes_ago(execution_id: int, minutes: int) -> None:

@@ -429,16 +429,6 @@ def test_an_invocations_cache_answers_alone_until_someone_else_changes_the_execu
     assert cache.execution is None and "s3" not in stored_ops(ticket.arn)
 
 
-@pytest.fixture
-def no_scheduler(stack: Stack) -> Iterator[None]:
-    """Stop the scheduler so that only a checkpoint can fire a due timer."""
-    stack.stop_scheduler()
-    try:
-        yield
-    finally:
-        stack.start_scheduler()
-
-
 def test_checkpoint_fires_due_timers_before_answering(
     client: Client, functions: Register, recorder: Recorder, no_scheduler: None
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from engine import timeline
 from engine.timeline import MAX_REPLAYS_LISTED, OutlineRow, Replays, tree_window
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -69,3 +70,16 @@ def test_thousands_of_replays_are_all_counted_and_the_first_ones_listed() -> Non
     count, listed = replays.of("a")
     assert count == 3000 == replays.total()
     assert len(listed) == MAX_REPLAYS_LISTED and listed[0]["invocation_seq"] == 2
+
+
+def test_an_invocation_that_waited_for_a_worker_is_queued_from_its_message_or_the_previous_end() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    s = lambda seconds: t0 + timedelta(seconds=seconds)  # noqa: E731
+    invocations = [
+        {"seq": 1, "dispatched_at": s(0), "started_at": s(0.05), "ended_at": s(1)},  # picked up at once
+        {"seq": 2, "dispatched_at": s(0.5), "started_at": s(4), "ended_at": s(5)},  # sent before #1 ended
+        {"seq": 3, "dispatched_at": None, "started_at": s(9), "ended_at": s(10)},  # never sent (recorded old row)
+    ]
+    marked = timeline.with_queue_time(invocations, s(0))
+    assert [i["queued_at"] for i in marked] == [None, s(1), None]
+    assert timeline.queued_seconds(marked[1]) == 3.0

@@ -6,6 +6,7 @@ import math
 from typing import Any
 from urllib.parse import quote
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 DEEP_JSON = "[" * 50_000 + "]" * 50_000
@@ -86,16 +87,27 @@ hostile_value = st.one_of(
 
 
 # The seeds every parameter of every entry point is tried with, one at a time, before Hypothesis.
+# The strings every seed list starts with: NUL bytes, a lone surrogate, a digit that is not
+# ASCII, numbers no float holds, the empty string, and a string too long for any field.
+HOSTILE_STRINGS: list[str] = ["\x00", "a\x00b", "\ud800", "²", "1e309", "NaN", "-1", "", "x" * 70_000]
+# An execution ARN of the right shape that names nothing.
+MISSING_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fuzz-target/durable-execution/none/00000000-0000"
+
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings of the fuzz tests: repeatable, no deadline or example database, and
+    quiet about function-scoped fixtures and slow or large inputs (they are the point)."""
+    return settings(
+        derandomize=True,
+        deadline=None,
+        max_examples=max_examples,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
 SEEDS: list[Any] = [
-    "\x00",
-    "a\x00b",
-    "\ud800",
-    "²",
-    "1e309",
-    "NaN",
-    "-1",
-    "",
-    "x" * 70_000,
+    *HOSTILE_STRINGS,
     DEEPER_JSON,
     '{"a": NaN}',
     "2020-01-01T00:00:00+23:59",
@@ -114,15 +126,7 @@ SEEDS: list[Any] = [
 
 # The seeds of the web forms and query parameters (each request renders a page: fewer, sharper seeds).
 WEB_SEEDS: list[str] = [
-    "\x00",
-    "a\x00b",
-    "\ud800",
-    "²",
-    "1e309",
-    "NaN",
-    "-1",
-    "",
-    "x" * 70_000,
+    *HOSTILE_STRINGS,
     DEEP_JSON,
     '{"a": NaN}',
     "2020-01-01T00:00:00+23:59",

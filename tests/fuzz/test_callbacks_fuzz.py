@@ -16,18 +16,13 @@ from engine.contrib.django.models import Operation
 from tests.conftest import wait_until
 from tests.dashboard.support import make_user
 from tests.fuzz.conftest import assert_rejection_stores_nothing, wait_quiet
-from tests.fuzz.hostile import DEEP_JSON, DEEPER_JSON, hostile_text, query_string
+from tests.fuzz.hostile import DEEP_JSON, DEEPER_JSON, HOSTILE_STRINGS, hostile_text, query_string
 from tests.fuzz.web import assert_answered, client_for
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # Each one invalid as a JSON result, so the callback stays pending for the next.
 BAD_JSON = [
-    "\x00",
-    "a\x00b",
-    "\ud800",
-    "²",
-    "1e309",
-    "NaN",
+    *(text for text in HOSTILE_STRINGS if text not in {"-1", "", "x" * 70_000}),
     '{"a": NaN}',
     "x" * 70_000,
     DEEP_JSON,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.contrib.django.management.commands.durable import (
@@ -21,29 +21,14 @@ from engine.contrib.django.management.commands.durable import (
     Command,
 )
 from tests.fuzz.conftest import assert_rejection_stores_nothing
-from tests.fuzz.hostile import DEEP_JSON, hostile_text
+from tests.fuzz.hostile import DEEP_JSON, HOSTILE_STRINGS, MISSING_ARN, fuzz_settings, hostile_text
 
-FUZZ_SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=8,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-MISSING_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fuzz-target/durable-execution/none/00000000-0000"
+FUZZ_SETTINGS = fuzz_settings(max_examples=8)
 ARGPARSE_ERROR = 1  # call_command turns argparse's exit into CommandError(returncode=1)
 CLI_SEEDS = [
-    "\x00",
-    "a\x00b",
-    "\ud800",
-    "²",
+    *HOSTILE_STRINGS,
     "1e20",
-    "1e309",
     "inf",
-    "NaN",
-    "-1",
-    "",
-    "x" * 70_000,
     DEEP_JSON,
     "Variables={" * 5_000,
     "[" * 5_000,

@@ -8,22 +8,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import engine
 from engine.errors import ServiceError
 from tests.fuzz.conftest import assert_rejection_stores_nothing
-from tests.fuzz.hostile import DEEP_JSON, DEEPER_JSON, SEEDS, hostile_value
+from tests.fuzz.hostile import DEEP_JSON, DEEPER_JSON, MISSING_ARN, SEEDS, fuzz_settings, hostile_value
 
-FUZZ_SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=15,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-MISSING_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fuzz-target/durable-execution/none/00000000-0000"
+FUZZ_SETTINGS = fuzz_settings(max_examples=15)
 MISSING_CALLBACK = "Tm9wZQ=="
 
 hostile_dates = st.sampled_from(
@@ -63,35 +56,21 @@ structured = st.sampled_from(
 )
 value = st.one_of(hostile_value, hostile_dates, structured, st.lists(hostile_value, max_size=3))
 
+# The parameters create_function and update_function_configuration share.
+FUNCTION_CONFIG = [
+    "FunctionName",
+    "Handler",
+    "Description",
+    "Timeout",
+    "Environment",
+    "DurableConfig",
+    "MaximumRetryAttempts",
+    "InvocationRetryPolicy",
+]
 # method -> (keyword arguments of a call that reaches the engine, every parameter the method takes)
 TARGETS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "create_function": (
-        {"FunctionName": "fuzz-new", "Handler": "demos.hello.handler"},
-        [
-            "FunctionName",
-            "Handler",
-            "Description",
-            "Timeout",
-            "Environment",
-            "DurableConfig",
-            "MaximumRetryAttempts",
-            "InvocationRetryPolicy",
-        ],
-    ),
-    "update_function_configuration": (
-        {"FunctionName": "fuzz-update"},
-        [
-            "FunctionName",
-            "Handler",
-            "Description",
-            "Timeout",
-            "Environment",
-            "DurableConfig",
-            "MaximumRetryAttempts",
-            "InvocationRetryPolicy",
-            "RevisionId",
-        ],
-    ),
+    "create_function": ({"FunctionName": "fuzz-new", "Handler": "demos.hello.handler"}, FUNCTION_CONFIG),
+    "update_function_configuration": ({"FunctionName": "fuzz-update"}, [*FUNCTION_CONFIG, "RevisionId"]),
     "get_function": ({"FunctionName": "fuzz-target"}, ["FunctionName", "Qualifier"]),
     "list_functions": ({}, ["Marker", "MaxItems"]),
     "invoke": (

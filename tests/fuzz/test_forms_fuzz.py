@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from executions.forms import ArmFaultForm
@@ -13,16 +13,10 @@ from lab import forms as lab_forms
 from lab.demos import DEMOS
 from tests.dashboard.support import make_user
 from tests.fuzz.conftest import assert_rejection_stores_nothing
-from tests.fuzz.hostile import DEEP_JSON, WEB_SEEDS, hostile_text, query_string
+from tests.fuzz.hostile import DEEP_JSON, WEB_SEEDS, fuzz_settings, hostile_text, query_string
 from tests.fuzz.web import assert_answered, client_for
 
-FUZZ_SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=5,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = fuzz_settings(max_examples=5)
 TEXT_SEEDS = WEB_SEEDS
 MISSING = 2_000_000_000  # no row has this id
 COMPARE = {

@@ -5,22 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.demos import DEMOS
 from tests.dashboard.support import make_user
 from tests.fuzz.conftest import assert_rejection_stores_nothing
-from tests.fuzz.hostile import WEB_SEEDS, hostile_text, query_string, url_quote
+from tests.fuzz.hostile import WEB_SEEDS, fuzz_settings, hostile_text, query_string, url_quote
 from tests.fuzz.web import assert_answered, client_for
 
-FUZZ_SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=4,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ_SETTINGS = fuzz_settings(max_examples=4)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 TEXT_SEEDS = WEB_SEEDS
 

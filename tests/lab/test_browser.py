@@ -7,6 +7,8 @@ Screenshots go to tests/screenshots/.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "tests" / "screenshots"
+SHOTS = Path(os.environ.get("DURABLE_SCREENSHOTS") or ROOT / "tests" / "screenshots")
+PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1440, "height": 900}
 PASSWORD = "lab-browser-pw"
 
 
@@ -124,3 +127,60 @@ def test_async_retries_poison_event_lands_in_the_dead_letter_queue(page: Any) ->
     page.goto("/lab/dlq/")
     assert page.locator("#dlq tbody tr").count() >= 1
     shot(page, "lab-dlq")
+
+
+def _both_widths(tab: Any, name: str, ready: str) -> None:
+    """Screenshots at desktop and phone width; nothing may be wider than the phone's screen."""
+    for size, suffix in ((DESKTOP, "1440"), (PHONE, "390")):
+        tab.set_viewport_size(size)
+        tab.wait_for_selector(ready)
+        tab.wait_for_timeout(700)  # Plotly's resize
+        shot(tab, f"{name}-{suffix}")
+    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_busy_comparison_shows_waiting_variants_and_an_invocation_s_queue_time(page: Any) -> None:
+    import engine
+    from lab import scenarios, services
+    from tests.lab import test_admission
+
+    comparison = services.comparison_start(
+        user=None, scenario="lab", variants=test_admission._crowd(), time_scale=test_admission.SCALE
+    )
+    page.goto(f"/lab/comparisons/{comparison.pk}/")
+    page.wait_for_selector("#waiting-note")
+    assert page.locator(".status-waiting").count() == 8
+    assert page.locator(".status-waiting").first.inner_text() == "waiting for a worker"
+    _both_widths(page, "lab-comparison-waiting", "#timelines-plot .main-svg")
+    # Meanwhile invocations outside the lab queue behind the busy workers: their wait is drawn.
+    payload = json.dumps(
+        {"semantics": "AT_MOST_ONCE_PER_RETRY", "retry": {"kind": "none"}, "fault": {"kind": "timeout"}}
+    )
+    arns = [
+        engine.client().invoke(
+            FunctionName=scenarios.LAB_FUNCTION, InvocationType="Event", Payload=payload, TimeScale=0.05
+        )["DurableExecutionArn"]
+        for _ in range(3)
+    ]
+    queued = _wait_for_queued_execution(arns)
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"/executions/{queued}/")
+    page.wait_for_selector("#timeline .main-svg")
+    assert page.locator("#timeline .legendtext", has_text="Queued for a worker").count() == 1
+    _both_widths(page, "execution-queued", "#timeline .main-svg")
+
+
+def _wait_for_queued_execution(arns: list[str]) -> int:
+    from engine import timeline
+    from engine.contrib.django.models import Execution
+    from tests.conftest import wait_until
+
+    def ended_with_queue_time() -> str | None:
+        data = [timeline.execution_timeline(arn) for arn in arns]
+        if any(d["execution"]["status"] == "RUNNING" for d in data):
+            return None
+        return next((d["execution"]["arn"] for d in data if d["counters"]["queued_seconds"] > 0.5), "none")
+
+    arn = wait_until(ended_with_queue_time, timeout=90, interval=0.5, message="the extra executions to end")
+    assert arn != "none", "no invocation waited for a worker"
+    return int(Execution.objects.get(arn=arn).pk)

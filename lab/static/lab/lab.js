@@ -15,37 +15,11 @@
       if (target.querySelector("p.muted")) target.innerHTML = "";
       var card = target.closest(".card.hidden");
       if (card) card.classList.remove("hidden");
-      fitLegend(target, figure.data, figure.layout);
+      window.DurablePlots.fitLegend(target, figure.data, figure.layout);
       window.Plotly.react(target, figure.data, figure.layout, config).then(
-        function () { nameRows(target, figure.layout); },
+        function () { window.DurablePlots.nameRows(target, figure.layout); },
         function (reason) { console.warn("chart redraw abandoned:", reason); }  // a newer redraw overtook it
       );
-    });
-  }
-
-  // A horizontal legend wraps into more lines the narrower the page (one entry a line on a
-  // phone): make room for it above the plot instead of squeezing the rows (meta.legend_fit).
-  function fitLegend(target, data, layout) {
-    var fit = layout.meta && layout.meta.legend_fit;
-    if (!fit) return;
-    var entries = data.filter(function (trace) { return trace.showlegend !== false; }).length;
-    var columns = Math.max(1, Math.floor(((target.clientWidth || 800) - 20) / 260));
-    var legendPx = Math.ceil(entries / columns) * 20 + 10;
-    layout.margin = Object.assign({}, layout.margin, { t: fit.top + legendPx });
-    layout.height = fit.height + legendPx;
-  }
-
-  // Row labels are cut at ~28 characters: each one's tooltip (SVG <title>) has the whole name.
-  function nameRows(target, layout) {
-    var names = layout.meta && layout.meta.row_names;
-    if (!names) return;
-    target.querySelectorAll(".ytick").forEach(function (tick) {
-      var name = tick.__data__ && names[tick.__data__.x];
-      var label = tick.querySelector("text");
-      if (!label || !name) return;
-      var title = label.querySelector("title") || label.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
-      title.textContent = name;
-      label.style.pointerEvents = "all";
     });
   }
 

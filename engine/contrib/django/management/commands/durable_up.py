@@ -101,6 +101,8 @@ class Command(BaseCommand):
         python = sys.executable
         # The parts connect to the server this process resolved; none starts a server itself.
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "PYTHONUNBUFFERED": "1"}
+        # The lab runs as many comparison variants at once as the worker has processes.
+        env["DURABLE_WORKERS"] = str(concurrency)
         single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
         worker = [python, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork"]
         worker += ["-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle"]
