@@ -656,14 +656,18 @@ def install(*, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> f
     Idempotent. A seam whose SDK internals are not what it expects logs one warning (once per
     process) and patches nothing.
     """
-    chosen = set(SEAM_NAMES if only is None else only) - set(skip)
-    unknown = chosen - SEAM_NAMES
+    named, left_out = set(SEAM_NAMES if only is None else only), set(skip)
+    unknown = (named | left_out) - SEAM_NAMES
     if unknown:
         raise ValueError(f"unknown seams {sorted(unknown)}; known: {sorted(SEAM_NAMES)}")
+    chosen = named - left_out
     with _lock:
-        for seam in SEAMS:
-            if seam.name in chosen and seam.name not in _installed and seam.name not in _refused:
-                _install(seam)
+        settled = _installed.keys() | _refused.keys()  # installed, or refused with its one warning
+        new = [seam for seam in SEAMS if seam.name in chosen and seam.name not in settled]
+        for seam in new:
+            _install(seam)
+    if any(seam.name in _installed for seam in new):
+        log.info("SDK seams installed: %s", ", ".join(sorted(_installed)))
     return installed()
 
 

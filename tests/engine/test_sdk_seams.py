@@ -260,6 +260,23 @@ def test_install_puts_in_place_the_chosen_seams_only_and_uninstall_takes_them_ou
 def test_an_unknown_seam_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown seams \\['nope'\\]"):
         speedups.install(only=["nope"])
+    with pytest.raises(ValueError, match="unknown seams \\['nope'\\]"):
+        speedups.install(skip=["nope"])
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_the_worker_start_up_hook_installs_the_seams_unless_turned_off(setting: str) -> None:
+    result = _probe(
+        f"""
+        import os
+        os.environ["DURABLE_SDK_SPEEDUPS"] = "{setting}"
+        from engine import celery_tasks, speedups
+        celery_tasks._install_speedups()
+        out = sorted(speedups.installed())
+        """
+    )
+    expected = speedups.SEAM_NAMES if setting == "on" else set()
+    assert result["out"] == sorted(expected) and result["changed"] == _sdk_targets(expected)
 
 
 def test_an_sdk_version_not_verified_leaves_the_whole_sdk_alone_with_one_warning_per_seam() -> None:
