@@ -19,17 +19,13 @@ import dataclasses
 import inspect
 import json
 import logging
-import os
-import re
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aws_durable_execution_sdk_python as sdk
-from aws_durable_execution_sdk_python import execution as sdk_execution
 from aws_durable_execution_sdk_python import plugin as sdk_plugin
 from aws_durable_execution_sdk_python import serdes as sdk_serdes
 from aws_durable_execution_sdk_python import state as sdk_state
@@ -147,62 +143,10 @@ def _acquire_free_lock_at_once(self: sdk_threading.OrderedLock) -> bool:
     return _sdk_ordered_lock_acquire(self)
 
 
-_sdk_unwrap: Any = None
-_sdk_container_decode: Any = None
-_sdk_type_decode: Any = None
-_Tag: Any = None  # sdk_serdes.TypeTag, and the tables below, once _read_the_tags has checked it
-_TAG_BY_VALUE: dict[str, Any] = {}
-_CODEC_BY_TAG: dict[Any, str] = {}
+# The tags of the SDK's envelope, read from its TypeTag once _read_the_tags has checked it.
 _PLAIN_TAGS: dict[type, str] = {}
 _PLAIN_TYPES: dict[str, type] = {}
 _DICT_TAG = _LIST_TAG = ""
-
-
-def _unwrap_by_table(obj: Any, dispatcher: Any) -> Any:
-    """SDK 3.0.0's ``ContainerCodec._unwrap`` with the tag found in a table, not by ``TypeTag(...)``.
-
-    Replaying a step decodes its result envelope node by node; per node the enum call is a third
-    of ``_unwrap``. For a JSON object with ``"t"`` and ``"v"`` whose tag string names a ``TypeTag``,
-    the table gives the member ``TypeTag(tag)`` returns. Anything else (an ``EncodedValue``, an
-    unknown or non-string tag, a plain value) goes to the SDK's ``_unwrap``.
-    """
-    if type(obj) is dict and "t" in obj and "v" in obj:
-        value = obj["t"]
-        tag = _TAG_BY_VALUE.get(value) if type(value) is str else None
-        if tag is not None:
-            return dispatcher.decode(tag, obj["v"])
-    return _sdk_unwrap(obj, dispatcher)
-
-
-def _decode_by_table(self: sdk_serdes.TypeCodec, tag: Any, value: Any) -> Any:
-    """SDK 3.0.0's ``TypeCodec.decode``: the same codec for each tag, found in a table.
-
-    The SDK's ``match`` tries the tags one by one (up to 14 comparisons per node). A ``TypeTag``
-    member is looked up instead and handed to the codec the SDK's ``match`` picks for it; any
-    other tag goes to the SDK's ``decode``, which raises its own error.
-    """
-    codec = _CODEC_BY_TAG.get(tag) if type(tag) is sdk_serdes.TypeTag else None
-    if codec is None:
-        return _sdk_type_decode(self, tag, value)
-    return getattr(self, codec).decode(tag, value)
-
-
-def _decode_json_container(self: sdk_serdes.ContainerCodec, tag: Any, value: Any) -> Any:
-    """SDK 3.0.0's ``ContainerCodec.decode`` of a dict or a list, with its loop's lookups done once.
-
-    Per element the SDK's comprehension looks up ``self._unwrap`` (the function above, see the
-    contract tests) and the ``dispatcher`` property, which returns ``_dispatcher`` once it is
-    set. For a ``DICT`` tag with a dict or a ``LIST`` tag with a list, and a dispatcher set, the
-    same calls are made with both looked up once. Every other case (tuples, batch results, the
-    type errors the SDK raises, a subclass) is the SDK's ``decode``.
-    """
-    dispatcher = self._dispatcher
-    if dispatcher is not None and type(self) is sdk_serdes.ContainerCodec:
-        if tag is _Tag.DICT and type(value) is dict:
-            return {key: _unwrap_by_table(item, dispatcher) for key, item in value.items()}
-        if tag is _Tag.LIST and type(value) is list:
-            return [_unwrap_by_table(item, dispatcher) for item in value]
-    return _sdk_container_decode(self, tag, value)
 
 
 _sdk_extended_serialize: Any = None
@@ -296,43 +240,6 @@ def _deserialize_plain_json_in_one_pass(
         except (ValueError, _NotPlainJson, RecursionError):
             pass
     return _sdk_extended_deserialize(self, data, context)
-
-
-_kept = threading.local()
-
-
-class _ThreadsKeptForTheNextInvocation:
-    """The ``ThreadPoolExecutor(max_workers=2, thread_name_prefix="dex-handler")`` that SDK
-    3.0.0's ``durable_execution`` wrapper makes for every invocation, with its threads kept.
-
-    The SDK starts two threads per invocation (the handler's and the checkpoint batcher's) and
-    joins them at its end: ~0.2 ms, more than a checkpoint statement. Here each calling thread
-    keeps one pool per process, and leaving the ``with`` block waits for exactly what was
-    submitted in it, as ``shutdown(wait=True)`` did; the threads then sit idle for the caller's
-    next invocation, as a warm Lambda sandbox keeps its runtime. The SDK runs the handler in a
-    copy of the caller's context (with the journal plugin configured), so no context variable
-    set by one invocation's code reaches the next. A pool whose caller thread is gone is
-    collected, and ``concurrent.futures`` then ends its idle threads.
-    """
-
-    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
-        key = (os.getpid(), max_workers, thread_name_prefix)  # a forked child has no threads
-        if getattr(_kept, "key", None) != key:
-            _kept.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
-            _kept.key = key
-        self._pool: ThreadPoolExecutor = _kept.pool
-        self._submitted: list[Future[Any]] = []
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._pool.submit(fn, *args, **kwargs)
-        self._submitted.append(future)
-        return future
-
-    def __enter__(self) -> _ThreadsKeptForTheNextInvocation:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        wait(self._submitted)
 
 
 # --- the journal as the only plugin -------------------------------------------------------------
@@ -514,48 +421,15 @@ def _take_a_free_lock_at_once() -> list[Patch]:
 
 def _read_the_tags() -> None:
     """Build the tag tables from the SDK's ``TypeTag``, checking it has the tags the seams know."""
-    global _Tag, _DICT_TAG, _LIST_TAG
+    global _DICT_TAG, _LIST_TAG
     tag = sdk_serdes.TypeTag
     known = {"NONE", "STR", "BOOL", "INT", "FLOAT", "BYTES", "UUID", "DECIMAL", "DATETIME", "DATE"}
     known |= {"LIST", "TUPLE", "DICT", "BATCH_RESULT"}
     expect({member.name for member in tag} == known, f"TypeTag is {sorted(m.name for m in tag)}")
-    _Tag = tag
-    _TAG_BY_VALUE.update({member.value: member for member in tag})
-    _CODEC_BY_TAG.update(
-        {  # as in the SDK's TypeCodec.decode
-            **dict.fromkeys((tag.NONE, tag.STR, tag.BOOL, tag.INT, tag.FLOAT), "primitive_codec"),
-            tag.BYTES: "bytes_codec",
-            tag.UUID: "uuid_codec",
-            tag.DECIMAL: "decimal_codec",
-            **dict.fromkeys((tag.DATETIME, tag.DATE), "datetime_codec"),
-            **dict.fromkeys((tag.LIST, tag.TUPLE, tag.DICT, tag.BATCH_RESULT), "container_codec"),
-        }
-    )
     _PLAIN_TAGS.update({str: tag.STR.value, int: tag.INT.value, float: tag.FLOAT.value, bool: tag.BOOL.value})
     _PLAIN_TAGS[type(None)] = tag.NONE.value
     _PLAIN_TYPES.update({value: kind for kind, value in _PLAIN_TAGS.items()})
     _DICT_TAG, _LIST_TAG = tag.DICT.value, tag.LIST.value
-
-
-def _decode_by_tables() -> list[Patch]:
-    global _sdk_unwrap, _sdk_container_decode, _sdk_type_decode
-    container, type_codec = sdk_serdes.ContainerCodec, sdk_serdes.TypeCodec
-    expect(isinstance(container.__dict__.get("_unwrap"), staticmethod), "ContainerCodec._unwrap is not a staticmethod")
-    _sdk_unwrap = container._unwrap
-    expect_parameters(_sdk_unwrap, ["obj", "dispatcher"])
-    _sdk_container_decode = class_attribute(container, "decode")
-    _sdk_type_decode = class_attribute(type_codec, "decode")
-    for decode in (_sdk_container_decode, _sdk_type_decode):
-        expect_parameters(decode, ["self", "tag", "value"])
-    expect_names(_sdk_container_decode, {"_unwrap", "dispatcher"})
-    expect(isinstance(getattr(sdk_serdes, "TYPE_CODEC", None), type_codec), "TYPE_CODEC")
-    expect("_dispatcher" in vars(sdk_serdes.TYPE_CODEC.container_codec), "ContainerCodec._dispatcher")
-    _read_the_tags()
-    return [
-        Patch(container, "_unwrap", staticmethod(_unwrap_by_table)),
-        Patch(container, "decode", _decode_json_container),
-        Patch(type_codec, "decode", _decode_by_table),
-    ]
 
 
 def _serialize_in_one_pass() -> list[Patch]:
@@ -575,15 +449,6 @@ def _deserialize_in_one_pass() -> list[Patch]:
     expect_parameters(_sdk_extended_deserialize, ["self", "data", "context"])
     _read_the_tags()
     return [Patch(serdes, "deserialize", _deserialize_plain_json_in_one_pass)]
-
-
-def _keep_invocation_threads() -> list[Patch]:
-    expect(getattr(sdk_execution, "ThreadPoolExecutor", None) is ThreadPoolExecutor, "execution.ThreadPoolExecutor")
-    wrapper = inspect.getsource(sdk_execution.durable_execution)
-    expect(wrapper.count("ThreadPoolExecutor(") == 1 and "with ThreadPoolExecutor(" in wrapper, "one pool, in a with")
-    # The executor is used only to submit work: no shutdown, map or attribute the seam lacks.
-    expect(set(re.findall(r"\bexecutor\.(\w+)", wrapper)) == {"submit"}, "the executor is used for submit only")
-    return [Patch(sdk_execution, "ThreadPoolExecutor", _ThreadsKeptForTheNextInvocation)]
 
 
 def _journal_alone_is_no_plugin() -> list[Patch]:
@@ -634,10 +499,8 @@ SEAMS = (
     Seam("checkpoint_wake", _wake_checkpoint_thread),
     Seam("blocked_batch_at_once", _send_a_blocked_batch_at_once),
     Seam("free_lock_at_once", _take_a_free_lock_at_once),
-    Seam("decode_by_tables", _decode_by_tables),
     Seam("serialize_one_pass", _serialize_in_one_pass),
     Seam("deserialize_one_pass", _deserialize_in_one_pass),
-    Seam("keep_invocation_threads", _keep_invocation_threads),
     Seam("journal_alone_is_no_plugin", _journal_alone_is_no_plugin),
     Seam("no_snapshot_for_the_journal", _no_operation_snapshot_for_the_journal),
     Seam("operation_from_doc", _convert_documents_directly),

@@ -690,7 +690,7 @@ def test_has_plugins_may_be_kept_on_the_executor():
     assert sdk_plugin.PluginExecutor([]).has_plugins is False
 
 
-# --- engine.sdk_seams: the ordered lock ------------------------------------------------------
+# --- engine.speedups: the ordered lock ------------------------------------------------------
 
 
 def test_a_free_ordered_lock_is_taken_without_a_new_event():
@@ -768,7 +768,7 @@ def test_ordered_counter_counts_every_increment_once_under_contention():
     assert sorted(seen) == list(range(1, 2001)) and counter.get_current() == 2000
 
 
-# --- engine.sdk_seams: decoding step results ------------------------------------------------
+# --- engine.speedups: decoding step results ------------------------------------------------
 
 
 def _serdes_values() -> list[Any]:
@@ -807,53 +807,15 @@ def _typed(value: Any) -> Any:
 
 @pytest.fixture
 def sdk_decoding(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Any]:
-    """Run a call with the SDK's own decoding functions in place of the seams."""
+    """Run a call with the SDK's own ``deserialize`` in place of the seam."""
     from aws_durable_execution_sdk_python import serdes as sdk_serdes
 
     def run(call: Callable[[], Any]) -> Any:
         with monkeypatch.context() as patched:
-            patched.setattr(sdk_serdes.ContainerCodec, "_unwrap", staticmethod(speedups._sdk_unwrap))
-            patched.setattr(sdk_serdes.ContainerCodec, "decode", speedups._sdk_container_decode)
-            patched.setattr(sdk_serdes.TypeCodec, "decode", speedups._sdk_type_decode)
             patched.setattr(sdk_serdes.ExtendedTypeSerDes, "deserialize", speedups._sdk_extended_deserialize)
             return call()
 
     return run
-
-
-def _names(code: Any) -> set[str]:
-    """The names a function's code uses, its comprehensions' included."""
-    nested = [const for const in code.co_consts if inspect.iscode(const)]
-    return set(code.co_names).union(*(_names(inner) for inner in nested))
-
-
-def test_the_decoding_seams_are_installed_over_the_sdk_functions():
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-
-    assert sdk_serdes.ContainerCodec.__dict__["_unwrap"].__func__ is speedups._unwrap_by_table
-    assert sdk_serdes.ContainerCodec.decode is speedups._decode_json_container
-    assert sdk_serdes.TypeCodec.decode is speedups._decode_by_table
-    assert isinstance(sdk_serdes.TYPE_CODEC.container_codec._dispatcher, sdk_serdes.TypeCodec)
-    # The SDK's container decode unwraps through self._unwrap and self.dispatcher.
-    assert {"_unwrap", "dispatcher"} <= _names(speedups._sdk_container_decode.__code__)
-    assert set(speedups._TAG_BY_VALUE.values()) == set(sdk_serdes.TypeTag) == set(speedups._CODEC_BY_TAG)
-
-
-def test_the_tag_table_picks_the_codec_the_sdk_match_picks():
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-
-    class Which:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def decode(self, tag: Any, value: Any) -> str:
-            return self.name
-
-    codec = sdk_serdes.TypeCodec()
-    for name in ("primitive_codec", "bytes_codec", "uuid_codec", "decimal_codec", "datetime_codec", "container_codec"):
-        setattr(codec, name, Which(name))
-    for tag in sdk_serdes.TypeTag:
-        assert speedups._decode_by_table(codec, tag, None) == speedups._sdk_type_decode(codec, tag, None), tag
 
 
 @pytest.mark.parametrize("value", _serdes_values(), ids=lambda v: type(v).__name__)
@@ -900,22 +862,7 @@ def test_odd_and_malformed_results_decode_as_the_sdk_decodes_them(data: str, sdk
     assert outcome() == sdk_decoding(outcome)
 
 
-def test_encoded_values_and_unset_dispatchers_take_the_sdk_path(sdk_decoding: Callable[..., Any]) -> None:
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-    from aws_durable_execution_sdk_python.exceptions import DurableExecutionsError
-
-    encoded = [sdk_serdes.EncodedValue(sdk_serdes.TypeTag.INT, 1), {"t": "s", "v": "x"}, 3]
-    decode = sdk_serdes.TYPE_CODEC.container_codec.decode
-    assert decode(sdk_serdes.TypeTag.LIST, encoded) == sdk_decoding(
-        lambda: sdk_serdes.TYPE_CODEC.container_codec.decode(sdk_serdes.TypeTag.LIST, encoded)
-    )
-    unlinked = sdk_serdes.ContainerCodec()
-    assert unlinked.decode(sdk_serdes.TypeTag.LIST, []) == []  # the SDK never asks for the dispatcher
-    with pytest.raises(DurableExecutionsError, match="not linked"):
-        unlinked.decode(sdk_serdes.TypeTag.LIST, [1])
-
-
-# --- engine.sdk_seams: encoding step results ------------------------------------------------
+# --- engine.speedups: encoding step results ------------------------------------------------
 
 
 class _Level(IntEnum):

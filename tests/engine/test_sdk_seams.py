@@ -3,11 +3,8 @@ place and leaves out, and the SDK internals each seam relies on."""
 
 from __future__ import annotations
 
-import contextvars
-import inspect
 import json
 import queue
-import re
 import subprocess
 import sys
 import textwrap
@@ -18,21 +15,6 @@ from typing import Any
 import pytest
 from aws_durable_execution_sdk_python import plugin as sdk_plugin
 from aws_durable_execution_sdk_python import state as sdk_state
-from aws_durable_execution_sdk_python.context import DurableContext
-from aws_durable_execution_sdk_python.execution import (
-    DurableExecutionInvocationInputWithClient,
-    InitialExecutionState,
-    durable_execution,
-)
-from aws_durable_execution_sdk_python.lambda_service import (
-    CheckpointOutput,
-    CheckpointUpdatedExecutionState,
-    ExecutionDetails,
-    Operation,
-    OperationStatus,
-    OperationType,
-    StateOutput,
-)
 
 import engine
 from engine import invoker, speedups
@@ -83,74 +65,6 @@ def test_the_wake_up_item_makes_the_thread_recheck_the_stop_signal() -> None:
     assert sdk_state._STOP_SIGNAL_POLL_SECONDS == 0.1  # unchanged: batching keeps the SDK's timing
 
 
-# --- the invocation's threads ------------------------------------------------------------------
-
-_seen: contextvars.ContextVar[str] = contextvars.ContextVar("_seen", default="unset")
-
-
-class _NullService:
-    """A service that accepts every checkpoint: the SDK alone, for seams about its threads."""
-
-    def checkpoint(self, durable_execution_arn: str, checkpoint_token: str, updates: Any, client_token: Any = None):
-        return CheckpointOutput(checkpoint_token, CheckpointUpdatedExecutionState(operations=[]))
-
-    def get_execution_state(self, *args: Any, **kwargs: Any) -> StateOutput:
-        return StateOutput(operations=[], next_marker=None)
-
-
-@durable_execution
-def _records_its_threads(event: Any, context: DurableContext) -> dict[str, Any]:
-    before = _seen.get()
-    _seen.set("set by an earlier invocation")
-    context.step(lambda _: None, name="s1")  # a checkpoint: the batcher thread runs too
-    return {"handler": threading.get_ident(), "before": before}
-
-
-def _invoke_records_its_threads() -> dict[str, Any]:
-    execution = Operation(
-        operation_id="ex",
-        operation_type=OperationType.EXECUTION,
-        status=OperationStatus.STARTED,
-        execution_details=ExecutionDetails(input_payload="{}"),
-    )
-    event = DurableExecutionInvocationInputWithClient(
-        durable_execution_arn="arn:aws:lambda:us-east-1:000000000000:function:f/durable-execution/run/ex",
-        checkpoint_token="t",
-        initial_execution_state=InitialExecutionState(operations=[execution], next_marker=""),
-        service_client=_NullService(),
-    )
-    output = _records_its_threads(event, None)
-    assert output["Status"] == "SUCCEEDED", output
-    return json.loads(output["Result"])
-
-
-def test_the_sdk_makes_its_invocation_threads_through_the_name_the_seam_replaces() -> None:
-    from aws_durable_execution_sdk_python import execution as sdk_execution
-
-    assert sdk_execution.ThreadPoolExecutor is speedups._ThreadsKeptForTheNextInvocation
-    wrapper = inspect.getsource(sdk_execution.durable_execution)
-    assert wrapper.count("ThreadPoolExecutor(") == 1 and "with ThreadPoolExecutor(" in wrapper
-    # The executor is used only to submit work: no shutdown, map or attribute the seam lacks.
-    assert set(re.findall(r"\bexecutor\.(\w+)", wrapper)) == {"submit"}
-
-
-def test_an_invocation_reuses_the_threads_of_the_one_before_it_on_the_same_caller() -> None:
-    first = _invoke_records_its_threads()
-    pool = speedups._kept.pool
-    threads = {thread.ident for thread in pool._threads}
-    second = _invoke_records_its_threads()
-    assert speedups._kept.pool is pool and {thread.ident for thread in pool._threads} == threads
-    assert len(threads) == 2 and {first["handler"], second["handler"]} <= threads
-    assert pool._work_queue.empty()  # nothing left queued behind the invocation
-    # Each invocation's code ran in a fresh copy of the caller's context.
-    assert first["before"] == second["before"] == "unset"
-    on_another_caller: list[dict[str, Any]] = []
-    caller = threading.Thread(target=lambda: on_another_caller.append(_invoke_records_its_threads()))
-    caller.start()
-    caller.join(timeout=30)
-    assert on_another_caller and on_another_caller[0]["handler"] not in threads
-
-
 # --- installing: opt-in, chosen, checked -----------------------------------------------------
 
 # Run in a fresh interpreter: prints what changed in the SDK's modules and classes (by identity)
@@ -198,14 +112,8 @@ _TARGETS = {  # seam -> the SDK (or engine) attributes it replaces
     "checkpoint_wake": ["aws_durable_execution_sdk_python.state.ExecutionState.stop_checkpointing"],
     "blocked_batch_at_once": ["aws_durable_execution_sdk_python.state.ExecutionState._read_timeout"],
     "free_lock_at_once": ["aws_durable_execution_sdk_python.threading.OrderedLock.acquire"],
-    "decode_by_tables": [
-        "aws_durable_execution_sdk_python.serdes.ContainerCodec._unwrap",
-        "aws_durable_execution_sdk_python.serdes.ContainerCodec.decode",
-        "aws_durable_execution_sdk_python.serdes.TypeCodec.decode",
-    ],
     "serialize_one_pass": ["aws_durable_execution_sdk_python.serdes.ExtendedTypeSerDes.serialize"],
     "deserialize_one_pass": ["aws_durable_execution_sdk_python.serdes.ExtendedTypeSerDes.deserialize"],
-    "keep_invocation_threads": ["aws_durable_execution_sdk_python.execution.ThreadPoolExecutor"],
     "journal_alone_is_no_plugin": ["aws_durable_execution_sdk_python.plugin.PluginExecutor.has_plugins"],
     "no_snapshot_for_the_journal": ["aws_durable_execution_sdk_python.plugin.PluginExecutor._snapshot_operation_infos"],
     "operation_from_doc": [],  # replaces engine.invoker.operation_from_doc, not an SDK attribute
@@ -237,17 +145,17 @@ def test_install_puts_in_place_the_chosen_seams_only_and_uninstall_takes_them_ou
     result = _probe(
         """
         from engine import invoker, speedups
-        chosen = speedups.install(only=["checkpoint_wake", "decode_by_tables", "operation_from_doc"])
+        chosen = speedups.install(only=["checkpoint_wake", "serialize_one_pass", "operation_from_doc"])
         again = speedups.install(only=["checkpoint_wake"])
         out = {"chosen": sorted(chosen), "again": sorted(again), "fast_docs": invoker.operation_from_doc is speedups.operation_from_doc}
         """
     )
     assert result["out"] == {
-        "chosen": ["checkpoint_wake", "decode_by_tables", "operation_from_doc"],
-        "again": ["checkpoint_wake", "decode_by_tables", "operation_from_doc"],  # idempotent
+        "chosen": ["checkpoint_wake", "operation_from_doc", "serialize_one_pass"],
+        "again": ["checkpoint_wake", "operation_from_doc", "serialize_one_pass"],  # idempotent
         "fast_docs": True,
     }
-    assert result["changed"] == _sdk_targets(["checkpoint_wake", "decode_by_tables"]) and not result["warnings"]
+    assert result["changed"] == _sdk_targets(["checkpoint_wake", "serialize_one_pass"]) and not result["warnings"]
 
     every = _probe("from engine import speedups\nout = sorted(speedups.install(skip=['free_lock_at_once']))")
     assert every["out"] == sorted(speedups.SEAM_NAMES - {"free_lock_at_once"})
@@ -296,30 +204,27 @@ def test_an_sdk_version_not_verified_leaves_the_whole_sdk_alone_with_one_warning
 def test_changed_sdk_internals_leave_that_seam_out_with_one_warning_and_the_others_in() -> None:
     result = _probe(
         """
-        from concurrent.futures import ThreadPoolExecutor
-        from aws_durable_execution_sdk_python import execution, threading as sdk_threading
+        from aws_durable_execution_sdk_python import plugin, threading as sdk_threading
         sdk_acquire = sdk_threading.OrderedLock.acquire
         def acquire(self, blocking=True):  # a new SDK's signature
             return sdk_acquire(self)
-        class Executor(ThreadPoolExecutor):  # a new SDK's own executor
-            pass
+        del plugin.PluginExecutor._snapshot_operation_infos  # a new SDK without it
         sdk_threading.OrderedLock.acquire = acquire
-        execution.ThreadPoolExecutor = Executor
         planted = snapshot()
         from engine import speedups
         installed = [sorted(speedups.install()), sorted(speedups.install())]
-        out = {"installed": installed, "planted_kept": [sdk_threading.OrderedLock.acquire is acquire, execution.ThreadPoolExecutor is Executor]}
+        out = {"installed": installed, "planted_kept": [sdk_threading.OrderedLock.acquire is acquire, hasattr(plugin.PluginExecutor, "_snapshot_operation_infos")]}
         fresh = planted
         """
     )
-    left_out = {"free_lock_at_once", "keep_invocation_threads"}
+    left_out = {"free_lock_at_once", "no_snapshot_for_the_journal"}
     assert result["out"]["installed"] == [sorted(speedups.SEAM_NAMES - left_out)] * 2
-    assert result["out"]["planted_kept"] == [True, True]
+    assert result["out"]["planted_kept"] == [True, False]
     assert result["changed"] == _sdk_targets(speedups.SEAM_NAMES - left_out)
     assert len(result["warnings"]) == 2
-    [lock, threads] = sorted(result["warnings"])
+    [lock, snapshot] = sorted(result["warnings"])
     assert "free_lock_at_once" in lock and "('self', 'blocking')" in lock
-    assert "keep_invocation_threads" in threads
+    assert "no_snapshot_for_the_journal" in snapshot and "_snapshot_operation_infos is missing" in snapshot
 
 
 def _outcome(arn: str) -> dict[str, Any]:
