@@ -511,6 +511,7 @@ _MISSING = object()
 _installed: dict[str, list[tuple[Patch, Any]]] = {}  # seam name -> (patch, what it replaced)
 _refused: dict[str, str] = {}  # seam name -> why it was left out (warned once)
 _lock = threading.Lock()
+_announced = threading.Event()
 
 
 def install(*, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> frozenset[str]:
@@ -530,7 +531,10 @@ def install(*, only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> f
         for seam in new:
             _install(seam)
     if any(seam.name in _installed for seam in new):
-        log.info("SDK seams installed: %s", ", ".join(sorted(_installed)))
+        # Said once at INFO (the worker's start-up log); the bench reinstalls seams many times.
+        level = logging.DEBUG if _announced.is_set() else logging.INFO
+        _announced.set()
+        log.log(level, "SDK seams installed: %s", ", ".join(sorted(_installed)))
     return installed()
 
 
