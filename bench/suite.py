@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import conformance, dashboard, inprocess, peer, report, stackbench
+from bench import conformance, dashboard, inprocess, peer, report, seams, stackbench
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
 
@@ -77,6 +77,8 @@ def child_env(database: BenchDatabase) -> dict[str, str]:
 
 def run_in_process(ctx: BenchContext) -> None:
     ctx.database.truncate_engine_tables()
+    if "SEAMS" in ctx.only:  # asked for by name only: it runs B1 and B4 once per seam and round
+        attempt(ctx, "SEAMS", seams.measure, ctx)
     attempt(ctx, "B1", inprocess.b1, ctx)
     ctx.database.truncate_engine_tables()
     attempt(ctx, "B4", inprocess.b4, ctx)

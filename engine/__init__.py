@@ -4,13 +4,18 @@ Callers import only these names::
 
     import engine
     engine.configure(dsn="postgresql://…")
+
+A process that runs invocations (the Celery worker does) may also make the SDK cheaper::
+
+    from engine import speedups
+    speedups.install()  # never done by ``import engine``: see engine/speedups.py
     lam = engine.client()
     lam.invoke(FunctionName="orders", InvocationType="Event", Payload=b'{"id": 1}')
 """
 
 from __future__ import annotations
 
-from engine import errors, sdk_seams  # noqa: F401  (sdk_seams installs itself on import)
+from engine import errors
 from engine.api import LambdaClient, client, wait_for_execution
 from engine.db import configure as _configure_db
 from engine.service import Dispatcher, release_quarantine, set_dispatcher

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, NoReturn
 
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_init, worker_init, worker_process_init
 from celery.worker.request import Request
 
-from engine import async_invoke, db, invoker, service
+from engine import async_invoke, db, invoker, service, speedups
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
@@ -100,9 +101,19 @@ def run_async_invocation(self: Task, invocation_id: int) -> bool:
         _retry_outage(self, exc)
 
 
+@worker_init.connect
+def _install_speedups(**_: Any) -> None:
+    """The worker runs invocations: it takes the SDK seams (``engine.speedups``) as it starts, so
+    pool children forked from it inherit them. ``DURABLE_SDK_SPEEDUPS=off`` runs the SDK as shipped."""
+    if os.environ.get("DURABLE_SDK_SPEEDUPS", "on").lower() not in {"off", "0", "false", "no"}:
+        speedups.install()
+
+
 @worker_process_init.connect
 def _prepare_pool_child(**_: Any) -> None:
-    """A pool child freezes its startup heap before its first task, not during it."""
+    """A pool child freezes its startup heap before its first task, not during it; it installs
+    the seams itself too (idempotent), for a pool that does not fork from the worker."""
+    _install_speedups()
     invoker.freeze_startup_heap()
 
 

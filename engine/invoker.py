@@ -14,7 +14,6 @@ import os
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -24,19 +23,11 @@ from aws_durable_execution_sdk_python.execution import (
     InitialExecutionState,
 )
 from aws_durable_execution_sdk_python.lambda_service import (
-    CallbackDetails,
-    ChainedInvokeDetails,
     CheckpointOutput,
     CheckpointUpdatedExecutionState,
-    ContextDetails,
-    ExecutionDetails,
     Operation,
-    OperationStatus,
-    OperationType,
     OperationUpdate,
     StateOutput,
-    StepDetails,
-    WaitDetails,
 )
 
 from engine import db, journal, registry, service
@@ -45,76 +36,12 @@ from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
 log = logging.getLogger(__name__)
 
 
-def _ms_to_datetime(ms: int | None) -> datetime | None:
-    """``TimestampConverter.from_unix_millis`` for a set timestamp; a falsy one is kept as it is,
-    as ``Operation.from_json_dict`` keeps it."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else ms
-
-
-_OPERATION_TYPES = {member.value: member for member in OperationType}
-_OPERATION_STATUSES = {member.value: member for member in OperationStatus}
-_DETAILS = (  # field, key, SDK conversion, what a falsy value becomes (as in Operation.from_dict)
-    ("execution_details", "ExecutionDetails", ExecutionDetails.from_dict, False),
-    ("context_details", "ContextDetails", ContextDetails.from_dict, False),
-    ("step_details", "StepDetails", StepDetails.from_dict, False),
-    ("wait_details", "WaitDetails", WaitDetails.from_dict, False),
-    ("callback_details", "CallbackDetails", CallbackDetails.from_dict, False),
-    # The SDK's walrus rebinds this one to the falsy value itself: {} stays {}.
-    ("chained_invoke_details", "ChainedInvokeDetails", ChainedInvokeDetails.from_dict, True),
-)
-_DETAIL_TIMESTAMPS = {"StepDetails": "NextAttemptTimestamp", "WaitDetails": "ScheduledEndTimestamp"}
-
-
 def operation_from_doc(doc: dict[str, Any]) -> Operation:
-    """``Operation.from_json_dict`` without its deep copy, its enum calls and its dataclass ``__init__``.
+    """The SDK's ``Operation`` for one of the engine's operation documents.
 
-    A replay converts every stored operation, so this runs 10,000 times for 10,000 operations:
-    the SDK's conversion costs ~6 µs a document, this ~2.5 µs. The engine's documents come fresh
-    from the database or the state machine and are not modified afterwards, so the copy is
-    wasted. ``Operation`` is a frozen dataclass without ``__post_init__``, so filling its
-    ``__dict__`` makes the object its ``__init__`` makes. The details keep the SDK's
-    ``from_dict``. What the fast path does not know (a type or status the SDK would reject, no
-    ``Id``) goes to the SDK's conversion, which raises its own error. Contract tests check that
-    both give equal objects with equal attributes.
+    ``engine.speedups`` replaces this with a conversion that skips the SDK's deep copy.
     """
-    try:
-        fields = _operation_fields(doc)
-    except (KeyError, TypeError):
-        return Operation.from_json_dict(doc)
-    operation = object.__new__(Operation)
-    operation.__dict__.update(fields)
-    return operation
-
-
-def _operation_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    """``Operation.from_dict``'s fields, in declaration order, with timestamps converted."""
-    start_ms, end_ms = doc.get("StartTimestamp"), doc.get("EndTimestamp")
-    start = _ms_to_datetime(start_ms)
-    fields = {
-        "operation_id": doc["Id"],
-        "operation_type": _OPERATION_TYPES[doc.get("Type")],
-        "status": _OPERATION_STATUSES[doc.get("Status")],
-        "parent_id": doc.get("ParentId"),
-        "name": doc.get("Name"),
-        "start_timestamp": start,
-        "end_timestamp": start if end_ms == start_ms else _ms_to_datetime(end_ms),  # often equal: one conversion
-        "sub_type": doc.get("SubType") or None,
-    }
-    for field, key, from_dict, keeps_falsy in _DETAILS:
-        details = doc.get(key)
-        if details:
-            fields[field] = from_dict(_details_with_timestamp(key, details))
-        else:
-            fields[field] = details if keeps_falsy else None
-    return fields
-
-
-def _details_with_timestamp(key: str, details: dict[str, Any]) -> dict[str, Any]:
-    """The details with their timestamp (if any) as a datetime, in a shallow copy."""
-    ms_key = _DETAIL_TIMESTAMPS.get(key)
-    if ms_key is None or not details.get(ms_key):
-        return details
-    return {**details, ms_key: _ms_to_datetime(details[ms_key])}
+    return Operation.from_json_dict(doc)
 
 
 class EngineServiceClient:

@@ -32,12 +32,10 @@ from aws_durable_execution_sdk_python.plugin import (
     DurableInstrumentationPlugin,
     InvocationStartInfo,
     OperationType,
-    PluginExecutor,
     UserFunctionEndInfo,
     UserFunctionStartInfo,
 )
 
-PLUGIN_NAME = "durable-lab"
 MAX_LOG_LINES = 2000
 
 
@@ -234,49 +232,6 @@ class JournalPluginFactory:
 
 
 plugin_factory = JournalPluginFactory()
-
-
-_HAS_OTHER_PLUGINS = "_durable_lab_has_other_plugins"
-
-
-def _journal_is_the_only_plugin(executor: PluginExecutor) -> bool:
-    """SDK 3.0.0's ``has_plugins``, except that the journal alone does not count.
-
-    With any plugin registered the SDK copies the whole operation map twice at every checkpoint
-    response and builds an info object per operation, for ``on_operation_end`` and
-    ``on_operation_change`` — hooks the journal does not implement. That is quadratic work in a
-    long invocation. The journal's own hooks (``on_user_function_*``) are dispatched from the
-    factory list, not from ``has_plugins``, so they still run. The SDK reads ``has_plugins`` on
-    every checkpoint read, three times per replayed operation; its factory list is set once, in
-    ``__init__``, so the answer is kept on the executor. Contract tests pin this seam.
-    """
-    answer = executor.__dict__.get(_HAS_OTHER_PLUGINS)
-    if answer is None:
-        factories = executor._plugin_factories
-        answer = bool(factories) and not all(isinstance(f, JournalPluginFactory) for f in factories)
-        executor.__dict__[_HAS_OTHER_PLUGINS] = answer
-    return answer
-
-
-PluginExecutor.has_plugins = property(_journal_is_the_only_plugin)  # type: ignore[method-assign,assignment]
-
-_sdk_snapshot_operation_infos = PluginExecutor._snapshot_operation_infos
-
-
-def _snapshot_unless_journal_only(executor: PluginExecutor, operations_provider: Any) -> dict[str, Any]:
-    """SDK 3.0.0's ``_snapshot_operation_infos``, skipped when the journal is the only plugin.
-
-    The SDK converts every operation into an ``OperationInfo`` for the invocation start and end
-    hooks' info objects: O(operations) per invocation, about 20 ms at 1,000 operations. The
-    journal never reads those infos (its factory ignores the start info), so with the journal
-    alone the SDK's own "no plugins" answer, an empty map, is returned. Contract tests pin it.
-    """
-    if _journal_is_the_only_plugin(executor):  # True when some other plugin is registered
-        return _sdk_snapshot_operation_infos(executor, operations_provider)
-    return {}
-
-
-PluginExecutor._snapshot_operation_infos = _snapshot_unless_journal_only  # type: ignore[method-assign]
 
 
 class _JournalLogHandler(logging.Handler):

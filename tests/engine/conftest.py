@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import engine
-from engine import service
+from engine import service, speedups
 from tests.conftest import Stack
 from tests.engine.support import Recorder, Register, ThreadDispatcher
 
@@ -21,6 +21,7 @@ def in_process() -> Iterator[ThreadDispatcher]:
     saved = service._dispatcher
     dispatcher = ThreadDispatcher()
     engine.configure(dispatcher=dispatcher)
+    speedups.install()  # this process runs the invocations, as a worker child would
     try:
         yield dispatcher
     finally:
@@ -37,6 +38,17 @@ def no_scheduler(stack: Stack) -> Iterator[None]:
         yield
     finally:
         stack.start_scheduler()
+
+
+@pytest.fixture
+def sdk_as_shipped(in_process: ThreadDispatcher) -> Iterator[ThreadDispatcher]:
+    """``in_process``, with every SDK seam taken out: the SDK runs exactly as AWS ships it."""
+    speedups.uninstall()
+    try:
+        yield in_process
+    finally:
+        in_process.join()
+        speedups.install()
 
 
 @pytest.fixture

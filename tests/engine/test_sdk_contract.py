@@ -50,7 +50,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 import engine
-from engine import invoker, machine, sdk_seams, service, store
+from engine import invoker, machine, service, speedups, store
 from engine.errors import InvalidParameterValueException
 from tests.conftest import wait_until
 from tests.engine import support
@@ -69,6 +69,12 @@ from tests.handlers import engine_sdk
 PINNED = "3.0.0"
 HANDLERS = "tests.handlers.engine_sdk"
 Doc = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def _seams_installed() -> None:
+    """The engine runs on the SDK with the seams the worker installs (``engine.speedups``)."""
+    speedups.install()
 
 
 @pytest.fixture
@@ -98,6 +104,7 @@ def normalized(value: Any) -> Any:
 
 def test_sdk_is_the_pinned_version() -> None:
     assert sdk_version == PINNED
+    assert PINNED in speedups.VERIFIED_SDK_VERSIONS  # the seams were derived from and tested on it
     assert importlib.metadata.version("aws-durable-execution-sdk-python") == PINNED
 
 
@@ -570,7 +577,7 @@ def test_journal_alone_does_not_make_the_sdk_copy_operation_maps():
 @pytest.mark.parametrize("doc", _machine_docs(), ids=lambda d: f"{d['Type']}-{d['Status']}")
 def test_operation_from_doc_is_the_sdk_conversion_without_the_copy(doc: Doc) -> None:
     before = json.loads(json.dumps(doc))
-    ours, theirs = invoker.operation_from_doc(doc), Operation.from_json_dict(doc)
+    ours, theirs = speedups.operation_from_doc(doc), Operation.from_json_dict(doc)
     assert ours == theirs
     assert vars(ours) == vars(theirs) and list(vars(ours)) == list(vars(theirs))
     assert type(ours) is Operation and repr(ours) == repr(theirs) and ours.to_json_dict() == theirs.to_json_dict()
@@ -618,9 +625,9 @@ def test_operation_from_doc_answers_odd_documents_as_the_sdk_does(doc: Doc) -> N
         theirs: Any = Operation.from_json_dict(doc)
     except Exception as exc:  # the SDK's own error is the expected answer
         with pytest.raises(type(exc), match=re.escape(str(exc))):
-            invoker.operation_from_doc(doc)
+            speedups.operation_from_doc(doc)
     else:
-        assert vars(invoker.operation_from_doc(doc)) == vars(theirs)
+        assert vars(speedups.operation_from_doc(doc)) == vars(theirs)
 
 
 def test_journal_alone_does_not_make_the_sdk_snapshot_operations_per_invocation():
@@ -651,8 +658,8 @@ def test_a_blocked_caller_batch_is_sent_without_the_idle_wait_unless_branches_ru
     from aws_durable_execution_sdk_python.threading import CompletionEvent
 
     assert sdk_state._BLOCKED_CALLER_WAIT_SECONDS == 0.001
-    assert sdk_state.ExecutionState._read_timeout is sdk_seams._read_timeout_without_idle_wait
-    assert list(inspect.signature(sdk_seams._sdk_read_timeout).parameters) == ["self", "batch", "now", "deadline"]
+    assert sdk_state.ExecutionState._read_timeout is speedups._read_timeout_without_idle_wait
+    assert list(inspect.signature(speedups._sdk_read_timeout).parameters) == ["self", "batch", "now", "deadline"]
     # The collector asks _read_timeout before every read of the queue and stops at <= 0.
     assert "_read_timeout" in sdk_state.ExecutionState._collect_checkpoint_batch.__code__.co_names
 
@@ -683,22 +690,22 @@ def test_has_plugins_may_be_kept_on_the_executor():
     assert sdk_plugin.PluginExecutor([]).has_plugins is False
 
 
-# --- engine.sdk_seams: the ordered lock ------------------------------------------------------
+# --- engine.speedups: the ordered lock ------------------------------------------------------
 
 
 def test_a_free_ordered_lock_is_taken_without_a_new_event():
     from aws_durable_execution_sdk_python import threading as sdk_threading
 
-    assert sdk_threading.OrderedLock.acquire is sdk_seams._acquire_free_lock_at_once
+    assert sdk_threading.OrderedLock.acquire is speedups._acquire_free_lock_at_once
     # The SDK's acquire: one Event per caller, set at once when it is alone in the queue; release
     # pops the caller's entry and sets the next one's; an exit with an error sets them all.
-    acquire, release = sdk_seams._sdk_ordered_lock_acquire, sdk_threading.OrderedLock.release
+    acquire, release = speedups._sdk_ordered_lock_acquire, sdk_threading.OrderedLock.release
     assert {"Event", "_waiters", "_is_broken", "_lock"} <= set(acquire.__code__.co_names)
     assert {"popleft", "set", "_waiters"} <= set(release.__code__.co_names)
     assert ".clear()" not in inspect.getsource(sdk_threading)  # a queued event is never cleared
     lock = sdk_threading.OrderedLock()
     assert lock.acquire() is True
-    assert list(lock._waiters) == [sdk_seams._GRANTED] and sdk_seams._GRANTED.is_set()
+    assert list(lock._waiters) == [speedups._GRANTED] and speedups._GRANTED.is_set()
     lock.release()
     assert not lock._waiters
 
@@ -709,7 +716,7 @@ def test_ordered_lock_keeps_the_sdk_order_and_its_broken_state(seam: bool, monke
     from aws_durable_execution_sdk_python.exceptions import OrderedLockError
 
     if not seam:
-        monkeypatch.setattr(sdk_threading.OrderedLock, "acquire", sdk_seams._sdk_ordered_lock_acquire)
+        monkeypatch.setattr(sdk_threading.OrderedLock, "acquire", speedups._sdk_ordered_lock_acquire)
     lock, order, ready = sdk_threading.OrderedLock(), [], threading.Barrier(2)
 
     def take(n: int) -> None:
@@ -761,7 +768,7 @@ def test_ordered_counter_counts_every_increment_once_under_contention():
     assert sorted(seen) == list(range(1, 2001)) and counter.get_current() == 2000
 
 
-# --- engine.sdk_seams: decoding step results ------------------------------------------------
+# --- engine.speedups: decoding step results ------------------------------------------------
 
 
 def _serdes_values() -> list[Any]:
@@ -800,53 +807,15 @@ def _typed(value: Any) -> Any:
 
 @pytest.fixture
 def sdk_decoding(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], Any]:
-    """Run a call with the SDK's own decoding functions in place of the seams."""
+    """Run a call with the SDK's own ``deserialize`` in place of the seam."""
     from aws_durable_execution_sdk_python import serdes as sdk_serdes
 
     def run(call: Callable[[], Any]) -> Any:
         with monkeypatch.context() as patched:
-            patched.setattr(sdk_serdes.ContainerCodec, "_unwrap", staticmethod(sdk_seams._sdk_unwrap))
-            patched.setattr(sdk_serdes.ContainerCodec, "decode", sdk_seams._sdk_container_decode)
-            patched.setattr(sdk_serdes.TypeCodec, "decode", sdk_seams._sdk_type_decode)
-            patched.setattr(sdk_serdes.ExtendedTypeSerDes, "deserialize", sdk_seams._sdk_extended_deserialize)
+            patched.setattr(sdk_serdes.ExtendedTypeSerDes, "deserialize", speedups._sdk_extended_deserialize)
             return call()
 
     return run
-
-
-def _names(code: Any) -> set[str]:
-    """The names a function's code uses, its comprehensions' included."""
-    nested = [const for const in code.co_consts if inspect.iscode(const)]
-    return set(code.co_names).union(*(_names(inner) for inner in nested))
-
-
-def test_the_decoding_seams_are_installed_over_the_sdk_functions():
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-
-    assert sdk_serdes.ContainerCodec.__dict__["_unwrap"].__func__ is sdk_seams._unwrap_by_table
-    assert sdk_serdes.ContainerCodec.decode is sdk_seams._decode_json_container
-    assert sdk_serdes.TypeCodec.decode is sdk_seams._decode_by_table
-    assert isinstance(sdk_serdes.TYPE_CODEC.container_codec._dispatcher, sdk_serdes.TypeCodec)
-    # The SDK's container decode unwraps through self._unwrap and self.dispatcher.
-    assert {"_unwrap", "dispatcher"} <= _names(sdk_seams._sdk_container_decode.__code__)
-    assert set(sdk_seams._TAG_BY_VALUE.values()) == set(sdk_serdes.TypeTag) == set(sdk_seams._CODEC_BY_TAG)
-
-
-def test_the_tag_table_picks_the_codec_the_sdk_match_picks():
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-
-    class Which:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def decode(self, tag: Any, value: Any) -> str:
-            return self.name
-
-    codec = sdk_serdes.TypeCodec()
-    for name in ("primitive_codec", "bytes_codec", "uuid_codec", "decimal_codec", "datetime_codec", "container_codec"):
-        setattr(codec, name, Which(name))
-    for tag in sdk_serdes.TypeTag:
-        assert sdk_seams._decode_by_table(codec, tag, None) == sdk_seams._sdk_type_decode(codec, tag, None), tag
 
 
 @pytest.mark.parametrize("value", _serdes_values(), ids=lambda v: type(v).__name__)
@@ -893,22 +862,7 @@ def test_odd_and_malformed_results_decode_as_the_sdk_decodes_them(data: str, sdk
     assert outcome() == sdk_decoding(outcome)
 
 
-def test_encoded_values_and_unset_dispatchers_take_the_sdk_path(sdk_decoding: Callable[..., Any]) -> None:
-    from aws_durable_execution_sdk_python import serdes as sdk_serdes
-    from aws_durable_execution_sdk_python.exceptions import DurableExecutionsError
-
-    encoded = [sdk_serdes.EncodedValue(sdk_serdes.TypeTag.INT, 1), {"t": "s", "v": "x"}, 3]
-    decode = sdk_serdes.TYPE_CODEC.container_codec.decode
-    assert decode(sdk_serdes.TypeTag.LIST, encoded) == sdk_decoding(
-        lambda: sdk_serdes.TYPE_CODEC.container_codec.decode(sdk_serdes.TypeTag.LIST, encoded)
-    )
-    unlinked = sdk_serdes.ContainerCodec()
-    assert unlinked.decode(sdk_serdes.TypeTag.LIST, []) == []  # the SDK never asks for the dispatcher
-    with pytest.raises(DurableExecutionsError, match="not linked"):
-        unlinked.decode(sdk_serdes.TypeTag.LIST, [1])
-
-
-# --- engine.sdk_seams: encoding step results ------------------------------------------------
+# --- engine.speedups: encoding step results ------------------------------------------------
 
 
 class _Level(IntEnum):
@@ -958,15 +912,15 @@ def test_step_results_encode_as_the_sdk_encodes_them(value: Any) -> None:
             return type(exc).__qualname__, str(exc)
 
     ours = outcome(serdes.serialize)
-    assert ours == outcome(lambda v: sdk_seams._sdk_extended_serialize(serdes, v))
+    assert ours == outcome(lambda v: speedups._sdk_extended_serialize(serdes, v))
 
 
 def test_the_one_pass_seams_are_installed_and_use_the_sdk_tags():
     from aws_durable_execution_sdk_python import serdes as sdk_serdes
 
-    assert sdk_serdes.ExtendedTypeSerDes.serialize is sdk_seams._serialize_plain_json_in_one_pass
-    assert sdk_serdes.ExtendedTypeSerDes.deserialize is sdk_seams._deserialize_plain_json_in_one_pass
+    assert sdk_serdes.ExtendedTypeSerDes.serialize is speedups._serialize_plain_json_in_one_pass
+    assert sdk_serdes.ExtendedTypeSerDes.deserialize is speedups._deserialize_plain_json_in_one_pass
     for value in ("s", 1, 1.5, True, None):
-        assert sdk_seams._PLAIN_TAGS[type(value)] == sdk_serdes.TYPE_CODEC.encode(value).tag.value
-    assert sdk_serdes.TYPE_CODEC.encode({}).tag.value == sdk_seams._DICT_TAG
-    assert sdk_serdes.TYPE_CODEC.encode([]).tag.value == sdk_seams._LIST_TAG
+        assert speedups._PLAIN_TAGS[type(value)] == sdk_serdes.TYPE_CODEC.encode(value).tag.value
+    assert sdk_serdes.TYPE_CODEC.encode({}).tag.value == speedups._DICT_TAG
+    assert sdk_serdes.TYPE_CODEC.encode([]).tag.value == speedups._LIST_TAG
