@@ -41,6 +41,7 @@ from engine.errors import (
     InvalidCheckpointError,
     InvalidCheckpointTokenError,
     InvalidParameterValueException,
+    ResourceConflictException,
     ResourceNotFoundException,
 )
 from engine.machine import Clock, Transition
@@ -128,6 +129,54 @@ def unit_of_work(now: datetime | None = None, *, transaction: bool = True) -> It
             journal.discard(request_id)
 
 
+# --- one optimistic path per duty ---------------------------------------------------------------
+#
+# Every duty is the same four beats: take a snapshot (the invocation's own view, or one read
+# without a lock) → decide with the state machine → write in one guarded statement, or in one
+# transaction whose first statement is the guarded UPDATE (``store.lock_if_unchanged``) → if
+# the guard matched nothing, another writer got there first: read again and decide again.
+
+# Each retry follows a real change by another writer, so running out of attempts means the
+# execution changes faster than a duty can follow: a clear error, never an endless loop.
+ATTEMPTS = 10
+
+
+class ExecutionChanged(Exception):
+    """The execution changed after the duty took its snapshot; nothing was written."""
+
+
+class ExecutionContended(ResourceConflictException):
+    """A duty met another writer's change at each of its attempts; nothing was written."""
+
+
+def optimistically(duty: str, subject: object, attempt: Callable[[int], T]) -> T:
+    """Run ``attempt(n)`` until it does not raise ExecutionChanged, at most ATTEMPTS times.
+    Attempt 0 may use the caller's cached view; every later one reads the store again."""
+    for number in range(ATTEMPTS):
+        try:
+            return attempt(number)
+        except ExecutionChanged:
+            log.debug("%s of %s met a change (attempt %d); reading again", duty, subject, number + 1)
+    raise ExecutionContended(
+        f"The {duty} of {subject} gave up: the execution changed under each of its {ATTEMPTS} attempts. "
+        "Nothing was written; try again."
+    )
+
+
+@contextmanager
+def guarded_unit_of_work(
+    seen: dict[str, Any], now: datetime | None = None
+) -> Iterator[tuple[UnitOfWork, dict[str, Any]]]:
+    """The transaction of a duty that writes more than one statement. Its first statement takes
+    the execution's row lock only if the row is as ``seen`` (the duty's snapshot) has it, and
+    yields the row as it is now; raises ExecutionChanged (nothing written) otherwise."""
+    with unit_of_work(now) as work:
+        execution = store.lock_if_unchanged(work.conn, seen)
+        if execution is None:
+            raise ExecutionChanged
+        yield work, execution
+
+
 def _send_invokes(dispatcher: Dispatcher, dispatch: dict[int, float]) -> None:
     """Queue the invocations a committed unit of work asked for. A message the broker refuses
     (it is down) is not the work's failure: the execution is marked never dispatched, and the
@@ -197,6 +246,10 @@ class StartRequest:
 
 def start_execution(request: StartRequest) -> tuple[dict[str, Any], bool]:
     """Create an execution (or return the existing one of that name); return (row, created)."""
+    return optimistically("start", request.name or "a new execution", partial(_start, request))
+
+
+def _start(request: StartRequest, _attempt: int) -> tuple[dict[str, Any], bool]:
     # A start is one statement, so it needs no transaction block around it (two round trips fewer).
     with unit_of_work(transaction=False) as work:
         row, created = start_execution_txn(work, request)
@@ -243,7 +296,8 @@ def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[dict[s
 
 def _existing_execution(conn: psycopg.Connection, function_name: str, name: str, payload: str | None) -> dict[str, Any]:
     existing = store.execution_by_name(conn, function_name, name)
-    assert existing is not None
+    if existing is None:  # purged between the INSERT and this read: the name is free again
+        raise ExecutionChanged
     if (existing["input"] or None) != (payload or None):
         raise DurableExecutionAlreadyStartedException(
             f"Durable execution with name {name!r} already exists for function {function_name!r} "
@@ -311,99 +365,134 @@ class CheckpointCache:
     wait_due: dict[str, datetime] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CheckpointSnapshot:
+    """What a checkpoint decides from: the execution row, the operations the batch refers to,
+    the operations the handler has not seen yet, and whether some timer of it is due."""
+
+    execution: dict[str, Any]
+    ops: dict[str, dict[str, Any]]
+    unseen: list[dict[str, Any]] = field(default_factory=list)
+    timers_due: bool = False
+
+
+Answer = tuple[str | None, list[dict[str, Any]]]
+
+
 def checkpoint(
-    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None = None
-) -> tuple[str | None, list[dict[str, Any]]]:
+    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None = None, *, fresh: bool = False
+) -> Answer:
     """Apply one checkpoint batch; return (new token or None, operations the handler has not seen).
 
     A None token tells the SDK to stop (execution finished, stopped or timed out): it then ends
-    the invocation with PENDING and sends nothing more. With the invocation's ``cache`` the common
-    case needs no read and no lock; anything else takes the locked path, whose answer is the same.
+    the invocation with PENDING and sends nothing more. The invocation's ``cache`` is the first
+    snapshot (the common case is then one statement); ``fresh`` reads the store instead.
     """
-    if cache is not None and cache.execution is not None:
-        answer = _checkpoint_from_cache(cache, arn, token, updates)
-        if answer is not None:
-            return answer
-    return _checkpoint_locked(arn, token, updates, cache)
+    return optimistically("checkpoint", arn, partial(_checkpoint, arn, token, updates, cache, fresh))
 
 
-def _referenced(updates: list[dict[str, Any]]) -> set[str]:
-    return {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
+def _checkpoint(
+    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None, fresh: bool, attempt: int
+) -> Answer:
+    now = utcnow()
+    snapshot = None if fresh or attempt > 0 else _cached_snapshot(cache, arn, token, updates)
+    if snapshot is None:
+        snapshot = _read_snapshot(arn, updates, now)
+        if snapshot.execution["status"] != "RUNNING" or snapshot.execution["pending_finish"] is not None:
+            _remember(cache, None, [], machine.Transition())
+            return None, []
+        _check_token(snapshot.execution, token)
+    clock = Clock(now, snapshot.execution["time_scale"])
+    try:
+        change = machine.apply_batch(snapshot.ops, updates, clock, mint_callback_id)
+    except InvalidCheckpointError:
+        if snapshot.execution is cache_execution(cache):
+            raise ExecutionChanged from None  # refused by a view that may be stale: judge it from the store
+        raise
+    if change.invokes or change.finish is not None or snapshot.timers_due:
+        token_out, delta, execution = _checkpoint_in_transaction(snapshot, change, len(updates), now)
+        _remember(cache, execution if token_out is not None else None, delta, change)
+        return token_out, delta
+    execution, timers_due = _checkpoint_in_one_statement(snapshot, change, len(updates), now)
+    delta = list(({op["Id"]: op for op in snapshot.unseen} | {op["Id"]: op for op in change.changed_ops}).values())
+    _remember(cache, execution, delta, change)
+    if not timers_due:
+        return make_token(execution), delta
+    # A timer came due while this invocation runs: its own next (empty) checkpoint fires it.
+    new_token, fired = checkpoint(arn, make_token(execution), [], cache, fresh=True)
+    return new_token, list(({op["Id"]: op for op in delta} | {op["Id"]: op for op in fired}).values())
 
 
-def _checkpoint_from_cache(
-    cache: CheckpointCache, arn: str, token: str, updates: list[dict[str, Any]]
-) -> tuple[str | None, list[dict[str, Any]]] | None:
-    """The common case in one guarded statement; None when the locked path must answer instead
-    (someone else changed the execution, the batch needs more than a write, or it is refused)."""
-    assert cache.execution is not None
-    execution = dict(cache.execution)
+def cache_execution(cache: CheckpointCache | None) -> dict[str, Any] | None:
+    return cache.execution if cache is not None else None
+
+
+def _cached_snapshot(
+    cache: CheckpointCache | None, arn: str, token: str, updates: list[dict[str, Any]]
+) -> CheckpointSnapshot | None:
+    """The invocation's own view, if it has one and the token is the one it was last given."""
+    if cache is None or cache.execution is None:
+        return None
+    execution = cache.execution
     expected = (execution["id"], execution["invocation_seq"], execution["token_seq"])
     if execution["arn"] != arn or _token_parts(token) != expected:
         return None
-    stored = {op_id: cache.ops[op_id] for op_id in _referenced(updates) if op_id in cache.ops}
-    now = utcnow()
-    try:
-        change = machine.apply_batch(stored, updates, Clock(now, execution["time_scale"]), mint_callback_id)
-    except InvalidCheckpointError:
-        return None  # refused: the locked path refuses it too, from the stored state
-    if change.invokes or change.finish is not None:
-        return None
-    guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
-    execution["token_seq"] += 1
-    _count(execution, checkpoints=1, updates=len(updates))
-    changed = change.changed_ops
+    ops = {op_id: cache.ops[op_id] for op_id in _referenced(updates) if op_id in cache.ops}
+    return CheckpointSnapshot(execution, ops)
+
+
+def _read_snapshot(arn: str, updates: list[dict[str, Any]], now: datetime) -> CheckpointSnapshot:
+    with db.pool().connection() as conn:
+        row = store.read_checkpoint_snapshot(conn, arn, sorted(_referenced(updates)), now)
+    if row is None:
+        raise InvalidCheckpointTokenError("Invalid checkpoint token")
+    execution = {key: row[key] for key in row if key not in SNAPSHOT_EXTRAS}
+    ops = {op["Id"]: op for op in row["referenced_ops"]}
+    return CheckpointSnapshot(execution, ops, row["unseen_ops"], row["timers_due"])
+
+
+def _checkpoint_in_one_statement(
+    snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Nothing but this batch to write: one statement, guarded by the sequence numbers the
+    snapshot has. Return the execution as written and whether some timer of it is due."""
+    seen = snapshot.execution
+    guard = {key: seen[key] for key in ("token_seq", "op_seq", "event_seq")}
+    execution = dict(seen, token_seq=seen["token_seq"] + 1)
+    _count(execution, checkpoints=1, updates=updates)
     with db.pool().connection() as conn:  # one statement: its own transaction
         written, timers_due = _write_change(
             conn, execution, change, now, invocation_seq=execution["invocation_seq"], mark_seen=True, guard=guard
         )
     if not written:
-        return None
+        raise ExecutionChanged
+    return execution, timers_due
+
+
+def _checkpoint_in_transaction(
+    snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime
+) -> tuple[str | None, list[dict[str, Any]], dict[str, Any]]:
+    """A batch that starts chained invokes, finishes the execution, or meets due timers."""
+    with guarded_unit_of_work(snapshot.execution, now) as (work, execution):
+        _count(execution, checkpoints=1, updates=updates)
+        token_out, delta = _checkpoint_general(work, execution, change)
+    return token_out, delta, execution
+
+
+def _remember(
+    cache: CheckpointCache | None, execution: dict[str, Any] | None, delta: list[dict[str, Any]], change: Transition
+) -> None:
+    """Keep the invocation's view current: the row as this checkpoint left it (None once the
+    invocation must stop), the operations of the answer, and the exact due time of its waits."""
+    if cache is None:
+        return
     cache.execution = execution
-    cache.ops.update((op["Id"], op) for op in changed)
+    cache.ops.update((op["Id"], op) for op in delta)
     cache.wait_due.update((op_id, due) for kind, op_id, due in change.timers if kind == "wait")
-    if not timers_due:
-        return make_token(execution), changed
-    # A timer came due while this invocation runs: fire it under the lock, as the locked path does.
-    new_token, delta = _checkpoint_locked(arn, make_token(execution), [], cache)
-    merged = {op["Id"]: op for op in changed} | {op["Id"]: op for op in delta}
-    return new_token, list(merged.values())
 
 
-def _checkpoint_locked(
-    arn: str, token: str, updates: list[dict[str, Any]], cache: CheckpointCache | None
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """Apply the batch under the execution's row lock (and keep the invocation's cache current)."""
-    with unit_of_work() as work:
-        snapshot = store.checkpoint_snapshot(work.conn, arn, sorted(_referenced(updates)), work.now)
-        if snapshot is None:
-            raise InvalidCheckpointTokenError("Invalid checkpoint token")
-        execution = {key: snapshot[key] for key in snapshot if key not in SNAPSHOT_EXTRAS}
-        if execution["status"] != "RUNNING" or execution["pending_finish"] is not None:
-            token_out, delta = None, []
-        else:
-            _check_token(execution, token)
-            token_out, delta = _apply_checkpoint(work, snapshot, execution, updates)
-    if cache is not None:
-        cache.execution = execution if token_out is not None else None
-        cache.ops.update((op["Id"], op) for op in delta)
-    return token_out, delta
-
-
-def _apply_checkpoint(
-    work: UnitOfWork, snapshot: dict[str, Any], execution: dict[str, Any], updates: list[dict[str, Any]]
-) -> tuple[str | None, list[dict[str, Any]]]:
-    stored = {op["Id"]: op for op in snapshot["referenced_ops"]}
-    change = machine.apply_batch(stored, updates, Clock(work.now, execution["time_scale"]), mint_callback_id)
-    _count(execution, checkpoints=1, updates=len(updates))
-    if change.invokes or change.finish is not None or snapshot["timers_due"]:
-        return _checkpoint_general(work, execution, change)
-    # Nothing but this batch and the unseen delta to answer: one more statement.
-    execution["token_seq"] += 1
-    _write_change(work.conn, execution, change, work.now, invocation_seq=execution["invocation_seq"], mark_seen=True)
-    delta = {op["Id"]: op for op in snapshot["unseen_ops"]}
-    delta.update({op["Id"]: op for op in change.changed_ops})
-    return make_token(execution), list(delta.values())
+def _referenced(updates: list[dict[str, Any]]) -> set[str]:
+    return {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
 
 
 SNAPSHOT_EXTRAS = frozenset({"referenced_ops", "unseen_ops", "timers_due"})
@@ -529,11 +618,17 @@ def fire_due_timers(limit: int = 200, running_grace: timedelta | None = None) ->
 
 
 def _fire_timers_of(execution_id: int) -> int:
-    with unit_of_work() as work:
-        execution = store.execution_by_id(work.conn, execution_id, lock=True)
-        if execution is not None:
-            _fire_due_timers_txn(work, execution)
-            _save_execution(work.conn, execution)
+    return optimistically("timer firing", f"execution {execution_id}", partial(_fire_timers, execution_id))
+
+
+def _fire_timers(execution_id: int, _attempt: int) -> int:
+    with db.pool().connection() as conn:
+        seen = store.execution_by_id(conn, execution_id)
+    if seen is None:
+        return 1
+    with guarded_unit_of_work(seen) as (work, execution):
+        _fire_due_timers_txn(work, execution)
+        _save_execution(work.conn, execution)
     return 1
 
 
@@ -583,14 +678,16 @@ def next_timer_due(running_grace: timedelta | None = None) -> datetime | None:
 # --- callbacks --------------------------------------------------------------------------------
 
 
-def _locked_callback(work: UnitOfWork, callback_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    execution = store.lock_execution_by_callback(work.conn, callback_id)
+def _open_callback(callback_id: str) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """The callback's execution (read without a lock), its operation, and its function's timeout;
+    refused if the callback is over."""
+    with db.pool().connection() as conn:
+        execution = store.execution_by_callback(conn, callback_id)
     if execution is None:
         raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
-    op_id = execution.pop("callback_op_id")
-    op = store.load_ops(work.conn, execution["id"], [op_id])[op_id]
+    op, fn_timeout = execution.pop("callback_op"), execution.pop("fn_timeout")
     _check_callback_open(callback_id, execution, op)
-    return execution, op
+    return execution, op, fn_timeout
 
 
 def _check_callback_open(callback_id: str, execution: dict[str, Any], op: dict[str, Any]) -> None:
@@ -609,60 +706,47 @@ def _check_callback_open(callback_id: str, execution: dict[str, Any], op: dict[s
 def complete_callback(
     callback_id: str, *, result: str | None = None, error: dict[str, Any] | None = None, success: bool
 ) -> None:
-    """Record a callback's success or failure and wake the handler."""
-    status = "SUCCEEDED" if success else "FAILED"
-    if _complete_callback_in_one_write(callback_id, status, result, error):
-        return
-    with unit_of_work() as work:
-        execution, op = _locked_callback(work, callback_id)
-        clock = Clock(work.now, execution["time_scale"])
-        change = machine.complete_callback(op, clock, status=status, result=result, error=error)
-        _apply_service_change(work, execution, change, "callback")
-        _save_execution(work.conn, execution)
+    """Record a callback's success or failure and wake the handler.
 
-
-def _complete_callback_in_one_write(
-    callback_id: str, status: str, result: str | None, error: dict[str, Any] | None
-) -> bool:
-    """The answer to an open callback as one read and one guarded write, with no lock held.
-
-    An operator's approval wakes a suspended handler: the locked path's seven round trips were
-    a third of that wake-up. Return False, having written nothing, if the execution changed
-    between the read and the write (an invocation claimed or checkpointed, a timer fired); the
-    locked path then answers, as before.
+    An operator's approval wakes a suspended handler: one read and one guarded write, no lock.
     """
-    with db.pool().connection() as conn:
-        execution = store.execution_by_callback(conn, callback_id)
-    if execution is None:
-        raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
-    op, fn_timeout = execution.pop("callback_op"), execution.pop("fn_timeout")
-    _check_callback_open(callback_id, execution, op)
+    status = "SUCCEEDED" if success else "FAILED"
+    answer = partial(_answer_callback, callback_id, status, result, error)
+    optimistically("callback answer", f"callback {callback_id!r}", answer)
+
+
+def _answer_callback(
+    callback_id: str, status: str, result: str | None, error: dict[str, Any] | None, _attempt: int
+) -> None:
+    execution, op, fn_timeout = _open_callback(callback_id)
     now = utcnow()
     change = machine.complete_callback(
         op, Clock(now, execution["time_scale"]), status=status, result=result, error=error
     )
-    if change.invokes or change.finish is not None or not change.touched:
-        return False
+    if not change.touched:
+        return
+    # Guarded by the row as read, running or not: the handler must then run again, now or
+    # after the running invocation ends.
     guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq", "invocation_seq", "running")}
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
         written, _ = _write_change(
             work.conn, execution, change, now, invocation_seq=None, mark_seen=False, guard=guard, wake="callback"
         )
-        if written and not execution["running"]:
+        if not written:
+            raise ExecutionChanged
+        if not execution["running"]:
             work.dispatch[execution["id"]] = _timeout_seconds(fn_timeout)
-    return written
 
 
 def heartbeat_callback(callback_id: str) -> None:
     """Re-arm a callback's heartbeat timer (no history event)."""
-    with unit_of_work() as work:
-        execution, op = _locked_callback(work, callback_id)
-        started = work.conn.execute(
-            """SELECT doc FROM durable_event WHERE execution_id = %s AND op_id = %s AND event_type = 'CallbackStarted'
-               ORDER BY event_id LIMIT 1""",
-            (execution["id"], op["Id"]),
-        ).fetchone()
-        heartbeat = (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
+    optimistically("callback heartbeat", f"callback {callback_id!r}", partial(_heartbeat, callback_id))
+
+
+def _heartbeat(callback_id: str, _attempt: int) -> None:
+    seen, op, _ = _open_callback(callback_id)
+    with guarded_unit_of_work(seen) as (work, execution):
+        heartbeat = store.callback_heartbeat_timeout(work.conn, execution["id"], op["Id"])
         if heartbeat:
             due = Clock(work.now, execution["time_scale"]).after(heartbeat)
             store.set_timer(work.conn, execution["id"], "callback_heartbeat", op["Id"], due)
@@ -673,20 +757,23 @@ def heartbeat_callback(callback_id: str) -> None:
 
 def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
     """Stop a running execution; return its end time (idempotent for a stopped one)."""
-    with unit_of_work() as work:
-        execution = store.execution_by_arn(work.conn, arn, lock=True)
-        if execution is None:
-            raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")
-        if execution["status"] == "STOPPED":
-            return execution["ended_at"]
-        if execution["status"] != "RUNNING":
-            raise InvalidParameterValueException(
-                f"Durable execution is already {execution['status']}; it cannot be stopped."
-            )
-        stop_error = error or {"ErrorMessage": "Execution stopped by user request"}
+    return optimistically("stop", arn, partial(_stop, arn, error))
+
+
+def _stop(arn: str, error: dict[str, Any] | None, _attempt: int) -> datetime:
+    with db.pool().connection() as conn:
+        seen = store.execution_by_arn(conn, arn)
+    if seen is None:
+        raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")
+    if seen["status"] == "STOPPED":
+        return seen["ended_at"]
+    if seen["status"] != "RUNNING":
+        raise InvalidParameterValueException(f"Durable execution is already {seen['status']}; it cannot be stopped.")
+    stop_error = error or {"ErrorMessage": "Execution stopped by user request"}
+    with guarded_unit_of_work(seen) as (work, execution):
         _finish_execution(work, execution, machine.Finish("STOPPED", error=stop_error))
         _save_execution(work.conn, execution)
-        return work.now
+    return work.now
 
 
 def _finish_execution(
@@ -739,12 +826,17 @@ def _closed_execution_op(
 
 
 def _complete_parent_invoke(work: UnitOfWork, child: dict[str, Any], finish: machine.Finish) -> None:
-    parent = store.execution_by_arn(work.conn, child["parent_arn"], lock=True)
-    if parent is None or parent["status"] != "RUNNING":
+    """Close the parent's chained invoke, in the child's transaction. The parent's row is locked
+    only if it is as read; if not, the child's whole duty reads again and retries."""
+    seen = store.execution_by_arn(work.conn, child["parent_arn"])
+    if seen is None or seen["status"] != "RUNNING":
         return
-    op = store.load_ops(work.conn, parent["id"], [child["parent_op_id"]]).get(child["parent_op_id"])
+    op = store.load_ops(work.conn, seen["id"], [child["parent_op_id"]]).get(child["parent_op_id"])
     if op is None or op["Status"] != "STARTED":
         return
+    parent = store.lock_if_unchanged(work.conn, seen)
+    if parent is None:
+        raise ExecutionChanged
     error = finish.error
     if finish.status == "TIMED_OUT":
         error = {"ErrorType": "ChainedInvoke.Timeout", "ErrorMessage": (finish.error or {}).get("ErrorMessage", "")}
@@ -757,14 +849,20 @@ def _complete_parent_invoke(work: UnitOfWork, child: dict[str, Any], finish: mac
 
 def complete_plain_invoke(execution_id: int, op_id: str, *, result: str | None, error: dict[str, Any] | None) -> None:
     """Close a chained invoke of a plain (non-durable) function from its one call's outcome."""
-    with unit_of_work() as work:
-        execution = store.execution_by_id(work.conn, execution_id, lock=True)
-        if execution is None or execution["status"] != "RUNNING":
-            return
-        op = store.load_ops(work.conn, execution_id, [op_id]).get(op_id)
-        if op is None or op["Status"] != "STARTED":
-            return
-        status = "FAILED" if error is not None else "SUCCEEDED"
+    close = partial(_complete_plain_invoke, execution_id, op_id, result, error)
+    optimistically("plain invoke's completion", f"execution {execution_id}", close)
+
+
+def _complete_plain_invoke(
+    execution_id: int, op_id: str, result: str | None, error: dict[str, Any] | None, _attempt: int
+) -> None:
+    with db.pool().connection() as conn:
+        seen = store.execution_by_id(conn, execution_id)
+        op = store.load_ops(conn, execution_id, [op_id]).get(op_id) if seen is not None else None
+    if seen is None or seen["status"] != "RUNNING" or op is None or op["Status"] != "STARTED":
+        return
+    status = "FAILED" if error is not None else "SUCCEEDED"
+    with guarded_unit_of_work(seen) as (work, execution):
         change = machine.complete_chained_invoke(
             op, Clock(work.now, execution["time_scale"]), status=status, result=result, error=error
         )
@@ -798,10 +896,14 @@ def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket
 
     The claim is one statement, which also reads the operations; only if it had to wait for
     another writer are they read again after it commits, so that they include everything the
-    claim marks as seen. Whatever the statement cannot claim (nothing owed, a deleted function)
-    goes to the locked path, which gives the answer. A duplicate message, or one of an older
-    ``generation`` than the execution's last re-dispatch, is dropped after one more read.
+    claim marks as seen. A claim that matches nothing reads why, in one more statement: a
+    duplicate message, or one of an older ``generation`` than the execution's last re-dispatch,
+    is dropped; an execution whose function was deleted fails.
     """
+    return optimistically("claim", f"execution {execution_id}", partial(_claim, execution_id, generation))
+
+
+def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket | None:
     now = utcnow()
     values = {
         "execution_id": execution_id,
@@ -815,9 +917,7 @@ def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket
     with db.pool().connection() as conn:
         row = store.claim_invocation(conn, values)
         if row is None:
-            if not store.claimable(conn, execution_id, generation):
-                return None
-            return _claim_invocation_locked(execution_id)
+            return _claim_refused(store.unclaimed_execution(conn, execution_id, generation))
         ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
         if ops_seq != row["op_seq"]:
             ops = list(store.load_ops(conn, execution_id).values())
@@ -838,60 +938,17 @@ def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket
     )
 
 
-def _claim_invocation_locked(execution_id: int) -> Ticket | None:
-    """The claim under the execution's row lock: also fails the execution if its function is gone."""
-    with unit_of_work() as work:
-        execution = store.execution_by_id(work.conn, execution_id, lock=True)
-        if execution is None or execution["status"] != "RUNNING":
-            return None
-        if execution["running"] or not execution["needs_invoke"]:
-            return None
-        fn = store.get_function(work.conn, execution["function_name"])
-        if fn is None:
-            error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "Function was deleted."}
-            _finish_execution(work, execution, machine.Finish("FAILED", error=error))
-            _save_execution(work.conn, execution)
-            return None
-        deadline = work.now + timedelta(seconds=fn["timeout"])
-        execution.update(
-            invocation_seq=execution["invocation_seq"] + 1,
-            running=True,
-            needs_invoke=False,
-            lease_until=deadline + LEASE_GRACE,
-            seen_seq=execution["op_seq"],
-        )
-        request_id = str(uuid.uuid4())
-        store.insert_invocation(
-            work.conn,
-            {
-                "execution_id": execution_id,
-                "seq": execution["invocation_seq"],
-                "request_id": request_id,
-                "reason": execution["invoke_reason"],
-                "started_at": work.now,
-                "deadline": deadline,
-                "worker": socket.gethostname(),
-                "pid": os.getpid(),
-                "dispatched_at": execution["dispatched_at"],
-            },
-        )
-        _count(execution, invocations=1)
+def _claim_refused(seen: dict[str, Any] | None) -> None:
+    """Nothing claimed: drop the message, or fail an execution whose function is gone."""
+    if seen is None or not seen["claimable"]:
+        return None
+    if seen["function_found"]:
+        raise ExecutionChanged  # it became claimable after the claim looked: claim again
+    with guarded_unit_of_work(seen) as (work, execution):
+        error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "Function was deleted."}
+        _finish_execution(work, execution, machine.Finish("FAILED", error=error))
         _save_execution(work.conn, execution)
-        ops = list(store.load_ops(work.conn, execution_id).values())
-        faults = [dict(f) for f in store.armed_faults(work.conn, execution_id)]
-        return Ticket(
-            execution_id,
-            execution["arn"],
-            execution["invocation_seq"],
-            request_id,
-            make_token(execution),
-            ops,
-            fn,
-            work.now,
-            deadline,
-            faults,
-            CheckpointCache({op["Id"]: op for op in ops}, execution=dict(execution)),
-        )
+    return None
 
 
 def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None) -> None:
@@ -912,13 +969,27 @@ def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: d
 def _complete_invocation(
     ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None, entries: list[dict[str, Any]]
 ) -> None:
-    if _complete_from_cache(ticket, output, raised, entries):
+    end = partial(_end, ticket, output, raised, entries)
+    optimistically("invocation end", f"execution {ticket.execution_id}", end)
+
+
+def _end(
+    ticket: Ticket,
+    output: dict[str, Any] | None,
+    raised: dict[str, Any] | None,
+    entries: list[dict[str, Any]],
+    attempt: int,
+) -> None:
+    """End the invocation: from its own view in one statement if the ending is one of the two
+    common ones, else from one read, in a transaction opened by the guarded UPDATE."""
+    if attempt == 0 and _complete_from_cache(ticket, output, raised, entries):
         return
-    with unit_of_work() as work:
-        execution, invocation = store.lock_execution_with_invocation(work.conn, ticket.execution_id, ticket.seq)
-        assert execution is not None
-        if invocation is None or invocation["ended_at"] is not None:
-            return  # already recorded as lost by the sweeper: this invocation is fenced
+    with db.pool().connection() as conn:
+        seen, invocation = store.execution_with_invocation(conn, ticket.execution_id, ticket.seq)
+    assert seen is not None
+    if invocation is None or invocation["ended_at"] is not None:
+        return  # already recorded as lost by the sweeper: this invocation is fenced
+    with guarded_unit_of_work(seen) as (work, execution):
         known_ops = _known_ops(ticket.cache, execution)
         outcome, error = _judge_output(work, execution, output, raised, known_ops)
         _end_invocation(work, execution, invocation, outcome, error, entries)
@@ -1286,12 +1357,20 @@ def unstorable_journal_entry(exc: BaseException) -> dict[str, Any]:
 
 
 def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None) -> int:
-    with unit_of_work() as work:
-        execution, invocation = store.lock_execution_with_invocation(work.conn, execution_id, seq)
-        if execution is None or invocation is None or invocation["ended_at"] is not None:
-            return 0
-        if entries is None:
-            entries = journal.read_entries(invocation["request_id"])
+    record = partial(_record_lost_once, execution_id, seq, outcome, entries)
+    return optimistically("record of a lost invocation", f"execution {execution_id}", record)
+
+
+def _record_lost_once(
+    execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, _attempt: int
+) -> int:
+    with db.pool().connection() as conn:
+        seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
+    if seen is None or invocation is None or invocation["ended_at"] is not None:
+        return 0
+    if entries is None:
+        entries = journal.read_entries(invocation["request_id"])
+    with guarded_unit_of_work(seen) as (work, execution):
         kinds = {entry.get("t") for entry in entries}
         if "fault" in kinds:
             outcome = "killed"
@@ -1302,7 +1381,7 @@ def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[d
         if not _apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
             _schedule_recovery(work, execution, dict(error))
         _save_execution(work.conn, execution)
-        return 1
+    return 1
 
 
 @dataclass
@@ -1438,7 +1517,7 @@ def guarded(kind: str, execution_id: int, work: Callable[[], int]) -> int:
     except Exception as exc:
         if is_outage(exc):
             raise
-        if isinstance(exc, psycopg.errors.TransactionRollback):
+        if isinstance(exc, psycopg.errors.TransactionRollback | ExecutionContended):
             log.info("%s of execution %s: %s; trying again next round", kind, execution_id, exc)
             return 0
         _failed(kind, execution_id, exc)
@@ -1488,29 +1567,8 @@ def release_quarantine(arn: str) -> dict[str, Any]:
 
 # --- retention --------------------------------------------------------------------------------
 
-RETAINED_TABLES = (
-    "durable_event",
-    "durable_operation",
-    "durable_invocation",
-    "durable_timer",
-    "durable_body_run",
-    "durable_log",
-    "durable_effect",
-    "durable_fault",
-)
-
 
 def purge_expired(limit: int = 500) -> int:
     """Delete executions whose retention period has passed since they ended (frees their names)."""
     with db.transaction() as conn:
-        rows = conn.execute(
-            """SELECT id FROM durable_execution WHERE ended_at IS NOT NULL
-               AND ended_at < now() - make_interval(days => retention_days) LIMIT %s FOR UPDATE SKIP LOCKED""",
-            (limit,),
-        ).fetchall()
-        ids = [row["id"] for row in rows]
-        if ids:
-            for table in RETAINED_TABLES:
-                conn.execute(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
-            conn.execute("DELETE FROM durable_execution WHERE id = ANY(%s)", (ids,))
-    return len(ids)
+        return store.purge_expired(conn, limit)

@@ -760,26 +760,50 @@ def test_a_callback_answered_while_its_invocation_runs_wakes_the_handler_after_i
     assert recorder.invoked[invoked:] == [ticket.execution_id]  # its ending sees the answer
 
 
-def test_a_callback_answer_that_meets_a_change_is_written_under_the_lock(
+def test_a_callback_answer_that_meets_a_change_reads_again_and_writes(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, callback_id = _callback_started(client, functions, recorder)
+    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    read = store.execution_by_callback
+    reads = []
+
+    def read_before_a_claim_once(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
+        row = read(conn, callback)
+        assert row is not None
+        reads.append(row)
+        if len(reads) > 1:
+            return row
+        return {**row, "invocation_seq": row["invocation_seq"] - 1}  # as if read before the last claim
+
+    monkeypatch.setattr(store, "execution_by_callback", read_before_a_claim_once)
+    statements = counted_statements(monkeypatch)
+    service.complete_callback(callback_id, result='"late"', success=True)
+    assert len(statements) > 2  # the guarded write declined; the answer was read again and written
+    assert len(reads) == 2
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
+    assert event_types(client, ticket.arn).count("CallbackSucceeded") == 1
+    with pytest.raises(InvalidParameterValueException, match="already completed"):
+        service.complete_callback(callback_id, result='"again"', success=True)
+
+
+def test_a_callback_answer_that_always_meets_a_change_gives_up_with_a_clear_error(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket, callback_id = _callback_started(client, functions, recorder)
     service.complete_invocation(ticket, {"Status": "PENDING"}, None)
     read = store.execution_by_callback
 
-    def read_before_a_claim(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
+    def always_stale(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
         row = read(conn, callback)
         assert row is not None
-        return {**row, "invocation_seq": row["invocation_seq"] - 1}  # as if read before the last claim
+        return {**row, "invocation_seq": row["invocation_seq"] - 1}
 
-    monkeypatch.setattr(store, "execution_by_callback", read_before_a_claim)
-    statements = counted_statements(monkeypatch)
-    service.complete_callback(callback_id, result='"late"', success=True)
-    assert len(statements) > 2  # the guarded write declined; the locked path wrote it
-    assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
-    assert event_types(client, ticket.arn).count("CallbackSucceeded") == 1
-    with pytest.raises(InvalidParameterValueException, match="already completed"):
-        service.complete_callback(callback_id, result='"again"', success=True)
+    monkeypatch.setattr(store, "execution_by_callback", always_stale)
+    with pytest.raises(ResourceConflictException, match=f"changed under each of its {service.ATTEMPTS} attempts"):
+        service.complete_callback(callback_id, result='"late"', success=True)
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "STARTED"  # nothing was written
+    assert "CallbackSucceeded" not in event_types(client, ticket.arn)
 
 
 def test_callback_success_resumes_with_the_raw_result(client: Client, functions: Register) -> None:
