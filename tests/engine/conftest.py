@@ -10,33 +10,33 @@ from typing import Any
 import pytest
 
 import engine
-from engine import service
+from engine.duties.unit import current_dispatcher, set_dispatcher
 from tests.engine.support import Recorder, Register, ThreadDispatcher
 
 
 @pytest.fixture
 def in_process() -> Iterator[ThreadDispatcher]:
     """Run invocations in threads of the test process; the Celery dispatcher comes back afterwards."""
-    saved = service._dispatcher
+    saved = current_dispatcher()
     dispatcher = ThreadDispatcher()
     engine.configure(dispatcher=dispatcher)
     try:
         yield dispatcher
     finally:
         dispatcher.join()
-        service.set_dispatcher(saved)
+        set_dispatcher(saved)
 
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     """Queue nothing: the test claims and runs invocations itself."""
-    saved = service._dispatcher
+    saved = current_dispatcher()
     recording = Recorder()
     engine.configure(dispatcher=recording)
     try:
         yield recording
     finally:
-        service.set_dispatcher(saved)
+        set_dispatcher(saved)
 
 
 @pytest.fixture
