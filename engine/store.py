@@ -138,13 +138,6 @@ def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any)
     conn.execute(f"UPDATE durable_execution SET {columns} WHERE id = %(_id)s", {**params, "_id": execution_id})
 
 
-def list_executions(
-    conn: psycopg.Connection, where: str, params: Mapping[str, Any], limit: int
-) -> list[dict[str, Any]]:
-    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE {where} ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
-    return conn.execute(sql, {**params, "limit": limit}).fetchall()
-
-
 # --- operations -------------------------------------------------------------------------------
 
 

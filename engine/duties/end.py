@@ -100,7 +100,8 @@ def _complete_from_cache(
     suspended with something to wait for, or it succeeded (with no parent execution to tell).
 
     Return False, having written nothing, for anything else, or if someone else changed the
-    execution since the invocation's last checkpoint: the locked path then decides, as always.
+    execution since the invocation's last checkpoint (or a timer it cannot fire itself is due):
+    the ending is then decided from one read, in a transaction opened by the guarded UPDATE.
     """
     cache = ticket.cache
     if cache is None or cache.execution is None or raised is not None or not isinstance(output, dict):

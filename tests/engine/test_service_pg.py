@@ -27,6 +27,7 @@ from engine.duties.callbacks import complete_callback
 from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
 from engine.duties.claim import LEASE_GRACE, Ticket, claim_invocation
 from engine.duties.end import complete_invocation
+from engine.duties.stop import stop_execution
 from engine.duties.sweep import mark_invocation_lost
 from engine.duties.timers import fire_due_timers
 from engine.duties.tokens import function_arn
@@ -808,6 +809,46 @@ def test_a_callback_answer_that_always_meets_a_change_gives_up_with_a_clear_erro
         complete_callback(callback_id, result='"late"', success=True)
     assert stored_ops(ticket.arn)["c1"]["Status"] == "STARTED"  # nothing was written
     assert "CallbackSucceeded" not in event_types(client, ticket.arn)
+
+
+def test_a_finishing_batch_from_a_stale_view_is_decided_again_from_the_store(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    token, ops = checkpoint(
+        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
+    )
+    [callback] = [op for op in ops if op["Id"] == "c1"]
+    complete_callback(callback["CallbackDetails"]["CallbackId"], result='"yes"', success=True)  # under the invocation
+    statements = counted_statements(monkeypatch)
+    finish = {"Id": "execution-result-1", "Type": "EXECUTION", "Action": "SUCCEED", "Payload": '"done"'}
+    assert checkpoint(ticket.arn, token, [finish], ticket.cache) == (None, [])
+    guards = [sql for sql in statements if "SET token_seq = token_seq" in sql]
+    assert len(guards) == 2  # the invocation's view missed; the read that followed locked the row
+    assert execution_row(ticket.arn)["pending_finish"]["status"] == "SUCCEEDED"
+    assert ticket.cache is not None and ticket.cache.execution is None  # the invocation must stop
+
+
+def test_a_stop_that_meets_a_change_reads_again_and_stops_once(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, _ = _callback_started(client, functions, recorder)
+    read = store.execution_by_arn
+    reads: list[dict[str, Any] | None] = []
+
+    def stale_once(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+        row = read(conn, arn, lock=lock)
+        reads.append(row)
+        if len(reads) == 1 and row is not None:
+            return {**row, "op_seq": row["op_seq"] - 1}  # as if read before the invocation's checkpoint
+        return row
+
+    monkeypatch.setattr(store, "execution_by_arn", stale_once)
+    stop_execution(ticket.arn, None)
+    assert len(reads) == 2
+    monkeypatch.undo()
+    assert execution_row(ticket.arn)["status"] == "STOPPED"
+    assert event_types(client, ticket.arn).count("ExecutionStopped") == 1
 
 
 def test_callback_success_resumes_with_the_raw_result(client: Client, functions: Register) -> None:
