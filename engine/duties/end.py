@@ -8,6 +8,7 @@ transaction opened by the guarded UPDATE. Either way a changed execution means: 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -77,7 +78,8 @@ def _end(
         return  # already recorded as lost by the sweeper: this invocation is fenced
     with guarded_unit_of_work(seen) as (work, execution):
         known_ops = _known_ops(ticket.cache, execution)
-        outcome, error = _judge_output(work, execution, output, raised, known_ops)
+        has_pending = partial(_has_pending_work, work, execution, known_ops)
+        outcome, error = _judge_output(execution, output, raised, has_pending)
         close_invocation(work, execution, invocation, outcome, error, entries)
         if apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             save_execution(work.conn, execution)
@@ -104,19 +106,17 @@ def _complete_from_cache(
     the ending is then decided from one read, in a transaction opened by the guarded UPDATE.
     """
     cache = ticket.cache
-    if cache is None or cache.execution is None or raised is not None or not isinstance(output, dict):
+    if cache is None or cache.execution is None:
         return False
     execution = dict(cache.execution)
     record = journal_record(entries)
-    status = output.get("Status")
-    if execution["parent_arn"] or record.fired_faults:
+    if execution["parent_arn"] or record.fired_faults or execution["op_seq"] > execution["seen_seq"]:
+        return False  # a parent to tell, faults to mark, or operations the handler has not seen
+    has_pending = partial(machine.has_pending_work, list(cache.ops.values()))
+    outcome, error = _judge_output(execution, output, raised, has_pending)
+    if outcome not in ("suspended", "succeeded"):
         return False
-    if status == "PENDING" and machine.has_pending_work(list(cache.ops.values())):
-        outcome, finish = "suspended", None
-    elif status == "SUCCEEDED" and not output.get("Error"):
-        outcome, finish = "succeeded", machine.Finish("SUCCEEDED", result=output.get("Result"))
-    else:
-        return False
+    finish = _handler_finish(outcome, output, error)
     now = utcnow()
     clock = Clock(now, execution["time_scale"])
     fired = Transition() if finish is not None else _waits_due(cache.ops, cache.wait_due, clock)
@@ -192,14 +192,14 @@ def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> dict
 
 
 def _judge_output(
-    work: UnitOfWork,
     execution: dict[str, Any],
     output: dict[str, Any] | None,
     raised: dict[str, Any] | None,
-    known_ops: dict[str, dict[str, Any]] | None = None,
+    has_pending: Callable[[], bool],
 ) -> tuple[str, dict[str, Any] | None]:
-    """The invocation's outcome from its output; ``known_ops`` (all operations, if known) saves
-    reading them back to check that a PENDING output has something to wait for."""
+    """The invocation's outcome from its output, and the error that made it fail, if the output
+    itself is wrong. ``has_pending`` says whether some operation still waits on the service
+    (asked only for a PENDING output), from the invocation's view or from the store."""
     if raised is not None:
         return "failed", raised
     if not isinstance(output, dict) or output.get("Status") not in {"SUCCEEDED", "FAILED", "PENDING"}:
@@ -211,17 +211,28 @@ def _judge_output(
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "SUCCEEDED output with Error."}
     if status == "PENDING" and execution["status"] == "RUNNING":
         unseen = execution["op_seq"] > execution["seen_seq"]
-        pending = (
-            machine.has_pending_work(list(known_ops.values()))
-            if known_ops is not None
-            else store.has_pending_work(work.conn, execution["id"])
-        )
-        if not unseen and not pending:
+        if not unseen and not has_pending():
             return "failed", {
                 "ErrorType": "InvalidParameterValueException",
                 "ErrorMessage": "Cannot return PENDING status with no pending operations.",
             }
     return {"SUCCEEDED": "succeeded", "FAILED": "failed", "PENDING": "suspended"}[status], None
+
+
+def _has_pending_work(work: UnitOfWork, execution: dict[str, Any], known_ops: dict[str, dict[str, Any]] | None) -> bool:
+    """From every operation, if the invocation's view has them exactly; else one query."""
+    if known_ops is not None:
+        return machine.has_pending_work(list(known_ops.values()))
+    return store.has_pending_work(work.conn, execution["id"])
+
+
+def _handler_finish(outcome: str, output: dict[str, Any] | None, error: dict[str, Any] | None) -> machine.Finish | None:
+    """The finish the handler's own output asks for (its result, or its FAILED error), if any."""
+    if outcome == "succeeded" and output is not None:
+        return machine.Finish("SUCCEEDED", result=output.get("Result"))
+    if outcome == "failed" and error is None and output is not None:
+        return machine.Finish("FAILED", error=output.get("Error") or {})
+    return None
 
 
 def close_invocation(
@@ -275,11 +286,11 @@ def _after_invocation(
     error: dict[str, Any] | None,
     known_ops: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    if outcome == "succeeded" and output is not None:
-        execution["consecutive_failures"] = 0
-        finish_execution(work, execution, machine.Finish("SUCCEEDED", result=output.get("Result")), known_ops)
-    elif outcome == "failed" and error is None and output is not None:
-        finish_execution(work, execution, machine.Finish("FAILED", error=output.get("Error") or {}), known_ops)
+    finish = _handler_finish(outcome, output, error)
+    if finish is not None:
+        if outcome == "succeeded":
+            execution["consecutive_failures"] = 0
+        finish_execution(work, execution, finish, known_ops)
     elif outcome == "suspended":
         execution["consecutive_failures"] = 0
         if execution["op_seq"] > execution["seen_seq"]:
