@@ -11,7 +11,8 @@ from typing import Any, TextIO
 import engine
 from bench.harness import BenchDatabase, QueueDispatcher, StatementCounter
 from engine import db as engine_db
-from engine import invoker, registry, service, speedups
+from engine import invoker, registry, speedups
+from engine.duties.start import StartRequest, start_execution
 
 MAX_EXECUTION_TIMEOUT = 31_622_400
 
@@ -64,8 +65,8 @@ class BenchContext:
     def start(
         self, fn: dict[str, Any], event: Any, *, name: str | None = None, time_scale: float = 1.0
     ) -> dict[str, Any]:
-        request = service.StartRequest(fn, name, json.dumps(event), "Event", time_scale)
-        row, _ = service.start_execution(request)
+        request = StartRequest(fn, name, json.dumps(event), "Event", time_scale)
+        row, _ = start_execution(request)
         return row
 
     def run_inline(self, execution_id: int) -> None:

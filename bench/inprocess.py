@@ -26,7 +26,12 @@ from bench import baselines, handlers
 from bench.context import MAX_EXECUTION_TIMEOUT, BenchContext
 from bench.harness import Ratio, SqlCounts, commit_counter
 from engine import db as engine_db
-from engine import invoker, machine, service
+from engine import invoker, machine
+from engine.duties.claim import claim_invocation
+from engine.duties.end import complete_invocation
+from engine.duties.timers import fire_due_timers
+from engine.duties.tokens import mint_callback_id
+from engine.duties.unit import utcnow
 from engine.machine import Clock
 
 # --- B1: step checkpoint overhead ------------------------------------------------------------
@@ -88,7 +93,7 @@ class AnswerAtOnce:
         # The engine's own state machine answers a wait's START (as the service would: STARTED, not
         # yet due); nothing else in B1's or B4's handlers needs an answer.
         waits = [u for u in (update.to_dict() for update in updates) if u["Type"] == "WAIT" and u["Action"] == "START"]
-        started = machine.apply_batch({}, waits, Clock(service.utcnow()), service.mint_callback_id).changed_ops
+        started = machine.apply_batch({}, waits, Clock(utcnow()), mint_callback_id).changed_ops
         operations = [invoker.operation_from_doc(op) for op in started]
         return CheckpointOutput(str(self.calls), CheckpointUpdatedExecutionState(operations=operations))
 
@@ -286,12 +291,12 @@ def replay_once(ctx: BenchContext, execution_id: int) -> dict[str, Any]:
     """Claim, replay to the first unfinished op (the wait), record the suspension; time each part."""
     with ctx.counter:
         s0, t0 = ctx.counter.snapshot(), time.perf_counter()
-        ticket = service.claim_invocation(execution_id)
+        ticket = claim_invocation(execution_id)
         assert ticket is not None, "seeded execution was not claimable"
         s1, t1 = ctx.counter.snapshot(), time.perf_counter()
         output, raised = invoker.call_handler(ticket)
         s2, t2 = ctx.counter.snapshot(), time.perf_counter()
-        service.complete_invocation(ticket, output, raised)
+        complete_invocation(ticket, output, raised)
         s3, t3 = ctx.counter.snapshot(), time.perf_counter()
     if raised is not None or (output or {}).get("Status") != "PENDING":
         raise RuntimeError(f"replay did not stop at the wait: {output or raised}")
@@ -370,7 +375,7 @@ def run_suspending(ctx: BenchContext, fn: dict[str, Any], waits: int) -> tuple[f
         if state["status"] != "RUNNING":
             break
         while not (owed := ctx.dispatcher.drain()):
-            if not service.fire_due_timers():
+            if not fire_due_timers():
                 time.sleep(0.0002)
     if state["status"] != "SUCCEEDED":
         raise RuntimeError(f"B4b execution ended {state['status']}")

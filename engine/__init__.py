@@ -18,7 +18,8 @@ from __future__ import annotations
 from engine import errors
 from engine.api import LambdaClient, client, wait_for_execution
 from engine.db import configure as _configure_db
-from engine.service import Dispatcher, release_quarantine, set_dispatcher
+from engine.duties.loops import release_quarantine
+from engine.duties.unit import Dispatcher, set_dispatcher
 
 
 def configure(*, dsn: str | None = None, dispatcher: Dispatcher | None = None) -> None:

@@ -16,7 +16,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, registry, service, store, validation
+from engine import db, registry, store, validation
+from engine.duties.callbacks import complete_callback, heartbeat_callback
+from engine.duties.checkpoint import get_state
+from engine.duties.start import StartRequest, start_execution
+from engine.duties.stop import stop_execution
+from engine.duties.tokens import function_arn
 from engine.errors import (
     ALL_SERVICE_ERRORS,
     InvalidParameterValueException,
@@ -282,8 +287,8 @@ class LambdaClient:
             raise _invalid(
                 "You cannot synchronously invoke a durable function with an executionTimeout greater than 15 minutes."
             )
-        request = service.StartRequest(fn, DurableExecutionName, payload, InvocationType, time_scale)
-        execution, _created = service.start_execution(request)
+        request = StartRequest(fn, DurableExecutionName, payload, InvocationType, time_scale)
+        execution, _created = start_execution(request)
         if InvocationType == "Event":
             return {"StatusCode": 202, "DurableExecutionArn": execution["arn"], "Payload": io.BytesIO(b"")}
         deadline = fn["durable_config"]["ExecutionTimeout"] * time_scale + 30
@@ -326,7 +331,7 @@ class LambdaClient:
         limit = _max_items(MaxItems, 1000)
         start = _int_marker(Marker) if _given(Marker) else 0
         try:
-            ops = service.get_state(arn, token)
+            ops = get_state(arn, token)
         except Exception as exc:
             if type(exc).__name__ == "InvalidCheckpointTokenError":
                 raise _invalid("Invalid checkpoint token") from exc
@@ -379,7 +384,7 @@ class LambdaClient:
         self, *, DurableExecutionArn: str, Error: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Stop a running execution; its running invocation gets no token at its next checkpoint."""
-        stopped_at = service.stop_execution(_validate_arn(DurableExecutionArn), _validate_error(Error))
+        stopped_at = stop_execution(_validate_arn(DurableExecutionArn), _validate_error(Error))
         return {"StopTimestamp": stopped_at}
 
     # --- callbacks ----------------------------------------------------------------------------
@@ -388,7 +393,7 @@ class LambdaClient:
         """Complete a pending callback with a result (bytes or str, at most 256 KiB)."""
         callback_id = _validate_callback_id(CallbackId)
         result = _callback_result(Result)
-        service.complete_callback(callback_id, result=result, success=True)
+        complete_callback(callback_id, result=result, success=True)
         return {}
 
     def send_durable_execution_callback_failure(
@@ -396,12 +401,12 @@ class LambdaClient:
     ) -> dict[str, Any]:
         """Fail a pending callback with an error object."""
         callback_id = _validate_callback_id(CallbackId)
-        service.complete_callback(callback_id, error=_validate_error(Error) or {}, success=False)
+        complete_callback(callback_id, error=_validate_error(Error) or {}, success=False)
         return {}
 
     def send_durable_execution_callback_heartbeat(self, *, CallbackId: str) -> dict[str, Any]:
         """Tell a pending callback its worker is alive (re-arms its heartbeat timeout)."""
-        service.heartbeat_callback(_validate_callback_id(CallbackId))
+        heartbeat_callback(_validate_callback_id(CallbackId))
         return {}
 
 
@@ -549,7 +554,7 @@ def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     summary = {
         "DurableExecutionArn": row["arn"],
         "DurableExecutionName": row["name"],
-        "FunctionArn": service.function_arn(row["function_name"]),
+        "FunctionArn": function_arn(row["function_name"]),
         "Status": row["status"],
         "StartTimestamp": row["started_at"],
     }

@@ -25,7 +25,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from engine import db, registry, service, store
+from engine import db, registry, store
+from engine.duties.loops import is_outage, through_outages
+from engine.duties.tokens import function_arn
+from engine.duties.unit import current_dispatcher, utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 from engine.invoker import HandlerLoadError, error_object, function_environment, load_function_handler
 
@@ -53,10 +56,10 @@ class PlainContext:
 
     @property
     def invoked_function_arn(self) -> str:
-        return service.function_arn(self.function_name)
+        return function_arn(self.function_name)
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - service.utcnow()).total_seconds() * 1000))
+        return max(0, int((self.deadline - utcnow()).total_seconds() * 1000))
 
 
 def retry_delay(attempt: int, time_scale: float = 1.0) -> float:
@@ -98,14 +101,14 @@ def _enqueue_txn(
         time_scale=time_scale,
         status="QUEUED",
         max_attempts=1 + int(fn.get("maximum_retry_attempts", 2)),
-        now=service.utcnow(),
+        now=utcnow(),
         redrive_of=redrive_of,
     )
 
 
 def call_sync(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """Run a ``RequestResponse`` invocation once; return (JSON result, None) or (None, error). Never retried."""
-    now = service.utcnow()
+    now = utcnow()
     with db.transaction() as conn:
         row = _insert(
             conn,
@@ -161,11 +164,11 @@ def run_attempt(invocation_id: int) -> bool:
     try:
         fn = registry.get_function_row(row["function_name"])
     except ResourceNotFoundException as exc:
-        now = service.utcnow()
+        now = utcnow()
         attempt = Attempt(row["attempt_count"], now, now, None, error_object(exc))
     else:
         attempt = _run_handler(fn, row)
-    service.through_outages(partial(_settle_or_record_failure, row, attempt), f"recording plain invocation {row['id']}")
+    through_outages(partial(_settle_or_record_failure, row, attempt), f"recording plain invocation {row['id']}")
     return True
 
 
@@ -175,7 +178,7 @@ def _settle_or_record_failure(row: dict[str, Any], attempt: Attempt) -> None:
     try:
         _settle(row, attempt)
     except Exception as exc:
-        if service.is_outage(exc):
+        if is_outage(exc):
             raise
         log.exception("the outcome of plain invocation %s could not be stored", row["id"])
         error = {"ErrorType": "Durable.UnstorableOutcome", "ErrorMessage": f"The outcome could not be stored: {exc}"}
@@ -184,7 +187,7 @@ def _settle_or_record_failure(row: dict[str, Any], attempt: Attempt) -> None:
 
 def _claim(invocation_id: int) -> dict[str, Any] | None:
     """Take the attempt if it is due; a RUNNING row whose lease ran out lost its worker and is due too."""
-    now = service.utcnow()
+    now = utcnow()
     with db.transaction() as conn:
         row = conn.execute(
             """SELECT a.*, f.timeout FROM durable_async_invocation a
@@ -215,7 +218,7 @@ def _due(row: dict[str, Any], now: datetime) -> bool:
 
 
 def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
-    started = service.utcnow()
+    started = utcnow()
     result, error = _call(
         fn,
         row["payload"],
@@ -225,7 +228,7 @@ def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
             started + timedelta(seconds=float(fn["timeout"])),
         ),
     )
-    return Attempt(row["attempt_count"], started, service.utcnow(), result, error)
+    return Attempt(row["attempt_count"], started, utcnow(), result, error)
 
 
 def _call(fn: dict[str, Any], payload: str | None, context: PlainContext) -> tuple[str | None, dict[str, Any] | None]:
@@ -282,7 +285,7 @@ def _record_attempt(conn: Any, invocation_id: int, attempt: Attempt, *, status: 
 
 
 def _dispatcher() -> Callable[[int, float], None]:
-    run_later = getattr(service._dispatcher, "run_async_invocation", None)
+    run_later = getattr(current_dispatcher(), "run_async_invocation", None)
     if run_later is None:
         raise InvalidParameterValueException("No worker is configured to run asynchronous invocations.")
     return run_later  # type: ignore[no-any-return]
@@ -354,7 +357,7 @@ def redrive(invocation_id: int) -> dict[str, Any]:
             return dict(again)
         fn = store.get_function(conn, dead["function_name"])
         if fn is None:
-            raise ResourceNotFoundException(f"Function not found: {service.function_arn(dead['function_name'])}")
+            raise ResourceNotFoundException(f"Function not found: {function_arn(dead['function_name'])}")
         # Inserted under the dead row's lock, so a concurrent second redrive finds this one.
         row = _enqueue_txn(conn, fn, dead["payload"], dead["time_scale"], invocation_id)
         conn.execute(

@@ -12,7 +12,10 @@ from celery import Task, shared_task
 from celery.signals import celeryd_init, worker_init, worker_process_init
 from celery.worker.request import Request
 
-from engine import async_invoke, db, invoker, service, speedups
+from engine import async_invoke, db, invoker, speedups
+from engine.duties.loops import is_outage
+from engine.duties.sweep import mark_process_lost
+from engine.duties.unit import PlainCall
 
 log = logging.getLogger(__name__)
 TIME_LIMIT_GRACE = 0.5
@@ -26,7 +29,7 @@ def _retry_outage(task: Task, exc: Exception) -> NoReturn:
     The task's durable state is in PostgreSQL, so a retried message is as harmless as a
     duplicate one; the worker process itself never stops for an outage.
     """
-    if not service.is_outage(exc):
+    if not is_outage(exc):
         raise exc
     db.drop_broken_connections()
     countdown = min(OUTAGE_RETRY_MAX, 0.5 * 2 ** min(task.request.retries, 5))
@@ -36,7 +39,7 @@ def _retry_outage(task: Task, exc: Exception) -> NoReturn:
 
 class InvocationRequest(Request):
     """``run_invocation``'s request as the worker's parent process sees it: when the pool child
-    running it dies, the invocation is recorded lost at once (``service.mark_process_lost``)
+    running it dies, the invocation is recorded lost at once (``engine.duties.sweep.mark_process_lost``)
     rather than when the scheduler next notices, or the invocation's lease runs out."""
 
     def on_failure(self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False) -> None:
@@ -48,7 +51,7 @@ class InvocationRequest(Request):
 
 def _record_lost_child(execution_id: int, pid: int) -> None:
     try:
-        recorded = service.mark_process_lost(execution_id, pid)
+        recorded = mark_process_lost(execution_id, pid)
     except Exception:  # the parent must go on serving its pool; the scheduler's sweep records it later
         log.warning("could not record the lost invocation of execution %s now", execution_id, exc_info=True)
         return
@@ -85,7 +88,7 @@ def run_invocation(self: Task, execution_id: int, generation: int | None = None)
 @shared_task(bind=True, name="durable.call_plain_function", acks_late=True, ignore_result=True)
 def call_plain_function(self: Task, execution_id: int, op_id: str, function_name: str, payload: str | None) -> None:
     try:
-        invoker.call_plain_function(service.PlainCall(execution_id, op_id, function_name, payload))
+        invoker.call_plain_function(PlainCall(execution_id, op_id, function_name, payload))
     except Exception as exc:
         _retry_outage(self, exc)
 
@@ -134,7 +137,7 @@ class CeleryDispatcher:
     def redispatch(self, execution_id: int, timeout: float, generation: int) -> None:
         run_invocation.apply_async((execution_id, generation), time_limit=timeout + TIME_LIMIT_GRACE)
 
-    def call_plain(self, call: service.PlainCall) -> None:
+    def call_plain(self, call: PlainCall) -> None:
         args: tuple[Any, ...] = (call.execution_id, call.op_id, call.function_name, call.payload)
         call_plain_function.apply_async(args)
 

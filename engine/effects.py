@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine import db, journal
+from engine.duties.unit import utcnow
 from engine.errors import EngineError
-from engine.service import utcnow
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import signal
 import socket
 from typing import Any
 
-from engine import db, journal, service, store
+from engine import db, journal, store
+from engine.duties.sweep import mark_invocation_lost
+from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 
 PHASES = {"body_start", "after_body"}
@@ -43,12 +45,12 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
         fault = conn.execute(
             """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by, fired_at, invocation_seq)
                VALUES (%s, 'kill', NULL, 'now', %s, %s, %s, %s) RETURNING *""",
-            (execution["id"], service.utcnow(), user, service.utcnow(), invocation["seq"]),
+            (execution["id"], utcnow(), user, utcnow(), invocation["seq"]),
         ).fetchone()
     # If it ended on its own meanwhile, the invocation's own completion and the sweeper sort it out.
     with contextlib.suppress(ProcessLookupError):
         os.kill(invocation["pid"], signal.SIGKILL)
-    service.mark_invocation_lost(execution["id"], invocation["seq"], "killed")
+    mark_invocation_lost(execution["id"], invocation["seq"], "killed")
     return dict(fault)
 
 
@@ -63,7 +65,7 @@ def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
         fault = conn.execute(
             """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by)
                VALUES (%s, 'kill', %s, %s, %s, %s) RETURNING *""",
-            (execution["id"], step_name, phase, service.utcnow(), user),
+            (execution["id"], step_name, phase, utcnow(), user),
         ).fetchone()
     # A running invocation loaded its faults when it began; the signal makes it look again.
     journal.signal_faults_changed(execution["id"])

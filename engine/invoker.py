@@ -1,7 +1,7 @@
 """Runs one invocation: claim the lease, call the unchanged SDK handler, record the outcome.
 
 This module is the seam to ``aws-durable-execution-sdk-python``: the handler receives a
-``DurableExecutionInvocationInputWithClient`` whose service client talks to ``engine.service``.
+``DurableExecutionInvocationInputWithClient`` whose service client talks to the duties in ``engine.duties``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
-from engine import db, journal, registry, service
+from engine import db, journal, registry
+from engine.duties.callbacks import complete_plain_invoke
+from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
+from engine.duties.claim import Ticket, claim_invocation
+from engine.duties.end import complete_invocation
+from engine.duties.loops import through_outages
+from engine.duties.tokens import function_arn
+from engine.duties.unit import PlainCall, utcnow
 from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,8 @@ class EngineServiceClient:
     that most checkpoints, the first one included, are one guarded statement.
     """
 
-    def __init__(self, cache: service.CheckpointCache | None = None) -> None:
-        self.cache = cache if cache is not None else service.CheckpointCache(ops={})
+    def __init__(self, cache: CheckpointCache | None = None) -> None:
+        self.cache = cache if cache is not None else CheckpointCache(ops={})
 
     def checkpoint(
         self,
@@ -63,7 +70,7 @@ class EngineServiceClient:
         client_token: str | None,
     ) -> CheckpointOutput:
         try:
-            token, ops = service.checkpoint(
+            token, ops = checkpoint(
                 durable_execution_arn, checkpoint_token, [_storable_update(u.to_dict()) for u in updates], self.cache
             )
         except InvalidCheckpointError as exc:
@@ -77,7 +84,7 @@ class EngineServiceClient:
     def get_execution_state(
         self, durable_execution_arn: str, checkpoint_token: str, next_marker: str, max_items: int = 1000
     ) -> StateOutput:
-        ops = service.get_state(durable_execution_arn, checkpoint_token)
+        ops = get_state(durable_execution_arn, checkpoint_token)
         return StateOutput(operations=[operation_from_doc(op) for op in ops], next_marker=None)
 
 
@@ -96,18 +103,18 @@ def _storable_update(update: dict[str, Any]) -> dict[str, Any]:
 class LambdaContext:
     """The subset of Lambda's context object that handlers and the SDK read."""
 
-    def __init__(self, ticket: service.Ticket) -> None:
+    def __init__(self, ticket: Ticket) -> None:
         self.aws_request_id = ticket.request_id
         self.function_name = ticket.function["name"]
         self.function_version = "$LATEST"
-        self.invoked_function_arn = service.function_arn(ticket.function["name"])
+        self.invoked_function_arn = function_arn(ticket.function["name"])
         self.memory_limit_in_mb = 128
         self.log_group_name = f"/aws/lambda/{ticket.function['name']}"
         self.log_stream_name = f"durable-lab/{ticket.execution_id}/{ticket.seq}"
         self._deadline = ticket.deadline
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - service.utcnow()).total_seconds() * 1000))
+        return max(0, int((self._deadline - utcnow()).total_seconds() * 1000))
 
 
 @contextmanager
@@ -137,7 +144,7 @@ def error_object(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def build_event(ticket: service.Ticket) -> DurableExecutionInvocationInputWithClient:
+def build_event(ticket: Ticket) -> DurableExecutionInvocationInputWithClient:
     state = InitialExecutionState(operations=[operation_from_doc(op) for op in ticket.operations], next_marker="")
     return DurableExecutionInvocationInputWithClient(
         durable_execution_arn=ticket.arn,
@@ -172,21 +179,19 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False, generation: i
 
     ``in_sandbox`` (a worker child) lets the function's Timeout and armed faults kill this
     process, as Lambda kills a sandbox; in-process callers (tests, benchmarks) keep it off.
-    ``generation`` is a re-dispatched message's (see ``service.redispatch_stranded``).
+    ``generation`` is a re-dispatched message's (see ``engine.duties.sweep.redispatch_stranded``).
     """
-    ticket = service.claim_invocation(execution_id, generation)
+    ticket = claim_invocation(execution_id, generation)
     if ticket is None:
         return False
     freeze_startup_heap()
-    remaining = max(0.0, (ticket.deadline - service.utcnow()).total_seconds())
+    remaining = max(0.0, (ticket.deadline - utcnow()).total_seconds())
     deadline = remaining if in_sandbox else None
     with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
         output, raised = call_handler(ticket)
     # The journal stays on disk meanwhile; if the database stays away, the sweeper records the
     # invocation as timed out when it is back.
-    service.through_outages(
-        partial(service.complete_invocation, ticket, output, raised), f"recording invocation {ticket.request_id}"
-    )
+    through_outages(partial(complete_invocation, ticket, output, raised), f"recording invocation {ticket.request_id}")
     return True
 
 
@@ -232,7 +237,7 @@ def _runtime_error(error_type: str, message: str, exc: BaseException) -> dict[st
     return {"ErrorType": error_type, "ErrorMessage": message, "StackTrace": traceback.format_exception(exc)[-20:]}
 
 
-def call_handler(ticket: service.Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def call_handler(ticket: Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     fn = ticket.function
     try:
         handler = load_function_handler(fn)
@@ -268,7 +273,7 @@ def call_plain_handler(fn: dict[str, Any], payload: str | None) -> tuple[str | N
         return None, error_object(exc)
 
 
-def call_plain_function(call: service.PlainCall) -> None:
+def call_plain_function(call: PlainCall) -> None:
     """Run a plain function for a chained invoke and close the operation with its outcome."""
     try:
         fn = registry.get_function_row(call.function_name)
@@ -277,4 +282,4 @@ def call_plain_function(call: service.PlainCall) -> None:
     else:
         result, error = call_plain_handler(fn, call.payload)
     if call.op_id:
-        service.complete_plain_invoke(call.execution_id, call.op_id, result=result, error=error)
+        complete_plain_invoke(call.execution_id, call.op_id, result=result, error=error)

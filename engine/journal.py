@@ -183,6 +183,11 @@ class Journal:
             self._file.close()
 
 
+# The journal of the invocation this process runs: one at a time, as in a Lambda sandbox and a
+# Celery prefork child (one task per child). The log handler, the stdout tee and the Timeout
+# watchdog that go with it are process-wide too. A process that runs several invocations at
+# once (the in-process test dispatcher) gets their log lines and body runs mixed in whichever
+# journal is current; their outcomes and histories, which the duties record, are unaffected.
 _current: Journal | None = None
 
 

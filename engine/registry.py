@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from engine import db, store, validation
+from engine.duties.tokens import function_arn, function_name_of
+from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
-from engine.service import function_arn, function_name_of, utcnow
 
 # Patterns are used with fullmatch: "$" would let a trailing newline through.
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")

@@ -4,7 +4,7 @@ Timers live in PostgreSQL (never in a broker message), so waits of days survive 
 every process. The loop sleeps until the next due timer or a NOTIFY that a new one was set.
 
 Nothing stops the loop but ``stop``: an item a duty fails on is counted and, failing again,
-quarantined (``service.guarded``); a database outage is waited out with a growing pause, and
+quarantined (``engine.duties.loops.guarded``); a database outage is waited out with a growing pause, and
 the LISTEN connection is opened again once the server is back.
 """
 
@@ -19,7 +19,11 @@ from datetime import timedelta
 
 import psycopg
 
-from engine import db, service, store
+from engine import db, store
+from engine.duties.loops import is_outage
+from engine.duties.sweep import purge_expired, recover_lost_invocations, redispatch_stranded
+from engine.duties.timers import fire_due_timers, next_timer_due
+from engine.duties.unit import utcnow
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = store.SCHEDULER_LOOKS_EVERY.total_seconds()  # timers due later are set without a NOTIFY
@@ -72,7 +76,7 @@ class _Duty:
         try:
             self.run()
         except Exception as exc:
-            if service.is_outage(exc):
+            if is_outage(exc):
                 raise
             log.exception("%s failed; trying again in %.1f s", self.name, self.every)
 
@@ -85,9 +89,9 @@ def run_forever(
     stop = stop or threading.Event()
     duties = [
         _Duty("firing of due timers", 0.0, tick),
-        _Duty("recovery of lost invocations", RECOVERY_EVERY, service.recover_lost_invocations),
-        _Duty("re-dispatch", REDISPATCH_EVERY, service.redispatch_stranded),
-        _Duty("purge of expired executions", PURGE_EVERY, service.purge_expired),
+        _Duty("recovery of lost invocations", RECOVERY_EVERY, recover_lost_invocations),
+        _Duty("re-dispatch", REDISPATCH_EVERY, redispatch_stranded),
+        _Duty("purge of expired executions", PURGE_EVERY, purge_expired),
         *(_Duty(name, every, run) for name, every, run in extra_duties),
     ]
     outage = Outage()
@@ -110,7 +114,7 @@ def run_forever(
 def _pause_after(exc: Exception, outage: Outage) -> float:
     """How long to pause after a turn failed: an outage backs off; anything else (a bug, not an
     item's fault: those the duties handle) is logged and the loop goes on after a second."""
-    if service.is_outage(exc):
+    if is_outage(exc):
         db.drop_broken_connections()
         return outage.failed(exc)
     log.exception("the scheduler's turn failed; going on")
@@ -142,16 +146,16 @@ def _close_quietly(listener: psycopg.Connection | None) -> None:
 
 def tick() -> int:
     try:
-        return service.fire_due_timers(running_grace=RUNNING_GRACE)
+        return fire_due_timers(running_grace=RUNNING_GRACE)
     except psycopg.errors.SerializationFailure:
         return 0
 
 
 def _sleep_until_next(listener: psycopg.Connection) -> None:
-    due = service.next_timer_due(RUNNING_GRACE)
+    due = next_timer_due(RUNNING_GRACE)
     timeout = MAX_SLEEP
     if due is not None:
-        timeout = max(0.0, min(MAX_SLEEP, (due - service.utcnow()) / timedelta(seconds=1)))
+        timeout = max(0.0, min(MAX_SLEEP, (due - utcnow()) / timedelta(seconds=1)))
     if timeout <= 0:
         return
     if select.select([listener.fileno()], [], [], timeout)[0]:

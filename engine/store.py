@@ -138,13 +138,6 @@ def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any)
     conn.execute(f"UPDATE durable_execution SET {columns} WHERE id = %(_id)s", {**params, "_id": execution_id})
 
 
-def list_executions(
-    conn: psycopg.Connection, where: str, params: Mapping[str, Any], limit: int
-) -> list[dict[str, Any]]:
-    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE {where} ORDER BY started_at DESC, id DESC LIMIT %(limit)s"
-    return conn.execute(sql, {**params, "limit": limit}).fetchall()
-
-
 # --- operations -------------------------------------------------------------------------------
 
 
@@ -170,17 +163,6 @@ def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> 
         (execution_id, seq),
     ).fetchall()
     return [row["doc"] for row in rows]
-
-
-def lock_execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
-    """Lock the execution a callback id belongs to; its row gains ``callback_op_id``. The
-    operation itself must be read after this, once the lock makes its state current."""
-    return conn.execute(
-        f"""SELECT {_E_COLUMNS}, c.op_id AS callback_op_id
-            FROM durable_operation c JOIN durable_execution e ON e.id = c.execution_id
-            WHERE c.callback_id = %s FOR UPDATE OF e""",
-        (callback_id,),
-    ).fetchone()
 
 
 def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
@@ -395,23 +377,6 @@ def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dic
 _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
 
 
-def lock_execution_with_invocation(
-    conn: psycopg.Connection, execution_id: int, seq: int
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Lock the execution and read one of its invocations, in one statement."""
-    fields = ", ".join(f"i.{name} AS inv_{name}" for name in _INVOCATION_FIELDS)
-    row = conn.execute(
-        f"""SELECT {_E_COLUMNS}, i.id IS NOT NULL AS inv_found, {fields}
-            FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %s
-            WHERE e.id = %s FOR UPDATE OF e""",
-        (seq, execution_id),
-    ).fetchone()
-    if row is None:
-        return None, None
-    invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
-    return row, invocation if row.pop("inv_found") else None
-
-
 def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
     """The sequence number of the execution's invocation still running in process ``pid`` of
     host ``worker``, if there is one."""
@@ -433,19 +398,6 @@ def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> 
         """,
         (limit,),
     ).fetchall()
-
-
-def claimable(conn: psycopg.Connection, execution_id: int, generation: int | None) -> bool:
-    """Whether a message for the execution could still claim an invocation, read without a lock:
-    a duplicate message (the execution is running, owes nothing, or ended) or one superseded by
-    a newer re-dispatch is dropped in this one statement."""
-    row = conn.execute(
-        """SELECT status = 'RUNNING' AND NOT running AND needs_invoke
-               AND redispatches <= coalesce(%s, redispatches) AS claimable
-           FROM durable_execution WHERE id = %s""",
-        (generation, execution_id),
-    ).fetchone()
-    return bool(row and row["claimable"])
 
 
 def presumed_lost(
@@ -585,36 +537,6 @@ def end_invocation(
 
 
 # --- the checkpoint fast path: one read and one write statement -----------------------------
-
-
-def checkpoint_snapshot(conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
-    """Lock the execution and read what a checkpoint needs, in one statement.
-
-    Returns the execution row plus ``referenced_ops`` (the batch's operations and parents, one
-    unique-index lookup each: ``op_id = ANY(...)`` gets a plan that reads every operation of the
-    execution while the table has no statistics yet, which made a step's cost grow with the
-    steps before it; ``LIMIT 1`` keeps the planner from flattening the lookup into that scan.
-    The ids come as a JSON array, not a SQL array, so that the server keeps its generic plan of
-    this prepared statement instead of planning it again at every call (about 0.2 ms)),
-    ``unseen_ops`` (touched since the handler last looked: only queried when the execution's
-    touch counter says there are some) and ``timers_due``.
-    """
-    return conn.execute(
-        f"""
-        WITH ex AS (SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %(arn)s FOR UPDATE)
-        SELECT ex.*,
-            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM jsonb_array_elements_text(%(ids)s) AS r(op_id),
-              LATERAL (SELECT doc FROM durable_operation WHERE execution_id = ex.id AND op_id = r.op_id LIMIT 1) AS o
-            ) AS referenced_ops,
-            CASE WHEN ex.op_seq > ex.seen_seq THEN
-                (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
-                  WHERE o.execution_id = ex.id AND o.touch_seq > ex.seen_seq)
-            ELSE '[]'::jsonb END AS unseen_ops,
-            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = ex.id AND t.due_at <= %(now)s) AS timers_due
-        FROM ex
-        """,
-        {"arn": arn, "ids": Jsonb(op_ids), "now": now},
-    ).fetchone()
 
 
 def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
@@ -893,3 +815,133 @@ def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
         (execution_id, pairs),
     ).fetchone()
     return bool(row and row["pending"])
+
+
+# --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------
+
+
+def lock_if_unchanged(conn: psycopg.Connection, seen: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Open a duty's transaction: lock the execution row only if it is still as the duty's
+    snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
+    written) if another writer changed it in between, so the duty reads again and retries.
+
+    The sequence numbers cover every operation, event and token change; the flags are what the
+    duties decide on. Every other column is taken from the returned row, read under the lock.
+    The no-op SET is what makes this an UPDATE: it takes the row lock in the same statement.
+    """
+    return conn.execute(
+        f"""UPDATE durable_execution SET token_seq = token_seq
+            WHERE id = %(id)s AND status = %(status)s AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
+                AND event_seq = %(event_seq)s AND invocation_seq = %(invocation_seq)s AND running = %(running)s
+                AND needs_invoke = %(needs_invoke)s AND (pending_finish IS NULL) = %(no_pending_finish)s
+            RETURNING {EXECUTION_COLUMNS}""",
+        {
+            **{key: seen[key] for key in _GUARDED_COLUMNS},
+            "no_pending_finish": seen.get("pending_finish") is None,
+        },
+    ).fetchone()
+
+
+_GUARDED_COLUMNS = ("id", "status", "token_seq", "op_seq", "event_seq", "invocation_seq", "running", "needs_invoke")
+
+
+def read_checkpoint_snapshot(
+    conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime
+) -> dict[str, Any] | None:
+    """What a checkpoint needs, in one statement and without a lock: the execution row plus
+    ``referenced_ops``, ``unseen_ops`` and ``timers_due`` (see the shape notes below). The
+    checkpoint's write is guarded by the row's sequence numbers, which says whether it is still
+    exact.
+
+    ``referenced_ops``: the batch's operations and parents, one unique-index lookup each
+    (``op_id = ANY(...)`` gets a plan that reads every operation of the execution while the
+    table has no statistics yet; ``LIMIT 1`` keeps the planner from flattening the lookup into
+    that scan; the ids come as a JSON array so that the server keeps its generic plan of this
+    prepared statement). ``unseen_ops``: touched since the handler last looked, only queried
+    when the touch counter says there are some.
+    """
+    return conn.execute(
+        f"""
+        WITH ex AS (SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %(arn)s)
+        SELECT ex.*,
+            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM jsonb_array_elements_text(%(ids)s) AS r(op_id),
+              LATERAL (SELECT doc FROM durable_operation WHERE execution_id = ex.id AND op_id = r.op_id LIMIT 1) AS o
+            ) AS referenced_ops,
+            CASE WHEN ex.op_seq > ex.seen_seq THEN
+                (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
+                  WHERE o.execution_id = ex.id AND o.touch_seq > ex.seen_seq)
+            ELSE '[]'::jsonb END AS unseen_ops,
+            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = ex.id AND t.due_at <= %(now)s) AS timers_due
+        FROM ex
+        """,
+        {"arn": arn, "ids": Jsonb(op_ids), "now": now},
+    ).fetchone()
+
+
+def execution_with_invocation(
+    conn: psycopg.Connection, execution_id: int, seq: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The execution and one of its invocations, in one statement and without a lock."""
+    fields = ", ".join(f"i.{name} AS inv_{name}" for name in _INVOCATION_FIELDS)
+    row = conn.execute(
+        f"""SELECT {_E_COLUMNS}, i.id IS NOT NULL AS inv_found, {fields}
+            FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %s
+            WHERE e.id = %s""",
+        (seq, execution_id),
+    ).fetchone()
+    if row is None:
+        return None, None
+    invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
+    return row, invocation if row.pop("inv_found") else None
+
+
+def unclaimed_execution(conn: psycopg.Connection, execution_id: int, generation: int | None) -> dict[str, Any] | None:
+    """Why a claim matched nothing, in one statement without a lock: the execution row plus
+    ``claimable`` (running, owes an invocation, none running, and the message not superseded
+    by a newer re-dispatch) and ``function_found``. None if the execution is gone."""
+    return conn.execute(
+        f"""SELECT {_E_COLUMNS},
+               e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
+                   AND e.redispatches <= coalesce(%s, e.redispatches) AS claimable,
+               EXISTS (SELECT 1 FROM durable_function f WHERE f.name = e.function_name) AS function_found
+            FROM durable_execution e WHERE e.id = %s""",
+        (generation, execution_id),
+    ).fetchone()
+
+
+def callback_heartbeat_timeout(conn: psycopg.Connection, execution_id: int, op_id: str) -> int | None:
+    """The HeartbeatTimeout the callback operation ``op_id`` was started with, if any."""
+    started = conn.execute(
+        """SELECT doc FROM durable_event WHERE execution_id = %s AND op_id = %s AND event_type = 'CallbackStarted'
+           ORDER BY event_id LIMIT 1""",
+        (execution_id, op_id),
+    ).fetchone()
+    return (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
+
+
+RETAINED_TABLES = (
+    "durable_event",
+    "durable_operation",
+    "durable_invocation",
+    "durable_timer",
+    "durable_body_run",
+    "durable_log",
+    "durable_effect",
+    "durable_fault",
+)
+
+
+def purge_expired(conn: psycopg.Connection, limit: int) -> int:
+    """Delete executions whose retention period has passed since they ended, with every row of
+    theirs; skip rows another purge holds. Return how many were deleted."""
+    rows = conn.execute(
+        """SELECT id FROM durable_execution WHERE ended_at IS NOT NULL
+           AND ended_at < now() - make_interval(days => retention_days) LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (limit,),
+    ).fetchall()
+    ids = [row["id"] for row in rows]
+    if ids:
+        for table in RETAINED_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
+        conn.execute("DELETE FROM durable_execution WHERE id = ANY(%s)", (ids,))
+    return len(ids)

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import tuple_row
 
-from engine import db, journal, service, store
+from engine import db, journal, store
+from engine.duties.end import journal_record
 from engine.errors import ResourceNotFoundException
 
 log = logging.getLogger(__name__)
@@ -438,7 +439,7 @@ def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]
         if invocation.get("ended_at") is not None or not invocation.get("request_id"):
             continue
         try:
-            record = service.journal_record(journal.read_entries(invocation["request_id"]))
+            record = journal_record(journal.read_entries(invocation["request_id"]))
         except (KeyError, TypeError, ValueError):  # a journal being written, or a bad one: the page shows what it can
             log.warning("journal of invocation %s unreadable; its live body runs are not shown", invocation["seq"])
             continue

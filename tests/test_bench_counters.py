@@ -23,7 +23,7 @@ from bench.context import BenchContext
 from bench.harness import BenchDatabase, StatementCounter, commit_counter
 from bench.suite import close_django_connections
 from engine import db as engine_db
-from engine import service
+from engine.duties.unit import current_dispatcher, set_dispatcher
 
 ALIAS = "durable_bench_ci"
 B1_STEPS = 100
@@ -39,7 +39,7 @@ def ctx(django_db_blocker: Any) -> Iterator[BenchContext]:
     )
     database.create()
     connections.settings[ALIAS] = {**connections.settings["default"], "NAME": database.name}
-    saved_dsn, saved_dispatcher = engine_db.dsn(), service._dispatcher
+    saved_dsn, saved_dispatcher = engine_db.dsn(), current_dispatcher()
     try:
         with django_db_blocker.unblock():  # the engine tables come from Django migrations
             call_command("migrate", database=ALIAS, interactive=False, verbosity=0)
@@ -59,7 +59,7 @@ def ctx(django_db_blocker: Any) -> Iterator[BenchContext]:
         del connections.settings[ALIAS]
         engine_db.close()
         engine.configure(dsn=saved_dsn)
-        service.set_dispatcher(saved_dispatcher)
+        set_dispatcher(saved_dispatcher)
         database.drop()
 
 

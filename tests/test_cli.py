@@ -635,11 +635,12 @@ def test_invoke_of_a_handler_that_cannot_be_imported_returns_the_error_at_once(l
 
 
 def _quarantine(arn: str) -> None:
-    from engine import db, service, store
+    from engine import db, store
+    from engine.duties.unit import utcnow
 
     with db.pool().connection() as conn:
         execution = store.execution_by_arn(conn, arn)
-        store.quarantine(conn, execution["id"], {"loop": "timers", "failures": 3, "error": "Boom"}, service.utcnow())
+        store.quarantine(conn, execution["id"], {"loop": "timers", "failures": 3, "error": "Boom"}, utcnow())
 
 
 def _quarantined_at(arn: str) -> Any:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine import faults, service
+from engine import faults
+from engine.duties.unit import utcnow
 from engine.timeline import execution_timeline
 from executions import charts
 from tests.conftest import Stack, wait_until
@@ -74,7 +75,7 @@ def test_a_kill_after_the_body_is_reported_at_once_and_reinvoked(lam: Any, uniqu
     assert (again["started_at"] - fired_at).total_seconds() < 2.5
     # The read model and the figure: a crash and its re-invoke, no pause; B's attempt cut at the kill.
     assert timeline["counters"]["reinvoke_seconds"] > 0
-    traces = {trace["name"]: trace for trace in charts.timeline_figure(timeline, now=service.utcnow())["data"]}
+    traces = {trace["name"]: trace for trace in charts.timeline_figure(timeline, now=utcnow())["data"]}
     assert len(traces["Crashed → re-invoke (backoff, not billed)"]["y"]) == 1
     assert "Suspended between invocations (not billed)" not in traces
     cut = traces["Attempt cut short (its invocation ended)"]

@@ -18,8 +18,12 @@ from django.test import Client
 from django.urls import reverse
 
 import engine
-from engine import db, journal, service
+from engine import db, journal
 from engine.contrib.django.models import Execution
+from engine.duties.claim import claim_invocation
+from engine.duties.loops import QUARANTINE_AFTER
+from engine.duties.sweep import REDISPATCH_BACKSTOP, redispatch_stranded
+from engine.duties.unit import PlainCall, current_dispatcher, set_dispatcher, utcnow
 from tests.conftest import Stack, wait_until
 from tests.dashboard.support import make_user
 
@@ -132,15 +136,15 @@ def _held_back() -> Iterator[None]:
         def invoke(self, execution_id: int, timeout: float) -> None:
             pass
 
-        def call_plain(self, call: service.PlainCall) -> None:
+        def call_plain(self, call: PlainCall) -> None:
             pass
 
-    saved = service._dispatcher
-    service.set_dispatcher(Holding())
+    saved = current_dispatcher()
+    set_dispatcher(Holding())
     try:
         yield
     finally:
-        service.set_dispatcher(saved)
+        set_dispatcher(saved)
 
 
 def _dead_pid() -> int:
@@ -155,7 +159,7 @@ def _lost_invocation_with_unreadable_journal(lam: engine.LambdaClient, name: str
         arn = _start(lam, name)
     with db.transaction() as conn:
         execution_id = conn.execute("SELECT id FROM durable_execution WHERE arn = %s", (arn,)).fetchone()["id"]
-    ticket = service.claim_invocation(execution_id)
+    ticket = claim_invocation(execution_id)
     assert ticket is not None
     path = journal.journal_path(ticket.request_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +179,7 @@ def test_an_item_a_loop_keeps_failing_on_is_quarantined_and_shown_while_others_g
     before = _start(lam, waits, seconds=2)
     bad = _lost_invocation_with_unreadable_journal(lam, _function(lam, POISON, f"quarantine-{unique}"))
     note = wait_until(lambda: _quarantine(bad), timeout=30, message="the quarantine")
-    assert (note["loop"], note["failures"]) == ("recovery", service.QUARANTINE_AFTER)
+    assert (note["loop"], note["failures"]) == ("recovery", QUARANTINE_AFTER)
     assert "KeyError" in note["error"]
     after = _start(lam, waits, seconds=1)
     assert (_ended(lam, before), _ended(lam, after)) == ("SUCCEEDED", "SUCCEEDED")
@@ -215,13 +219,13 @@ def test_redispatch_sends_no_second_message_while_the_first_waits_in_the_queue(
         arns = [_start(lam, name, seconds=1) for _ in range(8)]
         assert broker.llen("durable") == queued + len(arns)
         for minutes in (1, 2, 4):  # long past the old 30 s, short of the backstop
-            later = service.utcnow() + timedelta(minutes=minutes)
-            assert service.redispatch_stranded(now=later) == 0
+            later = utcnow() + timedelta(minutes=minutes)
+            assert redispatch_stranded(now=later) == 0
         assert broker.llen("durable") == queued + len(arns)
         broker.delete("durable")  # the broker loses every message: the backstop sends each again, once
-        much_later = service.utcnow() + service.REDISPATCH_BACKSTOP + timedelta(seconds=30)
-        sent = service.redispatch_stranded(now=much_later)
-        assert service.redispatch_stranded(now=much_later) == 0
+        much_later = utcnow() + REDISPATCH_BACKSTOP + timedelta(seconds=30)
+        sent = redispatch_stranded(now=much_later)
+        assert redispatch_stranded(now=much_later) == 0
         assert broker.llen("durable") == sent
         assert _redispatches(arns) == [1] * len(arns)
     finally:

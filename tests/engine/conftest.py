@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import engine
-from engine import service, speedups
+from engine import speedups
+from engine.duties.unit import current_dispatcher, set_dispatcher
 from tests.conftest import Stack
 from tests.engine.support import Recorder, Register, ThreadDispatcher
 
@@ -18,7 +19,7 @@ from tests.engine.support import Recorder, Register, ThreadDispatcher
 @pytest.fixture
 def in_process() -> Iterator[ThreadDispatcher]:
     """Run invocations in threads of the test process; the Celery dispatcher comes back afterwards."""
-    saved = service._dispatcher
+    saved = current_dispatcher()
     dispatcher = ThreadDispatcher()
     engine.configure(dispatcher=dispatcher)
     speedups.install()  # this process runs the invocations, as a worker child would
@@ -26,7 +27,7 @@ def in_process() -> Iterator[ThreadDispatcher]:
         yield dispatcher
     finally:
         dispatcher.join()
-        service.set_dispatcher(saved)
+        set_dispatcher(saved)
 
 
 @pytest.fixture
@@ -54,13 +55,13 @@ def sdk_as_shipped(in_process: ThreadDispatcher) -> Iterator[ThreadDispatcher]:
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     """Queue nothing: the test claims and runs invocations itself."""
-    saved = service._dispatcher
+    saved = current_dispatcher()
     recording = Recorder()
     engine.configure(dispatcher=recording)
     try:
         yield recording
     finally:
-        service.set_dispatcher(saved)
+        set_dispatcher(saved)
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import engine
-from engine import db, invoker, service, store
+from engine import db, invoker, store
+from engine.duties.unit import PlainCall
 from tests.conftest import wait_until
 
 Row = dict[str, Any]
@@ -24,7 +25,7 @@ class ThreadDispatcher:
     def invoke(self, execution_id: int, timeout: float) -> None:
         self._spawn(invoker.run_invocation, execution_id)
 
-    def call_plain(self, call: service.PlainCall) -> None:
+    def call_plain(self, call: PlainCall) -> None:
         self._spawn(invoker.call_plain_function, call)
 
     def _spawn(self, target: Any, arg: Any) -> None:
@@ -49,7 +50,7 @@ class Recorder:
     def invoke(self, execution_id: int, timeout: float) -> None:
         self.invoked.append(execution_id)
 
-    def call_plain(self, call: service.PlainCall) -> None:
+    def call_plain(self, call: PlainCall) -> None:
         pass
 
 

@@ -15,7 +15,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 import engine
-from engine import db, invoker, journal, service
+from engine import db, invoker, journal
+from engine.duties.claim import Ticket, claim_invocation
+from engine.duties.end import complete_invocation
+from engine.duties.recovery import invocation_retry_policy, reinvoke_delay
+from engine.duties.sweep import mark_invocation_lost
 from tests.engine.support import Recorder, Register, execution_row, start
 
 H = "tests.handlers.poison.poison"
@@ -78,12 +82,12 @@ def test_escaping_keeps_storable_text_as_it_is() -> None:
     ],
 )
 def test_a_bad_stored_retry_policy_gives_a_finite_bounded_delay(stored: dict[str, Any]) -> None:
-    policy = service.invocation_retry_policy(stored)
+    policy = invocation_retry_policy(stored)
     for failures in (1, 2, 10, 1000, 10**9):
-        delay = service.reinvoke_delay(policy, failures, "InvalidHandlerOutput")
+        delay = reinvoke_delay(policy, failures, "InvalidHandlerOutput")
         assert 0 <= delay <= 86400 and math.isfinite(delay)
-    assert service.reinvoke_delay({"BackoffRate": float("nan")}, 3, "X") == 4.0  # the default rate
-    assert service.reinvoke_delay({"BackoffRate": float("inf")}, 3, "X") == 60.0  # the default cap
+    assert reinvoke_delay({"BackoffRate": float("nan")}, 3, "X") == 4.0  # the default rate
+    assert reinvoke_delay({"BackoffRate": float("inf")}, 3, "X") == 60.0  # the default cap
 
 
 def test_a_failing_invocation_under_a_bad_stored_policy_is_scheduled_again(
@@ -111,10 +115,10 @@ def test_a_failing_invocation_under_a_bad_stored_policy_is_scheduled_again(
     assert timer is not None and timedelta(hours=23) < timer["wait"] <= timedelta(days=1)
 
 
-def _claimed_with_unstorable_journal(client: engine.LambdaClient, functions: Register) -> service.Ticket:
+def _claimed_with_unstorable_journal(client: engine.LambdaClient, functions: Register) -> Ticket:
     """A claimed invocation whose journal holds a line PostgreSQL refuses (a time that is none)."""
     arn = start(client, functions(NOT_DURABLE), "{}")
-    ticket = service.claim_invocation(execution_row(arn)["id"])
+    ticket = claim_invocation(execution_row(arn)["id"])
     assert ticket is not None
     path = journal.journal_path(ticket.request_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +130,7 @@ def test_an_unstorable_journal_is_replaced_by_a_marked_line_when_the_invocation_
     client: engine.LambdaClient, functions: Register, recorder: Recorder
 ) -> None:
     ticket = _claimed_with_unstorable_journal(client, functions)
-    service.complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
+    complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
     assert execution_row(ticket.arn)["status"] == "SUCCEEDED"
     [message] = _log_messages(ticket.execution_id)
     assert message.startswith("The invocation's journal (log lines, step body runs) could not be stored")
@@ -136,7 +140,7 @@ def test_an_unstorable_journal_is_replaced_by_a_marked_line_when_the_invocation_
     client: engine.LambdaClient, functions: Register, recorder: Recorder
 ) -> None:
     ticket = _claimed_with_unstorable_journal(client, functions)
-    assert service.mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
     assert execution_row(ticket.arn)["consecutive_failures"] == 1
     [message] = _log_messages(ticket.execution_id)
     assert "could not be stored" in message

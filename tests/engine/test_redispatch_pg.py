@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 import engine
-from engine import db, service
+from engine import db
+from engine.duties.claim import claim_invocation
+from engine.duties.sweep import redispatch_stranded
 from tests.engine.support import Recorder, Register, execution_row, start
 from tests.engine.test_service_pg import counted_statements
 
@@ -28,10 +30,10 @@ def test_a_message_the_workers_have_gone_past_is_sent_again_once(
     lost = execution_row(start(client, name, '{"seconds": 1}'))["id"]
     _sent_minutes_ago(lost, 2)
     later = execution_row(start(client, name, '{"seconds": 1}'))["id"]
-    assert service.claim_invocation(later) is not None  # the workers read a message sent after the lost one
+    assert claim_invocation(later) is not None  # the workers read a message sent after the lost one
     recorder.invoked.clear()
-    assert service.redispatch_stranded() >= 1
-    service.redispatch_stranded()  # a second round: the new message is not presumed lost
+    assert redispatch_stranded() >= 1
+    redispatch_stranded()  # a second round: the new message is not presumed lost
     assert recorder.invoked.count(lost) == 1 and later not in recorder.invoked
     assert _redispatches(lost) == 1
 
@@ -42,8 +44,8 @@ def test_a_message_not_seen_taken_for_the_backstop_time_is_sent_again_once(
     waiting = execution_row(start(client, functions(WAITS), '{"seconds": 1}'))["id"]
     _sent_minutes_ago(waiting, 6)  # past the backstop (5 min): sent again, whatever the workers read
     recorder.invoked.clear()
-    service.redispatch_stranded()
-    service.redispatch_stranded()
+    redispatch_stranded()
+    redispatch_stranded()
     assert recorder.invoked.count(waiting) == 1
     assert _redispatches(waiting) == 1
 
@@ -55,11 +57,11 @@ def test_a_superseded_or_duplicate_message_is_dropped_without_a_lock(
     with db.transaction() as conn:  # two messages were sent again since the first
         conn.execute("UPDATE durable_execution SET redispatches = 2 WHERE id = %s", (execution_id,))
     statements = counted_statements(monkeypatch)
-    assert service.claim_invocation(execution_id, generation=1) is None
+    assert claim_invocation(execution_id, generation=1) is None
     assert len(statements) == 2 and not any("FOR UPDATE" in sql for sql in statements)
-    assert service.claim_invocation(execution_id, generation=2) is not None
+    assert claim_invocation(execution_id, generation=2) is not None
     statements.clear()
-    assert service.claim_invocation(execution_id) is None  # a duplicate: the invocation runs already
+    assert claim_invocation(execution_id) is None  # a duplicate: the invocation runs already
     assert len(statements) == 2 and not any("FOR UPDATE" in sql for sql in statements)
 
 
@@ -83,8 +85,8 @@ def test_a_start_the_broker_refused_is_sent_at_the_next_round(
     monkeypatch.setattr(recorder, "invoke", broker_down)
     row = execution_row(start(client, functions(WAITS), '{"seconds": 1}'))  # accepted all the same
     assert (row["needs_invoke"], row["dispatched_at"]) == (True, None)
-    service.redispatch_stranded()  # still down: marked as not sent again
+    redispatch_stranded()  # still down: marked as not sent again
     assert execution_row(row["arn"])["dispatched_at"] is None
     monkeypatch.undo()
-    service.redispatch_stranded()
+    redispatch_stranded()
     assert recorder.invoked.count(row["id"]) == 1

@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine import scheduler, service
+from engine import scheduler
+from engine.duties.sweep import recover_lost_invocations
+from engine.duties.timers import fire_due_timers
 from tests.conftest import wait_until
 
 
@@ -53,9 +55,9 @@ def test_a_duty_that_keeps_failing_is_tried_again_and_the_others_go_on(
 ) -> None:
     recoveries: list[float] = []
     monkeypatch.setattr(
-        service,
+        scheduler,
         "recover_lost_invocations",
-        _failing(service.recover_lost_invocations, recoveries, RuntimeError("a bug")),
+        _failing(recover_lost_invocations, recoveries, RuntimeError("a bug")),
     )
     ticks: list[float] = []
     real_tick = scheduler.tick
@@ -71,9 +73,9 @@ def test_an_outage_is_logged_once_waited_out_and_its_end_reported(
     caplog.set_level(logging.INFO, logger="engine.scheduler")
     calls: list[float] = []
     monkeypatch.setattr(
-        service,
+        scheduler,
         "fire_due_timers",
-        _failing(service.fire_due_timers, calls, psycopg.OperationalError("server closed the connection"), times=4),
+        _failing(fire_due_timers, calls, psycopg.OperationalError("server closed the connection"), times=4),
     )
     thread = loop()
     wait_until(lambda: "database available again" in caplog.text, timeout=30, message="the end of the outage")

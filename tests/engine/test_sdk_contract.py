@@ -50,7 +50,10 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 import engine
-from engine import invoker, machine, service, speedups, store
+from engine import invoker, machine, speedups, store
+from engine.duties.claim import Ticket, claim_invocation
+from engine.duties.stop import stop_execution
+from engine.duties.sweep import mark_invocation_lost
 from engine.errors import InvalidParameterValueException
 from tests.conftest import wait_until
 from tests.engine import support
@@ -132,7 +135,7 @@ def test_invoker_builds_the_event_the_sdk_recognises() -> None:
         "StartTimestamp": machine.to_ms(now),
         "ExecutionDetails": {"InputPayload": '{"a": 1}'},
     }
-    ticket = service.Ticket(
+    ticket = Ticket(
         execution_id=1,
         arn="arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST/durable-execution/n/e1",
         seq=1,
@@ -443,9 +446,9 @@ def test_execution_update_closes_the_execution_and_ends_checkpointing(
     assert types[-2:] == ["InvocationCompleted", "ExecutionSucceeded"]
 
 
-def _claimed(client: engine.LambdaClient, name: str, recorder: Recorder) -> service.Ticket:
+def _claimed(client: engine.LambdaClient, name: str, recorder: Recorder) -> Ticket:
     arn = start(client, name, {"gate": uuid.uuid4().hex})
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None and ticket.arn == arn
     return ticket
 
@@ -461,7 +464,7 @@ def test_stale_token_is_a_retryable_checkpoint_error(
         sdk_client.checkpoint(ticket.arn, ticket.token, [], None)
     assert raised.value.error_category is DurableApiErrorCategory.INVOCATION
     assert raised.value.is_retryable()
-    service.stop_execution(ticket.arn, None)
+    stop_execution(ticket.arn, None)
 
 
 def test_protocol_violation_is_a_non_retryable_checkpoint_error(
@@ -474,7 +477,7 @@ def test_protocol_violation_is_a_non_retryable_checkpoint_error(
     assert raised.value.error_category is DurableApiErrorCategory.EXECUTION
     assert not raised.value.is_retryable()
     assert stored_ops(ticket.arn).keys() == {ticket.arn.rsplit("/", 1)[1]}
-    service.stop_execution(ticket.arn, None)
+    stop_execution(ticket.arn, None)
 
 
 def test_api_stale_token_error_is_classified_retryable_by_the_sdk() -> None:
@@ -509,13 +512,13 @@ def test_late_checkpoint_of_a_fenced_invocation_makes_the_handler_raise(
     runner.start()
     assert engine_sdk.ENTERED[gate].wait(20)
     wait_until(lambda: event_types(client, ticket.arn).count("StepStarted") == 2, message="blocker START checkpointed")
-    assert service.mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
     engine_sdk.GATES[gate].set()
     runner.join(30)
     assert outcome["output"] is None
     assert outcome["raised"]["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.CheckpointError"
     assert outcome["raised"]["ErrorMessage"] == "Invalid checkpoint token"
-    service.stop_execution(ticket.arn, None)
+    stop_execution(ticket.arn, None)
 
 
 # --- error naming -----------------------------------------------------------------------------

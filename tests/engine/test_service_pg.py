@@ -1,7 +1,7 @@
 """The engine's service duties on real PostgreSQL, with the real Celery worker and scheduler.
 
 Tests that need to hold a token themselves swap in a dispatcher that only records (``recorder``)
-and drive ``engine.service`` directly; everything else goes through ``engine.client()``.
+and drive the duties (``engine.duties``) directly; everything else goes through ``engine.client()``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
 import engine
-from engine import db, journal, machine, service, store
+from engine import db, journal, machine, store
+from engine.duties.callbacks import complete_callback
+from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
+from engine.duties.claim import LEASE_GRACE, Ticket, claim_invocation
+from engine.duties.end import complete_invocation
+from engine.duties.stop import stop_execution
+from engine.duties.sweep import mark_invocation_lost
+from engine.duties.timers import fire_due_timers
+from engine.duties.tokens import function_arn
+from engine.duties.unit import ATTEMPTS, utcnow
 from engine.errors import (
     CallbackTimeoutException,
     DurableExecutionAlreadyStartedException,
@@ -72,9 +81,9 @@ def result_of(described: dict[str, Any]) -> Any:
 # --- tokens and fencing -----------------------------------------------------------------------
 
 
-def claimed(client: Client, functions: Register, recorder: Recorder) -> service.Ticket:
+def claimed(client: Client, functions: Register, recorder: Recorder) -> Ticket:
     arn = start(client, functions(f"{H}.parked", timeout=60))
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None and ticket.arn == arn
     return ticket
 
@@ -85,15 +94,15 @@ def step_start(op_id: str = "s1") -> dict[str, Any]:
 
 def test_each_checkpoint_consumes_its_token(client: Client, functions: Register, recorder: Recorder) -> None:
     ticket = claimed(client, functions, recorder)
-    second, _ = service.checkpoint(ticket.arn, ticket.token, [])
-    third, ops = service.checkpoint(ticket.arn, second, [step_start()])
+    second, _ = checkpoint(ticket.arn, ticket.token, [])
+    third, ops = checkpoint(ticket.arn, second, [step_start()])
     assert len({ticket.token, second, third}) == 3
     assert [op["Id"] for op in ops] == ["s1"]
     for stale in (ticket.token, second):
         with pytest.raises(InvalidCheckpointTokenError, match=r"^Invalid checkpoint token$"):
-            service.checkpoint(ticket.arn, stale, [step_start("s2")])
+            checkpoint(ticket.arn, stale, [step_start("s2")])
     assert "s2" not in stored_ops(ticket.arn)
-    fourth, _ = service.checkpoint(ticket.arn, third, [])
+    fourth, _ = checkpoint(ticket.arn, third, [])
     assert fourth not in {ticket.token, second, third}
 
 
@@ -115,12 +124,12 @@ def test_a_claim_is_one_statement_and_so_is_its_first_checkpoint(
 ) -> None:
     arn = start(client, functions(f"{H}.parked", timeout=60))
     statements = counted_statements(monkeypatch)
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None and len(statements) == 1  # the claim reads the operations too
     row = execution_row(arn)
     assert (row["running"], row["needs_invoke"], row["invocation_seq"]) == (True, False, 1)
     assert row["counters"]["invocations"] == 1 and row["seen_seq"] == row["op_seq"]
-    assert row["lease_until"] == ticket.deadline + service.LEASE_GRACE
+    assert row["lease_until"] == ticket.deadline + LEASE_GRACE
     [invocation] = invocations(arn)
     assert (invocation["request_id"], invocation["deadline"], invocation["reason"]) == (
         ticket.request_id,
@@ -129,18 +138,18 @@ def test_a_claim_is_one_statement_and_so_is_its_first_checkpoint(
     )
     assert ticket.function["handler"] == f"{H}.parked" and ticket.function["timeout"] == 60
     statements.clear()
-    _, [op] = service.checkpoint(arn, ticket.token, [step_start()], ticket.cache)
+    _, [op] = checkpoint(arn, ticket.token, [step_start()], ticket.cache)
     assert op["Status"] == "STARTED" and len(statements) == 1  # seeded by the claim: no read, no lock
-    assert service.claim_invocation(ticket.execution_id) is None  # the lease is taken
+    assert claim_invocation(ticket.execution_id) is None  # the lease is taken
 
 
 def test_concurrent_claims_take_the_lease_once(client: Client, functions: Register, recorder: Recorder) -> None:
     arn = start(client, functions(f"{H}.parked", timeout=60))
     barrier = threading.Barrier(6)
 
-    def claim(_: int) -> service.Ticket | None:
+    def claim(_: int) -> Ticket | None:
         barrier.wait()
-        return service.claim_invocation(recorder.invoked[-1])
+        return claim_invocation(recorder.invoked[-1])
 
     with ThreadPoolExecutor(6) as pool:
         tickets = [ticket for ticket in pool.map(claim, range(6)) if ticket]
@@ -156,7 +165,7 @@ def test_a_claim_that_waited_for_another_writer_sees_what_it_wrote(
     with psycopg.connect(db.dsn(), autocommit=True) as other, ThreadPoolExecutor(1) as pool:
         with other.transaction():  # another writer holds the row while the claim starts
             other.execute("SELECT 1 FROM durable_execution WHERE id = %s FOR UPDATE", (execution_id,))
-            claiming = pool.submit(service.claim_invocation, execution_id)
+            claiming = pool.submit(claim_invocation, execution_id)
             wait_until(_a_claim_waits_for_a_lock, timeout=10, interval=0.02)
             other.execute(
                 """INSERT INTO durable_operation (execution_id, op_id, ordinal, type, status, attempt, touch_seq,
@@ -187,7 +196,7 @@ def test_a_claim_whose_function_is_gone_fails_the_execution(
     arn = start(client, functions(f"{H}.parked", timeout=60))
     with db.transaction() as conn:  # as if the function had been deleted since the start
         conn.execute("UPDATE durable_execution SET function_name = 'gone' WHERE arn = %s", (arn,))
-    assert service.claim_invocation(recorder.invoked[-1]) is None
+    assert claim_invocation(recorder.invoked[-1]) is None
     row = execution_row(arn)
     assert row["status"] == "FAILED" and row["error"]["ErrorType"] == "ResourceNotFoundException"
     assert invocations(arn) == []
@@ -202,7 +211,7 @@ def test_concurrent_checkpoints_with_one_token_accept_exactly_one(
     def send(index: int) -> str | None:
         barrier.wait()
         try:
-            return service.checkpoint(ticket.arn, ticket.token, [step_start(f"s{index}")])[0]
+            return checkpoint(ticket.arn, ticket.token, [step_start(f"s{index}")])[0]
         except InvalidCheckpointTokenError:
             return None
 
@@ -221,41 +230,41 @@ def test_refused_batch_keeps_the_token_and_stores_nothing(
     before = (stored_ops(ticket.arn), event_types(client, ticket.arn), execution_row(ticket.arn)["token_seq"])
     bad = [step_start("s1"), {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 0}}]
     with pytest.raises(InvalidCheckpointError, match=r"WaitOptions\.WaitSeconds must be at least 1"):
-        service.checkpoint(ticket.arn, ticket.token, bad)
+        checkpoint(ticket.arn, ticket.token, bad)
     assert (stored_ops(ticket.arn), event_types(client, ticket.arn), execution_row(ticket.arn)["token_seq"]) == before
-    token, ops = service.checkpoint(ticket.arn, ticket.token, [step_start("s1")])
+    token, ops = checkpoint(ticket.arn, ticket.token, [step_start("s1")])
     assert token and [op["Id"] for op in ops] == ["s1"]
 
 
 def test_get_state_reads_without_rotating_the_token(client: Client, functions: Register, recorder: Recorder) -> None:
     ticket = claimed(client, functions, recorder)
-    ops = service.get_state(ticket.arn, ticket.token)
+    ops = get_state(ticket.arn, ticket.token)
     assert [op["Type"] for op in ops] == ["EXECUTION"]
     page = client.get_durable_execution_state(DurableExecutionArn=ticket.arn, CheckpointToken=ticket.token)
     assert [op["Status"] for op in page["Operations"]] == ["STARTED"]
-    token, _ = service.checkpoint(ticket.arn, ticket.token, [])
+    token, _ = checkpoint(ticket.arn, ticket.token, [])
     with pytest.raises(InvalidParameterValueException, match="Invalid checkpoint token"):
         client.get_durable_execution_state(DurableExecutionArn=ticket.arn, CheckpointToken=ticket.token)
-    assert service.get_state(ticket.arn, token)
+    assert get_state(ticket.arn, token)
 
 
 def test_late_checkpoint_of_a_lost_invocation_is_refused(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    assert service.mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
     with pytest.raises(InvalidCheckpointTokenError, match="Invalid checkpoint token"):
-        service.checkpoint(ticket.arn, ticket.token, [step_start()])
+        checkpoint(ticket.arn, ticket.token, [step_start()])
     assert "s1" not in stored_ops(ticket.arn)
     [lost] = invocations(ticket.arn)
     assert (lost["outcome"], lost["error"]["ErrorType"]) == ("crashed", "Runtime.ExitError")
     # A crash is retried at once; the new invocation's token works and the old one stays fenced.
     assert recorder.invoked.count(ticket.execution_id) == 2
-    retry = service.claim_invocation(ticket.execution_id)
+    retry = claim_invocation(ticket.execution_id)
     assert retry is not None and retry.seq == ticket.seq + 1
-    token, _ = service.checkpoint(retry.arn, retry.token, [step_start()])
+    token, _ = checkpoint(retry.arn, retry.token, [step_start()])
     with pytest.raises(InvalidCheckpointTokenError):
-        service.checkpoint(ticket.arn, ticket.token, [])
+        checkpoint(ticket.arn, ticket.token, [])
     assert token
 
 
@@ -263,8 +272,8 @@ def test_output_of_an_invocation_recorded_lost_is_ignored(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    service.mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed")
-    service.complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"late"'}, None)
+    mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed")
+    complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"late"'}, None)
     row = execution_row(ticket.arn)
     assert (row["status"], row["result"]) == ("RUNNING", None)
     assert event_types(client, ticket.arn).count("InvocationCompleted") == 1
@@ -275,14 +284,14 @@ def test_a_pending_output_is_judged_from_the_invocations_own_operations(
 ) -> None:
     done = claimed(client, functions, recorder)
     succeed = {"Id": "s1", "Type": "STEP", "Action": "SUCCEED", "Name": "s1", "SubType": "Step", "Payload": "1"}
-    service.checkpoint(done.arn, done.token, [step_start(), succeed], done.cache)
+    checkpoint(done.arn, done.token, [step_start(), succeed], done.cache)
     waiting = claimed(client, functions, recorder)
-    service.checkpoint(waiting.arn, waiting.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], waiting.cache)
+    checkpoint(waiting.arn, waiting.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], waiting.cache)
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(done, {"Status": "PENDING"}, None)
+    complete_invocation(done, {"Status": "PENDING"}, None)
     assert not any("durable_operation" in sql for sql in statements)  # the operations are not read back
     statements.clear()
-    service.complete_invocation(waiting, {"Status": "PENDING"}, None)
+    complete_invocation(waiting, {"Status": "PENDING"}, None)
     assert len(statements) == 1  # one guarded statement: nobody else touched the execution
     [failed] = invocations(done.arn)
     assert failed["outcome"] == "failed" and "no pending operations" in failed["error"]["ErrorMessage"]
@@ -297,7 +306,7 @@ def test_an_ending_in_one_statement_removes_the_invocations_journal(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    service.checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache)
+    checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache)
     path = journal.journal_path(ticket.request_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -305,7 +314,7 @@ def test_an_ending_in_one_statement_removes_the_invocations_journal(
         + "\n"
     )
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert len(statements) == 1 and not path.exists()
 
 
@@ -321,7 +330,7 @@ def test_an_ending_whose_dispatch_fails_still_removes_its_journal(
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(recorder, "invoke", broker_down)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)  # the refused message is logged, not raised
+    complete_invocation(ticket, {"Status": "PENDING"}, None)  # the refused message is logged, not raised
     assert not path.exists()
     row = execution_row(ticket.arn)  # committed, marked never sent: the re-dispatcher's next round sends it
     assert (row["running"], row["needs_invoke"], row["dispatched_at"]) == (False, True, None)
@@ -331,7 +340,7 @@ def test_a_succeeding_invocation_ends_the_execution_in_one_statement(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    service.checkpoint(
+    checkpoint(
         ticket.arn,
         ticket.token,
         [{"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 60}}],
@@ -339,7 +348,7 @@ def test_a_succeeding_invocation_ends_the_execution_in_one_statement(
     )
     assert timers(ticket.arn)  # the wait's timer, and the execution timeout's
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
+    complete_invocation(ticket, {"Status": "SUCCEEDED", "Result": '"done"'}, None)
     assert len(statements) == 1
     row = execution_row(ticket.arn)
     assert (row["status"], row["result"], row["running"], row["error"]) == ("SUCCEEDED", '"done"', False, None)
@@ -355,12 +364,12 @@ def test_an_ending_after_someone_else_changed_the_execution_takes_the_lock(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    _, [created] = service.checkpoint(
+    _, [created] = checkpoint(
         ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
     )
     client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"ok")
     dispatched = len(recorder.invoked)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     # The invocation never saw the callback's result: the locked path asks for another invocation.
     row = execution_row(ticket.arn)
     assert (row["running"], row["needs_invoke"]) == (False, True)
@@ -381,51 +390,49 @@ def test_checkpoint_response_echoes_every_operation_the_batch_changed(
         {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 600}},
         {"Id": "c1", "Type": "CALLBACK", "Action": "START", "CallbackOptions": {"TimeoutSeconds": 600}},
     ]
-    token, ops = service.checkpoint(ticket.arn, ticket.token, batch)
+    token, ops = checkpoint(ticket.arn, ticket.token, batch)
     by_id = {op["Id"]: op for op in ops}
     assert set(by_id) == {"s1", "w1", "c1"}
     assert by_id["s1"]["Status"] == "SUCCEEDED" and by_id["s1"]["StepDetails"] == {"Attempt": 1, "Result": "1"}
     assert by_id["w1"]["WaitDetails"]["ScheduledEndTimestamp"] > by_id["w1"]["StartTimestamp"]
     assert by_id["c1"]["CallbackDetails"]["CallbackId"]
     assert by_id == {op_id: stored_ops(ticket.arn)[op_id] for op_id in by_id}
-    assert service.checkpoint(ticket.arn, token, [])[1] == []
+    assert checkpoint(ticket.arn, token, [])[1] == []
 
 
 def test_checkpoint_response_carries_changes_the_handler_has_not_seen(
     client: Client, functions: Register, recorder: Recorder
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    token, [created] = service.checkpoint(
-        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}]
-    )
+    token, [created] = checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}])
     client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"yes")
-    token, ops = service.checkpoint(ticket.arn, token, [step_start("s1")])
+    token, ops = checkpoint(ticket.arn, token, [step_start("s1")])
     assert {op["Id"]: op["Status"] for op in ops} == {"c1": "SUCCEEDED", "s1": "STARTED"}
     assert next(op for op in ops if op["Id"] == "c1")["CallbackDetails"]["Result"] == "yes"
-    assert service.checkpoint(ticket.arn, token, [])[1] == []
+    assert checkpoint(ticket.arn, token, [])[1] == []
 
 
 def test_an_invocations_cache_answers_alone_until_someone_else_changes_the_execution(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket = claimed(client, functions, recorder)
-    cache = service.CheckpointCache(ops={op["Id"]: op for op in ticket.operations})
-    token, [created] = service.checkpoint(
+    cache = CheckpointCache(ops={op["Id"]: op for op in ticket.operations})
+    token, [created] = checkpoint(
         ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], cache
     )
     assert cache.execution is not None  # the first checkpoint takes the lock and fills the cache
     statements = counted_statements(monkeypatch)
-    token, ops = service.checkpoint(ticket.arn, token, [step_start("s1")], cache)
+    token, ops = checkpoint(ticket.arn, token, [step_start("s1")], cache)
     assert [op["Id"] for op in ops] == ["s1"] and len(statements) == 1  # no read, no lock: one statement
     client.send_durable_execution_callback_success(CallbackId=created["CallbackDetails"]["CallbackId"], Result=b"yes")
-    token, ops = service.checkpoint(ticket.arn, token, [], cache)
+    token, ops = checkpoint(ticket.arn, token, [], cache)
     assert {op["Id"]: op["Status"] for op in ops} == {"c1": "SUCCEEDED"}  # the guard saw the change
     assert cache.ops["c1"]["Status"] == "SUCCEEDED"
     with pytest.raises(InvalidCheckpointTokenError):
-        service.checkpoint(ticket.arn, ticket.token, [step_start("s2")], cache)
+        checkpoint(ticket.arn, ticket.token, [step_start("s2")], cache)
     assert "s2" not in stored_ops(ticket.arn)
     client.stop_durable_execution(DurableExecutionArn=ticket.arn)
-    assert service.checkpoint(ticket.arn, token, [step_start("s3")], cache) == (None, [])
+    assert checkpoint(ticket.arn, token, [step_start("s3")], cache) == (None, [])
     assert cache.execution is None and "s3" not in stored_ops(ticket.arn)
 
 
@@ -433,7 +440,7 @@ def test_checkpoint_fires_due_timers_before_answering(
     client: Client, functions: Register, recorder: Recorder, no_scheduler: None
 ) -> None:
     arn = start(client, functions(f"{H}.parked", timeout=60), TimeScale=0.001)
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None
     batch = [
         {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 5}},
@@ -445,11 +452,11 @@ def test_checkpoint_fires_due_timers_before_answering(
             "StepOptions": {"NextAttemptDelaySeconds": 5},
         },
     ]
-    token, ops = service.checkpoint(arn, ticket.token, batch)
+    token, ops = checkpoint(arn, ticket.token, batch)
     assert {op["Id"]: op["Status"] for op in ops} == {"w1": "STARTED", "s1": "PENDING"}
     time.sleep(0.1)
     assert {(t["kind"], t["op_id"]) for t in timers(arn)} >= {("wait", "w1"), ("retry", "s1")}
-    token, ops = service.checkpoint(arn, token, [])
+    token, ops = checkpoint(arn, token, [])
     by_id = {op["Id"]: op for op in ops}
     assert (by_id["w1"]["Status"], by_id["s1"]["Status"]) == ("SUCCEEDED", "READY")
     assert "NextAttemptTimestamp" not in by_id["s1"]["StepDetails"]
@@ -457,13 +464,13 @@ def test_checkpoint_fires_due_timers_before_answering(
     assert "WaitSucceeded" in event_types(client, arn)
 
 
-def _wait_due_soon(client: Client, functions: Register, recorder: Recorder) -> service.Ticket:
+def _wait_due_soon(client: Client, functions: Register, recorder: Recorder) -> Ticket:
     """A claimed invocation that has checkpointed a wait due 10 ms later (and not looked since)."""
     start(client, functions(f"{H}.parked", timeout=60, execution_timeout=3600), TimeScale=0.01)
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None
     wait = {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}}
-    service.checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
+    checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
     time.sleep(0.05)
     return ticket
 
@@ -472,7 +479,7 @@ def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_per
     client: Client, functions: Register, recorder: Recorder, no_scheduler: None
 ) -> None:
     ticket = _wait_due_soon(client, functions, recorder)
-    now = service.utcnow()
+    now = utcnow()
     with db.pool().connection() as conn:
         assert ticket.execution_id in store.due_timer_executions(conn, now, 10)
         assert ticket.execution_id not in store.due_timer_executions(conn, now, 10, timedelta(seconds=10))
@@ -480,7 +487,7 @@ def test_the_scheduler_leaves_a_running_invocations_timers_to_it_for_a_grace_per
         due = store.next_timer_due(conn, now)
         held_until = store.next_timer_due(conn, now, timedelta(seconds=10))
     assert due is not None and held_until is not None and held_until - due == timedelta(seconds=10)
-    service.fire_due_timers(running_grace=timedelta(seconds=10))  # (another test's due timer may fire)
+    fire_due_timers(running_grace=timedelta(seconds=10))  # (another test's due timer may fire)
     assert stored_ops(ticket.arn)["w1"]["Status"] == "STARTED"
 
 
@@ -502,9 +509,9 @@ def test_the_scheduler_is_woken_for_held_back_timers_only_once_the_invocation_en
     with psycopg.connect(db.dsn(), autocommit=True) as listener:
         listener.execute("LISTEN durable_timers")
         wait = {"Id": "w1", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 60}}
-        service.checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
+        checkpoint(ticket.arn, ticket.token, [wait], ticket.cache)
         assert _wake_ups(listener, ticket.execution_id, 0.3) == []  # held back: no need to wake the loop
-        service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+        complete_invocation(ticket, {"Status": "PENDING"}, None)
         assert _wake_ups(listener, ticket.execution_id, 5) == [str(ticket.execution_id)]
     assert ("wait", "w1") in {(t["kind"], t["op_id"]) for t in timers(ticket.arn)}
 
@@ -527,7 +534,7 @@ def test_a_suspending_invocation_fires_its_own_due_wait_and_is_invoked_again(
     ticket = _wait_due_soon(client, functions, recorder)
     invoked = len(recorder.invoked)
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert len(statements) == 1  # the guarded ending fires the wait too
     assert stored_ops(ticket.arn)["w1"]["Status"] == "SUCCEEDED"
     assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
@@ -547,9 +554,9 @@ def test_an_ending_fires_its_wait_due_the_same_millisecond_in_its_one_statement(
     assert ticket.cache is not None
     due = ticket.cache.wait_due["w1"]
     assert stored_ops(ticket.arn)["w1"]["WaitDetails"]["ScheduledEndTimestamp"] == machine.to_ms(due)
-    monkeypatch.setattr(service, "utcnow", lambda: due)
+    monkeypatch.setattr("engine.duties.end.utcnow", lambda: due)
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert len(statements) == 1
     assert stored_ops(ticket.arn)["w1"]["Status"] == "SUCCEEDED"
     assert {(t["kind"], t["op_id"]) for t in timers(ticket.arn)} == {("execution_timeout", "")}
@@ -559,15 +566,15 @@ def test_an_ending_with_a_due_timer_it_cannot_fire_itself_takes_the_lock_and_fir
     client: Client, functions: Register, recorder: Recorder, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start(client, functions(f"{H}.parked", timeout=60, execution_timeout=3600), TimeScale=0.01)
-    ticket = service.claim_invocation(recorder.invoked[-1])
+    ticket = claim_invocation(recorder.invoked[-1])
     assert ticket is not None
     retry = {**step_start(), "Action": "RETRY", "Error": {"ErrorMessage": "x"}}
     retry["StepOptions"] = {"NextAttemptDelaySeconds": 1}
-    service.checkpoint(ticket.arn, ticket.token, [step_start(), retry], ticket.cache)
+    checkpoint(ticket.arn, ticket.token, [step_start(), retry], ticket.cache)
     time.sleep(0.05)
     invoked = len(recorder.invoked)
     statements = counted_statements(monkeypatch)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert len(statements) > 1  # the guarded ending declined: a retry timer is due
     assert stored_ops(ticket.arn)["s1"]["Status"] == "READY"
     assert recorder.invoked[invoked:] == [ticket.execution_id]
@@ -709,12 +716,10 @@ def test_stop_records_the_callers_error(client: Client, functions: Register) -> 
 # --- callbacks --------------------------------------------------------------------------------
 
 
-def _callback_started(client: Client, functions: Register, recorder: Recorder) -> tuple[service.Ticket, str]:
+def _callback_started(client: Client, functions: Register, recorder: Recorder) -> tuple[Ticket, str]:
     """A claimed invocation that has checkpointed a callback (and is still running); its id."""
     ticket = claimed(client, functions, recorder)
-    _, ops = service.checkpoint(
-        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
-    )
+    _, ops = checkpoint(ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache)
     [callback] = [op for op in ops if op["Id"] == "c1"]
     return ticket, callback["CallbackDetails"]["CallbackId"]
 
@@ -723,10 +728,10 @@ def test_a_suspended_executions_callback_is_answered_in_one_read_and_one_write(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket, callback_id = _callback_started(client, functions, recorder)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     invoked = len(recorder.invoked)
     statements = counted_statements(monkeypatch)
-    service.complete_callback(callback_id, result='"ok"', success=True)
+    complete_callback(callback_id, result='"ok"', success=True)
     assert len(statements) == 2  # the unlocked read and the guarded write
     assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
     assert recorder.invoked[invoked:] == [ticket.execution_id]
@@ -743,33 +748,97 @@ def test_a_callback_answered_while_its_invocation_runs_wakes_the_handler_after_i
     ticket, callback_id = _callback_started(client, functions, recorder)
     invoked = len(recorder.invoked)
     statements = counted_statements(monkeypatch)
-    service.complete_callback(callback_id, error={"ErrorMessage": "no"}, success=False)
+    complete_callback(callback_id, error={"ErrorMessage": "no"}, success=False)
     assert len(statements) == 2 and recorder.invoked[invoked:] == []  # not while it runs
     assert stored_ops(ticket.arn)["c1"]["Status"] == "FAILED"
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     assert recorder.invoked[invoked:] == [ticket.execution_id]  # its ending sees the answer
 
 
-def test_a_callback_answer_that_meets_a_change_is_written_under_the_lock(
+def test_a_callback_answer_that_meets_a_change_reads_again_and_writes(
     client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ticket, callback_id = _callback_started(client, functions, recorder)
-    service.complete_invocation(ticket, {"Status": "PENDING"}, None)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
     read = store.execution_by_callback
+    reads = []
 
-    def read_before_a_claim(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
+    def read_before_a_claim_once(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
         row = read(conn, callback)
         assert row is not None
+        reads.append(row)
+        if len(reads) > 1:
+            return row
         return {**row, "invocation_seq": row["invocation_seq"] - 1}  # as if read before the last claim
 
-    monkeypatch.setattr(store, "execution_by_callback", read_before_a_claim)
+    monkeypatch.setattr(store, "execution_by_callback", read_before_a_claim_once)
     statements = counted_statements(monkeypatch)
-    service.complete_callback(callback_id, result='"late"', success=True)
-    assert len(statements) > 2  # the guarded write declined; the locked path wrote it
+    complete_callback(callback_id, result='"late"', success=True)
+    assert len(statements) > 2  # the guarded write declined; the answer was read again and written
+    assert len(reads) == 2
     assert stored_ops(ticket.arn)["c1"]["Status"] == "SUCCEEDED"
     assert event_types(client, ticket.arn).count("CallbackSucceeded") == 1
     with pytest.raises(InvalidParameterValueException, match="already completed"):
-        service.complete_callback(callback_id, result='"again"', success=True)
+        complete_callback(callback_id, result='"again"', success=True)
+
+
+def test_a_callback_answer_that_always_meets_a_change_gives_up_with_a_clear_error(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, callback_id = _callback_started(client, functions, recorder)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
+    read = store.execution_by_callback
+
+    def always_stale(conn: psycopg.Connection, callback: str) -> dict[str, Any] | None:
+        row = read(conn, callback)
+        assert row is not None
+        return {**row, "invocation_seq": row["invocation_seq"] - 1}
+
+    monkeypatch.setattr(store, "execution_by_callback", always_stale)
+    with pytest.raises(ResourceConflictException, match=f"changed under each of its {ATTEMPTS} attempts"):
+        complete_callback(callback_id, result='"late"', success=True)
+    assert stored_ops(ticket.arn)["c1"]["Status"] == "STARTED"  # nothing was written
+    assert "CallbackSucceeded" not in event_types(client, ticket.arn)
+
+
+def test_a_finishing_batch_from_a_stale_view_is_decided_again_from_the_store(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = claimed(client, functions, recorder)
+    token, ops = checkpoint(
+        ticket.arn, ticket.token, [{"Id": "c1", "Type": "CALLBACK", "Action": "START"}], ticket.cache
+    )
+    [callback] = [op for op in ops if op["Id"] == "c1"]
+    complete_callback(callback["CallbackDetails"]["CallbackId"], result='"yes"', success=True)  # under the invocation
+    statements = counted_statements(monkeypatch)
+    finish = {"Id": "execution-result-1", "Type": "EXECUTION", "Action": "SUCCEED", "Payload": '"done"'}
+    assert checkpoint(ticket.arn, token, [finish], ticket.cache) == (None, [])
+    guards = [sql for sql in statements if "SET token_seq = token_seq" in sql]
+    assert len(guards) == 2  # the invocation's view missed; the read that followed locked the row
+    assert execution_row(ticket.arn)["pending_finish"]["status"] == "SUCCEEDED"
+    assert ticket.cache is not None and ticket.cache.execution is None  # the invocation must stop
+
+
+def test_a_stop_that_meets_a_change_reads_again_and_stops_once(
+    client: Client, functions: Register, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket, _ = _callback_started(client, functions, recorder)
+    read = store.execution_by_arn
+    reads: list[dict[str, Any] | None] = []
+
+    def stale_once(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+        row = read(conn, arn, lock=lock)
+        reads.append(row)
+        if len(reads) == 1 and row is not None:
+            return {**row, "op_seq": row["op_seq"] - 1}  # as if read before the invocation's checkpoint
+        return row
+
+    monkeypatch.setattr(store, "execution_by_arn", stale_once)
+    stop_execution(ticket.arn, None)
+    assert len(reads) == 2
+    monkeypatch.undo()
+    assert execution_row(ticket.arn)["status"] == "STOPPED"
+    assert event_types(client, ticket.arn).count("ExecutionStopped") == 1
 
 
 def test_callback_success_resumes_with_the_raw_result(client: Client, functions: Register) -> None:
@@ -1079,7 +1148,7 @@ def test_listing_summaries_have_the_boto3_shape(client: Client, four_executions:
     summaries = client.list_durable_executions_by_function(FunctionName=four_executions.fn)["DurableExecutions"]
     by_name = {s["DurableExecutionName"]: s for s in summaries}
     assert by_name["d"]["DurableExecutionArn"] == four_executions.arns["d"]
-    assert by_name["d"]["FunctionArn"] == service.function_arn(four_executions.fn)
+    assert by_name["d"]["FunctionArn"] == function_arn(four_executions.fn)
     assert (by_name["d"]["Status"], by_name["c"]["Status"]) == ("STOPPED", "RUNNING")
     assert by_name["d"]["EndTimestamp"] >= by_name["d"]["StartTimestamp"]
     assert "EndTimestamp" not in by_name["c"]

@@ -52,7 +52,7 @@ class Execution(models.Model):
     needs_invoke = models.BooleanField(default=False)
     invoke_reason = models.CharField(max_length=32, default="start")
     dispatched_at = models.DateTimeField(null=True)
-    # Messages sent again for the same owed invocation (see ``service.redispatch_stranded``).
+    # Messages sent again for the same owed invocation (see ``engine.duties.sweep.redispatch_stranded``).
     redispatches = models.PositiveIntegerField(db_default=0)
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Change tracking for checkpoint responses: op touch counter and the handler's watermark.

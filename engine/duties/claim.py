@@ -1,0 +1,102 @@
+"""Duty: claim an execution's invocation for a worker.
+
+One statement takes the lease, records the invocation and reads the operations and the armed
+faults. A claim that matches nothing reads why: a duplicate or superseded message is dropped,
+an execution whose function was deleted fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from engine import db, machine, store
+from engine.duties.checkpoint import CheckpointCache
+from engine.duties.finish import finish_execution
+from engine.duties.tokens import make_token
+from engine.duties.unit import ExecutionChanged, guarded_unit_of_work, optimistically, save_execution, utcnow
+
+LEASE_GRACE = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What one invocation needs: identity, token, operations and the function's configuration."""
+
+    execution_id: int
+    arn: str
+    seq: int
+    request_id: str
+    token: str
+    operations: list[dict[str, Any]]
+    function: dict[str, Any]
+    started_at: datetime
+    deadline: datetime
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    # The invocation's view of the execution, kept current by its checkpoints (see CheckpointCache).
+    cache: CheckpointCache | None = None
+
+
+def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket | None:
+    """Take the execution's invocation lease, or return None if there is nothing to run.
+
+    The claim is one statement, which also reads the operations; only if it had to wait for
+    another writer are they read again after it commits, so that they include everything the
+    claim marks as seen. A claim that matches nothing reads why, in one more statement: a
+    duplicate message, or one of an older ``generation`` than the execution's last re-dispatch,
+    is dropped; an execution whose function was deleted fails.
+    """
+    return optimistically("claim", f"execution {execution_id}", partial(_claim, execution_id, generation))
+
+
+def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket | None:
+    now = utcnow()
+    values = {
+        "execution_id": execution_id,
+        "now": now,
+        "lease_grace": LEASE_GRACE,
+        "request_id": str(uuid.uuid4()),
+        "worker": socket.gethostname(),
+        "pid": os.getpid(),
+        "generation": generation,
+    }
+    with db.pool().connection() as conn:
+        row = store.claim_invocation(conn, values)
+        if row is None:
+            return _claim_refused(store.unclaimed_execution(conn, execution_id, generation))
+        ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
+        if ops_seq != row["op_seq"]:
+            ops = list(store.load_ops(conn, execution_id).values())
+    function = {key[3:]: row.pop(key) for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment")}
+    deadline, faults = row.pop("deadline"), row.pop("faults")
+    return Ticket(
+        execution_id,
+        row["arn"],
+        row["invocation_seq"],
+        values["request_id"],
+        make_token(row),
+        ops,
+        function,
+        now,
+        deadline,
+        faults,
+        CheckpointCache({op["Id"]: op for op in ops}, execution=row),
+    )
+
+
+def _claim_refused(seen: dict[str, Any] | None) -> None:
+    """Nothing claimed: drop the message, or fail an execution whose function is gone."""
+    if seen is None or not seen["claimable"]:
+        return None
+    if seen["function_found"]:
+        raise ExecutionChanged  # it became claimable after the claim looked: claim again
+    with guarded_unit_of_work(seen) as (work, execution):
+        error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "Function was deleted."}
+        finish_execution(work, execution, machine.Finish("FAILED", error=error))
+        save_execution(work.conn, execution)
+    return None

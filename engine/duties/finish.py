@@ -1,0 +1,85 @@
+"""Closing an execution: its status, EXECUTION operation, closing event, timers, and the
+chained invoke of its parent, if it has one. Shared by the duties that can end an execution
+(stop, timers, claim, end, sweep); always inside the caller's guarded transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine import machine, store
+from engine.duties.transition import apply_service_change
+from engine.duties.unit import ExecutionChanged, UnitOfWork, save_execution
+from engine.machine import Clock
+
+
+def finish_execution(
+    work: UnitOfWork,
+    execution: dict[str, Any],
+    finish: machine.Finish,
+    known_ops: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Close the execution: status, EXECUTION operation, history, timers, and its parent invoke.
+
+    ``known_ops`` (the finishing invocation's exact view, if any) saves reading the EXECUTION
+    operation back."""
+    execution.update(status=finish.status, result=finish.result, error=finish.error, ended_at=work.now)
+    execution["needs_invoke"] = False
+    op_id = execution_op_id(execution)
+    known = (known_ops or {}).get(op_id)
+    op = dict(known) if known is not None else store.load_ops(work.conn, execution["id"], [op_id])[op_id]
+    op, event = closed_execution_op(op, finish, work.now)
+    store.write_transition(work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
+    store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
+    if execution["parent_arn"]:
+        _complete_parent_invoke(work, execution, finish)
+
+
+def execution_op_id(execution: dict[str, Any]) -> str:
+    """The EXECUTION operation's id: the last part of the execution's ARN."""
+    return str(execution["arn"]).rsplit("/", 1)[1]
+
+
+_FINISH_EVENTS = {
+    "SUCCEEDED": "ExecutionSucceeded",
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "ExecutionTimedOut",
+    "STOPPED": "ExecutionStopped",
+}
+
+
+def closed_execution_op(
+    op: dict[str, Any], finish: machine.Finish, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The EXECUTION operation closed by ``finish`` (in place) and its history event."""
+    op["Status"] = finish.status
+    op["EndTimestamp"] = machine.to_ms(now)
+    details = (
+        {"Result": machine.payload_detail(finish.result)}
+        if finish.status == "SUCCEEDED"
+        else {"Error": machine.error_detail(finish.error)}
+    )
+    return op, machine.make_event(_FINISH_EVENTS[finish.status], op, details)
+
+
+def _complete_parent_invoke(work: UnitOfWork, child: dict[str, Any], finish: machine.Finish) -> None:
+    """Close the parent's chained invoke, in the child's transaction. The parent's row is locked
+    only if it is as read; if not, the child's whole duty reads again and retries."""
+    seen = store.execution_by_arn(work.conn, child["parent_arn"])
+    if seen is None or seen["status"] != "RUNNING":
+        return
+    op = store.load_ops(work.conn, seen["id"], [child["parent_op_id"]]).get(child["parent_op_id"])
+    if op is None or op["Status"] != "STARTED":
+        return
+    parent = store.lock_if_unchanged(work.conn, seen)
+    if parent is None:
+        raise ExecutionChanged
+    error = finish.error
+    if finish.status == "TIMED_OUT":
+        error = {"ErrorType": "ChainedInvoke.Timeout", "ErrorMessage": (finish.error or {}).get("ErrorMessage", "")}
+    change = machine.complete_chained_invoke(
+        op, Clock(work.now, parent["time_scale"]), status=finish.status, result=finish.result, error=error
+    )
+    apply_service_change(work, parent, change, "child_finished")
+    save_execution(work.conn, parent)

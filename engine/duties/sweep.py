@@ -1,0 +1,177 @@
+"""Duties of the background loops: record invocations whose process died or outlived its
+Timeout, queue again messages presumed lost, and delete executions past their retention."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from engine import db, journal, store
+from engine.duties import unit
+from engine.duties.claim import LEASE_GRACE
+from engine.duties.end import apply_pending_finish, close_invocation, unstorable_journal_entry
+from engine.duties.loops import guarded
+from engine.duties.recovery import schedule_recovery
+from engine.duties.unit import (
+    guarded_unit_of_work,
+    mark_undispatched,
+    optimistically,
+    save_execution,
+    timeout_seconds,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+REDISPATCH_AFTER = timedelta(seconds=30)
+
+
+# A message not seen taken from the queue is sent again after this (doubled by each resend).
+REDISPATCH_BACKSTOP = timedelta(minutes=5)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether the process has died but its parent has not collected it yet (Linux).
+
+    A Celery worker's parent collects a dead pool child only at its next pool maintenance, up
+    to 5 s later; until then the signal test above finds the dead child alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state …": comm may hold spaces and parentheses, the state follows the last ")".
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def recover_lost_invocations(limit: int = 200) -> int:
+    """Find invocations whose process died or outlived its Timeout; record and fence them."""
+    now = utcnow()
+    host = socket.gethostname()
+    with db.transaction() as conn:
+        running = store.running_invocations(conn, now, limit)
+    recovered = 0
+    for row in running:
+        timed_out = now >= row["deadline"] + LEASE_GRACE
+        crashed = row["worker"] == host and not _pid_alive(row["pid"])
+        if timed_out or crashed:
+            outcome = "timed_out" if timed_out and not crashed else "crashed"
+            recovered += guarded("recovery", row["id"], partial(_record_lost, row["id"], row["seq"], outcome))
+    return recovered
+
+
+def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
+    """Record a known-dead invocation at once (a kill the engine itself sent)."""
+    return _record_lost(execution_id, seq, outcome)
+
+
+def mark_process_lost(execution_id: int, pid: int) -> int:
+    """Record the execution's invocation lost if process ``pid`` of this host was running it.
+
+    Called by a Celery worker's parent process as soon as the pool child running the invocation
+    is gone (a kill, a crash, the Timeout's watchdog), so the crash is recorded, and the function
+    invoked again, at once, as Lambda reports a dead sandbox; the journal then says whether it was
+    killed, timed out or crashed. The scheduler's liveness check remains the backstop (a whole
+    worker lost, another host's worker).
+    """
+    with db.pool().connection() as conn:
+        seq = store.invocation_run_by(conn, execution_id, socket.gethostname(), pid)
+    return 0 if seq is None else _record_lost(execution_id, seq, "crashed")
+
+
+def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
+    try:
+        return _record_lost_with(execution_id, seq, outcome, None)
+    except psycopg.DataError as exc:
+        log.error("the journal of execution %s's invocation %s could not be stored: %s", execution_id, seq, exc)
+        return _record_lost_with(execution_id, seq, outcome, [unstorable_journal_entry(exc)])
+
+
+def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None) -> int:
+    record = partial(_record_lost_once, execution_id, seq, outcome, entries)
+    return optimistically("record of a lost invocation", f"execution {execution_id}", record)
+
+
+def _record_lost_once(
+    execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, _attempt: int
+) -> int:
+    with db.pool().connection() as conn:
+        seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
+    if seen is None or invocation is None or invocation["ended_at"] is not None:
+        return 0
+    if entries is None:
+        entries = journal.read_entries(invocation["request_id"])
+    with guarded_unit_of_work(seen) as (work, execution):
+        kinds = {entry.get("t") for entry in entries}
+        if "fault" in kinds:
+            outcome = "killed"
+        elif "timeout" in kinds or (outcome == "crashed" and work.now >= invocation["deadline"]):
+            outcome = "timed_out"
+        error = LOST_ERRORS[outcome]
+        close_invocation(work, execution, invocation, outcome, dict(error), entries)
+        if not apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
+            schedule_recovery(work, execution, dict(error))
+        save_execution(work.conn, execution)
+    return 1
+
+
+LOST_ERRORS = {
+    "timed_out": {"ErrorType": "Sandbox.Timedout", "ErrorMessage": "Task timed out"},
+    "crashed": {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Runtime exited without providing a reason"},
+    "killed": {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"},
+}
+
+
+def redispatch_stranded(limit: int = 100, now: datetime | None = None) -> int:
+    """Queue again the invocations whose message is presumed lost (``store.presumed_lost``); return
+    how many were sent. Each waiting invocation has at most one message presumed in flight: a
+    slow queue is not flooded. A message carries its generation; the worker drops one that a
+    newer message for the same invocation has superseded."""
+    with db.pool().connection() as conn:
+        rows = store.presumed_lost(conn, now or utcnow(), REDISPATCH_AFTER, REDISPATCH_BACKSTOP, limit)
+    return sum(guarded("redispatch", row["id"], partial(_redispatch, row["id"])) for row in rows)
+
+
+def _redispatch(execution_id: int) -> int:
+    dispatcher = unit.current_dispatcher()
+    if dispatcher is None:
+        return 0
+    with db.pool().connection() as conn:
+        marked = store.mark_redispatched(conn, execution_id, utcnow())
+    if marked is None:
+        return 0
+    resend = getattr(dispatcher, "redispatch", None)
+    timeout = timeout_seconds(marked["fn_timeout"])
+    try:
+        if resend is not None:
+            resend(execution_id, timeout, marked["redispatches"])
+        else:
+            dispatcher.invoke(execution_id, timeout)
+    except Exception as exc:  # the broker is down: not this execution's fault
+        log.warning("could not queue an invocation of execution %s again (%s)", execution_id, exc)
+        mark_undispatched([execution_id])
+        return 0
+    return 1
+
+
+def purge_expired(limit: int = 500) -> int:
+    """Delete executions whose retention period has passed since they ended (frees their names)."""
+    with db.transaction() as conn:
+        return store.purge_expired(conn, limit)

@@ -1,0 +1,72 @@
+"""Writing what the state machine decided: operations, history, timers, and the chained
+invokes a batch starts (a durable child starts in the same transaction; a plain function is
+called after commit). Shared by the duties that apply a transition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from engine import machine, store
+from engine.duties.start import StartRequest, start_execution_txn
+from engine.duties.tokens import function_name_of
+from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
+from engine.machine import Clock, Transition
+
+
+def apply_transition(
+    work: UnitOfWork, execution: dict[str, Any], change: Transition, invocation_seq: int | None
+) -> None:
+    """Write a transition: operations, history, timers and chained invokes."""
+    for invoke in change.invokes:
+        _start_chained_invoke(work, execution, change, invoke)
+    # mark_seen=False: the handler sees these in its next answer (or a later invocation).
+    write_change(work.conn, execution, change, work.now, invocation_seq=invocation_seq, mark_seen=False)
+
+
+def write_change(
+    conn: psycopg.Connection, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
+) -> tuple[bool, bool]:
+    """``store.write_transition`` of what a transition changed; ``options`` are its keywords."""
+    return store.write_transition(
+        conn, execution, change.changed_ops, change.events, change.timers, change.cancel_timers, now, **options
+    )
+
+
+def _start_chained_invoke(
+    work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke
+) -> None:
+    op = change.ops[invoke.op_id]
+    target = store.get_function(work.conn, function_name_of(invoke.function_name))
+    if target is None:
+        error = {
+            "ErrorType": "ResourceNotFoundException",
+            "ErrorMessage": f"Function not found: {invoke.function_name}",
+        }
+        failed = machine.complete_chained_invoke(op, Clock(work.now), status="FAILED", error=error)
+        position = change.events.index(invoke.started_event) + 1
+        change.events[position:position] = failed.events
+        return
+    if target["durable_config"] is None:
+        work.plain_calls.append(PlainCall(execution["id"], op["Id"], target["name"], invoke.payload))
+        return
+    request = StartRequest(
+        function=target,
+        name=None,
+        payload=invoke.payload,
+        parent_arn=execution["arn"],
+        parent_op_id=op["Id"],
+        time_scale=execution["time_scale"],
+    )
+    child, _ = start_execution_txn(work, request)
+    invoke.started_event["ChainedInvokeStartedDetails"]["DurableExecutionArn"] = child["arn"]
+
+
+def apply_service_change(work: UnitOfWork, execution: dict[str, Any], change: Transition, reason: str) -> None:
+    if not change.touched:
+        return
+    apply_transition(work, execution, change, None)
+    request_invoke(work, execution, reason)
