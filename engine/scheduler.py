@@ -20,6 +20,7 @@ from datetime import timedelta
 import psycopg
 
 from engine import db, service, store
+from engine.sql import Q
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = store.SCHEDULER_LOOKS_EVERY.total_seconds()  # timers due later are set without a NOTIFY
@@ -123,7 +124,7 @@ def _turn(duties: list[_Duty], listener: psycopg.Connection) -> None:
 
 def _listen() -> psycopg.Connection:
     listener = psycopg.connect(db.dsn(), autocommit=True, connect_timeout=5)
-    listener.execute("LISTEN durable_timers")
+    listener.execute(Q.listen_for_timers)
     return listener
 
 
