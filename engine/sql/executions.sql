@@ -78,20 +78,25 @@ SELECT id, arn, function_name, name, input, status, result, error, started_at, e
 FROM durable_execution WHERE id = %(id)s FOR UPDATE
 
 -- name: list_function_executions_newest_first
--- ListDurableExecutionsByFunction. Each filter is a parameter that is NULL when not given, so
--- one statement serves every combination; the marker is the (started_at, id) of the previous
--- page's last row, and the row comparison pages on the (function_name, started_at, id) order.
+-- ListDurableExecutionsByFunction. Every filter is a parameter, NULL when not given, so that one
+-- statement serves every combination. The range conditions on (started_at, id) are never
+-- switched off by an OR: a missing bound becomes an infinite one (COALESCE), so that the plan
+-- the server keeps for this prepared statement still walks the (function_name, started_at)
+-- index from the marker, however deep the page. The marker is the (started_at, id) of the
+-- previous page's last row; without one, no finite started_at reaches the infinite bound, so
+-- the id beside it (0) is never compared.
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
     op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
 FROM durable_execution
 WHERE function_name = %(function)s
+    AND started_at >= coalesce(%(after)s::timestamptz, '-infinity')
+    AND started_at < coalesce(%(before)s::timestamptz, 'infinity')
+    AND (started_at, id) < (coalesce(%(m_started)s::timestamptz, 'infinity'),
+                            coalesce(%(m_id)s::bigint, 0))
     AND (%(name)s::text IS NULL OR name = %(name)s::text)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-    AND (%(after)s::timestamptz IS NULL OR started_at >= %(after)s::timestamptz)
-    AND (%(before)s::timestamptz IS NULL OR started_at < %(before)s::timestamptz)
-    AND (%(m_started)s::timestamptz IS NULL OR (started_at, id) < (%(m_started)s::timestamptz, %(m_id)s::bigint))
 ORDER BY started_at DESC, id DESC LIMIT %(limit)s
 
 -- name: list_function_executions_oldest_first
@@ -103,11 +108,12 @@ SELECT id, arn, function_name, name, input, status, result, error, started_at, e
     op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
 FROM durable_execution
 WHERE function_name = %(function)s
+    AND started_at >= coalesce(%(after)s::timestamptz, '-infinity')
+    AND started_at < coalesce(%(before)s::timestamptz, 'infinity')
+    AND (started_at, id) > (coalesce(%(m_started)s::timestamptz, '-infinity'),
+                            coalesce(%(m_id)s::bigint, 0))
     AND (%(name)s::text IS NULL OR name = %(name)s::text)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-    AND (%(after)s::timestamptz IS NULL OR started_at >= %(after)s::timestamptz)
-    AND (%(before)s::timestamptz IS NULL OR started_at < %(before)s::timestamptz)
-    AND (%(m_started)s::timestamptz IS NULL OR (started_at, id) > (%(m_started)s::timestamptz, %(m_id)s::bigint))
 ORDER BY started_at ASC, id ASC LIMIT %(limit)s
 
 -- name: has_pending_work
