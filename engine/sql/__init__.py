@@ -10,6 +10,7 @@ psycopg prepares each one on the server once it has run a few times.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from importlib import resources
 from typing import LiteralString, cast
 
@@ -29,7 +30,7 @@ class Queries:
         except KeyError:
             raise AttributeError(f"No query named {name!r} in engine/sql/*.sql") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[tuple[str, LiteralString]]:
         return iter(self._queries.items())
 
     def __len__(self) -> int:
