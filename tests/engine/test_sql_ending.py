@@ -83,7 +83,9 @@ def statement(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+# The scenarios happen an hour from now: their timers are due to the statement (which is given
+# this NOW) but not yet to any scheduler running in the test process, which would fire them.
+NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 PAST = NOW - timedelta(seconds=5)
 LATER = NOW + timedelta(hours=1)
 
