@@ -361,19 +361,10 @@ class LambdaClient:
         limit = _max_items(MaxItems, 50)
         filters = _execution_filters(DurableExecutionName, Statuses, StartedAfter, StartedBefore)
         fn = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
-        where, params = _where(fn["name"], *filters)
-        if _given(Marker):
-            started, ident = _position_marker(Marker)
-            op = ">" if ReverseOrder else "<"
-            where += f" AND (started_at, id) {op} (%(m_started)s::timestamptz, %(m_id)s)"
-            params.update(m_started=started, m_id=ident)
-        order = "ASC" if ReverseOrder else "DESC"
+        params = _listing_params(fn["name"], *filters)
+        params["m_started"], params["m_id"] = _position_marker(Marker) if _given(Marker) else (None, None)
         with db.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {store.EXECUTION_COLUMNS} FROM durable_execution WHERE {where} "
-                f"ORDER BY started_at {order}, id {order} LIMIT %(limit)s",
-                {**params, "limit": limit + 1},
-            ).fetchall()
+            rows = store.list_function_executions(conn, params, oldest_first=bool(ReverseOrder), limit=limit + 1)
         response: dict[str, Any] = {"DurableExecutions": [execution_summary(r) for r in rows[:limit]]}
         if len(rows) > limit:
             last = rows[limit - 1]
@@ -480,22 +471,11 @@ def _moment(value: Any, field: str) -> datetime | None:
         raise _invalid(str(exc)) from exc
 
 
-def _where(
+def _listing_params(
     function_name: str, name: str | None, statuses: list[str] | None, after: datetime | None, before: datetime | None
-) -> tuple[str, dict[str, Any]]:
-    where = ["function_name = %(function)s"]
-    params: dict[str, Any] = {"function": function_name}
-    if name is not None:
-        where.append("name = %(name)s")
-        params["name"] = name
-    if statuses:
-        where.append("status = ANY(%(statuses)s)")
-        params["statuses"] = statuses
-    for key, value, op in (("after", after, ">="), ("before", before, "<")):
-        if value is not None:
-            where.append(f"started_at {op} %({key})s")
-            params[key] = value
-    return " AND ".join(where), params
+) -> dict[str, Any]:
+    """The listing's filters as parameters: None for a filter not given (the query skips it)."""
+    return {"function": function_name, "name": name, "statuses": statuses, "after": after, "before": before}
 
 
 def wait_for_execution(arn: str, timeout: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from engine.duties.tokens import function_arn
 from engine.duties.unit import current_dispatcher, utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 from engine.invoker import HandlerLoadError, error_object, function_environment, load_function_handler
+from engine.sql import Q
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ def retry_delay(attempt: int, time_scale: float = 1.0) -> float:
 
 def _insert(conn: Any, fn: dict[str, Any], payload: str | None, **values: Any) -> dict[str, Any]:
     row = conn.execute(
-        """INSERT INTO durable_async_invocation (request_id, function_name, invocation_type, payload, time_scale,
-               status, max_attempts, attempt_count, attempts, next_attempt_at, created_at, updated_at, redrive_of_id)
-           VALUES (%(request_id)s, %(function_name)s, %(invocation_type)s, %(payload)s, %(time_scale)s, %(status)s,
-               %(max_attempts)s, 0, '[]', %(now)s, %(now)s, %(now)s, %(redrive_of)s)
-           RETURNING *""",
+        Q.insert_async_invocation,
         {"request_id": str(uuid.uuid4()), "function_name": fn["name"], "payload": payload, **values},
     ).fetchone()
     assert row is not None
@@ -121,7 +118,7 @@ def call_sync(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict
             now=now,
             redrive_of=None,
         )
-        conn.execute("UPDATE durable_async_invocation SET attempt_count = 1 WHERE id = %s", (row["id"],))
+        conn.execute(Q.count_first_attempt, {"id": row["id"]})
     attempt = _run_handler(fn, {**row, "attempt_count": 1})
     with db.transaction() as conn:
         status = "SUCCEEDED" if attempt.error is None else "FAILED"
@@ -189,19 +186,12 @@ def _claim(invocation_id: int) -> dict[str, Any] | None:
     """Take the attempt if it is due; a RUNNING row whose lease ran out lost its worker and is due too."""
     now = utcnow()
     with db.transaction() as conn:
-        row = conn.execute(
-            """SELECT a.*, f.timeout FROM durable_async_invocation a
-               LEFT JOIN durable_function f ON f.name = a.function_name
-               WHERE a.id = %s FOR UPDATE OF a""",
-            (invocation_id,),
-        ).fetchone()
+        row = conn.execute(Q.lock_async_invocation_with_timeout, {"id": invocation_id}).fetchone()
         if row is None or not _due(row, now):
             return None
         lease = now + timedelta(seconds=float(row["timeout"] or 3)) + LEASE_GRACE
         claimed = conn.execute(
-            """UPDATE durable_async_invocation SET status = 'RUNNING', attempt_count = attempt_count + 1,
-                   lease_until = %s, next_attempt_at = NULL, updated_at = %s WHERE id = %s RETURNING *""",
-            (lease, now, invocation_id),
+            Q.claim_async_attempt, {"lease_until": lease, "now": now, "id": invocation_id}
         ).fetchone()
     return dict(claimed) if claimed else None
 
@@ -252,8 +242,13 @@ def _settle(row: dict[str, Any], attempt: Attempt) -> None:
             _record_attempt(conn, row["id"], attempt, status="SUCCEEDED")
             if row["redrive_of_id"] is not None:
                 conn.execute(
-                    "UPDATE durable_async_invocation SET status = %s, updated_at = %s WHERE id = %s AND status = %s",
-                    (REDRIVEN, attempt.ended_at, row["redrive_of_id"], DEAD_LETTERED),
+                    Q.mark_redriven,
+                    {
+                        "status": REDRIVEN,
+                        "now": attempt.ended_at,
+                        "id": row["redrive_of_id"],
+                        "expected_status": DEAD_LETTERED,
+                    },
                 )
         elif attempt.number < row["max_attempts"]:
             delay = retry_delay(attempt.number, row["time_scale"])
@@ -265,13 +260,19 @@ def _settle(row: dict[str, Any], attempt: Attempt) -> None:
         _dispatch(row["id"], delay)
 
 
-def _record_attempt(conn: Any, invocation_id: int, attempt: Attempt, *, status: str, **extra: Any) -> None:
-    assignments = ", ".join(f"{key} = %({key})s" for key in extra)
+def _record_attempt(
+    conn: Any,
+    invocation_id: int,
+    attempt: Attempt,
+    *,
+    status: str,
+    next_attempt_at: datetime | None = None,
+    dead_lettered_at: datetime | None = None,
+) -> None:
+    """Append the attempt and set ``status``; ``next_attempt_at`` and ``dead_lettered_at`` are
+    written only when given."""
     conn.execute(
-        f"""UPDATE durable_async_invocation SET status = %(status)s, attempts = attempts || %(attempt)s,
-                result = %(result)s, error = %(error)s, lease_until = NULL, updated_at = %(now)s
-                {", " + assignments if assignments else ""}
-            WHERE id = %(id)s""",
+        Q.record_async_attempt,
         {
             "status": status,
             "attempt": Jsonb([attempt.as_json()]),
@@ -279,7 +280,8 @@ def _record_attempt(conn: Any, invocation_id: int, attempt: Attempt, *, status: 
             "error": Jsonb(_short_error(attempt.error)) if attempt.error else None,
             "now": attempt.ended_at,
             "id": invocation_id,
-            **extra,
+            "next_attempt_at": next_attempt_at,
+            "dead_lettered_at": dead_lettered_at,
         },
     )
 
@@ -301,7 +303,7 @@ def _dispatch(invocation_id: int, countdown: float) -> None:
 def get(invocation_id: int) -> dict[str, Any]:
     """Return one plain invocation's row (attempts, status, result or error)."""
     with db.transaction() as conn:
-        row = conn.execute("SELECT * FROM durable_async_invocation WHERE id = %s", (invocation_id,)).fetchone()
+        row = conn.execute(Q.async_invocation_by_id, {"id": invocation_id}).fetchone()
     if row is None:
         raise ResourceNotFoundException(f"Asynchronous invocation not found: {invocation_id}")
     return dict(row)
@@ -309,7 +311,7 @@ def get(invocation_id: int) -> dict[str, Any]:
 
 def get_by_request_id(request_id: str) -> dict[str, Any]:
     with db.transaction() as conn:
-        row = conn.execute("SELECT * FROM durable_async_invocation WHERE request_id = %s", (request_id,)).fetchone()
+        row = conn.execute(Q.async_invocation_by_request_id, {"request_id": request_id}).fetchone()
     if row is None:
         raise ResourceNotFoundException(f"Asynchronous invocation not found: {request_id}")
     return dict(row)
@@ -319,18 +321,14 @@ def dead_letters(
     *, function_name: str | None = None, include_redriven: bool = True, limit: int = 200
 ) -> list[dict[str, Any]]:
     """Events in the dead-letter queue, newest first."""
-    where = ["status = %s"]
-    params: list[Any] = [DEAD_LETTERED]
-    if function_name:
-        where.append("function_name = %s")
-        params.append(function_name)
-    if not include_redriven:
-        where.append("redriven_at IS NULL")
+    params = {
+        "status": DEAD_LETTERED,
+        "function_name": function_name or None,
+        "include_redriven": include_redriven,
+        "limit": limit,
+    }
     with db.transaction() as conn:
-        rows = conn.execute(
-            f"SELECT * FROM durable_async_invocation WHERE {' AND '.join(where)} ORDER BY dead_lettered_at DESC, id DESC LIMIT %s",
-            (*params, limit),
-        ).fetchall()
+        rows = conn.execute(Q.dead_letters, params).fetchall()
     return [dict(row) for row in rows]
 
 
@@ -341,18 +339,14 @@ def redrive(invocation_id: int) -> dict[str, Any]:
     """
     _dispatcher()
     with db.transaction() as conn:
-        dead = conn.execute(
-            "SELECT * FROM durable_async_invocation WHERE id = %s FOR UPDATE", (invocation_id,)
-        ).fetchone()
+        dead = conn.execute(Q.lock_async_invocation, {"id": invocation_id}).fetchone()
         if dead is None:
             raise ResourceNotFoundException(f"Asynchronous invocation not found: {invocation_id}")
         if dead["status"] != DEAD_LETTERED:
             raise InvalidParameterValueException(
                 f"Only dead-lettered events can be redriven (this one is {dead['status']})."
             )
-        again = conn.execute(
-            "SELECT * FROM durable_async_invocation WHERE redrive_of_id = %s ORDER BY id LIMIT 1", (invocation_id,)
-        ).fetchone()
+        again = conn.execute(Q.redrive_of, {"id": invocation_id}).fetchone()
         if again is not None:
             return dict(again)
         fn = store.get_function(conn, dead["function_name"])
@@ -360,8 +354,6 @@ def redrive(invocation_id: int) -> dict[str, Any]:
             raise ResourceNotFoundException(f"Function not found: {function_arn(dead['function_name'])}")
         # Inserted under the dead row's lock, so a concurrent second redrive finds this one.
         row = _enqueue_txn(conn, fn, dead["payload"], dead["time_scale"], invocation_id)
-        conn.execute(
-            "UPDATE durable_async_invocation SET redriven_at = %s WHERE id = %s", (row["created_at"], invocation_id)
-        )
+        conn.execute(Q.mark_dead_letter_redriven, {"redriven_at": row["created_at"], "id": invocation_id})
     _dispatch(row["id"], 0.0)
     return row

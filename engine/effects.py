@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from engine import db, journal
 from engine.duties.unit import utcnow
 from engine.errors import EngineError
+from engine.sql import Q
 
 
 @dataclass(frozen=True)
@@ -42,39 +43,33 @@ def record(kind: str, key: str, idempotency_key: str | None = None) -> EffectRes
     op_id, attempt = journal.current_step()
     with db.transaction() as conn:
         # Serialise concurrent effects of one kind+key, so two racing duplicates are both seen.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{kind}\x1f{idempotency_key or key}",))
+        conn.execute(Q.lock_effect_key, {"lock_key": f"{kind}\x1f{idempotency_key or key}"})
         used = (
             idempotency_key is not None
-            and conn.execute(
-                "SELECT 1 FROM durable_effect WHERE kind = %s AND idempotency_key = %s AND performed LIMIT 1",
-                (kind, idempotency_key),
-            ).fetchone()
+            and conn.execute(Q.idempotency_key_used, {"kind": kind, "idempotency_key": idempotency_key}).fetchone()
             is not None
         )
         duplicate = (
             not used
             and conn.execute(
-                "SELECT 1 FROM durable_effect WHERE execution_id = %s AND kind = %s AND key = %s AND performed LIMIT 1",
-                (current.execution_id, kind, key),
+                Q.effect_performed_before, {"execution_id": current.execution_id, "kind": kind, "key": key}
             ).fetchone()
             is not None
         )
         conn.execute(
-            """INSERT INTO durable_effect (execution_id, op_id, invocation_seq, attempt, at, kind, key,
-                   idempotency_key, performed, duplicate)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (
-                current.execution_id,
-                op_id,
-                current.invocation_seq,
-                attempt,
-                utcnow(),
-                kind,
-                key[:256],
-                idempotency_key,
-                not used,
-                duplicate,
-            ),
+            Q.record_effect,
+            {
+                "execution_id": current.execution_id,
+                "op_id": op_id,
+                "invocation_seq": current.invocation_seq,
+                "attempt": attempt,
+                "at": utcnow(),
+                "kind": kind,
+                "key": key[:256],
+                "idempotency_key": idempotency_key,
+                "performed": not used,
+                "duplicate": duplicate,
+            },
         )
     current.write({"t": "effect", "kind": kind, "key": key, "duplicate": duplicate, "performed": not used})
     return EffectResult(performed=not used, duplicate=duplicate, idempotency_key_used=used)

@@ -18,6 +18,7 @@ from engine import db, journal, store
 from engine.duties.sweep import mark_invocation_lost
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
+from engine.sql import Q
 
 PHASES = {"body_start", "after_body"}
 
@@ -43,9 +44,13 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
                 "The running invocation is on another host; it cannot be killed from here."
             )
         fault = conn.execute(
-            """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by, fired_at, invocation_seq)
-               VALUES (%s, 'kill', NULL, 'now', %s, %s, %s, %s) RETURNING *""",
-            (execution["id"], utcnow(), user, utcnow(), invocation["seq"]),
+            Q.record_kill_now,
+            {
+                "execution_id": execution["id"],
+                "now": utcnow(),
+                "user": user,
+                "invocation_seq": invocation["seq"],
+            },
         ).fetchone()
     # If it ended on its own meanwhile, the invocation's own completion and the sweeper sort it out.
     with contextlib.suppress(ProcessLookupError):
@@ -63,9 +68,14 @@ def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
     with db.transaction() as conn:
         execution = _locked_execution(conn, arn)
         fault = conn.execute(
-            """INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by)
-               VALUES (%s, 'kill', %s, %s, %s, %s) RETURNING *""",
-            (execution["id"], step_name, phase, utcnow(), user),
+            Q.arm_kill,
+            {
+                "execution_id": execution["id"],
+                "step_name": step_name,
+                "phase": phase,
+                "now": utcnow(),
+                "user": user,
+            },
         ).fetchone()
     # A running invocation loaded its faults when it began; the signal makes it look again.
     journal.signal_faults_changed(execution["id"])

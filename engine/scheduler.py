@@ -24,6 +24,7 @@ from engine.duties.loops import is_outage
 from engine.duties.sweep import purge_expired, recover_lost_invocations, redispatch_stranded
 from engine.duties.timers import fire_due_timers, next_timer_due
 from engine.duties.unit import utcnow
+from engine.sql import Q
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = store.SCHEDULER_LOOKS_EVERY.total_seconds()  # timers due later are set without a NOTIFY
@@ -131,7 +132,7 @@ def _turn(duties: list[_Duty], listener: psycopg.Connection) -> None:
 
 def _listen() -> psycopg.Connection:
     listener = psycopg.connect(db.dsn(), autocommit=True, connect_timeout=5)
-    listener.execute("LISTEN durable_timers")
+    listener.execute(Q.listen_for_timers)
     return listener
 
 

@@ -1,4 +1,6 @@
-"""SQL for the engine tables. Every function runs inside the caller's transaction (``conn``)."""
+"""The engine tables, read and written through the named queries of ``engine/sql/``. Every
+function runs inside the caller's transaction (``conn``); Python here only shapes parameters and
+rows, and the statements themselves, with the reasons for their shapes, are in the ``.sql`` files."""
 
 from __future__ import annotations
 
@@ -7,9 +9,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from engine.machine import PENDING_STATUSES
+from engine.sql import Q
+
+# The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
+# later than that from now is fired on time without a NOTIFY to wake it.
+SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
+
+# Timers a running invocation fires itself, at its next checkpoint or at its end (see
+# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
+# The statements in engine/sql/ spell this list as a constant (tests/engine/test_sql.py keeps
+# them equal).
+OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
+
 
 EXECUTION_COLUMNS = """
     id, arn, function_name, name, input, status, result, error, started_at, ended_at,
@@ -17,7 +32,6 @@ EXECUTION_COLUMNS = """
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
     op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
 """
-
 
 # The same, qualified, for statements that join another table.
 _E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
@@ -31,28 +45,16 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
 
 
 def get_function(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM durable_function WHERE name = %s", (name,)).fetchone()
+    return conn.execute(Q.get_function, {"name": name}).fetchone()
 
 
 def list_functions(conn: psycopg.Connection, *, after: str, limit: int) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM durable_function WHERE name > %s ORDER BY name LIMIT %s"
-    return conn.execute(sql, (after, limit)).fetchall()
+    return conn.execute(Q.list_functions, {"after": after, "limit": limit}).fetchall()
 
 
 def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str, Any]:
     row = conn.execute(
-        """
-        INSERT INTO durable_function (name, handler, description, timeout, durable_config, environment,
-            maximum_retry_attempts, invocation_retry, revision_id, created_at, last_modified)
-        VALUES (%(name)s, %(handler)s, %(description)s, %(timeout)s, %(durable_config)s, %(environment)s,
-            %(maximum_retry_attempts)s, %(invocation_retry)s, %(revision_id)s, %(now)s, %(now)s)
-        ON CONFLICT (name) DO UPDATE SET handler = EXCLUDED.handler, description = EXCLUDED.description,
-            timeout = EXCLUDED.timeout, durable_config = EXCLUDED.durable_config,
-            environment = EXCLUDED.environment, maximum_retry_attempts = EXCLUDED.maximum_retry_attempts,
-            invocation_retry = EXCLUDED.invocation_retry, revision_id = EXCLUDED.revision_id,
-            last_modified = EXCLUDED.last_modified
-        RETURNING *
-        """,
+        Q.upsert_function,
         {
             **fn,
             "durable_config": Jsonb(fn["durable_config"]) if fn["durable_config"] is not None else None,
@@ -79,30 +81,7 @@ def insert_started_execution(
     """
     record = _op_record({"op_seq": 0}, op)
     return conn.execute(
-        f"""
-        WITH x AS (
-            INSERT INTO durable_execution (arn, function_name, name, input, status, started_at,
-                execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
-                running, needs_invoke, invoke_reason, dispatched_at, consecutive_failures, op_seq, seen_seq,
-                event_seq, parent_arn, parent_op_id, counters)
-            VALUES (%(arn)s, %(function_name)s, %(name)s, %(input)s, 'RUNNING', %(started_at)s,
-                %(execution_timeout)s, %(retention_days)s, %(time_scale)s, %(invocation_type)s, 0, 0,
-                false, true, 'start', %(started_at)s, 0, 1, 0, 1, %(parent_arn)s, %(parent_op_id)s, '{{}}')
-            ON CONFLICT (function_name, name) DO NOTHING
-            RETURNING {EXECUTION_COLUMNS}),
-        o AS (
-            INSERT INTO durable_operation (execution_id, op_id, ordinal, type, status, attempt, touch_seq,
-                started_at, doc)
-            SELECT x.id, %(op_id)s, 1, 'EXECUTION', %(op_status)s, 0, 1, %(op_started_at)s, %(op_doc)s FROM x),
-        e AS (
-            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, doc)
-            SELECT x.id, 1, %(event_type)s, %(started_at)s, %(op_id)s, %(event_doc)s FROM x),
-        t AS (
-            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
-            SELECT x.id, 'execution_timeout', '', %(timeout_at)s FROM x)
-        SELECT x.*, CASE WHEN %(timeout_at)s < %(started_at)s + %(horizon)s
-            THEN pg_notify('durable_timers', x.id::text) END AS notified FROM x
-        """,
+        Q.insert_started_execution,
         {
             **values,
             "horizon": SCHEDULER_LOOKS_EVERY,
@@ -118,24 +97,45 @@ def insert_started_execution(
 
 
 def execution_by_name(conn: psycopg.Connection, function_name: str, name: str) -> dict[str, Any] | None:
-    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE function_name = %s AND name = %s"
-    return conn.execute(sql, (function_name, name)).fetchone()
+    return conn.execute(Q.execution_by_name, {"function_name": function_name, "name": name}).fetchone()
 
 
 def execution_by_arn(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
-    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %s"
-    return conn.execute(sql + (" FOR UPDATE" if lock else ""), (arn,)).fetchone()
+    query = Q.execution_by_arn_for_update if lock else Q.execution_by_arn
+    return conn.execute(query, {"arn": arn}).fetchone()
 
 
 def execution_by_id(conn: psycopg.Connection, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
-    sql = f"SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE id = %s"
-    return conn.execute(sql + (" FOR UPDATE" if lock else ""), (execution_id,)).fetchone()
+    query = Q.execution_by_id_for_update if lock else Q.execution_by_id
+    return conn.execute(query, {"id": execution_id}).fetchone()
+
+
+def list_function_executions(
+    conn: psycopg.Connection, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
+) -> list[dict[str, Any]]:
+    """A page of a function's executions, newest first (or oldest first). ``filters`` holds
+    ``function``, and ``name``, ``statuses``, ``after``, ``before`` and the page marker's
+    ``m_started`` and ``m_id``, each None when not given."""
+    query = Q.list_function_executions_oldest_first if oldest_first else Q.list_function_executions_newest_first
+    return conn.execute(query, {**filters, "limit": limit}).fetchall()
 
 
 def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any) -> None:
-    columns = ", ".join(f"{key} = %({key})s" for key in values)
+    """Set the given columns of the execution. The column list is the one truly dynamic part of
+    the engine's SQL, so it is composed with ``psycopg.sql`` (quoted identifiers), not text."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in values
+    )
+    statement = sql.SQL(Q.update_execution_columns).format(assignments=assignments)
     params = {key: Jsonb(v) if isinstance(v, dict) else v for key, v in values.items()}
-    conn.execute(f"UPDATE durable_execution SET {columns} WHERE id = %(_id)s", {**params, "_id": execution_id})
+    conn.execute(statement, {**params, "_id": execution_id})
+
+
+def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
+    """``machine.has_pending_work`` in SQL, so a PENDING output is checked without loading every operation."""
+    pairs = [f"{op_type}:{status}" for op_type, statuses in PENDING_STATUSES.items() for status in statuses]
+    row = conn.execute(Q.has_pending_work, {"execution_id": execution_id, "pairs": pairs}).fetchone()
+    return bool(row and row["pending"])
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -146,35 +146,21 @@ def load_ops(
 ) -> dict[str, dict[str, Any]]:
     """Return operation documents by id (all of them, or the named ones) in first-seen order."""
     if op_ids is None:
-        rows = conn.execute(
-            "SELECT doc FROM durable_operation WHERE execution_id = %s ORDER BY ordinal", (execution_id,)
-        ).fetchall()
+        rows = conn.execute(Q.all_operations, {"execution_id": execution_id}).fetchall()
     else:
-        rows = conn.execute(
-            "SELECT doc FROM durable_operation WHERE execution_id = %s AND op_id = ANY(%s) ORDER BY ordinal",
-            (execution_id, list(op_ids)),
-        ).fetchall()
+        rows = conn.execute(Q.named_operations, {"execution_id": execution_id, "op_ids": list(op_ids)}).fetchall()
     return {row["doc"]["Id"]: row["doc"] for row in rows}
 
 
 def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT doc FROM durable_operation WHERE execution_id = %s AND touch_seq > %s ORDER BY ordinal",
-        (execution_id, seq),
-    ).fetchall()
+    rows = conn.execute(Q.operations_touched_since, {"execution_id": execution_id, "seq": seq}).fetchall()
     return [row["doc"] for row in rows]
 
 
 def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
     """The execution a callback id belongs to, read without a lock, with ``callback_op`` (the
     callback's operation document) and ``fn_timeout`` (its function's, None if deleted)."""
-    return conn.execute(
-        f"""SELECT {_E_COLUMNS}, c.doc AS callback_op, f.timeout AS fn_timeout
-            FROM durable_operation c JOIN durable_execution e ON e.id = c.execution_id
-            LEFT JOIN durable_function f ON f.name = e.function_name
-            WHERE c.callback_id = %s""",
-        (callback_id,),
-    ).fetchone()
+    return conn.execute(Q.execution_by_callback, {"callback_id": callback_id}).fetchone()
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -183,78 +169,37 @@ def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[st
 def read_events(
     conn: psycopg.Connection, execution_id: int, *, after: int, limit: int, reverse: bool
 ) -> list[dict[str, Any]]:
-    if reverse:
-        sql = """SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %s AND event_id < %s
-                 ORDER BY event_id DESC LIMIT %s"""
-    else:
-        sql = """SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %s AND event_id > %s
-                 ORDER BY event_id LIMIT %s"""
-    return conn.execute(sql, (execution_id, after, limit)).fetchall()
+    query = Q.events_before if reverse else Q.events_after
+    return conn.execute(query, {"execution_id": execution_id, "after": after, "limit": limit}).fetchall()
 
 
 # --- timers -----------------------------------------------------------------------------------
 
 
-# The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
-# later than that from now is fired on time without a NOTIFY to wake it.
-SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
-
-# Timers a running invocation fires itself, at its next checkpoint or at its end (see
-# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
-OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
-_OWN_KINDS_SQL = "ARRAY[" + ", ".join(f"'{kind}'" for kind in OWN_TIMER_KINDS) + "]"
-
-
 def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
-    conn.execute(
-        """
-        INSERT INTO durable_timer (execution_id, kind, op_id, due_at) VALUES (%s, %s, %s, %s)
-        ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
-        """,
-        (execution_id, kind, op_id, due),
-    )
+    conn.execute(Q.set_timer, {"execution_id": execution_id, "kind": kind, "op_id": op_id, "due": due})
     if due < datetime.now(UTC) + SCHEDULER_LOOKS_EVERY:
-        conn.execute("SELECT pg_notify('durable_timers', %s)", (str(execution_id),))
+        conn.execute(Q.wake_scheduler, {"execution_id": str(execution_id)})
 
 
 def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
     """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
     held back while an invocation ran, so that it looks at them again now that it has ended."""
-    conn.execute(
-        f"""SELECT pg_notify('durable_timers', %s) FROM durable_timer
-            WHERE execution_id = %s AND kind = ANY({_OWN_KINDS_SQL}) LIMIT 1""",
-        (str(execution_id), execution_id),
-    )
+    conn.execute(Q.announce_timers, {"channel_payload": str(execution_id), "execution_id": execution_id})
 
 
 def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
     """Drop a finished execution's timers and NOTIFY ``durable_done`` (sent when the caller commits)."""
-    conn.execute(
-        "WITH d AS (DELETE FROM durable_timer WHERE execution_id = %s) SELECT pg_notify('durable_done', %s)",
-        (execution_id, arn),
-    )
+    conn.execute(Q.cancel_all_timers_and_announce_done, {"execution_id": execution_id, "arn": arn})
 
 
 def take_due_timers(
     conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Delete and return due timers, skipping rows another scheduler is already firing."""
-    scope = "AND execution_id = %(execution_id)s" if execution_id is not None else ""
-    return conn.execute(
-        f"""
-        DELETE FROM durable_timer WHERE id IN (
-            SELECT id FROM durable_timer WHERE due_at <= %(now)s {scope}
-            ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-        RETURNING execution_id, kind, op_id, due_at
-        """,
-        {"now": now, "limit": limit, "execution_id": execution_id},
-    ).fetchall()
-
-
-# A timer (``t``) of a quarantined execution: the scheduler neither fires it nor wakes up for it.
-_T_QUARANTINED = (
-    "EXISTS (SELECT 1 FROM durable_execution q WHERE q.id = t.execution_id AND q.quarantined_at IS NOT NULL)"
-)
+    params = {"now": now, "limit": limit, "execution_id": execution_id}
+    query = Q.take_due_timers if execution_id is None else Q.take_due_execution_timers
+    return conn.execute(query, params).fetchall()
 
 
 def due_timer_executions(
@@ -267,44 +212,19 @@ def due_timer_executions(
     checkpoints or ends, without a second writer waiting on its row lock.
     """
     if running_grace is None:
-        rows = conn.execute(
-            f"""SELECT execution_id FROM durable_timer t WHERE due_at <= %s AND NOT {_T_QUARANTINED}
-                GROUP BY execution_id ORDER BY min(due_at) LIMIT %s""",
-            (now, limit),
-        ).fetchall()
+        rows = conn.execute(Q.due_timer_executions, {"now": now, "limit": limit}).fetchall()
     else:
-        rows = conn.execute(
-            f"""
-            SELECT t.execution_id FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
-            WHERE t.due_at <= %(now)s
-              AND (NOT e.running OR t.kind <> ALL({_OWN_KINDS_SQL}) OR t.due_at <= %(now)s - %(grace)s)
-              AND e.quarantined_at IS NULL
-            GROUP BY t.execution_id ORDER BY min(t.due_at) LIMIT %(limit)s
-            """,
-            {"now": now, "limit": limit, "grace": running_grace},
-        ).fetchall()
+        params = {"now": now, "limit": limit, "grace": running_grace}
+        rows = conn.execute(Q.due_timer_executions_with_grace, params).fetchall()
     return [row["execution_id"] for row in rows]
 
 
 def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
     """When ``due_timer_executions`` (with the same grace) will next find something."""
     if running_grace is None:
-        row = conn.execute(f"SELECT min(due_at) AS due FROM durable_timer t WHERE NOT {_T_QUARANTINED}").fetchone()
+        row = conn.execute(Q.next_timer_due).fetchone()
     else:
-        # Only a timer due within the grace can be held back past a later one: those few are
-        # joined; for the rest the due_at index answers, as without a grace.
-        row = conn.execute(
-            f"""
-            SELECT least(
-                (SELECT min(CASE WHEN e.running AND t.kind = ANY({_OWN_KINDS_SQL}) THEN t.due_at + %(grace)s
-                        ELSE t.due_at END)
-                 FROM durable_timer t JOIN durable_execution e ON e.id = t.execution_id
-                 WHERE t.due_at <= %(now)s + %(grace)s AND e.quarantined_at IS NULL),
-                (SELECT min(due_at) FROM durable_timer t WHERE due_at > %(now)s + %(grace)s
-                 AND NOT {_T_QUARANTINED})) AS due
-            """,
-            {"grace": running_grace, "now": now},
-        ).fetchone()
+        row = conn.execute(Q.next_timer_due_with_grace, {"grace": running_grace, "now": now}).fetchone()
     return row["due"] if row else None
 
 
@@ -312,15 +232,7 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
 
 
 def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(
-        """
-        INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid,
-            dispatched_at)
-        VALUES (%(execution_id)s, %(seq)s, %(request_id)s, %(reason)s, %(started_at)s, %(deadline)s, %(worker)s, %(pid)s,
-            %(dispatched_at)s)
-        """,
-        values,
-    )
+    conn.execute(Q.insert_invocation, values)
 
 
 def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -336,42 +248,11 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
     operations' highest touch sequence number) falls short of the row's ``op_seq``, and the
     caller must read the operations again.
     """
-    return conn.execute(
-        f"""
-        WITH c AS (
-            UPDATE durable_execution e SET invocation_seq = e.invocation_seq + 1, running = true,
-                needs_invoke = false, seen_seq = e.op_seq,
-                lease_until = %(now)s + make_interval(secs => f.timeout) + %(lease_grace)s,
-                counters = jsonb_set(coalesce(e.counters, '{{}}'), '{{invocations}}',
-                    to_jsonb(coalesce((e.counters ->> 'invocations')::int, 0) + 1))
-            FROM durable_function f
-            WHERE e.id = %(execution_id)s AND e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
-                AND f.name = e.function_name AND e.redispatches <= coalesce(%(generation)s, e.redispatches)
-            RETURNING {_E_COLUMNS}, f.name AS fn_name, f.handler AS fn_handler, f.timeout AS fn_timeout,
-                f.environment AS fn_environment, %(now)s + make_interval(secs => f.timeout) AS deadline),
-        i AS (
-            INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid,
-                dispatched_at)
-            SELECT c.id, c.invocation_seq, %(request_id)s, c.invoke_reason, %(now)s, c.deadline, %(worker)s, %(pid)s,
-                c.dispatched_at
-            FROM c)
-        SELECT c.*, o.ops, o.ops_seq,
-            (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'kind', d.kind,
-                        'step_name', d.step_name, 'phase', d.phase) ORDER BY d.id), '[]'::jsonb)
-                     FROM durable_fault d WHERE d.execution_id = c.id AND d.fired_at IS NULL
-                         AND d.phase IN ('body_start', 'after_body')) AS faults
-        FROM c, LATERAL (
-            SELECT coalesce(json_agg(x.doc ORDER BY x.ordinal), '[]'::json) AS ops, max(x.touch_seq) AS ops_seq
-            FROM durable_operation x WHERE x.execution_id = c.id) o
-        """,
-        values,
-    ).fetchone()
+    return conn.execute(Q.claim_invocation, values).fetchone()
 
 
 def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT * FROM durable_invocation WHERE execution_id = %s AND seq = %s", (execution_id, seq)
-    ).fetchone()
+    return conn.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
 
 
 _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
@@ -380,24 +261,13 @@ _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
 def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
     """The sequence number of the execution's invocation still running in process ``pid`` of
     host ``worker``, if there is one."""
-    row = conn.execute(
-        """SELECT seq FROM durable_invocation
-           WHERE execution_id = %s AND worker = %s AND pid = %s AND ended_at IS NULL
-           ORDER BY seq DESC LIMIT 1""",
-        (execution_id, worker, pid),
-    ).fetchone()
+    params = {"execution_id": execution_id, "worker": worker, "pid": pid}
+    row = conn.execute(Q.invocation_run_by, params).fetchone()
     return None if row is None else int(row["seq"])
 
 
 def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
-    return conn.execute(
-        """
-        SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
-        JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
-        WHERE e.running AND e.quarantined_at IS NULL ORDER BY e.lease_until LIMIT %s
-        """,
-        (limit,),
-    ).fetchall()
+    return conn.execute(Q.running_invocations, {"limit": limit}).fetchall()
 
 
 def presumed_lost(
@@ -411,37 +281,19 @@ def presumed_lost(
     workers do, when it has waited ``backstop`` doubled by each re-dispatch so far (at most 64
     times ``backstop``). A queue that is merely slow, or has no worker reading it, is left alone.
     """
-    return conn.execute(
-        """
-        WITH mark AS (SELECT max(dispatched_at) AS consumed FROM durable_invocation)
-        SELECT e.id, e.redispatches FROM durable_execution e, mark
-        WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.quarantined_at IS NULL
-            AND (e.dispatched_at IS NULL
-                OR e.dispatched_at < %(now)s - %(after)s AND mark.consumed > e.dispatched_at + %(after)s
-                OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6)))
-        ORDER BY e.dispatched_at NULLS FIRST LIMIT %(limit)s
-        """,
-        {"now": now, "after": after, "backstop": backstop, "limit": limit},
-    ).fetchall()
+    params = {"now": now, "after": after, "backstop": backstop, "limit": limit}
+    return conn.execute(Q.presumed_lost, params).fetchall()
 
 
 def mark_redispatched(conn: psycopg.Connection, execution_id: int, now: datetime) -> dict[str, Any] | None:
     """Count one more message sent for the execution's owed invocation; return its generation
     (``redispatches``) and the function's ``fn_timeout``, or None if it no longer waits for one."""
-    return conn.execute(
-        """UPDATE durable_execution e SET redispatches = e.redispatches + 1, dispatched_at = %s
-           WHERE e.id = %s AND e.needs_invoke AND NOT e.running AND e.status = 'RUNNING'
-           RETURNING e.redispatches, (SELECT f.timeout FROM durable_function f WHERE f.name = e.function_name) AS fn_timeout""",
-        (now, execution_id),
-    ).fetchone()
+    return conn.execute(Q.mark_redispatched, {"now": now, "execution_id": execution_id}).fetchone()
 
 
 def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> None:
     """The broker refused these executions' messages: the re-dispatcher sends them at its next round."""
-    conn.execute(
-        "UPDATE durable_execution SET dispatched_at = NULL WHERE id = ANY(%s) AND needs_invoke AND NOT running",
-        (execution_ids,),
-    )
+    conn.execute(Q.mark_undispatched, {"execution_ids": execution_ids})
 
 
 # --- quarantine -------------------------------------------------------------------------------
@@ -450,61 +302,25 @@ def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> Non
 def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
     """Mark the execution as one the background loops leave alone, with ``note`` (the loop, its
     failures, since when, the last error) for the dashboard."""
-    conn.execute(
-        "UPDATE durable_execution SET quarantined_at = %s, quarantine = %s WHERE id = %s",
-        (now, Jsonb(dict(note)), execution_id),
-    )
+    conn.execute(Q.quarantine, {"now": now, "note": Jsonb(dict(note)), "execution_id": execution_id})
 
 
 def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | None:
     """Clear the execution's quarantine; return its id and the note it had, or None if it was
     not quarantined (or does not exist)."""
-    return conn.execute(
-        """UPDATE durable_execution e SET quarantined_at = NULL, quarantine = NULL
-           FROM durable_execution old WHERE old.id = e.id AND e.arn = %s AND e.quarantined_at IS NOT NULL
-           RETURNING e.id, old.quarantined_at, old.quarantine""",
-        (arn,),
-    ).fetchone()
+    return conn.execute(Q.release_quarantine, {"arn": arn}).fetchone()
 
 
 # --- replay record ----------------------------------------------------------------------------
 
 
 def armed_faults(conn: psycopg.Connection, execution_id: int) -> list[dict[str, Any]]:
-    return conn.execute(
-        """SELECT id, kind, step_name, phase FROM durable_fault
-           WHERE execution_id = %s AND fired_at IS NULL AND phase IN ('body_start', 'after_body') ORDER BY id""",
-        (execution_id,),
-    ).fetchall()
+    return conn.execute(Q.armed_faults, {"execution_id": execution_id}).fetchall()
 
 
 def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invocation_seq: int) -> None:
-    conn.execute(
-        "UPDATE durable_fault SET fired_at = %s, invocation_seq = %s WHERE id = %s AND fired_at IS NULL",
-        (at, invocation_seq, fault_id),
-    )
-
-
-_BODY_RUNS_CTE = """
-        INSERT INTO durable_body_run (execution_id, op_id, name, invocation_seq, attempt, started_at, ended_at, outcome)
-        SELECT %(id)s, x.op_id, x.name, %(seq)s, x.attempt, x.started_at, x.ended_at, x.outcome
-        FROM jsonb_to_recordset(%(runs)s) AS x(op_id text, name text, attempt int, started_at timestamptz,
-            ended_at timestamptz, outcome text)"""
-_LOG_LINES_CTE = """
-        INSERT INTO durable_log (execution_id, invocation_seq, at, level, logger, message, op_id)
-        SELECT %(id)s, %(seq)s, x.at, x.level, x.logger, x.message, x.op_id
-        FROM jsonb_to_recordset(%(logs)s) AS x(at timestamptz, level text, logger text, message text, op_id text)"""
-_END_INVOCATION = f"""
-    WITH ev AS (
-        INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
-        VALUES (%(id)s, %(event_id)s, 'InvocationCompleted', %(now)s, NULL, %(seq)s, %(event)s)),
-    inv AS (
-        UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s, error = %(error)s
-        WHERE execution_id = %(id)s AND seq = %(seq)s AND ended_at IS NULL),
-    br AS ({_BODY_RUNS_CTE}),
-    lg AS ({_LOG_LINES_CTE})
-    SELECT 1
-"""
+    params = {"at": at, "invocation_seq": invocation_seq, "fault_id": fault_id}
+    conn.execute(Q.mark_fault_fired, params)
 
 
 def end_invocation(
@@ -521,7 +337,7 @@ def end_invocation(
     Rows travel as one JSON array per table: cheaper to send than an array per column.
     """
     conn.execute(
-        _END_INVOCATION,
+        Q.end_invocation,
         {
             "id": execution_id,
             "seq": seq,
@@ -609,11 +425,11 @@ def write_transition(
         execution["seen_seq"] = execution["op_seq"]
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
-        WRITE_TRANSITION_WAKING
+        Q.write_transition_waking
         if wake is not None
-        else WRITE_TRANSITION_GUARDED
+        else Q.write_transition_guarded
         if guard is not None
-        else WRITE_TRANSITION,
+        else Q.write_transition,
         {
             "id": execution["id"],
             "now": now,
@@ -634,120 +450,6 @@ def write_transition(
     ).fetchone()
     assert row is not None
     return bool(row["written"]), bool(row["timers_due"])
-
-
-# Every sub-statement of a WITH runs to completion whether or not the final SELECT reads it;
-# only u (the guard) and ti (whether to NOTIFY) are read.
-_WRITE_TRANSITION = """
-        WITH u AS (
-            UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
-                token_seq = %(token_seq)s, counters = %(counters)s {wake}
-            WHERE id = %(id)s {guard} RETURNING 1),
-        o AS (
-            INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
-                attempt, touch_seq, started_at, ended_at, callback_id, doc)
-            SELECT %(id)s, x.op_id, x.seq, x.parent_id, x.name, x.type, x.sub_type, x.status, x.attempt, x.seq,
-                x.started_at, x.ended_at, x.callback_id, x.doc
-            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, parent_id text, name text, type text,
-                sub_type text, status text, attempt int, started_at timestamptz, ended_at timestamptz,
-                callback_id text, doc jsonb)
-            WHERE true {after_guard}
-            ON CONFLICT (execution_id, op_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt,
-                touch_seq = EXCLUDED.touch_seq, ended_at = EXCLUDED.ended_at,
-                callback_id = COALESCE(durable_operation.callback_id, EXCLUDED.callback_id), doc = EXCLUDED.doc),
-        e AS (
-            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
-            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, %(inv)s, x.doc
-            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, doc jsonb)
-            WHERE true {after_guard}),
-        td AS (
-            DELETE FROM durable_timer t USING jsonb_to_recordset(%(cancel)s) AS c(kind text, op_id text)
-            WHERE t.execution_id = %(id)s AND t.kind = c.kind AND t.op_id = c.op_id {after_guard}),
-        ti AS (
-            INSERT INTO durable_timer (execution_id, kind, op_id, due_at)
-            SELECT %(id)s, x.kind, x.op_id, x.due_at
-            FROM jsonb_to_recordset(%(timers)s) AS x(kind text, op_id text, due_at timestamptz)
-            WHERE true {after_guard}
-            ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
-            RETURNING kind, due_at)
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM ti WHERE due_at < %(now)s + %(horizon)s {unheld})
-            THEN pg_notify('durable_timers', %(id)s::text) END AS notified,
-            EXISTS (SELECT 1 FROM u) AS written,
-            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
-        """
-WRITE_TRANSITION = (
-    _WRITE_TRANSITION.replace("{wake}", "").replace("{guard}", "").replace("{after_guard}", "").replace("{unheld}", "")
-)
-_UNCHANGED = """AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
-    AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL"""
-# Written only if the execution is still as its writer last saw it, and still running this invocation.
-WRITE_TRANSITION_GUARDED = (
-    _WRITE_TRANSITION.replace("{wake}", "")
-    .replace("{guard}", f"{_UNCHANGED} AND running")
-    .replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
-)
-# ... by a running invocation, whose own timers the scheduler holds back for RUNNING_GRACE, no
-# longer than it ever sleeps: it need not be woken for them.
-WRITE_TRANSITION_GUARDED = WRITE_TRANSITION_GUARDED.replace("{unheld}", f"AND kind <> ALL({_OWN_KINDS_SQL})")
-# Written by the service (a callback's answer) only if the execution is as it read it, running or
-# not; the handler must then run again: now, or after the running invocation ends.
-WRITE_TRANSITION_WAKING = (
-    _WRITE_TRANSITION.replace(
-        "{wake}",
-        """, needs_invoke = true, invoke_reason = %(wake)s,
-            dispatched_at = CASE WHEN running THEN dispatched_at ELSE %(now)s END""",
-    )
-    .replace(
-        "{guard}",
-        f"{_UNCHANGED} AND invocation_seq = %(guard_invocation_seq)s AND running = %(guard_running)s",
-    )
-    .replace("{after_guard}", "AND EXISTS (SELECT 1 FROM u)")
-    .replace("{unheld}", "")
-)
-
-
-_ENDED_GUARDED = f"""
-        WITH u AS (
-            UPDATE durable_execution SET status = %(status)s, result = %(result)s, error = NULL,
-                ended_at = %(ended_at)s, running = false, lease_until = NULL,
-                needs_invoke = %(wake)s::text IS NOT NULL, invoke_reason = COALESCE(%(wake)s, invoke_reason),
-                dispatched_at = CASE WHEN %(wake)s::text IS NULL THEN dispatched_at ELSE %(now)s END,
-                consecutive_failures = 0, op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
-                token_seq = %(token_seq)s, counters = %(counters)s
-            WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
-                AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
-                AND status = 'RUNNING' AND running AND pending_finish IS NULL
-                AND (%(finished)s OR NOT EXISTS (
-                    SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s
-                        AND NOT (t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[]))))
-                AND (SELECT count(*) FROM durable_timer t WHERE t.execution_id = %(id)s AND t.kind = 'wait'
-                        AND t.op_id = ANY(%(fired)s::text[]) AND t.due_at <= %(now)s) = cardinality(%(fired)s::text[])
-            RETURNING 1),
-        inv AS (
-            UPDATE durable_invocation SET ended_at = %(now)s, outcome = %(outcome)s
-            WHERE execution_id = %(id)s AND seq = %(seq)s AND ended_at IS NULL AND EXISTS (SELECT 1 FROM u)),
-        o AS (
-            UPDATE durable_operation d SET status = x.status, touch_seq = x.seq, ended_at = x.ended_at, doc = x.doc
-            FROM jsonb_to_recordset(%(ops)s) AS x(op_id text, seq bigint, status text, ended_at timestamptz, doc jsonb)
-            WHERE d.execution_id = %(id)s AND d.op_id = x.op_id AND EXISTS (SELECT 1 FROM u)),
-        e AS (
-            INSERT INTO durable_event (execution_id, event_id, event_type, timestamp, op_id, invocation_seq, doc)
-            SELECT %(id)s, x.event_id, x.event_type, %(now)s, x.op_id, x.inv, x.doc
-            FROM jsonb_to_recordset(%(events)s) AS x(event_id int, event_type text, op_id text, inv int, doc jsonb)
-            WHERE EXISTS (SELECT 1 FROM u)),
-        br AS ({_BODY_RUNS_CTE} WHERE EXISTS (SELECT 1 FROM u)),
-        lg AS ({_LOG_LINES_CTE} WHERE EXISTS (SELECT 1 FROM u)),
-        ta AS (DELETE FROM durable_timer t WHERE t.execution_id = %(id)s
-            AND (%(finished)s OR t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[])) AND EXISTS (SELECT 1 FROM u))
-        SELECT EXISTS (SELECT 1 FROM u) AS written,
-            (SELECT f.timeout FROM durable_function f WHERE f.name = %(function_name)s) AS fn_timeout,
-            CASE WHEN NOT EXISTS (SELECT 1 FROM u) THEN NULL
-                WHEN %(finished)s THEN pg_notify('durable_done', %(arn)s)
-                -- the scheduler held back this execution's timers while it ran: look again
-                WHEN EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s
-                    AND t.kind = ANY({_OWN_KINDS_SQL}) AND NOT (t.kind = 'wait' AND t.op_id = ANY(%(fired)s::text[])))
-                THEN pg_notify('durable_timers', %(id)s::text) END AS notified
-        """
 
 
 def end_invocation_guarded(
@@ -777,7 +479,7 @@ def end_invocation_guarded(
     op_records += [_op_record(execution, op) for op in ending["fired"]]  # not yet seen by the handler
     runs, logs = journal
     row = conn.execute(
-        _ENDED_GUARDED,
+        Q.end_invocation_guarded,
         {
             "id": execution["id"],
             "arn": execution["arn"],
@@ -804,17 +506,6 @@ def end_invocation_guarded(
         },
     ).fetchone()
     return row if row and row["written"] else None
-
-
-def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
-    """``machine.has_pending_work`` in SQL, so a PENDING output is checked without loading every operation."""
-    pairs = [f"{op_type}:{status}" for op_type, statuses in PENDING_STATUSES.items() for status in statuses]
-    row = conn.execute(
-        """SELECT EXISTS (SELECT 1 FROM durable_operation
-               WHERE execution_id = %s AND type || ':' || status = ANY(%s)) AS pending""",
-        (execution_id, pairs),
-    ).fetchone()
-    return bool(row and row["pending"])
 
 
 # --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------

@@ -25,6 +25,7 @@ from psycopg.rows import tuple_row
 from engine import db, journal, store
 from engine.duties.end import journal_record
 from engine.errors import ResourceNotFoundException
+from engine.sql import Q
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +33,6 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
 # An execution with thousands of invocations replays each early operation thousands of times:
 # the first ones are listed, all are counted.
 MAX_REPLAYS_LISTED = 100
-
-# One statement for the execution and what is counted over its whole history: one pass over
-# its events, index-only counts of the journal tables, and the few faults.
-EXECUTION_SQL = f"""
-    SELECT {", ".join("x." + column.strip() for column in store.EXECUTION_COLUMNS.split(","))},
-        ev.closed_attempts, ev.failed_attempts, ev.last_event_id,
-        (SELECT count(*) FROM durable_body_run b WHERE b.execution_id = x.id) AS body_run_count,
-        (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id) AS effect_count,
-        (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id AND ef.duplicate) AS duplicate_count,
-        (SELECT coalesce(json_agg(f ORDER BY f.armed_at), '[]') FROM durable_fault f
-            WHERE f.execution_id = x.id) AS faults
-    FROM durable_execution x
-    CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE event_type IN ('StepSucceeded', 'StepFailed')) AS closed_attempts,
-            count(*) FILTER (WHERE event_type = 'StepFailed') AS failed_attempts,
-            max(event_id) AS last_event_id
-        FROM durable_event WHERE execution_id = x.id
-    ) ev
-    WHERE x.arn = %s
-"""
 
 
 def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
@@ -61,16 +42,11 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
     ``limit=None`` returns every operation; ``operation_count`` is always the total.
     """
     with db.transaction() as conn:
-        execution = conn.execute(EXECUTION_SQL, (arn,)).fetchone()
+        execution = conn.execute(Q.timeline_execution, {"arn": arn}).fetchone()
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
         ex_id = execution["id"]
-        invocations = conn.execute(
-            """SELECT seq, request_id, reason, started_at, ended_at, deadline, outcome, error, worker, pid,
-                      dispatched_at
-               FROM durable_invocation WHERE execution_id = %s ORDER BY seq""",
-            (ex_id,),
-        ).fetchall()
+        invocations = conn.execute(Q.timeline_invocations, {"execution_id": ex_id}).fetchall()
         outline = _outline(conn, ex_id)
         window = tree_window(outline, offset, limit)
         details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
@@ -108,22 +84,11 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
         chain = _ancestry(conn, ex_id, op_id)
         if not chain:
             raise ResourceNotFoundException(f"Operation not found: {op_id}")
-        invocations = conn.execute(
-            """SELECT seq, request_id, started_at, ended_at FROM durable_invocation
-               WHERE execution_id = %s ORDER BY seq""",
-            (ex_id,),
-        ).fetchall()
+        invocations = conn.execute(Q.timeline_invocation_spans, {"execution_id": ex_id}).fetchall()
         details = _window_details(conn, ex_id, [op_id])
-        extra = conn.execute(
-            """SELECT doc, (SELECT count(*) FROM durable_operation c
-                            WHERE c.execution_id = o.execution_id AND c.parent_id = o.op_id) AS children
-               FROM durable_operation o WHERE execution_id = %s AND op_id = %s""",
-            (ex_id, op_id),
-        ).fetchone()
+        extra = conn.execute(Q.operation_doc_with_child_count, {"execution_id": ex_id, "op_id": op_id}).fetchone()
         events = conn.execute(
-            """SELECT event_id, event_type, timestamp, invocation_seq, doc FROM durable_event
-               WHERE execution_id = %s AND op_id = %s ORDER BY event_id LIMIT %s""",
-            (ex_id, op_id, event_limit),
+            Q.operation_events, {"execution_id": ex_id, "op_id": op_id, "limit": event_limit}
         ).fetchall()
     replays = Replays(chain, invocations).of(op_id)
     _add_live_body_runs(details, invocations, {op_id})
@@ -140,14 +105,7 @@ def _ancestry(conn: Any, execution_id: int, op_id: str) -> list[OutlineRow]:
     """The operation and its enclosing contexts, innermost first."""
     with conn.cursor(row_factory=tuple_row) as cursor:
         cursor.execute(
-            """WITH RECURSIVE chain AS (
-                   SELECT op_id, parent_id, type, status, ended_at, 0 AS level FROM durable_operation
-                   WHERE execution_id = %(ex)s AND op_id = %(op)s AND type <> 'EXECUTION'
-                   UNION ALL
-                   SELECT o.op_id, o.parent_id, o.type, o.status, o.ended_at, chain.level + 1
-                   FROM durable_operation o JOIN chain ON o.op_id = chain.parent_id
-                   WHERE o.execution_id = %(ex)s AND o.type <> 'EXECUTION' AND chain.level < 50)
-               SELECT op_id, parent_id, type, status, ended_at FROM chain ORDER BY level""",
+            Q.operation_ancestry,
             {"ex": execution_id, "op": op_id},
         )
         return list(map(OutlineRow._make, cursor.fetchall()))
@@ -166,11 +124,7 @@ class OutlineRow(NamedTuple):
 
 def _outline(conn: Any, execution_id: int) -> list[OutlineRow]:
     with conn.cursor(row_factory=tuple_row) as cursor:
-        cursor.execute(
-            """SELECT op_id, parent_id, type, status, ended_at FROM durable_operation
-               WHERE execution_id = %s AND type <> 'EXECUTION' ORDER BY ordinal""",
-            (execution_id,),
-        )
+        cursor.execute(Q.operation_outline, {"execution_id": execution_id})
         return list(map(OutlineRow._make, cursor.fetchall()))
 
 
@@ -254,40 +208,11 @@ class WindowDetails:
 
 
 def _window_details(conn: Any, execution_id: int, op_ids: list[str]) -> WindowDetails:
-    params = (execution_id, op_ids)
-    # Only the few document fields the timeline needs are extracted in SQL: parsing every
-    # operation and event document is what made a 10,000-operation timeline slow.
-    ops = conn.execute(
-        """SELECT o.op_id, o.parent_id, o.name, o.type, o.sub_type, o.status, o.attempt, o.started_at,
-               o.ended_at, o.callback_id, (o.doc->'WaitDetails'->>'ScheduledEndTimestamp')::bigint AS wait_end_ms,
-               t.due_at AS timer_deadline
-           FROM durable_operation o
-           LEFT JOIN durable_timer t
-               ON t.execution_id = o.execution_id AND t.op_id = o.op_id AND t.kind = 'callback_timeout'
-           WHERE o.execution_id = %s AND o.op_id = ANY(%s)""",
-        params,
-    ).fetchall()
-    events = conn.execute(
-        """SELECT event_id, event_type, timestamp, op_id, invocation_seq,
-               COALESCE(doc->'StepSucceededDetails'->'RetryDetails', doc->'StepFailedDetails'->'RetryDetails')
-                   AS retry,
-               doc->'StepFailedDetails'->'Error'->'Payload' AS error,
-               (doc->'CallbackStartedDetails'->>'Timeout')::int AS callback_timeout
-           FROM durable_event
-           WHERE execution_id = %s AND op_id = ANY(%s)
-             AND event_type IN ('StepStarted', 'StepSucceeded', 'StepFailed', 'CallbackStarted')
-           ORDER BY event_id""",
-        params,
-    ).fetchall()
-    runs = conn.execute(
-        "SELECT * FROM durable_body_run WHERE execution_id = %s AND op_id = ANY(%s) ORDER BY started_at", params
-    ).fetchall()
-    # Effects outside any operation are drawn on the invocations lane.
-    effects = conn.execute(
-        """SELECT * FROM durable_effect WHERE execution_id = %s AND (op_id = ANY(%s) OR op_id IS NULL)
-           ORDER BY at""",
-        params,
-    ).fetchall()
+    params = {"execution_id": execution_id, "op_ids": op_ids}
+    ops = conn.execute(Q.window_operations, params).fetchall()
+    events = conn.execute(Q.window_events, params).fetchall()
+    runs = conn.execute(Q.window_body_runs, params).fetchall()
+    effects = conn.execute(Q.window_effects, params).fetchall()
     body_runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         body_runs[run["op_id"]].append(dict(run))
@@ -653,9 +578,5 @@ def invocation_logs(arn: str, limit: int = 5000) -> list[dict[str, Any]]:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
-        rows = conn.execute(
-            """SELECT invocation_seq, at, level, logger, message, op_id FROM durable_log
-               WHERE execution_id = %s ORDER BY at, id LIMIT %s""",
-            (execution["id"], limit),
-        ).fetchall()
+        rows = conn.execute(Q.invocation_logs, {"execution_id": execution["id"], "limit": limit}).fetchall()
     return [{**row, "durableExecutionArn": arn} for row in rows]

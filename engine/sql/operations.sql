@@ -1,0 +1,28 @@
+-- Operations (durable_operation) and the history (durable_event). An operation's state is its
+-- AWS Operation document (doc); the other columns are copies the engine's SQL filters and sorts on.
+
+-- name: all_operations
+-- Every operation of an execution, in first-seen order (ordinal), which is the order
+-- GetDurableExecutionState and the handler's replay expect.
+SELECT doc FROM durable_operation WHERE execution_id = %(execution_id)s ORDER BY ordinal
+
+-- name: named_operations
+-- The few operations a duty is about, by id, in the same order.
+SELECT doc FROM durable_operation WHERE execution_id = %(execution_id)s AND op_id = ANY(%(op_ids)s)
+ORDER BY ordinal
+
+-- name: operations_touched_since
+-- What changed since the handler last looked: touch_seq is the execution's op_seq at the
+-- operation's last write.
+SELECT doc FROM durable_operation WHERE execution_id = %(execution_id)s AND touch_seq > %(seq)s
+ORDER BY ordinal
+
+-- name: events_after
+-- GetDurableExecutionHistory, oldest first: keyset paging on the event id.
+SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %(execution_id)s AND event_id > %(after)s
+ORDER BY event_id LIMIT %(limit)s
+
+-- name: events_before
+-- The same with ReverseOrder: newest first, so the comparison and the order both turn round.
+SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %(execution_id)s AND event_id < %(after)s
+ORDER BY event_id DESC LIMIT %(limit)s
