@@ -65,8 +65,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "engine.contrib.django",
+    "durable_site",
     "executions",
     "lab",
+    "bench",
 ]
 
 MIDDLEWARE = [
