@@ -175,7 +175,7 @@ def execution_release_quarantine(*, user: Any, execution: Execution) -> dict[str
         execution.arn,
         execution.pk,
         {},
-        lambda: engine.release_quarantine(execution.arn),
+        lambda: engine.client().release_durable_execution_quarantine(DurableExecutionArn=execution.arn),
     )
 
 

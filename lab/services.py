@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from django.db import transaction
 
 import engine
-from engine import async_invoke
 from engine.contrib.django.models import Execution
 from engine.errors import ServiceError
 from executions.services import audit
@@ -237,6 +236,11 @@ def fix_deployed() -> bool:
 
 
 def dead_letter_redrive(*, user: Any, invocation_id: int) -> dict[str, Any]:
-    row = _refusal_audited(user, "lab.dlq.redrive", str(invocation_id), lambda: async_invoke.redrive(invocation_id))
+    row = _refusal_audited(
+        user,
+        "lab.dlq.redrive",
+        str(invocation_id),
+        lambda: engine.client().redrive_async_invocation(InvocationId=invocation_id),
+    )
     _audit(user, "lab.dlq.redrive", str(invocation_id), new_request_id=row["request_id"])
     return row
