@@ -225,7 +225,6 @@ def _detail_context(request: HttpRequest, execution: Execution) -> dict[str, Any
         "pager": window.pager(data["operation_count"]),
         "pending_callbacks": selectors.pending_callback_list(execution=execution) if running else [],
         "invocations": selectors.invocations_with_logs(data, logs),
-        "logs_recorded": logs is not None,
         "step_names": selectors.step_names(execution=execution),
         "running": running,
         "can_operate": services.can_operate(request.user),

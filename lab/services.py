@@ -230,11 +230,6 @@ def receipt_fix(*, user: Any, deployed: bool) -> None:
     _audit(user, "lab.async.fix", ",".join(ASYNC_FUNCTIONS), deployed=deployed)
 
 
-def fix_deployed() -> bool:
-    config = engine.client().get_function(FunctionName=ASYNC_FUNCTIONS[0])["Configuration"]
-    return "holiday" in config.get("Environment", {}).get("Variables", {}).get("RECEIPT_TEMPLATES", "")
-
-
 def dead_letter_redrive(*, user: Any, invocation_id: int) -> dict[str, Any]:
     row = _refusal_audited(
         user,

@@ -1,0 +1,62 @@
+"""The dashboard's one read layer: the engine's tables as unmanaged models that refuse every write."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+
+from engine.contrib.django.models import EngineRow, Execution, Function, Operation, ReadOnlyError
+from tests.dashboard.seed import seed_execution
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITES: dict[str, Callable[[Execution], Any]] = {
+    "create": lambda e: Execution.objects.create(arn=e.arn + "-copy", function_name=e.function_name, name="copy"),
+    "bulk_create": lambda e: Operation.objects.bulk_create([Operation(execution=e, op_id="x", type="STEP")]),
+    "get_or_create": lambda e: Function.objects.get_or_create(name="nope", defaults={"handler": "a.b"}),
+    "update_or_create": lambda e: Execution.objects.update_or_create(pk=e.pk, defaults={"status": "FAILED"}),
+    "update": lambda e: Execution.objects.filter(pk=e.pk).update(status="FAILED"),
+    "bulk_update": lambda e: Execution.objects.bulk_update([e], ["status"]),
+    "queryset delete": lambda e: Execution.objects.filter(pk=e.pk).delete(),
+    "related delete": lambda e: e.operations.all().delete(),
+    "save": lambda e: e.save(),
+    "instance delete": lambda e: e.delete(),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_every_write_through_the_models_is_refused_and_changes_nothing(write: str, unique: str) -> None:
+    execution = seed_execution(function=f"ro-{unique}", operations=3)
+    execution.status = "FAILED"
+    with pytest.raises(ReadOnlyError, match=r"read-only here; change them through engine\.client\(\)"):
+        WRITES[write](execution)
+    stored = Execution.objects.get(pk=execution.pk)
+    assert stored.status == "SUCCEEDED"
+    assert Operation.objects.filter(execution_id=execution.pk).count() == 3
+    assert not Execution.objects.filter(arn=execution.arn + "-copy").exists()
+    assert not Function.objects.filter(name="nope").exists()
+
+
+def test_every_engine_model_is_unmanaged_and_read_only() -> None:
+    models = list(apps.get_app_config("durable_engine").get_models())
+    assert len(models) == 11
+    for model in models:
+        assert issubclass(model, EngineRow) and model._meta.managed is False, model.__name__
+        assert type(model._default_manager.get_queryset()).__name__ == "ReadOnlyQuerySet", model.__name__
+
+
+def test_the_models_match_the_migrations() -> None:
+    """Unmanaged models still keep their state in migrations: a drift would go unnoticed otherwise."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
