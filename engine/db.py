@@ -6,8 +6,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import orjson
@@ -164,6 +164,37 @@ def pool() -> ConnectionPool:
             )
             _pool_pid = os.getpid()
         return _pool
+
+
+# A host framework may lend its own connection for read models (the Django adapter lends Django's):
+# a page then reads through one connection, counted with the rest of its queries.
+Reader = Callable[[], AbstractContextManager[Any]]
+_reader: Reader | None = None
+
+
+def set_reader(reader: Reader | None) -> None:
+    """Read models (``engine.timeline``) read through ``reader()`` from now on; None: the pool."""
+    global _reader
+    _reader = reader
+
+
+@contextmanager
+def reading() -> Iterator[Any]:
+    """Yield a connection for a read model: the lent one if any, else one of the pool's.
+
+    Only ``execute`` and ``cursor(row_factory=...)`` may be used on it, and only to read.
+    """
+    if _reader is None:
+        with transaction() as conn:
+            yield conn
+    else:
+        with _reader() as conn:
+            yield conn
+
+
+def load_json(data: bytes | str) -> Any:
+    """How the engine parses json/jsonb columns, for a lent connection to parse them the same way."""
+    return _json_loads(data)
 
 
 @contextmanager

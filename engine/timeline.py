@@ -59,7 +59,7 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
 
     ``limit=None`` returns every operation; ``operation_count`` is always the total.
     """
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = conn.execute(EXECUTION_SQL, (arn,)).fetchone()
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
@@ -97,7 +97,7 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
 
     Reads the operation's ancestors (not the whole outline) to count its replays.
     """
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
@@ -602,7 +602,7 @@ def _counters(
 
 def invocation_logs(arn: str, limit: int = 5000) -> list[dict[str, Any]]:
     """Return the execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.urls import reverse
 
 from engine.contrib.django.models import EngineRow, Execution, Function, Operation, ReadOnlyError
 from tests.dashboard.seed import seed_execution
@@ -60,3 +61,30 @@ def test_the_models_match_the_migrations() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+PAGES = [
+    ("executions:list", False),
+    ("executions:detail", True),
+    ("executions:timeline_data", True),
+    ("executions:history", True),
+    ("executions:callbacks", False),
+    ("executions:functions", False),
+]
+
+
+def test_pages_read_the_engine_tables_through_djangos_connection_only(
+    op_client: Any, count_queries: Any, unique: str
+) -> None:
+    """One connection per request: the engine's read models run on Django's, the engine's pool stays idle."""
+    execution = seed_execution(function=f"one-{unique}", operations=5)
+    for name, per_execution in PAGES:
+        url = reverse(name, args=[execution.pk] if per_execution else [])
+        op_client.get(url)
+        with count_queries() as counted:
+            assert op_client.get(url).status_code == 200
+        assert counted.engine == 0 and counted.django > 0, (name, counted.sql)
+    op_id = Operation.objects.filter(execution=execution, name="step-3").values_list("op_id", flat=True).get()
+    with count_queries() as counted:
+        assert op_client.get(reverse("executions:operation", args=[execution.pk, op_id])).status_code == 200
+    assert counted.engine == 0, counted.sql
