@@ -5,6 +5,8 @@ them only through ``engine.client()`` (plus ``engine.faults`` / ``engine.effects
 are the dashboard's one way to read them: unmanaged, and refusing every write, so a page cannot
 change what the engine owns behind its back. The tables themselves are created by this app's
 migrations (0001-0006 were written while the models were managed; 0007 only marks them unmanaged).
+``makemigrations`` no longer compares their fields: change an engine table with a hand-written
+migration (``RunSQL`` with ``state_operations``), and the model here to match.
 """
 
 from __future__ import annotations
