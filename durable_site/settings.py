@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The engine's read models (the timeline) read through Django's connection, like the ORM.
+    "engine.contrib.django.reading.ReadThroughDjangoMiddleware",
     "durable_site.middleware.DatabaseOverloadMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",

@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -166,16 +167,21 @@ def pool() -> ConnectionPool:
         return _pool
 
 
-# A host framework may lend its own connection for read models (the Django adapter lends Django's):
-# a page then reads through one connection, counted with the rest of its queries.
+# A host framework may lend its own connection for read models: the Django adapter lends Django's
+# for the length of a request, so a page reads through one connection, counted with its queries.
+# A context variable, not a global: other threads and callers outside a request keep the pool.
 Reader = Callable[[], AbstractContextManager[Any]]
-_reader: Reader | None = None
+_reader: ContextVar[Reader | None] = ContextVar("durable_engine_reader", default=None)
 
 
-def set_reader(reader: Reader | None) -> None:
-    """Read models (``engine.timeline``) read through ``reader()`` from now on; None: the pool."""
-    global _reader
-    _reader = reader
+@contextmanager
+def lent(reader: Reader) -> Iterator[None]:
+    """Within this block (in this thread or task), read models read through ``reader()``."""
+    token = _reader.set(reader)
+    try:
+        yield
+    finally:
+        _reader.reset(token)
 
 
 @contextmanager
@@ -184,11 +190,12 @@ def reading() -> Iterator[Any]:
 
     Only ``execute`` and ``cursor(row_factory=...)`` may be used on it, and only to read.
     """
-    if _reader is None:
+    reader = _reader.get()
+    if reader is None:
         with transaction() as conn:
             yield conn
     else:
-        with _reader() as conn:
+        with reader() as conn:
             yield conn
 
 

@@ -15,11 +15,7 @@ class DurableEngineConfig(AppConfig):
         from django.conf import settings
 
         import engine
-        from engine import db
         from engine.celery_tasks import CeleryDispatcher
-        from engine.contrib.django.reading import django_reader
         from engine.contrib.django.setup import dsn_from_settings
 
         engine.configure(dsn=dsn_from_settings(settings.DATABASES["default"]), dispatcher=CeleryDispatcher())
-        # The dashboard's read models (the timeline) read through Django's connection, like its ORM reads.
-        db.set_reader(django_reader)

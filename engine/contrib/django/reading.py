@@ -1,5 +1,8 @@
 """The engine's read models on Django's connection, so a dashboard page reads through one connection.
 
+``ReadThroughDjangoMiddleware`` lends it for each request; elsewhere (Celery tasks, the CLI, a
+notebook) the engine keeps its own pool.
+
 Django's cursors are lent with the engine's row shape (dicts unless asked otherwise) and its JSON
 parsing (Django's own connection hands jsonb back as text); queries go through Django's cursor
 wrapper, so Django's query log and ``assertNumQueries`` count them like any ORM query.
@@ -7,11 +10,12 @@ wrapper, so Django's query log and ``assertNumQueries`` count them like any ORM 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
 from psycopg.rows import RowFactory, dict_row
 from psycopg.types.json import set_json_loads
 
@@ -37,3 +41,14 @@ class DjangoReadConnection:
 @contextmanager
 def django_reader() -> Iterator[DjangoReadConnection]:
     yield DjangoReadConnection()
+
+
+class ReadThroughDjangoMiddleware:
+    """For the length of each request, the engine's read models read through Django's connection."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with db.lent(django_reader):
+            return self.get_response(request)
