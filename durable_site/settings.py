@@ -65,8 +65,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "engine.contrib.django",
+    "durable_site",
     "executions",
     "lab",
+    "bench",
 ]
 
 MIDDLEWARE = [
@@ -79,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The engine's read models (the timeline) read through Django's connection, like the ORM.
+    "engine.contrib.django.reading.ReadThroughDjangoMiddleware",
     "durable_site.middleware.DatabaseOverloadMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",

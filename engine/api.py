@@ -400,6 +400,32 @@ class LambdaClient:
         heartbeat_callback(_validate_callback_id(CallbackId))
         return {}
 
+    # --- Durable Lab's own operations (no AWS counterpart; same conventions) ------------------
+
+    def release_durable_execution_quarantine(self, *, DurableExecutionArn: str) -> dict[str, Any]:
+        """Let the background loops take a quarantined execution again; nothing else changes.
+
+        Return the quarantine it had (``QuarantinedAt``, ``Quarantine``). An execution that is not
+        quarantined is refused with ``InvalidParameterValueException``.
+        """
+        return service.release_quarantine(_validate_arn(DurableExecutionArn))
+
+    def redrive_async_invocation(self, *, InvocationId: int) -> dict[str, Any]:
+        """Send a dead-lettered ``Event`` invocation to its function again, as a new invocation.
+
+        Return the new invocation's row. Redriving the same one twice returns the first redrive,
+        so a double click sends the event once; only dead-lettered invocations can be redriven.
+        """
+        from engine import async_invoke  # imported late: async_invoke loads the handler machinery
+
+        return async_invoke.redrive(_invocation_id(InvocationId))
+
+
+def _invocation_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise _invalid("InvocationId must be a positive integer.")
+    return value
+
 
 def _reject_unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = set(fields) - allowed

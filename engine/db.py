@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -164,6 +165,43 @@ def pool() -> ConnectionPool:
             )
             _pool_pid = os.getpid()
         return _pool
+
+
+# A host framework may lend its own connection for read models: the Django adapter lends Django's
+# for the length of a request, so a page reads through one connection, counted with its queries.
+# A context variable, not a global: other threads and callers outside a request keep the pool.
+Reader = Callable[[], AbstractContextManager[Any]]
+_reader: ContextVar[Reader | None] = ContextVar("durable_engine_reader", default=None)
+
+
+@contextmanager
+def lent(reader: Reader) -> Iterator[None]:
+    """Within this block (in this thread or task), read models read through ``reader()``."""
+    token = _reader.set(reader)
+    try:
+        yield
+    finally:
+        _reader.reset(token)
+
+
+@contextmanager
+def reading() -> Iterator[Any]:
+    """Yield a connection for a read model: the lent one if any, else one of the pool's.
+
+    Only ``execute`` and ``cursor(row_factory=...)`` may be used on it, and only to read.
+    """
+    reader = _reader.get()
+    if reader is None:
+        with transaction() as conn:
+            yield conn
+    else:
+        with reader() as conn:
+            yield conn
+
+
+def load_json(data: bytes | str) -> Any:
+    """How the engine parses json/jsonb columns, for a lent connection to parse them the same way."""
+    return _json_loads(data)
 
 
 @contextmanager

@@ -41,7 +41,7 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
 
     ``limit=None`` returns every operation; ``operation_count`` is always the total.
     """
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = conn.execute(Q.timeline_execution, {"arn": arn}).fetchone()
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
@@ -76,7 +76,7 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
 
     Reads the operation's ancestors (not the whole outline) to count its replays.
     """
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
@@ -574,7 +574,7 @@ def _counters(
 
 def invocation_logs(arn: str, limit: int = 5000) -> list[dict[str, Any]]:
     """Return the execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
-    with db.transaction() as conn:
+    with db.reading() as conn:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")

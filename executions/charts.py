@@ -99,7 +99,7 @@ def _naive(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _esc(text: Any) -> str:
+def esc(text: Any) -> str:
     """User text goes into SVG through Plotly's mini-HTML: escape it so markup shows as text."""
     return html.escape(str(text), quote=False)
 
@@ -116,12 +116,12 @@ def plain_error(error: dict[str, Any] | None) -> str:
     phrase = PLAIN_ERRORS.get(name)
     said = f"{phrase} ({name})" if phrase else name
     message = str(error.get("ErrorMessage") or "")
-    return _esc(f"{said}: {message}" if message and said else said or message)
+    return esc(f"{said}: {message}" if message and said else said or message)
 
 
 def fault_phase(phase: str) -> str:
     """When in a step an armed kill fires, in plain words, with the form's name for it."""
-    return _esc(f"{FAULT_PHASES[phase]} ({phase})" if phase in FAULT_PHASES else phase)
+    return esc(f"{FAULT_PHASES[phase]} ({phase})" if phase in FAULT_PHASES else phase)
 
 
 def _seconds(delta: timedelta) -> str:
@@ -540,7 +540,7 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     )
     outcome = str(previous["outcome"]).replace("_", " ")
     error = previous.get("error") or {}
-    hover = f"invocation #{previous['seq']} {_esc(outcome)} → re-invoked after {_seconds(end - start)}"
+    hover = f"invocation #{previous['seq']} {esc(outcome)} → re-invoked after {_seconds(end - start)}"
     if error:
         hover += f"<br>{plain_error(error)}"
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
@@ -565,8 +565,8 @@ def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -
     end = invocation["ended_at"] or now
     error = invocation.get("error") or {}
     hover = (
-        f"<b>invocation #{invocation['seq']}</b> · reason: {_esc(invocation['reason'])}<br>"
-        f"outcome: {_esc(outcome)} · {_seconds(end - invocation['started_at'])} · {canvas.elapsed(invocation['started_at'])}"
+        f"<b>invocation #{invocation['seq']}</b> · reason: {esc(invocation['reason'])}<br>"
+        f"outcome: {esc(outcome)} · {_seconds(end - invocation['started_at'])} · {canvas.elapsed(invocation['started_at'])}"
     )
     if error:
         hover += f"<br>{plain_error(error)}"
@@ -578,7 +578,7 @@ def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -
         INVOCATIONS_ROW,
         invocation["started_at"],
         end,
-        text=_esc(text),
+        text=esc(text),
         hover=hover,
         min_ms=canvas.min_ms,
     )
@@ -608,7 +608,7 @@ def _draw_operation(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
 
 
 def _op_title(op: dict[str, Any]) -> str:
-    return f"<b>{_esc(op['name'] or op['type'].lower())}</b> ({_esc(op.get('sub_type') or op['type'])})"
+    return f"<b>{esc(op['name'] or op['type'].lower())}</b> ({esc(op.get('sub_type') or op['type'])})"
 
 
 def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
@@ -631,7 +631,7 @@ def _draw_attempt_segment(
     name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
     end = segment["ended_at"] or now
     hover = (
-        f"{_op_title(op)} · attempt {attempt['attempt']} · {_esc(outcome.replace('_', ' '))}<br>"
+        f"{_op_title(op)} · attempt {attempt['attempt']} · {esc(outcome.replace('_', ' '))}<br>"
         f"in invocation #{segment['invocation_seq']} · {_seconds(end - segment['started_at'])}"
         f" · {canvas.elapsed(segment['started_at'])}"
     )
@@ -687,7 +687,7 @@ def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
         )
         hover = (
             f"{_op_title(op)} · body ran in invocation #{run['invocation_seq']}<br>"
-            f"{_esc(run['outcome'])} · {_seconds(end - run['started_at'])} · {canvas.elapsed(run['started_at'])}"
+            f"{esc(run['outcome'])} · {_seconds(end - run['started_at'])} · {canvas.elapsed(run['started_at'])}"
         )
         canvas.bar(key, name, colour, width=0.14, offset=0.24, outline="rgba(0,0,0,0)").add(
             row, run["started_at"], end, text="", hover=hover, min_ms=canvas.min_ms
@@ -703,7 +703,7 @@ def _draw_span(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> N
     end = op["ended_at"] or now
     width, offset = (0.7, -0.35) if op["type"] == "CONTEXT" else (0.5, -0.3)
     opacity = 0.55 if op["type"] == "CONTEXT" else 0.9
-    hover = f"{_op_title(op)} · {_esc(op['status'])}<br>{_seconds(end - op['started_at'])} · {canvas.elapsed(op['started_at'])}"
+    hover = f"{_op_title(op)} · {esc(op['status'])}<br>{_seconds(end - op['started_at'])} · {canvas.elapsed(op['started_at'])}"
     label = op["status"].lower() if op["type"] in {"WAIT", "CALLBACK"} else ""
     canvas.bar(key, name, colour, pattern=pattern, width=width, offset=offset, opacity=opacity).add(
         row, op["started_at"], end, text=label, hover=hover, min_ms=canvas.min_ms
@@ -742,11 +742,11 @@ def _draw_effects(canvas: Canvas, effects: list[dict[str, Any]], rows: dict[str,
         duplicate = bool(effect.get("duplicate"))
         performed = effect.get("performed", True)
         hover = (
-            f"<b>side effect</b> {_esc(effect.get('kind', ''))}: {_esc(effect.get('key', ''))}<br>"
+            f"<b>side effect</b> {esc(effect.get('kind', ''))}: {esc(effect.get('key', ''))}<br>"
             f"invocation #{effect.get('invocation_seq')} · attempt {effect.get('attempt')}"
         )
         if effect.get("idempotency_key"):
-            hover += f"<br>idempotency key {_esc(effect['idempotency_key'])}" + (
+            hover += f"<br>idempotency key {esc(effect['idempotency_key'])}" + (
                 "" if performed else " (already used: skipped)"
             )
         if duplicate:
@@ -772,8 +772,8 @@ def _draw_faults(
         if at is None:
             continue
         phase = fault.get("phase") or ""
-        where = f" at {_esc(fault['step_name'])}" if fault.get("step_name") else ""
-        hover = f"<b>injected fault</b>: {_esc(fault.get('kind', ''))}{where} · {fault_phase(phase)}"
+        where = f" at {esc(fault['step_name'])}" if fault.get("step_name") else ""
+        hover = f"<b>injected fault</b>: {esc(fault.get('kind', ''))}{where} · {fault_phase(phase)}"
         if fired:
             hover += f"<br>fired in invocation #{fault.get('invocation_seq')}"
             canvas.mark("fault", "Injected fault (fired)", VERMILLION, "bowtie", size=14).add(
@@ -797,7 +797,7 @@ def _full_row_name(op: dict[str, Any]) -> str:
 def _row_names(shown: list[dict[str, Any]], rows: dict[str, str]) -> dict[str, str]:
     """Row key → the untruncated label, HTML-escaped like every user text in the figure:
     timeline.js decodes it into the tick's tooltip as text."""
-    return {rows[op["op_id"]]: _esc(_full_row_name(op)) for op in shown}
+    return {rows[op["op_id"]]: esc(_full_row_name(op)) for op in shown}
 
 
 def _row_label(op: dict[str, Any]) -> str:
@@ -805,7 +805,7 @@ def _row_label(op: dict[str, Any]) -> str:
     if len(label) > LABEL_CHARS:
         label = label[: LABEL_CHARS - 1] + "…"
     indent = "\u00a0\u00a0\u00a0" * op["depth"] + ("└ " if op["depth"] else "")
-    return indent + _esc(label)
+    return indent + esc(label)
 
 
 def _layout(

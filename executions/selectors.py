@@ -14,16 +14,15 @@ from urllib.parse import urlencode
 
 from aws_durable_execution_sdk_python.exceptions import SerDesError
 from aws_durable_execution_sdk_python.serdes import deserialize
-from django.apps import apps
 from django.db import connection
-from django.db.models import Count, Min, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 import engine.invariants
 import engine.timeline
 from engine import validation
-from engine.contrib.django.models import Event, Execution, Function, Operation, Timer
+from engine.contrib.django.models import Effect, Event, Execution, Function, LogLine, Operation, Timer
 from engine.errors import ResourceNotFoundException
 from executions.models import AuditEntry
 
@@ -34,14 +33,6 @@ HISTORY_PAGE = 200
 LOG_LIMIT = 5000
 RECENT_PER_FUNCTION = 5
 LIST_COLUMNS = ("id", "arn", "function_name", "name", "status", "started_at", "ended_at", "counters", "error")
-
-
-def _engine_model(name: str) -> type[Model] | None:
-    """An engine model added after the first release (BodyRun, Effect, Fault, LogLine), if present."""
-    try:
-        return apps.get_model("durable_engine", name)
-    except LookupError:
-        return None
 
 
 # --- executions list ------------------------------------------------------------------------
@@ -190,11 +181,8 @@ def _attempt_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
 
 
 def _effect_counts(ids: list[int]) -> dict[int, tuple[int, int]]:
-    effect = _engine_model("Effect")
-    if effect is None:
-        return {}
     rows = (
-        effect.objects.filter(execution_id__in=ids)
+        Effect.objects.filter(execution_id__in=ids)
         .values("execution_id")
         .annotate(total=Count("id"), duplicates=Count("id", filter=Q(duplicate=True)))
     )
@@ -447,26 +435,20 @@ def history_export(*, execution: Execution) -> dict[str, Any]:
 # --- invocations and logs -------------------------------------------------------------------
 
 
-def invocation_logs(*, execution: Execution) -> list[dict[str, Any]] | None:
-    """Log lines per invocation, or None while the engine does not record them."""
-    reader = getattr(engine.timeline, "invocation_logs", None)
-    if reader is not None:
-        return list(reader(execution.arn))[:LOG_LIMIT]
-    log_line = _engine_model("LogLine")
-    if log_line is None:
-        return None
-    rows = log_line.objects.filter(execution_id=execution.id).order_by("at", "id")
+def invocation_logs(*, execution: Execution) -> list[dict[str, Any]]:
+    """The execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
+    rows = LogLine.objects.filter(execution_id=execution.id).order_by("at", "id")
     return list(rows.values("invocation_seq", "at", "level", "logger", "message", "op_id")[:LOG_LIMIT])
 
 
 INVOCATIONS_LISTED = 100  # the invocations table shows the first and the last this many
 
 
-def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Invocations with their log lines and durations: all of them, or with thousands the first
     and last ``INVOCATIONS_LISTED`` and one row saying how many lie between."""
     by_seq: dict[int, list[dict[str, Any]]] = {}
-    for line in logs or []:
+    for line in logs:
         by_seq.setdefault(line["invocation_seq"], []).append(line)
     now = timezone.now()
     invocations = data["invocations"]
@@ -597,11 +579,10 @@ def _with_matter(callbacks: list[Operation]) -> list[Operation]:
 
 
 def _submitter_logs(submitters: Any) -> dict[tuple[int, str], list[str]]:
-    log_line = _engine_model("LogLine")
     steps = list(submitters)
-    if log_line is None or not steps:
+    if not steps:
         return {}
-    rows = log_line.objects.filter(
+    rows = LogLine.objects.filter(
         execution_id__in={s.execution_id for s in steps}, op_id__in={s.op_id for s in steps}
     ).order_by("at", "id")
     lines: dict[tuple[int, str], list[str]] = {}

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import engine
+from engine import faults
 from engine.contrib.django.models import Execution, Operation
 from engine.errors import ServiceError
 from executions.models import OPERATE_PERMISSION, AuditEntry
-
-
-class FaultsUnavailableError(Exception):
-    """The engine in this checkout has no fault injection yet."""
 
 
 def can_operate(user: Any) -> bool:
@@ -40,7 +35,7 @@ def _audited(user: Any, action: str, target: str, execution_pk: int | None, deta
     """Run ``call``; write the audit entry whether it worked or the engine refused (with its error)."""
     try:
         result = call()
-    except (ServiceError, FaultsUnavailableError) as exc:
+    except ServiceError as exc:
         # The refusal is the entry's "error", as for every refusal; a rejection's own error object
         # (its "error" too) is kept as "sent". Both under one key was a TypeError: a late reject 500ed.
         refused = {**detail, "error": str(exc)}
@@ -147,22 +142,6 @@ def execution_stop(*, user: Any, execution: Execution) -> None:
     )
 
 
-def faults_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("engine.faults")
-    except ImportError:
-        return None
-
-
-def _faults() -> ModuleType:
-    module = faults_module()
-    if module is None:
-        raise FaultsUnavailableError(
-            "Fault injection is not available in this engine build yet (engine.faults is missing)."
-        )
-    return module
-
-
 def execution_kill(*, user: Any, execution: Execution) -> dict[str, Any]:
     """Kill the invocation running right now (as a Lambda timeout would: no error, no checkpoint)."""
     return _audited(
@@ -171,7 +150,7 @@ def execution_kill(*, user: Any, execution: Execution) -> dict[str, Any]:
         execution.arn,
         execution.pk,
         {},
-        lambda: _faults().kill_now(execution.arn, user.get_username()),
+        lambda: faults.kill_now(execution.arn, user.get_username()),
     )
 
 
@@ -184,7 +163,7 @@ def execution_arm_fault(*, user: Any, execution: Execution, step_name: str, phas
         execution.arn,
         execution.pk,
         detail,
-        lambda: _faults().arm(execution.arn, step_name, phase, user.get_username()),
+        lambda: faults.arm(execution.arn, step_name, phase, user.get_username()),
     )
 
 
@@ -196,7 +175,7 @@ def execution_release_quarantine(*, user: Any, execution: Execution) -> dict[str
         execution.arn,
         execution.pk,
         {},
-        lambda: engine.release_quarantine(execution.arn),
+        lambda: engine.client().release_durable_execution_quarantine(DurableExecutionArn=execution.arn),
     )
 
 

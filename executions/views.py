@@ -225,11 +225,9 @@ def _detail_context(request: HttpRequest, execution: Execution) -> dict[str, Any
         "pager": window.pager(data["operation_count"]),
         "pending_callbacks": selectors.pending_callback_list(execution=execution) if running else [],
         "invocations": selectors.invocations_with_logs(data, logs),
-        "logs_recorded": logs is not None,
         "step_names": selectors.step_names(execution=execution),
         "running": running,
         "can_operate": services.can_operate(request.user),
-        "faults_available": services.faults_module() is not None,
         "approve_form": forms.ApproveForm(),
         "reject_form": forms.RejectForm(),
         "arm_form": forms.ArmFaultForm(),
@@ -321,8 +319,6 @@ def _act(request: HttpRequest, pk: int, action: Callable[[Execution], Any], done
         action(execution)
     except ServiceError as exc:
         messages.error(request, f"{exc.code}: {exc.message}")
-    except services.FaultsUnavailableError as exc:
-        messages.error(request, str(exc))
     else:
         messages.success(request, done)
     return redirect("executions:detail", pk=pk)

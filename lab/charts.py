@@ -33,7 +33,7 @@ from executions.charts import (
     QUEUED_NAME,
     SKY,
     VERMILLION,
-    _esc,
+    esc,
     fault_phase,
     plain_error,
 )
@@ -154,7 +154,7 @@ def small_multiples(panels: list[Panel], *, now: datetime) -> go.Figure:
         cols=1,
         shared_xaxes=True,
         vertical_spacing=min(0.08, 0.3 / max(1, len(panels))),
-        subplot_titles=[_esc(p.title) for p in panels] or [""],
+        subplot_titles=[esc(p.title) for p in panels] or [""],
     )
     traces = Traces()
     longest = 1.0
@@ -203,7 +203,7 @@ def _draw_invocations(traces: Traces, index: int, panel: Panel, now: datetime) -
         start, end = _elapsed(panel, inv["started_at"], now), _elapsed(panel, inv["ended_at"], now)
         error = inv.get("error") or {}
         hover = (
-            f"<b>invocation #{inv['seq']}</b> ({_esc(inv['reason'])}) → {_esc(outcome)}<br>"
+            f"<b>invocation #{inv['seq']}</b> ({esc(inv['reason'])}) → {esc(outcome)}<br>"
             f"{_duration(end - start)} · +{start:.2f} s … +{end:.2f} s"
         )
         if error:
@@ -261,7 +261,7 @@ def _draw_attempt_segment(
     name, colour, pattern = ATTEMPT_STYLE.get(outcome, ATTEMPT_STYLE["failed"])
     start, end = _elapsed(panel, segment["started_at"], now), _elapsed(panel, segment["ended_at"], now)
     hover = (
-        f"<b>{_esc(row_key(op))}</b> attempt {attempt['attempt']}: {_esc(outcome.replace('_', ' '))}"
+        f"<b>{esc(row_key(op))}</b> attempt {attempt['attempt']}: {esc(outcome.replace('_', ' '))}"
         f" (invocation #{segment['invocation_seq']}) · {_duration(end - start)}"
     )
     error = attempt.get("error") or {}
@@ -318,8 +318,8 @@ def _draw_body_runs(traces: Traces, index: int, panel: Panel, op: dict[str, Any]
         complete = run["ended_at"] is not None and run["outcome"] in {"succeeded", "failed"}
         name, colour = ("Step body ran", INK) if complete else ("Step body cut short", BODY_CUT_COLOUR)
         hover = (
-            f"<b>{_esc(row_key(op))}</b> body ran in invocation #{run['invocation_seq']} (attempt {run['attempt']}):"
-            f" {_esc(run['outcome'])} · {_duration(end - start)}"
+            f"<b>{esc(row_key(op))}</b> body ran in invocation #{run['invocation_seq']} (attempt {run['attempt']}):"
+            f" {esc(run['outcome'])} · {_duration(end - start)}"
         )
         traces.add(
             name,
@@ -344,7 +344,7 @@ def _draw_span(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now
     failed = op["status"] in {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
     start, end = _elapsed(panel, op["started_at"], now), _elapsed(panel, op["ended_at"], now)
     name = f"{op['type'].replace('_', ' ').title()}{' failed / timed out' if failed else ''}"
-    hover = f"<b>{_esc(row_key(op))}</b> ({_esc(op.get('sub_type') or op['type'])}) {_esc(op['status'])}"
+    hover = f"<b>{esc(row_key(op))}</b> ({esc(op.get('sub_type') or op['type'])}) {esc(op['status'])}"
     traces.add(
         name,
         index,
@@ -373,7 +373,7 @@ def _draw_replays(traces: Traces, index: int, panel: Panel, op: dict[str, Any]) 
             {"colour": BLUE, "symbol": "diamond-open", "size": 9},
             row=row_key(op),
             at=at,
-            hover=f"<b>{_esc(row_key(op))}</b> replayed by invocation #{replay['invocation_seq']}: no code ran",
+            hover=f"<b>{esc(row_key(op))}</b> replayed by invocation #{replay['invocation_seq']}: no code ran",
         )
 
 
@@ -383,7 +383,7 @@ def _draw_effects(traces: Traces, index: int, panel: Panel) -> None:
     for effect in panel.data.get("effects") or []:
         at = _elapsed(panel, effect["at"], effect["at"])
         row = rows.get(effect.get("op_id") or "", INVOCATIONS)
-        hover = f"<b>side effect</b> {_esc(effect['kind'])}: {_esc(effect['key'])} (invocation #{effect.get('invocation_seq')}, attempt {effect.get('attempt')})"
+        hover = f"<b>side effect</b> {esc(effect['kind'])}: {esc(effect['key'])} (invocation #{effect.get('invocation_seq')}, attempt {effect.get('attempt')})"
         if not effect.get("performed", True):
             traces.add(
                 "Side effect skipped (idempotency key)",
@@ -433,12 +433,12 @@ def _draw_faults(traces: Traces, index: int, panel: Panel) -> None:
             row=row,
             at=at,
             text="kill",
-            hover=f"<b>injected fault</b> at {_esc(fault.get('step_name') or '')} · {fault_phase(fault.get('phase') or '')}",
+            hover=f"<b>injected fault</b> at {esc(fault.get('step_name') or '')} · {fault_phase(fault.get('phase') or '')}",
         )
 
 
 def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: float) -> None:
-    labels = ["<b>invocations</b>" if r == INVOCATIONS else _esc(r if len(r) <= 28 else r[:27] + "…") for r in rows]
+    labels = ["<b>invocations</b>" if r == INVOCATIONS else esc(r if len(r) <= 28 else r[:27] + "…") for r in rows]
     for index in range(max(1, len(panels))):
         figure.update_yaxes(
             type="category",
@@ -499,7 +499,7 @@ def retry_schedule(rows: list[Any]) -> go.Figure:
         shared_yaxes=False,
         horizontal_spacing=0.06,
         vertical_spacing=0.18 if nrows > 1 else 0.1,
-        subplot_titles=[_esc(_short(r.variant.label)) for r in rows] or [""],
+        subplot_titles=[esc(_short(r.variant.label)) for r in rows] or [""],
     )
     shown: set[str] = set()
     for index, row in enumerate(rows):

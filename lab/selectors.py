@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from engine import timeline
-from engine.contrib.django.models import AsyncInvocation, Execution
+from engine.contrib.django.models import AsyncInvocation, Execution, Function
 from engine.errors import ResourceNotFoundException
 from lab import retry_plan
 from lab.models import Comparison, Variant
@@ -241,3 +241,9 @@ def attempts_with_gaps(invocation: AsyncInvocation) -> list[dict[str, Any]]:
         result.append({**attempt, "gap": gap})
         previous_end = datetime.fromisoformat(attempt["ended_at"])
     return result
+
+
+def fix_deployed(*, function_name: str) -> bool:
+    """Whether the receipt function's environment has the holiday template (the poison event's fix)."""
+    environment = Function.objects.filter(name=function_name).values_list("environment", flat=True).first()
+    return "holiday" in (environment or {}).get("RECEIPT_TEMPLATES", "")

@@ -16,7 +16,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 import engine
-from engine import async_invoke
 from engine.contrib.django.models import Execution
 from engine.errors import ServiceError
 from executions.services import audit
@@ -303,12 +302,12 @@ def receipt_fix(*, user: Any, deployed: bool) -> None:
     _audit(user, "lab.async.fix", ",".join(ASYNC_FUNCTIONS), deployed=deployed)
 
 
-def fix_deployed() -> bool:
-    config = engine.client().get_function(FunctionName=ASYNC_FUNCTIONS[0])["Configuration"]
-    return "holiday" in config.get("Environment", {}).get("Variables", {}).get("RECEIPT_TEMPLATES", "")
-
-
 def dead_letter_redrive(*, user: Any, invocation_id: int) -> dict[str, Any]:
-    row = _refusal_audited(user, "lab.dlq.redrive", str(invocation_id), lambda: async_invoke.redrive(invocation_id))
+    row = _refusal_audited(
+        user,
+        "lab.dlq.redrive",
+        str(invocation_id),
+        lambda: engine.client().redrive_async_invocation(InvocationId=invocation_id),
+    )
     _audit(user, "lab.dlq.redrive", str(invocation_id), new_request_id=row["request_id"])
     return row

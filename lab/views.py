@@ -232,7 +232,7 @@ def _async_context() -> dict[str, Any]:
     return {
         "invocations": invocations,
         "running": running,
-        "fix_deployed": services.fix_deployed(),
+        "fix_deployed": selectors.fix_deployed(function_name=services.ASYNC_FUNCTIONS[0]),
         "attempts_json": _figure_json(figure) if figure is not None else "",
     }
 

@@ -1,5 +1,8 @@
 """Seed engine tables directly (Django ORM / one SQL statement) for pages that must stay fast at scale.
 
+The engine's models refuse writes through ``objects`` and ``save()``; seeds stand in for the
+engine, so they write through each model's plain ``_base_manager`` (``insert``/``writable``).
+
 Real executions are used wherever behaviour matters; seeds only stand in for volume: 1,000+
 operations in one execution, 100,000 executions in the list.
 """
@@ -15,6 +18,16 @@ from django.db import connection
 from engine.contrib.django.models import Event, Execution, Invocation, Operation
 
 ACCOUNT = "123456789012"
+
+
+def insert(model: Any, **fields: Any) -> Any:
+    """One engine row, written as the engine would have written it; returned with its id."""
+    return model._base_manager.bulk_create([model(**fields)])[0]
+
+
+def writable(model: Any) -> Any:
+    """A writable queryset over an engine table, for seeds and their clean-up."""
+    return model._base_manager.all()
 
 
 def arn_for(function: str, name: str) -> str:
@@ -39,7 +52,8 @@ def seed_execution(
     start = started_at or datetime.now(UTC) - timedelta(minutes=5)
     name = name or uuid.uuid4().hex[:12]
     ended = start + timedelta(seconds=operations * 0.01 + 2) if status != "RUNNING" else None
-    execution = Execution.objects.create(
+    execution = insert(
+        Execution,
         arn=arn_for(function, name),
         function_name=function,
         name=name,
@@ -51,10 +65,10 @@ def seed_execution(
         execution_timeout=3600,
         counters={"invocations": invocations, "checkpoints": operations},
     )
-    Invocation.objects.bulk_create(_invocations(execution, start, invocations, operations))
+    writable(Invocation).bulk_create(_invocations(execution, start, invocations, operations))
     ops, events = _operations_and_events(execution, start, operations)
-    Operation.objects.bulk_create(ops, batch_size=2000)
-    Event.objects.bulk_create(events, batch_size=2000)
+    writable(Operation).bulk_create(ops, batch_size=2000)
+    writable(Event).bulk_create(events, batch_size=2000)
     return execution
 
 

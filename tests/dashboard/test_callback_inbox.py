@@ -19,7 +19,7 @@ from executions import selectors
 from executions.models import AuditEntry
 from lab import services
 from tests.conftest import wait_until
-from tests.dashboard.seed import arn_for
+from tests.dashboard.seed import arn_for, insert, writable
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -116,7 +116,8 @@ def seed_verifications(function: str, executions: int) -> None:
     now = datetime.now(UTC)
     for _ in range(executions):
         name = uuid.uuid4().hex[:10]
-        execution = Execution.objects.create(
+        execution = insert(
+            Execution,
             arn=arn_for(function, name),
             function_name=function,
             name=name,
@@ -140,12 +141,12 @@ def seed_verifications(function: str, executions: int) -> None:
                 ),
                 _op(execution, f"s-{channel}", f"w-{channel}", f"Send {channel} submitter", "STEP", "Step"),
             ]
-        Operation.objects.bulk_create(ops)
-        Timer.objects.bulk_create(
+        writable(Operation).bulk_create(ops)
+        writable(Timer).bulk_create(
             Timer(execution=execution, kind="callback_timeout", op_id=f"c-{c}", due_at=now + timedelta(days=1))
             for c in ("email", "sms")
         )
-        LogLine.objects.bulk_create(
+        writable(LogLine).bulk_create(
             LogLine(
                 execution=execution,
                 invocation_seq=1,
@@ -200,7 +201,7 @@ def test_the_inbox_read_costs_the_same_queries_for_2_and_20_pending_callbacks(
         assert (two.django, two.engine) == (twenty.django, twenty.engine) and two.django <= 4, two.sql
         assert (inbox_before.django, inbox_before.engine) == (inbox_after.django, inbox_after.engine)
     finally:
-        Execution.objects.filter(function_name=function).delete()
+        writable(Execution).filter(function_name=function).delete()
 
 
 def test_decoded_input_reads_objects_as_pairs_and_anything_else_as_one_value() -> None:
@@ -218,9 +219,9 @@ def test_who_else_was_asked_reads_the_other_channels_callback_state(unique: str)
     function = f"inbox-{unique}"
     try:
         seed_verifications(function, 1)
-        Operation.objects.filter(execution__function_name=function, op_id="c-sms").update(status="TIMED_OUT")
+        writable(Operation).filter(execution__function_name=function, op_id="c-sms").update(status="TIMED_OUT")
         (email,) = selectors.pending_callback_list(function_name=function)
         assert email.channel == "email" and email.message == "email sent"
         assert [(s.name, s.status) for s in email.siblings] == [("sms", "TIMED_OUT")]
     finally:
-        Execution.objects.filter(function_name=function).delete()
+        writable(Execution).filter(function_name=function).delete()

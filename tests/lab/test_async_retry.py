@@ -108,3 +108,14 @@ def test_redrive_refuses_an_event_that_is_not_dead_lettered(receipt):
     row = settled(response["ResponseMetadata"]["RequestId"])
     with pytest.raises(engine.errors.InvalidParameterValueException, match="Only dead-lettered events"):
         async_invoke.redrive(row["id"])
+
+
+@pytest.mark.parametrize("bad", ["7", 0, -1, True, 2**63, None])
+def test_client_redrive_refuses_an_invocation_id_that_is_not_a_positive_integer(bad):
+    with pytest.raises(engine.errors.InvalidParameterValueException, match="InvocationId must be a positive integer"):
+        engine.client().redrive_async_invocation(InvocationId=bad)
+
+
+def test_client_redrive_of_an_unknown_invocation_is_not_found(lam):
+    with pytest.raises(engine.errors.ResourceNotFoundException, match="Asynchronous invocation not found"):
+        lam.redrive_async_invocation(InvocationId=2**62)

@@ -13,12 +13,9 @@ class DurableEngineConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import post_migrate
 
         import engine
         from engine.celery_tasks import CeleryDispatcher
-        from engine.contrib.django.setup import dsn_from_settings, register_demo_functions
+        from engine.contrib.django.setup import dsn_from_settings
 
         engine.configure(dsn=dsn_from_settings(settings.DATABASES["default"]), dispatcher=CeleryDispatcher())
-        if settings.DURABLE_REGISTER_DEMOS:
-            post_migrate.connect(register_demo_functions, sender=self)

@@ -1,15 +1,68 @@
-"""The engine's tables, declared for Django so that ``migrate`` owns the DDL.
+"""The engine's tables, as read-only models for the dashboard.
 
-The engine core reads and writes these tables with plain SQL (``engine/store.py``); the models
-exist for migrations, the admin and the dashboard's read-only queries.
+The engine core reads and writes these tables with plain SQL (``engine/store.py``) and changes
+them only through ``engine.client()`` (plus ``engine.faults`` / ``engine.effects``). The models
+are the dashboard's one way to read them: unmanaged, and refusing every write, so a page cannot
+change what the engine owns behind its back. The tables themselves are created by this app's
+migrations (0001-0006 were written while the models were managed; 0007 only marks them unmanaged).
+``makemigrations`` no longer compares their fields: change an engine table with a hand-written
+migration (``RunSQL`` with ``state_operations``), and the model here to match.
 """
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.db import models
 
 
-class Function(models.Model):
+class ReadOnlyError(Exception):
+    """A write to an engine table through the ORM: go through ``engine.client()`` instead."""
+
+
+def _refuse(what: str) -> NoReturn:
+    raise ReadOnlyError(f"{what}: the engine's tables are read-only here; change them through engine.client()")
+
+
+class ReadOnlyQuerySet(models.QuerySet[Any]):
+    def create(self, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.create()")
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.bulk_create()")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.bulk_update()")
+
+    def get_or_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.get_or_create()")
+
+    def update_or_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.update_or_create()")
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.update()")
+
+    def delete(self) -> NoReturn:
+        _refuse(f"{self.model.__name__}.objects.delete()")
+
+
+class EngineRow(models.Model):
+    """A row the engine owns: readable through ``objects``, never saved or deleted from Django."""
+
+    objects = models.Manager.from_queryset(ReadOnlyQuerySet)()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{type(self).__name__}.save()")
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse(f"{type(self).__name__}.delete()")
+
+
+class Function(EngineRow):
     name = models.CharField(primary_key=True, max_length=64)
     handler = models.CharField(max_length=256)
     description = models.CharField(max_length=256, blank=True, default="")
@@ -24,13 +77,14 @@ class Function(models.Model):
 
     class Meta:
         db_table = "durable_function"
+        managed = False
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Execution(models.Model):
+class Execution(EngineRow):
     arn = models.CharField(max_length=512, unique=True)
     function_name = models.CharField(max_length=64, db_index=True)
     name = models.CharField(max_length=64)
@@ -73,6 +127,7 @@ class Execution(models.Model):
 
     class Meta:
         db_table = "durable_execution"
+        managed = False
         constraints = [
             models.UniqueConstraint(fields=["function_name", "name"], name="durable_execution_unique_name"),
         ]
@@ -92,7 +147,7 @@ class Execution(models.Model):
         return self.arn
 
 
-class Operation(models.Model):
+class Operation(EngineRow):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="operations")
     op_id = models.CharField(max_length=64)
     ordinal = models.PositiveIntegerField()
@@ -110,6 +165,7 @@ class Operation(models.Model):
 
     class Meta:
         db_table = "durable_operation"
+        managed = False
         constraints = [
             models.UniqueConstraint(fields=["execution", "op_id"], name="durable_operation_unique_id"),
         ]
@@ -119,7 +175,7 @@ class Operation(models.Model):
         ]
 
 
-class Event(models.Model):
+class Event(EngineRow):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
     event_id = models.PositiveIntegerField()
     event_type = models.CharField(max_length=32)
@@ -130,12 +186,13 @@ class Event(models.Model):
 
     class Meta:
         db_table = "durable_event"
+        managed = False
         constraints = [
             models.UniqueConstraint(fields=["execution", "event_id"], name="durable_event_unique_id"),
         ]
 
 
-class Invocation(models.Model):
+class Invocation(EngineRow):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="invocations")
     seq = models.PositiveIntegerField()
     request_id = models.CharField(max_length=64)
@@ -152,12 +209,13 @@ class Invocation(models.Model):
 
     class Meta:
         db_table = "durable_invocation"
+        managed = False
         constraints = [
             models.UniqueConstraint(fields=["execution", "seq"], name="durable_invocation_unique_seq"),
         ]
 
 
-class Timer(models.Model):
+class Timer(EngineRow):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
     kind = models.CharField(max_length=32)
     op_id = models.CharField(max_length=64, default="")
@@ -165,12 +223,13 @@ class Timer(models.Model):
 
     class Meta:
         db_table = "durable_timer"
+        managed = False
         constraints = [
             models.UniqueConstraint(fields=["execution", "kind", "op_id"], name="durable_timer_unique"),
         ]
 
 
-class BodyRun(models.Model):
+class BodyRun(EngineRow):
     """One run of a step body in one invocation (from the invocation journal)."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="body_runs")
@@ -184,10 +243,11 @@ class BodyRun(models.Model):
 
     class Meta:
         db_table = "durable_body_run"
+        managed = False
         indexes = [models.Index(fields=["execution", "started_at"], name="durable_body_run_exec")]
 
 
-class LogLine(models.Model):
+class LogLine(EngineRow):
     """A log line of one invocation: the SDK logger's records and the handler's output."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="log_lines")
@@ -200,10 +260,11 @@ class LogLine(models.Model):
 
     class Meta:
         db_table = "durable_log"
+        managed = False
         indexes = [models.Index(fields=["execution", "at"], name="durable_log_exec")]
 
 
-class Effect(models.Model):
+class Effect(EngineRow):
     """A side effect a handler performed (``engine.effects.record``), to count duplicates."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="effects")
@@ -219,13 +280,14 @@ class Effect(models.Model):
 
     class Meta:
         db_table = "durable_effect"
+        managed = False
         indexes = [
             models.Index(fields=["execution", "at"], name="durable_effect_exec"),
             models.Index(fields=["kind", "key"], name="durable_effect_key"),
         ]
 
 
-class Fault(models.Model):
+class Fault(EngineRow):
     """An injected fault: kill the running invocation now, or at a step's body start / after its body."""
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="faults")
@@ -239,9 +301,10 @@ class Fault(models.Model):
 
     class Meta:
         db_table = "durable_fault"
+        managed = False
 
 
-class AsyncInvocation(models.Model):
+class AsyncInvocation(EngineRow):
     """One invocation of a plain (non-durable) function: Event ones are retried, then dead-lettered.
 
     ``request_id`` stays the same across the retries of one event, as Lambda's does; a redrive
@@ -269,6 +332,7 @@ class AsyncInvocation(models.Model):
 
     class Meta:
         db_table = "durable_async_invocation"
+        managed = False
         indexes = [
             models.Index(fields=["status", "-created_at"], name="durable_async_status"),
             models.Index(fields=["function_name", "-created_at"], name="durable_async_function"),

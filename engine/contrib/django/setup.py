@@ -6,8 +6,6 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-DEMO_FUNCTIONS: list[dict[str, Any]] = []
-
 
 def dsn_from_settings(database: dict[str, Any]) -> str:
     """Return a libpq connection string for Django's ``DATABASES['default']``."""
@@ -21,14 +19,3 @@ def dsn_from_settings(database: dict[str, Any]) -> str:
     # dj-database-url puts query parameters such as ?host=/socket/dir in OPTIONS.
     options = {k: str(v) for k, v in (database.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
     return make_conninfo(**{k: v for k, v in params.items() if v}, **options)
-
-
-def register_demo_functions(**_: Any) -> None:
-    """Register (or refresh) the demo functions after ``migrate``."""
-    from demos import DEMO_FUNCTIONS as demos
-    from engine import registry
-
-    for spec in demos:
-        registry.create_function(
-            spec["FunctionName"], {k: v for k, v in spec.items() if k != "FunctionName"}, replace=True
-        )

@@ -741,7 +741,7 @@ OPERATIONS: dict[str, Operation] = {
 
 
 def _release_quarantine(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
-    return engine.release_quarantine(args.durable_execution_arn)
+    return lam.release_durable_execution_quarantine(DurableExecutionArn=args.durable_execution_arn)
 
 
 OPERATIONS["release-quarantine"] = Operation(
