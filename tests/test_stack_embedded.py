@@ -3,9 +3,11 @@ the next start, and the stop always stops (private folders, never the machine's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ import psycopg
 import pytest
 
 from durable_site import embedded, supervisor
+from tests.browser.fixtures import _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +161,77 @@ def test_stop_stops_the_broker_and_removes_its_socket(private_broker_dir: Path) 
     assert embedded.broker_process() is None
     assert not embedded.broker_socket().exists()
     assert not embedded.broker_answers()
+
+
+# --- a fresh clone's `make run` ------------------------------------------------------------------
+
+CLONE_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "DURABLE_DATA_DIR",
+    "DJANGO_SETTINGS_MODULE",
+    "DURABLE_HANDLER_PATHS",
+}
+
+
+def test_a_fresh_clone_runs_and_leaves_nothing_outside_data() -> None:
+    """`make run`'s command in a fresh clone, nothing configured: a demo runs, and afterwards the
+    clone holds nothing new but ``.data/`` (``git status`` clean) and no process of it is left."""
+    folder = Path(tempfile.mkdtemp(prefix="durable-clone-"))
+    folder.chmod(0o755)  # pgserver's own user must reach the clone's .data/postgres
+    clone = folder / "app"
+    subprocess.run(["git", "clone", "--quiet", str(embedded.BASE_DIR), str(clone)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in CLONE_VARIABLES}
+    env.update({"PYTHONPATH": str(clone), "PYTHONUNBUFFERED": "1"})
+    port = _free_port()
+    log = folder / "run.log"
+    run = subprocess.Popen(
+        [sys.executable, "manage.py", "durable_up", "--port", str(port)],
+        cwd=clone,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "Durable Lab is up" not in log.read_text(errors="replace"):
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        payload = '{"name": "clone", "wait_seconds": 1}'
+        invoke = ["durable", "invoke", "--function-name", "hello-steps", "--payload", payload]
+        answer = subprocess.run(
+            [sys.executable, "manage.py", *invoke, "--invocation-type", "RequestResponse"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert '"StatusCode": 200' in answer.stdout and "FunctionError" not in answer.stdout, answer
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=60)
+        assert "Durable Lab stopped." in log.read_text(errors="replace")
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True
+        )
+        assert status.stdout == "", f"make run left files in the clone:\n{status.stdout}"
+        assert not (clone / "control").exists()
+        time.sleep(1)
+        left = [p for p in psutil.process_iter(["cmdline"]) if str(clone) in " ".join(p.info["cmdline"] or [])]
+        assert not left, [" ".join(p.info["cmdline"])[:150] for p in left]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from durable_site import embedded as e; e.stop_embedded_broker(); e.stop_embedded_database()",
+                ],
+                cwd=clone,
+                env=env,
+                timeout=60,
+            )
+        shutil.rmtree(folder, ignore_errors=True)
