@@ -33,6 +33,8 @@ stop_run() {  # $1: log file; Ctrl-C, then nothing of this clone may still run
   sleep 1
   if pgrep -f "$work/app/.data/postgres" >/dev/null; then echo "smoke: the embedded PostgreSQL is still running"; exit 1; fi
   if pgrep -af "$work/app/" | grep -v pgrep; then echo "smoke: processes of the stack are still running"; exit 1; fi
+  # Everything a run writes goes under .data/ (and .venv/): nothing new for git to see.
+  if [ -n "$(git status --porcelain --untracked-files=all)" ]; then git status --short; echo "smoke: make run left files in the checkout"; exit 1; fi
 }
 
 start_run "$work/run.log"

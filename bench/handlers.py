@@ -72,6 +72,16 @@ def suspending_steps(event: Any, context: DurableContext) -> int:
 
 
 @durable_execution
+def steps_and_a_wait(event: Any, context: DurableContext) -> int:
+    """``steps`` steps, then a 1 s wait, then done: one suspend and resume per execution (B12)."""
+    n = _count(event, "steps", 10)
+    for i in range(n):
+        context.step(_payload, name=f"s{i}")
+    context.wait(Duration.from_seconds(1), name="pause")
+    return n
+
+
+@durable_execution
 def waits(event: Any, context: DurableContext) -> int:
     """``waits`` consecutive waits: one invocation per op, replaying all before it (B4b)."""
     n = _count(event, "waits", 100)

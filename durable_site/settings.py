@@ -1,6 +1,6 @@
 """Durable Lab settings: one file, driven by environment variables.
 
-Nothing configured → embedded PostgreSQL + file-system broker (see ``embedded.py``).
+Nothing configured → embedded PostgreSQL + embedded Valkey broker (see ``embedded.py``).
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to real servers.
 """
 
@@ -182,7 +182,9 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 
 # --- Celery: a transport only; durable state lives in PostgreSQL -----------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# Nothing configured: the embedded Valkey server (a real Redis-protocol broker, no polling),
+# which every process of this checkout finds on the same socket under .data/broker.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.embedded_broker_url()
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     embedded.filesystem_broker_options() if CELERY_BROKER_URL.startswith("filesystem") else {}
 )

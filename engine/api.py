@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import db, registry, store, validation
+from engine.duties import loops
 from engine.duties.callbacks import complete_callback, heartbeat_callback
 from engine.duties.checkpoint import get_state
 from engine.duties.start import StartRequest, start_execution
@@ -408,7 +409,7 @@ class LambdaClient:
         Return the quarantine it had (``QuarantinedAt``, ``Quarantine``). An execution that is not
         quarantined is refused with ``InvalidParameterValueException``.
         """
-        return service.release_quarantine(_validate_arn(DurableExecutionArn))
+        return loops.release_quarantine(_validate_arn(DurableExecutionArn))
 
     def redrive_async_invocation(self, *, InvocationId: int) -> dict[str, Any]:
         """Send a dead-lettered ``Event`` invocation to its function again, as a new invocation.

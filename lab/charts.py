@@ -481,7 +481,7 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
         # The untruncated row names, by category index: lab.js puts them in the row labels' tooltips.
         # lab.js fits the top margin to the legend's lines at the page's width (many on a phone):
         # 40 px for the first panel's title, and the height without the legend.
-        meta={"row_names": [_esc(r) for r in rows], "legend_fit": {"top": 40, "height": height - 70}},
+        meta={"row_names": [esc(r) for r in rows], "legend_fit": {"top": 40, "height": height - 70}},
     )
     figure.update_layout(legend={"y": 1.0, "yanchor": "top", "yref": "container"}, margin={"t": 110})
 

@@ -1,14 +1,18 @@
 """Test set-up: a fresh PostgreSQL database, then a real Celery worker and scheduler process.
 
-The database server is ``DATABASE_URL`` if set (CI: the machine's PostgreSQL), else the
-embedded pgserver. The broker is ``CELERY_BROKER_URL`` if set (CI: Redis), else the
-file-system transport in a temporary folder. Nothing is mocked.
+The database server is ``DATABASE_URL`` if set (CI: the machine's PostgreSQL), else an
+embedded pgserver; the broker is ``CELERY_BROKER_URL`` if set (CI: Redis), else an embedded
+Valkey server. Embedded servers live in the session's own temporary folder, never in the
+checkout's ``.data`` (a `make run` there is left alone), and a watchdog ends them and every
+other process of the session when pytest ends, even by SIGKILL. Nothing is mocked.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,13 +33,30 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DB = os.environ.get("DURABLE_TEST_DB", "durable_lab_test")
 
 
+def _start_watchdog() -> subprocess.Popen[bytes]:
+    """The process that ends this session's processes once pytest is gone (tests/watchdog.py)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.watchdog", str(os.getpid())],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _start_embedded_servers() -> None:
+    """Start the embedded PostgreSQL and broker for what the environment does not name."""
+    sys.path.insert(0, str(ROOT))
+    from durable_site import embedded
+
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = embedded.embedded_database_url()
+    if not os.environ.get("CELERY_BROKER_URL"):
+        os.environ["CELERY_BROKER_URL"] = embedded.embedded_broker_url()
+
+
 def _prepare_database() -> str:
     """Create a fresh test database on the configured server and return its URL."""
-    if not os.environ.get("DATABASE_URL"):
-        sys.path.insert(0, str(ROOT))
-        from durable_site.embedded import embedded_database_url
-
-        os.environ["DATABASE_URL"] = embedded_database_url()
     base = psycopg.conninfo.conninfo_to_dict(os.environ["DATABASE_URL"])
     admin = psycopg.conninfo.make_conninfo(**{**base, "dbname": "postgres"})
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -55,8 +76,13 @@ def _dsn_to_url(dsn: str) -> str:
 
 # Runs at import, before Django reads its settings.
 TEMP_DIR = Path(tempfile.mkdtemp(prefix="durable-test-"))
+TEMP_DIR.chmod(0o755)  # pgserver runs PostgreSQL as its own user, which must reach the data
+# Set before durable_site.embedded is imported: its folders follow DURABLE_DATA_DIR.
+os.environ["DURABLE_DATA_DIR"] = str(TEMP_DIR / "data")
+os.environ["DURABLE_TEST_SESSION"] = str(TEMP_DIR)  # every child inherits it: tests/watchdog.py
+WATCHDOG = _start_watchdog()
+_start_embedded_servers()
 os.environ["DATABASE_URL"] = _dsn_to_url(_prepare_database())
-os.environ.setdefault("DURABLE_DATA_DIR", str(TEMP_DIR / "data"))
 os.environ["DURABLE_HANDLER_PATHS"] = str(ROOT)
 # The test worker's pool size; the lab runs as many comparison variants at once.
 WORKER_CONCURRENCY = 4
@@ -203,3 +229,23 @@ def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1, messa
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop what the session started now, not when the watchdog notices pytest has gone."""
+    from tests.watchdog import end_session
+
+    _forget_pgserver_exit_hooks()
+    end_session(os.environ["DURABLE_TEST_SESSION"])
+    WATCHDOG.kill()
+    WATCHDOG.wait(timeout=10)
+    shutil.rmtree(TEMP_DIR / "data", ignore_errors=True)
+
+
+def _forget_pgserver_exit_hooks() -> None:
+    """pgserver's exit hook only logs, to a stream pytest has closed by then."""
+    with contextlib.suppress(ImportError):
+        from pgserver.postgres_server import PostgresServer
+
+        for server in PostgresServer._instances.values():
+            atexit.unregister(server._cleanup)

@@ -1,20 +1,26 @@
-"""The embedded PostgreSQL's leftovers: a stale lock or pid list never stops the next start, and
-the stop always stops (private pgserver folders, never the machine's PostgreSQL)."""
+"""The embedded PostgreSQL's and broker's leftovers: a stale lock, pid list or socket never stops
+the next start, and the stop always stops (private folders, never the machine's servers)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
 from durable_site import embedded, supervisor
+from tests.browser.fixtures import _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +109,129 @@ def test_supervisor_retries_a_part_that_cannot_start(tmp_path: Path) -> None:
     assert missing.process is None and missing.restart_at is not None
     assert lines[0].startswith("missing could not start (") and lines[0].endswith("retry in 1 s")
     stack.stop_all()
+
+
+# --- the embedded broker ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_broker_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="durable-broker-"))
+    monkeypatch.setattr(embedded, "BROKER_DIR", folder / "broker")
+    try:
+        yield folder
+    finally:
+        embedded.stop_embedded_broker()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_broker_comes_back_after_a_kill_and_keeps_what_was_queued(private_broker_dir: Path) -> None:
+    import redis
+
+    url = embedded.embedded_broker_url()
+    client = redis.Redis(unix_socket_path=str(embedded.broker_socket()))
+    client.lpush("durable", "queued before the crash")
+    time.sleep(1.5)  # appendfsync everysec: on disk within a second
+    client.close()
+    embedded.broker_process().kill()
+    time.sleep(0.5)
+    # The killed server left its socket and pid file: neither may pass for a running server.
+    assert embedded.broker_socket().exists() and (embedded.BROKER_DIR / "valkey.pid").exists()
+    assert not embedded.broker_answers()
+    assert embedded.embedded_broker_url() == url
+    client = redis.Redis(unix_socket_path=str(embedded.broker_socket()))
+    assert client.lrange("durable", 0, -1) == [b"queued before the crash"]
+    client.close()
+
+
+def test_processes_starting_at_once_share_one_broker(private_broker_dir: Path) -> None:
+    env = {**os.environ, "DURABLE_DATA_DIR": str(private_broker_dir), "PYTHONPATH": str(embedded.BASE_DIR)}
+    code = "from durable_site import embedded; print(embedded.embedded_broker_url())"
+    starts = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE) for _ in range(4)]
+    urls = {proc.communicate(timeout=60)[0].decode().strip() for proc in starts}
+    assert urls == {f"redis+socket://{embedded.broker_socket().resolve()}"}
+    servers = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "valkey-server"]
+    assert sum(1 for p in servers if p.cwd() == str(embedded.BROKER_DIR.resolve())) == 1
+
+
+def test_stop_stops_the_broker_and_removes_its_socket(private_broker_dir: Path) -> None:
+    embedded.embedded_broker_url()
+    assert embedded.broker_process() is not None
+    embedded.stop_embedded_broker()
+    assert embedded.broker_process() is None
+    assert not embedded.broker_socket().exists()
+    assert not embedded.broker_answers()
+
+
+# --- a fresh clone's `make run` ------------------------------------------------------------------
+
+CLONE_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "DURABLE_DATA_DIR",
+    "DJANGO_SETTINGS_MODULE",
+    "DURABLE_HANDLER_PATHS",
+}
+
+
+def test_a_fresh_clone_runs_and_leaves_nothing_outside_data() -> None:
+    """`make run`'s command in a fresh clone, nothing configured: a demo runs, and afterwards the
+    clone holds nothing new but ``.data/`` (``git status`` clean) and no process of it is left."""
+    folder = Path(tempfile.mkdtemp(prefix="durable-clone-"))
+    folder.chmod(0o755)  # pgserver's own user must reach the clone's .data/postgres
+    clone = folder / "app"
+    subprocess.run(["git", "clone", "--quiet", str(embedded.BASE_DIR), str(clone)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in CLONE_VARIABLES}
+    env.update({"PYTHONPATH": str(clone), "PYTHONUNBUFFERED": "1"})
+    port = _free_port()
+    log = folder / "run.log"
+    run = subprocess.Popen(
+        [sys.executable, "manage.py", "durable_up", "--port", str(port)],
+        cwd=clone,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "Durable Lab is up" not in log.read_text(errors="replace"):
+            assert run.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        payload = '{"name": "clone", "wait_seconds": 1}'
+        invoke = ["durable", "invoke", "--function-name", "hello-steps", "--payload", payload]
+        answer = subprocess.run(
+            [sys.executable, "manage.py", *invoke, "--invocation-type", "RequestResponse"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert '"StatusCode": 200' in answer.stdout and "FunctionError" not in answer.stdout, answer
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=60)
+        assert "Durable Lab stopped." in log.read_text(errors="replace")
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True
+        )
+        assert status.stdout == "", f"make run left files in the clone:\n{status.stdout}"
+        assert not (clone / "control").exists()
+        time.sleep(1)
+        left = [p for p in psutil.process_iter(["cmdline"]) if str(clone) in " ".join(p.info["cmdline"] or [])]
+        assert not left, [" ".join(p.info["cmdline"])[:150] for p in left]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from durable_site import embedded as e; e.stop_embedded_broker(); e.stop_embedded_database()",
+                ],
+                cwd=clone,
+                env=env,
+                timeout=60,
+            )
+        shutil.rmtree(folder, ignore_errors=True)

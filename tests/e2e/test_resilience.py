@@ -200,7 +200,8 @@ def broker() -> Any:
         pytest.skip("counts the messages of a Redis broker")
     import redis
 
-    return redis.Redis.from_url(url)
+    # kombu's name for a unix socket (the embedded broker) is redis-py's unix://.
+    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
 
 
 def _redispatches(arns: list[str]) -> list[int]:

@@ -58,6 +58,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, port: int, concurrency: int, **options: Any) -> None:
         # Read before anything else: the settings of this process resolved the embedded server.
         embedded_db = not os.environ.get("DATABASE_URL")
+        embedded_broker = not os.environ.get("CELERY_BROKER_URL")
         status_path = embedded.DATA_DIR / "run.json"
         self._end_previous_run(status_path)
         stack: supervisor.Supervisor | None = None
@@ -67,7 +68,11 @@ class Command(BaseCommand):
             stack = supervisor.Supervisor(
                 self._parts(port, concurrency), status_path, self._say, Path(settings.BASE_DIR)
             )
-            stack.extra_status = {"url": f"http://127.0.0.1:{port}/", "embedded_database": embedded_db}
+            stack.extra_status = {
+                "url": f"http://127.0.0.1:{port}/",
+                "embedded_database": embedded_db,
+                "embedded_broker": embedded_broker,
+            }
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, stack.request_stop)
             # Nothing here needs a connection any more, and the pools' threads must not be
@@ -76,13 +81,15 @@ class Command(BaseCommand):
             db.close()
             stack.start_all()
             self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
-            stack.run(tick=self._embedded_watch(stack) if embedded_db else None)
+            stack.run(tick=self._embedded_watch(stack, embedded_db, embedded_broker))
         finally:
             # Also on a crash of this process: no part and no database outlives `make run`.
             if stack is not None:
                 stack.stop_all()
             if embedded_db:
                 embedded.stop_embedded_database()
+            if embedded_broker:
+                embedded.stop_embedded_broker()
             self.stdout.write("Durable Lab stopped.")
 
     def _say(self, line: str) -> None:
@@ -99,8 +106,13 @@ class Command(BaseCommand):
 
     def _parts(self, port: int, concurrency: int) -> list[supervisor.Part]:
         python = sys.executable
-        # The parts connect to the server this process resolved; none starts a server itself.
-        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "PYTHONUNBUFFERED": "1"}
+        # The parts connect to the servers this process resolved; none starts a server itself.
+        env = {
+            **os.environ,
+            "DATABASE_URL": settings.DATABASE_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
         # The lab runs as many comparison variants at once as the worker has processes.
         env["DURABLE_WORKERS"] = str(concurrency)
         single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
@@ -132,25 +144,39 @@ class Command(BaseCommand):
             self._say("warning: this many workers can exceed PostgreSQL's max_connections")
         return fitted
 
-    def _embedded_watch(self, stack: supervisor.Supervisor) -> Callable[[], None]:
-        """Restart the embedded PostgreSQL if it stopped (it is a part of the stack too)."""
+    def _embedded_watch(self, stack: supervisor.Supervisor, database: bool, broker: bool) -> Callable[[], None]:
+        """Restart the embedded PostgreSQL or broker if it stopped (they are parts of the stack too)."""
         last_check = time.monotonic()
-        restarts = 0
+        watched = []
+        if database:
+            watched.append(
+                (
+                    "PostgreSQL",
+                    "database",
+                    lambda: embedded.server_process() is not None,
+                    embedded.embedded_database_url,
+                )
+            )
+        if broker:
+            watched.append(("broker", "broker", embedded.broker_answers, embedded.embedded_broker_url))
+        restarts = dict.fromkeys((key for _, key, _, _ in watched), 0)
 
         def tick() -> None:
-            nonlocal last_check, restarts
+            nonlocal last_check
             if time.monotonic() - last_check < EMBEDDED_CHECK_EVERY:
                 return
             last_check = time.monotonic()
-            if embedded.server_process() is None:
-                restarts += 1
-                self._say(f"embedded PostgreSQL is not running; restart {restarts}")
-                stack.extra_status["embedded_database_restarts"] = restarts
+            for label, key, running, start in watched:
+                if running():
+                    continue
+                restarts[key] += 1
+                self._say(f"embedded {label} is not running; restart {restarts[key]}")
+                stack.extra_status[f"embedded_{key}_restarts"] = restarts[key]
                 stack.write_status()
                 try:
-                    embedded.embedded_database_url()
+                    start()
                 except Exception as error:  # retried on the next check
-                    self._say(f"embedded PostgreSQL did not start: {error}")
+                    self._say(f"embedded {label} did not start: {error}")
 
         return tick
 
