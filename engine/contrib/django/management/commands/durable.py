@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -759,8 +760,16 @@ class Command(BaseCommand):
     )
     requires_system_checks: list[str] = []  # a CLI call should start fast; `manage.py check` covers this
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # -v means "show the detail", as for `make run`; Django's level stays as --verbosity.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.epilog = "Run 'manage.py durable <subcommand> --help' for a subcommand's options."
+        # Read by manage.py before the settings configure logging (durable_site.terminal).
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", help="show the log lines and tracebacks (DURABLE_VERBOSE=1)"
+        )
         subparsers = parser.add_subparsers(dest="operation", metavar="<subcommand>", title="subcommands", required=True)
         for name, operation in OPERATIONS.items():
             subparser = subparsers.add_parser(name, help=operation.help, description=operation.help)
@@ -789,6 +798,8 @@ class Command(BaseCommand):
         except (EngineError, psycopg.Error, PoolTimeout) as exc:
             self._fail(f"Durable Lab could not complete {operation.api_name}: {exc}", EXIT_GENERAL)
         except Exception as exc:  # a bug must still end as one line and exit 255, never a traceback
+            if options.get("verbose"):  # unless asked for
+                traceback.print_exc()
             self._fail(
                 f"Durable Lab could not complete {operation.api_name}: {type(exc).__name__}: {exc}", EXIT_GENERAL
             )
