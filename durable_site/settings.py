@@ -192,6 +192,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "durable"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The Celery app the engine's tasks belong to, imported only by processes that queue or run them.
+DURABLE_CELERY_APP = "durable_site.celery"
 
 # --- Durable Lab -------------------------------------------------------------------------------
 # Directories holding user handlers; each is put on sys.path for web, worker and scheduler.

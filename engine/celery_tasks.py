@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any, NoReturn
 
@@ -14,6 +15,19 @@ from celery.worker.request import Request
 from engine import async_invoke, db, invoker, service
 
 log = logging.getLogger(__name__)
+
+
+def _load_project_app() -> None:
+    """Import the project's Celery app first (Django's ``DURABLE_CELERY_APP``): the tasks below
+    bind to the current app when used, and it must be the configured one, not Celery's default."""
+    from django.conf import settings
+
+    app_module = getattr(settings, "DURABLE_CELERY_APP", None) if settings.configured else None
+    if app_module:
+        importlib.import_module(app_module)
+
+
+_load_project_app()
 TIME_LIMIT_GRACE = 0.5
 OUTAGE_RETRY_MAX = 10.0  # seconds between tries while the database cannot be reached
 WORKER_LOST_WAIT = 0.2  # seconds the worker's parent waits before reporting a dead child's task

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -103,3 +104,21 @@ def test_supervisor_retries_a_part_that_cannot_start(tmp_path: Path) -> None:
     assert missing.process is None and missing.restart_at is not None
     assert lines[0].startswith("missing could not start (") and lines[0].endswith("retry in 1 s")
     stack.stop_all()
+
+
+def test_a_running_server_is_found_without_pgserver(private_pg_dir: Path) -> None:
+    """A CLI call with `make run` up imports no pgserver and runs no psql (~0.3 s a call) and
+    leaves no pgserver exit line; a stopped server is started as before."""
+    url = embedded.embedded_database_url()
+    script = (
+        "import sys; from durable_site import embedded; "
+        "print(embedded.embedded_database_url()); print('pgserver' in sys.modules)"
+    )
+    env = {**os.environ, "DURABLE_DATA_DIR": str(private_pg_dir.parent), "PYTHONPATH": str(embedded.BASE_DIR)}
+    found = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert found.stdout.split() == [url, "False"] and found.stderr == "", found
+    embedded.stop_embedded_database()
+    assert not embedded.running_server_ready()
+    started = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert started.stdout.split() == [url, "True"], started
+    assert embedded.running_server_ready()

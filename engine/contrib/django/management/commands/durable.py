@@ -796,10 +796,10 @@ class Command(BaseCommand):
         except CliError as exc:
             self._fail(str(exc), exc.status)
         except (EngineError, psycopg.Error, PoolTimeout) as exc:
+            self._show_traceback(options)
             self._fail(f"Durable Lab could not complete {operation.api_name}: {exc}", EXIT_GENERAL)
         except Exception as exc:  # a bug must still end as one line and exit 255, never a traceback
-            if options.get("verbose"):  # unless asked for
-                traceback.print_exc()
+            self._show_traceback(options)
             self._fail(
                 f"Durable Lab could not complete {operation.api_name}: {type(exc).__name__}: {exc}", EXIT_GENERAL
             )
@@ -807,6 +807,11 @@ class Command(BaseCommand):
             db.close()
         if response:  # the AWS CLI prints nothing for an empty response
             self.stdout.write(to_json(response))
+
+    def _show_traceback(self, options: dict[str, Any]) -> None:
+        """With -v, the traceback behind an exit 255 (otherwise one line)."""
+        if options.get("verbose"):
+            traceback.print_exc()
 
     def _fail(self, message: str, status: int) -> NoReturn:
         if self._called_from_command_line:
