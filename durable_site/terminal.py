@@ -24,6 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 VERBOSE_ENV = "DURABLE_VERBOSE"
+# Set by `make run` for its parts: its supervisor prints the activity lines (ActivityReport).
+SUPERVISED_ENV = "DURABLE_SUPERVISED"
 # Commands whose -v/--verbose means "show the detail" (Django's own -v takes a level).
 VERBOSE_COMMANDS = {"durable", "durable_up"}
 _ARN_NAMES = re.compile(r":function:([^:/]+):[^/]*/durable-execution/([^/]+)/")
@@ -75,6 +77,9 @@ def logging_config(level: str) -> dict[str, Any]:
                 "kombu.connection": {"level": "ERROR"},
             }
         )
+    if os.environ.get(SUPERVISED_ENV) and not verbose():
+        # A dead pool child: `make run`'s supervisor says which invocation, of which execution.
+        loggers["engine.celery_tasks.lost"] = {"level": "ERROR"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -183,12 +188,21 @@ class TaggedStdout(io.TextIOBase):
     def write(self, text: str) -> int:
         tag = current_tag()
         if tag is None and not self._partial:
-            return self._stream.write(text)
+            self._write(text)
+            return len(text)
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            self._stream.write(f"{_clock()} [{tag}] {line}\n" if tag else line + "\n")
+            self._write(f"{_clock()} [{tag}] {line}\n" if tag else line + "\n")
         return len(text)
+
+    def _write(self, text: str) -> None:
+        """A handler's print never fails here, whatever it prints (a lone surrogate included)."""
+        try:
+            self._stream.write(text)
+        except UnicodeEncodeError:
+            encoding = self.encoding or "utf-8"
+            self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
     def flush(self) -> None:
         self._stream.flush()

@@ -15,6 +15,8 @@ from celery.worker.request import Request
 from engine import async_invoke, db, invoker, service
 
 log = logging.getLogger(__name__)
+# Its own logger: under `make run` the supervisor reports each fault, by name, from the history.
+lost_log = logging.getLogger(f"{__name__}.lost")
 
 
 def _load_project_app() -> None:
@@ -65,8 +67,10 @@ def _record_lost_child(execution_id: int, pid: int) -> None:
     except Exception:  # the parent must go on serving its pool; the scheduler's sweep records it later
         log.warning("could not record the lost invocation of execution %s now", execution_id, exc_info=True)
         return
-    if recorded:  # INFO: `make run` reports it from the history, as one line per fault
-        log.info("execution %s: its invocation's process %s died; recorded and invoked again", execution_id, pid)
+    if recorded:
+        lost_log.warning(
+            "execution %s: its invocation's process %s died; recorded and invoked again", execution_id, pid
+        )
 
 
 @celeryd_init.connect

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,17 @@ def test_the_quiet_filter_keeps_warnings_and_handler_output_only(monkeypatch: py
     assert terminal.TerminalFormatter().format(handler_log).endswith(" [hello-steps/run-1] message")
     # The SDK's own "Execution failed" traceback: the execution's end line carries the error.
     assert not quiet.filter(record("aws_durable_execution_sdk_python.execution", logging.ERROR))
+
+
+def test_tagged_stdout_never_fails_a_print(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A handler may print what the terminal cannot encode (tests/handlers/poison.py): escaped."""
+    target = (tmp_path / "out.txt").open("w", encoding="utf-8")
+    stdout = terminal.TaggedStdout(target)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "poison")
+    monkeypatch.setattr(terminal, "_current_execution", {"id": None, "tag": None})
+    print("printed a\x00b \ud800", file=stdout)
+    print("plain", end="", file=stdout)
+    print(" end", file=stdout)
+    target.close()
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["[poison] printed a\x00b \\ud800", "[poison] plain end"]

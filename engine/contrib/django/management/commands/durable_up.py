@@ -108,6 +108,7 @@ class Command(BaseCommand):
         python = sys.executable
         # The parts connect to the server this process resolved; none starts a server itself.
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "PYTHONUNBUFFERED": "1"}
+        env[terminal.SUPERVISED_ENV] = "1"  # this supervisor reports the faults (terminal.py)
         single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
         quiet = [] if terminal.verbose() else ["--quiet"]  # no banner: one line, "<name> ready."
         worker = [python, "-m", "celery", "-A", "durable_site", *quiet, "worker", "-P", "prefork"]
