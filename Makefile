@@ -43,9 +43,9 @@ browser:
 migrate: install
 	$(PY) manage.py migrate --verbosity 0
 
-## run: set up everything and run web server, worker and scheduler until Ctrl-C
+## run: set up everything and run web server, worker and scheduler until Ctrl-C (VERBOSE=1: every log line)
 run: install
-	$(PY) manage.py durable_up --port $(PORT)
+	$(PY) manage.py durable_up --port $(PORT) $(if $(VERBOSE),--verbose)
 
 ## status: what `make run` is running: each part's pid, state and restart count
 status:

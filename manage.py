@@ -9,6 +9,9 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "durable_site.settings")
     from django.core.management import execute_from_command_line
 
+    from durable_site.terminal import note_verbose_flag
+
+    note_verbose_flag(sys.argv)  # before the settings configure logging
     execute_from_command_line(sys.argv)
 
 

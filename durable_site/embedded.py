@@ -34,6 +34,10 @@ def embedded_database_url() -> str:
 
     Safe to call again: it looks at the server afresh and starts it if it has stopped.
     """
+    if running_server_ready():
+        # Up already (`make run`): no pgserver handle, no psql call. That costs a CLI command
+        # about 0.3 s, and pgserver's exit line, on every call.
+        return _database_url()
     import pgserver
     from pgserver.postgres_server import PostgresServer
 
@@ -46,7 +50,27 @@ def embedded_database_url() -> str:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DB_NAME}'")
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {EMBEDDED_DB_NAME}")
+    return _database_url()
+
+
+def _database_url() -> str:
     return f"postgresql://postgres@/{EMBEDDED_DB_NAME}?host={PG_DIR}"
+
+
+def running_server_ready() -> bool:
+    """True if the embedded server runs and accepts connections, by its ``postmaster.pid``.
+
+    PostgreSQL writes "ready" on the lock file's eighth line once it accepts connections; the
+    pid must still be a postmaster of this data folder (not a stale file's pid reused). The
+    database is there too: the start that created the server created it before returning.
+    """
+    try:
+        lines = (PG_DIR / "postmaster.pid").read_text().splitlines()
+        postmaster = psutil.Process(int(lines[0]))
+        ready = len(lines) > 7 and lines[7].strip() == "ready"
+        return ready and postmaster.name() == "postgres" and str(PG_DIR.resolve()) in postmaster.cmdline()
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return False
 
 
 def server_process() -> psutil.Process | None:

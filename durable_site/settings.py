@@ -14,7 +14,10 @@ from pathlib import Path
 
 import dj_database_url
 
-from durable_site import embedded
+from durable_site import embedded, terminal
+
+if not terminal.verbose():
+    terminal.silence_known_warnings()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -195,6 +198,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "durable"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The Celery app the engine's tasks belong to, imported only by processes that queue or run them.
+DURABLE_CELERY_APP = "durable_site.celery"
 
 # --- Durable Lab -------------------------------------------------------------------------------
 # Directories holding user handlers; each is put on sys.path for web, worker and scheduler.
@@ -223,12 +228,5 @@ def _journal_plugin_installed() -> bool:
 if _journal_plugin_installed():
     os.environ.setdefault("DURABLE_EXECUTION_PLUGINS", "durable-lab")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DURABLE_LOG_LEVEL", "INFO")},
-    # django-axes logs every login at INFO; its lockouts and failures are WARNING.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
-}
+# Quiet unless DURABLE_VERBOSE (`make run VERBOSE=1`, `manage.py durable -v`): see terminal.py.
+LOGGING = terminal.logging_config(os.environ.get("DURABLE_LOG_LEVEL", "INFO"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any, NoReturn
@@ -18,6 +19,21 @@ from engine.duties.sweep import mark_process_lost
 from engine.duties.unit import PlainCall
 
 log = logging.getLogger(__name__)
+# Its own logger: under `make run` the supervisor reports each fault, by name, from the history.
+lost_log = logging.getLogger(f"{__name__}.lost")
+
+
+def _load_project_app() -> None:
+    """Import the project's Celery app first (Django's ``DURABLE_CELERY_APP``): the tasks below
+    bind to the current app when used, and it must be the configured one, not Celery's default."""
+    from django.conf import settings
+
+    app_module = getattr(settings, "DURABLE_CELERY_APP", None) if settings.configured else None
+    if app_module:
+        importlib.import_module(app_module)
+
+
+_load_project_app()
 TIME_LIMIT_GRACE = 0.5
 OUTAGE_RETRY_MAX = 10.0  # seconds between tries while the database cannot be reached
 WORKER_LOST_WAIT = 0.2  # seconds the worker's parent waits before reporting a dead child's task
@@ -56,7 +72,9 @@ def _record_lost_child(execution_id: int, pid: int) -> None:
         log.warning("could not record the lost invocation of execution %s now", execution_id, exc_info=True)
         return
     if recorded:
-        log.warning("execution %s: its invocation's process %s died; recorded and invoked again", execution_id, pid)
+        lost_log.warning(
+            "execution %s: its invocation's process %s died; recorded and invoked again", execution_id, pid
+        )
 
 
 @celeryd_init.connect

@@ -235,3 +235,21 @@ def test_a_fresh_clone_runs_and_leaves_nothing_outside_data() -> None:
                 timeout=60,
             )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_running_server_is_found_without_pgserver(private_pg_dir: Path) -> None:
+    """A CLI call with `make run` up imports no pgserver and runs no psql (~0.3 s a call) and
+    leaves no pgserver exit line; a stopped server is started as before."""
+    url = embedded.embedded_database_url()
+    script = (
+        "import sys; from durable_site import embedded; "
+        "print(embedded.embedded_database_url()); print('pgserver' in sys.modules)"
+    )
+    env = {**os.environ, "DURABLE_DATA_DIR": str(private_pg_dir.parent), "PYTHONPATH": str(embedded.BASE_DIR)}
+    found = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert found.stdout.split() == [url, "False"] and found.stderr == "", found
+    embedded.stop_embedded_database()
+    assert not embedded.running_server_ready()
+    started = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert started.stdout.split() == [url, "True"], started
+    assert embedded.running_server_ready()

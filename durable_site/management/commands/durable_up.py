@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from durable_site import embedded, supervisor
+from durable_site import embedded, supervisor, terminal
 from engine import db
 
 # Connections kept free for psql, a CLI command and Django's own checks (see settings.py).
@@ -54,6 +54,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("DURABLE_WORKERS", "2")))
+        # Read by manage.py before the settings (terminal.note_verbose_flag); here for --help.
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", help="every part's detailed log (DURABLE_VERBOSE=1)"
+        )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def handle(self, *args: Any, port: int, concurrency: int, **options: Any) -> None:
         # Read before anything else: the settings of this process resolved the embedded server.
@@ -81,7 +88,7 @@ class Command(BaseCommand):
             db.close()
             stack.start_all()
             self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
-            stack.run(tick=self._embedded_watch(stack, embedded_db, embedded_broker))
+            stack.run(tick=self._ticks(stack, embedded_db, embedded_broker))
         finally:
             # Also on a crash of this process: no part and no database outlives `make run`.
             if stack is not None:
@@ -115,8 +122,10 @@ class Command(BaseCommand):
         }
         # The lab runs as many comparison variants at once as the worker has processes.
         env["DURABLE_WORKERS"] = str(concurrency)
+        env[terminal.SUPERVISED_ENV] = "1"  # this supervisor reports the faults (terminal.py)
         single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
-        worker = [python, "-m", "celery", "-A", "durable_site", "worker", "-P", "prefork"]
+        quiet = [] if terminal.verbose() else ["--quiet"]  # no banner: one line, "<name> ready."
+        worker = [python, "-m", "celery", "-A", "durable_site", *quiet, "worker", "-P", "prefork"]
         worker += ["-c", str(concurrency), "-Q", "durable", "--without-gossip", "--without-mingle"]
         worker += ["-n", f"durable-{os.getpid()}@%h", "-l", "INFO"]
         return [
@@ -143,6 +152,17 @@ class Command(BaseCommand):
         if (fitted + 2) * single_processes > budget:
             self._say("warning: this many workers can exceed PostgreSQL's max_connections")
         return fitted
+
+    def _ticks(self, stack: supervisor.Supervisor, database: bool, broker: bool) -> Callable[[], None]:
+        """Every round: the activity lines (terminal.ActivityReport), the embedded servers."""
+        report = terminal.ActivityReport(settings.DATABASE_URL)
+        watch = self._embedded_watch(stack, database, broker)
+
+        def tick() -> None:
+            report.poll()
+            watch()
+
+        return tick
 
     def _embedded_watch(self, stack: supervisor.Supervisor, database: bool, broker: bool) -> Callable[[], None]:
         """Restart the embedded PostgreSQL or broker if it stopped (they are parts of the stack too)."""

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -759,8 +760,16 @@ class Command(BaseCommand):
     )
     requires_system_checks: list[str] = []  # a CLI call should start fast; `manage.py check` covers this
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # -v means "show the detail", as for `make run`; Django's level stays as --verbosity.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.epilog = "Run 'manage.py durable <subcommand> --help' for a subcommand's options."
+        # Read by manage.py before the settings configure logging (durable_site.terminal).
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", help="show the log lines and tracebacks (DURABLE_VERBOSE=1)"
+        )
         subparsers = parser.add_subparsers(dest="operation", metavar="<subcommand>", title="subcommands", required=True)
         for name, operation in OPERATIONS.items():
             subparser = subparsers.add_parser(name, help=operation.help, description=operation.help)
@@ -787,8 +796,10 @@ class Command(BaseCommand):
         except CliError as exc:
             self._fail(str(exc), exc.status)
         except (EngineError, psycopg.Error, PoolTimeout) as exc:
+            self._show_traceback(options)
             self._fail(f"Durable Lab could not complete {operation.api_name}: {exc}", EXIT_GENERAL)
         except Exception as exc:  # a bug must still end as one line and exit 255, never a traceback
+            self._show_traceback(options)
             self._fail(
                 f"Durable Lab could not complete {operation.api_name}: {type(exc).__name__}: {exc}", EXIT_GENERAL
             )
@@ -796,6 +807,11 @@ class Command(BaseCommand):
             db.close()
         if response:  # the AWS CLI prints nothing for an empty response
             self.stdout.write(to_json(response))
+
+    def _show_traceback(self, options: dict[str, Any]) -> None:
+        """With -v, the traceback behind an exit 255 (otherwise one line)."""
+        if options.get("verbose"):
+            traceback.print_exc()
 
     def _fail(self, message: str, status: int) -> NoReturn:
         if self._called_from_command_line:
