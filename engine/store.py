@@ -26,17 +26,6 @@ SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
 OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
 
 
-EXECUTION_COLUMNS = """
-    id, arn, function_name, name, input, status, result, error, started_at, ended_at,
-    execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
-    running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
-"""
-
-# The same, qualified, for statements that join another table.
-_E_COLUMNS = ", ".join(f"e.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
-
-
 def ms_to_datetime(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
 
@@ -514,22 +503,10 @@ def end_invocation_guarded(
 def lock_if_unchanged(conn: psycopg.Connection, seen: Mapping[str, Any]) -> dict[str, Any] | None:
     """Open a duty's transaction: lock the execution row only if it is still as the duty's
     snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
-    written) if another writer changed it in between, so the duty reads again and retries.
-
-    The sequence numbers cover every operation, event and token change; the flags are what the
-    duties decide on. Every other column is taken from the returned row, read under the lock.
-    The no-op SET is what makes this an UPDATE: it takes the row lock in the same statement.
-    """
+    written) if another writer changed it in between, so the duty reads again and retries."""
+    guard = {key: seen[key] for key in _GUARDED_COLUMNS}
     return conn.execute(
-        f"""UPDATE durable_execution SET token_seq = token_seq
-            WHERE id = %(id)s AND status = %(status)s AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
-                AND event_seq = %(event_seq)s AND invocation_seq = %(invocation_seq)s AND running = %(running)s
-                AND needs_invoke = %(needs_invoke)s AND (pending_finish IS NULL) = %(no_pending_finish)s
-            RETURNING {EXECUTION_COLUMNS}""",
-        {
-            **{key: seen[key] for key in _GUARDED_COLUMNS},
-            "no_pending_finish": seen.get("pending_finish") is None,
-        },
+        Q.lock_if_unchanged, {**guard, "no_pending_finish": seen.get("pending_finish") is None}
     ).fetchone()
 
 
@@ -540,46 +517,17 @@ def read_checkpoint_snapshot(
     conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime
 ) -> dict[str, Any] | None:
     """What a checkpoint needs, in one statement and without a lock: the execution row plus
-    ``referenced_ops``, ``unseen_ops`` and ``timers_due`` (see the shape notes below). The
-    checkpoint's write is guarded by the row's sequence numbers, which says whether it is still
-    exact.
-
-    ``referenced_ops``: the batch's operations and parents, one unique-index lookup each
-    (``op_id = ANY(...)`` gets a plan that reads every operation of the execution while the
-    table has no statistics yet; ``LIMIT 1`` keeps the planner from flattening the lookup into
-    that scan; the ids come as a JSON array so that the server keeps its generic plan of this
-    prepared statement). ``unseen_ops``: touched since the handler last looked, only queried
-    when the touch counter says there are some.
-    """
-    return conn.execute(
-        f"""
-        WITH ex AS (SELECT {EXECUTION_COLUMNS} FROM durable_execution WHERE arn = %(arn)s)
-        SELECT ex.*,
-            (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM jsonb_array_elements_text(%(ids)s) AS r(op_id),
-              LATERAL (SELECT doc FROM durable_operation WHERE execution_id = ex.id AND op_id = r.op_id LIMIT 1) AS o
-            ) AS referenced_ops,
-            CASE WHEN ex.op_seq > ex.seen_seq THEN
-                (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
-                  WHERE o.execution_id = ex.id AND o.touch_seq > ex.seen_seq)
-            ELSE '[]'::jsonb END AS unseen_ops,
-            EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = ex.id AND t.due_at <= %(now)s) AS timers_due
-        FROM ex
-        """,
-        {"arn": arn, "ids": Jsonb(op_ids), "now": now},
-    ).fetchone()
+    ``referenced_ops`` (the batch's operations and their parents), ``unseen_ops`` (touched since
+    the handler last looked) and ``timers_due``; why the statement reads them the way it does is
+    in engine/sql/transitions.sql."""
+    return conn.execute(Q.read_checkpoint_snapshot, {"arn": arn, "ids": Jsonb(op_ids), "now": now}).fetchone()
 
 
 def execution_with_invocation(
     conn: psycopg.Connection, execution_id: int, seq: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The execution and one of its invocations, in one statement and without a lock."""
-    fields = ", ".join(f"i.{name} AS inv_{name}" for name in _INVOCATION_FIELDS)
-    row = conn.execute(
-        f"""SELECT {_E_COLUMNS}, i.id IS NOT NULL AS inv_found, {fields}
-            FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %s
-            WHERE e.id = %s""",
-        (seq, execution_id),
-    ).fetchone()
+    row = conn.execute(Q.execution_with_invocation, {"seq": seq, "execution_id": execution_id}).fetchone()
     if row is None:
         return None, None
     invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
@@ -588,25 +536,13 @@ def execution_with_invocation(
 
 def unclaimed_execution(conn: psycopg.Connection, execution_id: int, generation: int | None) -> dict[str, Any] | None:
     """Why a claim matched nothing, in one statement without a lock: the execution row plus
-    ``claimable`` (running, owes an invocation, none running, and the message not superseded
-    by a newer re-dispatch) and ``function_found``. None if the execution is gone."""
-    return conn.execute(
-        f"""SELECT {_E_COLUMNS},
-               e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
-                   AND e.redispatches <= coalesce(%s, e.redispatches) AS claimable,
-               EXISTS (SELECT 1 FROM durable_function f WHERE f.name = e.function_name) AS function_found
-            FROM durable_execution e WHERE e.id = %s""",
-        (generation, execution_id),
-    ).fetchone()
+    ``claimable`` and ``function_found``. None if the execution is gone."""
+    return conn.execute(Q.unclaimed_execution, {"generation": generation, "execution_id": execution_id}).fetchone()
 
 
 def callback_heartbeat_timeout(conn: psycopg.Connection, execution_id: int, op_id: str) -> int | None:
     """The HeartbeatTimeout the callback operation ``op_id`` was started with, if any."""
-    started = conn.execute(
-        """SELECT doc FROM durable_event WHERE execution_id = %s AND op_id = %s AND event_type = 'CallbackStarted'
-           ORDER BY event_id LIMIT 1""",
-        (execution_id, op_id),
-    ).fetchone()
+    started = conn.execute(Q.callback_heartbeat_timeout, {"execution_id": execution_id, "op_id": op_id}).fetchone()
     return (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
 
 
@@ -625,14 +561,9 @@ RETAINED_TABLES = (
 def purge_expired(conn: psycopg.Connection, limit: int) -> int:
     """Delete executions whose retention period has passed since they ended, with every row of
     theirs; skip rows another purge holds. Return how many were deleted."""
-    rows = conn.execute(
-        """SELECT id FROM durable_execution WHERE ended_at IS NOT NULL
-           AND ended_at < now() - make_interval(days => retention_days) LIMIT %s FOR UPDATE SKIP LOCKED""",
-        (limit,),
-    ).fetchall()
-    ids = [row["id"] for row in rows]
+    ids = [row["id"] for row in conn.execute(Q.expired_executions, {"limit": limit}).fetchall()]
     if ids:
         for table in RETAINED_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE execution_id = ANY(%s)", (ids,))
-        conn.execute("DELETE FROM durable_execution WHERE id = ANY(%s)", (ids,))
+            conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})
+        conn.execute(Q.purge_executions, {"ids": ids})
     return len(ids)

@@ -50,19 +50,24 @@ FROM claimed, LATERAL (
     SELECT coalesce(json_agg(x.doc ORDER BY x.ordinal), '[]'::json) AS ops, max(x.touch_seq) AS ops_seq
     FROM durable_operation x WHERE x.execution_id = claimed.id) operations
 
--- name: claimable
--- Whether a message for the execution could still claim an invocation, read without a lock: a
--- duplicate message (the execution is running, owes nothing, or ended) or one superseded by a
--- newer re-dispatch is dropped in this one statement.
-SELECT status = 'RUNNING' AND NOT running AND needs_invoke
-    AND redispatches <= coalesce(%(generation)s, redispatches) AS claimable
-FROM durable_execution WHERE id = %(execution_id)s
+-- name: unclaimed_execution
+-- Why a claim matched nothing, in one statement without a lock: the execution row plus claimable
+-- (running, owes an invocation, none running, and the message not superseded by a newer
+-- re-dispatch) and function_found.
+SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
+    e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
+    e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at, e.consecutive_failures,
+    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish,
+    e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
+        AND e.redispatches <= coalesce(%(generation)s, e.redispatches) AS claimable,
+    EXISTS (SELECT 1 FROM durable_function f WHERE f.name = e.function_name) AS function_found
+FROM durable_execution e WHERE e.id = %(execution_id)s
 
 -- name: get_invocation
 SELECT * FROM durable_invocation WHERE execution_id = %(execution_id)s AND seq = %(seq)s
 
--- name: lock_execution_with_invocation
--- Lock the execution and read one of its invocations in one round trip; the invocation's
+-- name: execution_with_invocation
+-- The execution and one of its invocations in one round trip, without a lock; the invocation's
 -- columns come prefixed inv_ and inv_found tells a missing invocation from NULL columns.
 SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
     e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
@@ -71,7 +76,7 @@ SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.erro
     i.id IS NOT NULL AS inv_found, i.seq AS inv_seq, i.request_id AS inv_request_id,
     i.started_at AS inv_started_at, i.ended_at AS inv_ended_at, i.deadline AS inv_deadline
 FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %(seq)s
-WHERE e.id = %(execution_id)s FOR UPDATE OF e
+WHERE e.id = %(execution_id)s
 
 -- name: invocation_run_by
 -- The execution's invocation still running in process pid of host worker, if any: how a worker

@@ -40,3 +40,18 @@ UPDATE durable_execution e SET quarantined_at = NULL, quarantine = NULL
 FROM durable_execution old
 WHERE old.id = e.id AND e.arn = %(arn)s AND e.quarantined_at IS NOT NULL
 RETURNING e.id, old.quarantined_at, old.quarantine
+
+-- name: expired_executions
+-- Executions whose retention period has passed since they ended; rows another purge holds are
+-- skipped, so two schedulers never wait on each other.
+SELECT id FROM durable_execution WHERE ended_at IS NOT NULL
+    AND ended_at < now() - make_interval(days => retention_days)
+LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+
+-- name: purge_rows_of
+-- A template, not a statement: the same delete for each table that holds an execution's rows;
+-- {table} is composed with psycopg.sql (a quoted identifier), never by editing this text.
+DELETE FROM {table} WHERE execution_id = ANY(%(ids)s)
+
+-- name: purge_executions
+DELETE FROM durable_execution WHERE id = ANY(%(ids)s)

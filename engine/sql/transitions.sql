@@ -137,30 +137,46 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM set_timers WHERE due_at < %(now)s + %(hor
     EXISTS (SELECT 1 FROM guarded_execution) AS written,
     EXISTS (SELECT 1 FROM durable_timer t WHERE t.execution_id = %(id)s AND t.due_at <= %(now)s) AS timers_due
 
--- name: checkpoint_snapshot
--- Lock the execution and read what a checkpoint needs, in one statement: the row, the batch's
--- operations and their parents (one unique-index lookup each: op_id = ANY(...) gets a plan that
+-- name: read_checkpoint_snapshot
+-- Read what a checkpoint needs, in one statement and without a lock (the write that follows is
+-- guarded by the row's sequence numbers, which says whether this read is still exact): the row,
+-- the batch's operations and their parents (one unique-index lookup each: op_id = ANY(...) gets a plan that
 -- reads every operation of the execution while the table has no statistics yet, which made a
 -- step cost grow with the steps before it; LIMIT 1 keeps the planner from flattening the lookup
 -- into that scan. The ids come as a JSON array, not a SQL array, so that the server keeps its
 -- generic plan of this prepared statement instead of planning it again at every call, about
 -- 0.2 ms), the operations the handler has not seen (only queried when the touch counter says
 -- there are some) and whether a timer is due.
-WITH locked_execution AS (
+WITH snapshot AS (
     SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
         execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
         running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
         op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
-    FROM durable_execution WHERE arn = %(arn)s FOR UPDATE)
-SELECT locked_execution.*,
+    FROM durable_execution WHERE arn = %(arn)s)
+SELECT snapshot.*,
     (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM jsonb_array_elements_text(%(ids)s) AS r(op_id),
       LATERAL (SELECT doc FROM durable_operation
-               WHERE execution_id = locked_execution.id AND op_id = r.op_id LIMIT 1) AS o
+               WHERE execution_id = snapshot.id AND op_id = r.op_id LIMIT 1) AS o
     ) AS referenced_ops,
-    CASE WHEN locked_execution.op_seq > locked_execution.seen_seq THEN
+    CASE WHEN snapshot.op_seq > snapshot.seen_seq THEN
         (SELECT coalesce(jsonb_agg(o.doc ORDER BY o.ordinal), '[]'::jsonb) FROM durable_operation o
-          WHERE o.execution_id = locked_execution.id AND o.touch_seq > locked_execution.seen_seq)
+          WHERE o.execution_id = snapshot.id AND o.touch_seq > snapshot.seen_seq)
     ELSE '[]'::jsonb END AS unseen_ops,
     EXISTS (SELECT 1 FROM durable_timer t
-            WHERE t.execution_id = locked_execution.id AND t.due_at <= %(now)s) AS timers_due
-FROM locked_execution
+            WHERE t.execution_id = snapshot.id AND t.due_at <= %(now)s) AS timers_due
+FROM snapshot
+
+-- name: lock_if_unchanged
+-- Open a duty's transaction: lock the execution row only if it is still as the duty's snapshot
+-- has it, and return the row as it is now; no row means another writer changed it in between,
+-- so the duty reads again and retries. The sequence numbers cover every operation, event and
+-- token change; the flags are what the duties decide on. The no-op SET is what makes this an
+-- UPDATE: it takes the row lock in the same statement.
+UPDATE durable_execution SET token_seq = token_seq
+WHERE id = %(id)s AND status = %(status)s AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
+    AND event_seq = %(event_seq)s AND invocation_seq = %(invocation_seq)s AND running = %(running)s
+    AND needs_invoke = %(needs_invoke)s AND (pending_finish IS NULL) = %(no_pending_finish)s
+RETURNING id, arn, function_name, name, input, status, result, error, started_at, ended_at,
+    execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
+    running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
