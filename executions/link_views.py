@@ -33,7 +33,7 @@ def callback_link(request: HttpRequest, token: str) -> HttpResponse:
         return _refusal(request, exc.status, exc.title, str(exc))
     operation = selectors.callback_by_id(callback_id=claim.callback_id)
     if operation is None:
-        return _refusal(request, 410, "This request no longer exists", "Nothing was sent.")
+        return _refusal(request, 410, "This request no longer exists", "It was deleted.")
     closed = closed_reason(operation)
     if closed:
         return _refusal(request, 410, *closed, cb=operation, claim=claim)
@@ -53,15 +53,15 @@ def closed_reason(operation: Operation) -> tuple[str, str] | None:
     """(title, reason) when the callback can take no answer any more, else None."""
     execution = operation.execution
     if operation.status == "TIMED_OUT":
-        return "This link has expired", f"The request timed out at {utc(operation.ended_at)} UTC. Nothing was sent."
+        return "This link has expired", f"The request timed out at {utc(operation.ended_at)} UTC."
     if operation.status != "STARTED":
         done = ANSWERED_WORDS.get(operation.status, operation.status.lower())
-        return "This request was already answered", f"It was {done} at {utc(operation.ended_at)} UTC. Nothing changed."
+        return "This request was already answered", f"It was {done} at {utc(operation.ended_at)} UTC."
     if execution.status != "RUNNING":
         return (
             "This request was already answered",
             f"No answer is needed any more: it was settled at {utc(execution.ended_at)} UTC "
-            "(another message was answered first, or it timed out). Nothing changed.",
+            "(another message was answered first, or it timed out).",
         )
     return None
 

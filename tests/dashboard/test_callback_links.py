@@ -97,7 +97,7 @@ def test_opening_a_link_shows_what_is_approved_and_answers_nothing(stack) -> Non
     assert "Approve this request?" in body and "Yes, approve</button>" in body
     assert "<dt>amount</dt><dd>6500</dd>" in body and "<dt>merchant</dt><dd>Durable Lab Store</dd>" in body
     assert "did you just pay 6,500.00 at Durable Lab Store" in body
-    assert "data-countdown" in body and "to answer" in body
+    assert "data-countdown" in body and "Time to answer" in body
     assert status_of(email) == "STARTED" and not link_audits(execution) and not answers_in_history(execution)
     assert 'action="/accounts/logout/"' not in body  # no session, no operator navigation
     customer.post(link(email, "reject"))
@@ -194,7 +194,8 @@ def test_two_clicks_at_once_answer_once_and_the_other_says_already_answered(stac
     assert "This request was already answered" in refused
     ended(execution)
     assert answers_in_history(execution) == ["CallbackSucceeded"]
-    assert [e.ok for e in link_audits(execution)] in ([True], [True, False])  # a refusal by the engine is audited
+    # One answer audited, and the loser too when the engine (not the page's first read) refused it.
+    assert sorted(e.ok for e in link_audits(execution)) in ([True], [False, True])
 
 
 # --- the customer's inbox -----------------------------------------------------------------------
