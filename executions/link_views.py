@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from engine.contrib.django.models import Execution, Operation
@@ -24,6 +25,8 @@ from executions.templatetags.dashboard import COUNTDOWN_WORDS, utc
 ANSWERED_WORDS = {"SUCCEEDED": "approved", "FAILED": "rejected"}
 
 
+# never_cache: a shared cache must not serve a confirmation page after the callback was answered.
+@never_cache
 @require_http_methods(["GET", "POST"])
 def callback_link(request: HttpRequest, token: str) -> HttpResponse:
     """GET: what the link would answer, and a button. POST: answer, once."""

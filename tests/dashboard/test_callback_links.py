@@ -23,6 +23,7 @@ from engine.contrib.django.models import Execution, Operation
 from executions import links
 from executions.models import AuditEntry
 from tests.conftest import wait_until
+from tests.dashboard.test_actions import finished, pending_callback
 from tests.dashboard.test_callback_inbox import fraud, waiting
 
 
@@ -93,6 +94,7 @@ def test_opening_a_link_shows_what_is_approved_and_answers_nothing(stack) -> Non
     for _ in range(2):  # a mail scanner's prefetch, then the customer
         page = customer.get(link(email, "approve"))
         assert page.status_code == 200
+        assert "no-store" in page["Cache-Control"]
     body = page.content.decode()
     assert "Approve this request?" in body and "Yes, approve</button>" in body
     assert "<dt>amount</dt><dd>6500</dd>" in body and "<dt>merchant</dt><dd>Durable Lab Store</dd>" in body
@@ -223,3 +225,21 @@ def test_the_customer_inbox_shows_the_email_and_the_sms_with_their_links_for_ope
     ended(execution)
     after = op_client.get(url).content.decode()
     assert "/answer/" not in after and "approved</span>" in after and "No answer is needed any more" in after
+
+
+def test_a_plain_callback_outside_the_fraud_demo_gets_a_message_and_working_links(
+    op_client: Client, lam: object
+) -> None:
+    arn = lam.invoke(FunctionName="human-approval", InvocationType="Event", Payload=b'{"amount": 9}')[  # type: ignore[attr-defined]
+        "DurableExecutionArn"
+    ]
+    execution = Execution.objects.get(arn=arn)
+    pending_callback(execution)
+    body = op_client.get(reverse("executions:customer_inbox", args=[execution.pk])).content.decode()
+    assert "Your answer is needed: manager-approval" in body and "No SMS." in body
+    [token] = re.findall(r'href="http://testserver/answer/([^/"]+)/" data-link="approve"', body)
+    confirm = Client().get(reverse("executions:callback_link", args=[token])).content.decode()
+    assert "A request for your answer" in confirm and "<dt>amount</dt><dd>9</dd>" in confirm
+    assert Client().post(reverse("executions:callback_link", args=[token])).status_code == 200
+    done = finished(execution)
+    assert json.loads(json.loads(done.result)["decision"]) == {"approved": True, "via": "signed link"}
