@@ -28,6 +28,7 @@ PAGES: dict[str, list[str]] = {
     "/executions/{pk}/history/": ["after", "group"],
     "/executions/{pk}/history.json": [],
     "/callbacks/": [],
+    "/executions/{pk}/customer/": [],
     "/functions/": [],
     "/functions/fuzz-target/": [],
     "/audit/": ["before"],
@@ -46,6 +47,7 @@ TEXT_SEGMENTS = [
     "/executions/{}/",
     "/lab/comparisons/{}/",
     "/lab/dlq/{}/",
+    "/answer/{}/",  # a signed approval link: a bad token is a 400 page
 ]
 
 
