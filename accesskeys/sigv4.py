@@ -59,6 +59,7 @@ SCOPE_DATE = re.compile(r"[0-9]{8}")
 EXPIRES = re.compile(r"[0-9]{1,6}")
 MAX_KEY_ID_SHOWN = 128  # an unauthenticated claim: keep what is echoed and stored short
 REGION = re.compile(r"[a-z0-9-]{1,64}")
+KEY_ID = re.compile(r"[A-Z0-9]{16,128}")  # IAM's pattern for an access key id
 
 Clock = Callable[[], datetime]
 
@@ -118,7 +119,10 @@ def _verify(request: HttpRequest, clock: Clock) -> Any:
     _check_time(claim, clock())
     key = _active_key(claim.access_key_id)
     secret = _secret(key)
-    expected = _expected_signature(request, claim, secret)
+    try:
+        expected = _expected_signature(request, claim, secret)
+    except UnicodeError:  # text no HTTP client could have signed (lone surrogates)
+        raise SignatureRejected(INVALID, MISMATCH_MESSAGE, access_key_id=claim.access_key_id) from None
     if not hmac.compare_digest(expected, claim.signature):
         raise SignatureRejected(INVALID, MISMATCH_MESSAGE, access_key_id=claim.access_key_id)
     _touch(key, clock())
@@ -129,8 +133,9 @@ def _claim(request: HttpRequest) -> Claim:
     authorization = request.headers.get("Authorization")
     if authorization is not None:
         return _claim_from_header(authorization, request)
-    if "X-Amz-Signature" in request.GET or "X-Amz-Credential" in request.GET:
-        return _claim_from_query(request)
+    query = dict(reversed(_query_pairs(request, presigned=False)))  # the first value of each name
+    if "X-Amz-Signature" in query or "X-Amz-Credential" in query:
+        return _claim_from_query(query)
     raise SignatureRejected(MISSING_TOKEN, "Missing Authentication Token")
 
 
@@ -163,8 +168,7 @@ def _header_params(text: str) -> dict[str, str]:
     return params
 
 
-def _claim_from_query(request: HttpRequest) -> Claim:
-    query = request.GET
+def _claim_from_query(query: dict[str, str]) -> Claim:
     names = (
         "X-Amz-Algorithm",
         "X-Amz-Credential",
@@ -262,8 +266,14 @@ def _invalid(claim: Claim, message: str) -> SignatureRejected:
     return SignatureRejected(INVALID, message, access_key_id=claim.access_key_id)
 
 
+def _key_named(access_key_id: str) -> AccessKey | None:
+    if not KEY_ID.fullmatch(access_key_id):
+        return None  # no key has this id (and no NUL or lone surrogate reaches the database)
+    return AccessKey.objects.select_related("user").filter(access_key_id=access_key_id).first()
+
+
 def _active_key(access_key_id: str) -> AccessKey:
-    key = AccessKey.objects.select_related("user").filter(access_key_id=access_key_id).first()
+    key = _key_named(access_key_id)
     if key is None or not key.is_active or not key.user.is_active:
         raise SignatureRejected(UNRECOGNIZED, UNRECOGNIZED_MESSAGE, access_key_id=access_key_id)
     return key
@@ -369,20 +379,23 @@ def _query_pairs(request: HttpRequest, *, presigned: bool) -> list[tuple[str, st
 
 
 def _audit_rejection(request: HttpRequest, exc: SignatureRejected) -> None:
-    key = (
-        AccessKey.objects.select_related("user").filter(access_key_id=exc.access_key_id).first()
-        if exc.access_key_id
-        else None
-    )
+    key = _key_named(exc.access_key_id)
+    key_id, path = _storable(exc.access_key_id), _storable(request.path)
     audit(
         user=key.user if key else AnonymousUser(),
         action="access_key.rejected",
-        target=exc.access_key_id or request.path[:512],
+        target=key_id or path,
         ok=False,
         reason=exc.code,
-        message=exc.message,
-        access_key_id=exc.access_key_id,
-        remote_addr=request.META.get("REMOTE_ADDR", ""),
-        method=request.method,
-        path=request.path[:512],
+        message=_storable(exc.message),
+        access_key_id=key_id,
+        remote_addr=_storable(request.META.get("REMOTE_ADDR", "")),
+        method=_storable(request.method or ""),
+        path=path,
     )
+
+
+def _storable(text: str, limit: int = 512) -> str:
+    """Client text as PostgreSQL stores it: NUL and lone surrogates escaped, not refused."""
+    escaped = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")
