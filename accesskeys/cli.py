@@ -8,6 +8,7 @@ apps (tests/test_architecture.py); this app adds its subcommands to the command'
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,27 @@ class NoSuchEntity(ServiceError):
 
     code = "NoSuchEntity"
     status_code = 404
+
+
+class ValidationError(ServiceError):
+    """IAM's error for a parameter outside its pattern (checked before any query)."""
+
+    code = "ValidationError"
+    status_code = 400
+
+
+# IAM's patterns; a user name may be as long as Django allows (IAM stops at 64).
+USER_NAME = re.compile(r"[\w+=,.@-]{1,150}")  # \w: Django allows non-ASCII letters
+ACCESS_KEY_ID = re.compile(r"\w{16,128}", re.ASCII)
+
+
+def _checked(value: str, pattern: re.Pattern[str], member: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValidationError(
+            f"1 validation error detected: Value at '{member}' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {pattern.pattern}"
+        )
+    return value
 
 
 def _user_name_option(parser: CommandParser) -> None:
@@ -49,7 +71,7 @@ def _user(name: str | None) -> Any:
         if len(superusers) != 1:
             raise durable.UsageError("Name the key's owner with --user-name (there is not exactly one superuser).")
         return superusers[0]
-    user = users.filter(**{users.model.USERNAME_FIELD: name}).first()
+    user = users.filter(**{users.model.USERNAME_FIELD: _checked(name, USER_NAME, "userName")}).first()
     if user is None:
         raise NoSuchEntity(f"The user with name {name} cannot be found.")
     return user
@@ -90,7 +112,8 @@ def _list(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _delete(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
-    key = AccessKey.objects.select_related("user").filter(access_key_id=args.access_key_id).first()
+    key_id = _checked(args.access_key_id, ACCESS_KEY_ID, "accessKeyId")
+    key = AccessKey.objects.select_related("user").filter(access_key_id=key_id).first()
     if key is None or (args.user_name is not None and key.user.get_username() != args.user_name):
         raise NoSuchEntity(f"The Access Key with id {args.access_key_id} cannot be found.")
     services.access_key_revoke(access_key_id=key.access_key_id, user=key.user)

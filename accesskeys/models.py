@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import string
 
@@ -11,6 +12,13 @@ from accesskeys import vault
 
 KEY_ID_PREFIX = "AKIA"
 KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
+# Any id a key could have (IAM's pattern, upper case): checked before a client's text is queried,
+# so no NUL or lone surrogate reaches PostgreSQL.
+KEY_ID_PATTERN = re.compile(r"[A-Z0-9]{16,128}")
+
+
+def is_key_id(value: str) -> bool:
+    return KEY_ID_PATTERN.fullmatch(value) is not None
 
 
 def new_access_key_id() -> str:

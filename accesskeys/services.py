@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accesskeys.models import AccessKey, new_secret_access_key
+from accesskeys.models import AccessKey, is_key_id, new_secret_access_key
 from executions.services import audit
 
 
@@ -47,6 +47,8 @@ def access_key_revoke(
     *, access_key_id: str, user: Any, actor: Any = None, clock: Callable[[], datetime] = timezone.now
 ) -> AccessKey:
     """Revoke ``user``'s key (idempotent: a revoked key keeps its first revocation time)."""
+    if not is_key_id(access_key_id):
+        raise AccessKeyNotFound(access_key_id)
     with transaction.atomic():
         key = AccessKey.objects.select_for_update().filter(user=user, access_key_id=access_key_id).first()
         if key is None:

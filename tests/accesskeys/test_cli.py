@@ -90,9 +90,14 @@ def test_list_then_delete_revokes(server: str) -> None:
             ["delete-access-key", "--access-key-id", "AKIA0000000000000000"],
             "(NoSuchEntity) when calling the DeleteAccessKey operation",
         ),
+        (
+            ["create-access-key", "--user-name", "a\x00b"],
+            "(ValidationError) when calling the CreateAccessKey operation",
+        ),
+        (["delete-access-key", "--access-key-id", "AKIA\ud800"], "Value at 'accessKeyId' failed to satisfy constraint"),
     ],
 )
-def test_unknown_user_or_key_is_no_such_entity(args: list[str], message: str) -> None:
+def test_unknown_or_malformed_user_or_key_is_refused(args: list[str], message: str) -> None:
     before = AccessKey.objects.count(), AuditEntry.objects.count()
     with pytest.raises(CommandError) as caught:
         durable(*args)

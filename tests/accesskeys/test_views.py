@@ -78,6 +78,13 @@ def test_cannot_see_or_revoke_another_users_key() -> None:
     assert key.revoked_at is None
 
 
+def test_revoke_of_a_malformed_id_is_a_message_not_an_error() -> None:
+    client = client_for(make_user("ui"))
+    for bad in ("%00", "%ED%A0%80", "x" * 300, "akia0000000000000000"):
+        response = client.post(f"/account/keys/{bad}/revoke/", follow=True)
+        assert response.status_code == 200 and b"nothing was revoked" in response.content
+
+
 def test_staff_see_all_keys_in_admin_with_the_secret_read_only() -> None:
     staff = make_user("staff", staff=True)
     staff.is_superuser = True
