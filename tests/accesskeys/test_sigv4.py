@@ -16,7 +16,7 @@ from django.test import RequestFactory
 from accesskeys import services, sigv4
 from accesskeys.models import AccessKey
 from executions.models import AuditEntry
-from tests.accesskeys.conftest import lambda_client
+from tests.accesskeys.conftest import lambda_client, make_user
 from tests.accesskeys.urls import SEEN
 
 # An execution ARN with every character that must survive the path: ":" "$" and "/".
@@ -90,6 +90,13 @@ def test_presigned_url_is_accepted(server: str, key: services.NewAccessKey) -> N
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200
     assert SEEN[-1].path == f"/2025-12-01/durable-executions/{ARN}"
+
+
+def test_a_key_acts_with_its_users_permissions(server: str) -> None:
+    for staff in (False, True):
+        made = services.access_key_create(user=make_user("perm", staff=staff))
+        lambda_client(server, made.key.access_key_id, made.secret).list_functions()
+        assert (SEEN[-1].username, SEEN[-1].operates) == (made.key.user.username, staff)
 
 
 def test_wrong_secret_is_an_invalid_signature(server: str, key: services.NewAccessKey) -> None:

@@ -9,6 +9,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from accesskeys import sigv4
+from executions.services import can_operate
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Seen:
     raw_path: str  # as the client sent it
     query: str
     body: bytes
+    operates: bool  # the key acts with its user's permissions
 
 
 SEEN: list[Seen] = []
@@ -37,6 +39,7 @@ def signed_echo(request: HttpRequest, rest: str) -> HttpResponse:
         sigv4.raw_path(request),
         request.META.get("QUERY_STRING", ""),
         request.body,
+        can_operate(user),
     )
     SEEN.append(seen)
     return JsonResponse({})
