@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("lab/", include("lab.urls")),
+    path("account/keys/", include("accesskeys.urls")),
     path("", include("executions.urls")),
 ]
 

@@ -32,6 +32,7 @@ PAGES: dict[str, list[str]] = {
     "/functions/": [],
     "/functions/fuzz-target/": [],
     "/audit/": ["before"],
+    "/account/keys/": [],
     "/lab/": [],
     "/lab/compare/": [],
     "/lab/diff/": ["a", "b"],
