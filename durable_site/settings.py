@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "durable_site",
     "executions",
     "lab",
+    "wire",
     "bench",
 ]
 
