@@ -49,6 +49,7 @@ def api_operation(methods: Mapping[str, str]) -> View:
             )
         return serve(request, name, uri)
 
+    view.operations = dict(methods)  # type: ignore[attr-defined]  # read by the tests' permission map
     return view
 
 

@@ -1,0 +1,83 @@
+"""Who may do what on the wire: reads need a user, writes need one who can operate.
+
+In process (Django's test client): until SigV4 lands, ``wire.auth.request_user`` is a placeholder
+that always names a superuser, so a read-only caller can only be put in its place here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from wire import auth
+
+READ_ONLY_REFUSED = [
+    ("post", "/2015-03-31/functions", {"FunctionName": "w-x", "Handler": "a.b", "Role": "r" * 20, "Code": {}}),
+    ("post", "/2015-03-31/functions/{name}/invocations", {}),
+    ("put", "/2015-03-31/functions/{name}/configuration", {"Timeout": 5}),
+    ("post", "/2025-12-01/durable-executions/{arn}/stop", {}),
+    ("post", "/2025-12-01/durable-executions/{arn}/checkpoint", {"CheckpointToken": "MS4xLjE="}),
+    ("post", "/2025-12-01/durable-execution-callbacks/QUJD/succeed", {}),
+    ("post", "/2025-12-01/durable-execution-callbacks/QUJD/fail", {}),
+    ("post", "/2025-12-01/durable-execution-callbacks/QUJD/heartbeat", {}),
+    ("post", "/2025-12-01/durable-executions/{arn}/pause", {}),
+    ("post", "/2025-12-01/durable-executions/{arn}/resume", {}),
+    ("delete", "/2025-12-01/durable-executions/{arn}", {}),
+]
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Any:
+    user = get_user_model().objects.create_user(f"viewer-{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex)
+    monkeypatch.setattr(auth, "request_user", lambda request: user)
+    return user
+
+
+@pytest.fixture(scope="module")
+def finished_arn(lambda_client: Any) -> dict[str, str]:
+    name = f"w-perm-{uuid.uuid4().hex[:8]}"
+    lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role="arn:aws:iam::123456789012:role/durable-lab",
+        Handler="tests.handlers.engine_sdk.echo",
+        Code={"ZipFile": b"x"},
+        DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
+    )
+    return {"name": name, "arn": lambda_client.invoke(FunctionName=name, Payload=b"{}")["DurableExecutionArn"]}
+
+
+def test_read_only_user_reads_but_cannot_write(read_only: Any, finished_arn: dict[str, str]) -> None:
+    client = Client()
+    assert client.get(f"/2025-12-01/durable-executions/{finished_arn['arn']}").status_code == 200
+    assert client.get(f"/2015-03-31/functions/{finished_arn['name']}").status_code == 200
+    for method, template, body in READ_ONLY_REFUSED:
+        path = template.format(**finished_arn)
+        response = getattr(client, method)(path, data=json.dumps(body), content_type="application/json")
+        assert response.status_code == 403, (path, response.content)
+        assert response["x-amzn-ErrorType"] == "AccessDeniedException"
+        assert read_only.username in json.loads(response.content)["Message"]
+
+
+def test_inactive_user_cannot_read(read_only: Any, finished_arn: dict[str, str]) -> None:
+    read_only.is_active = False
+    response = Client().get(f"/2025-12-01/durable-executions/{finished_arn['arn']}")
+    assert (response.status_code, response["x-amzn-ErrorType"]) == (403, "UnrecognizedClientException")
+
+
+def test_every_write_operation_is_classified() -> None:
+    """A botocore operation served here that changes state must be in WRITE_OPERATIONS."""
+    from wire.urls import urlpatterns
+
+    served = {
+        name
+        for pattern in urlpatterns
+        for name in getattr(pattern.callback, "operations", {}).values()
+    }
+    reads = {name for name in served if name.startswith(("Get", "List"))}
+    assert served - reads == set(auth.WRITE_OPERATIONS)
