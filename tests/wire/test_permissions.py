@@ -74,10 +74,6 @@ def test_every_write_operation_is_classified() -> None:
     """A botocore operation served here that changes state must be in WRITE_OPERATIONS."""
     from wire.urls import urlpatterns
 
-    served = {
-        name
-        for pattern in urlpatterns
-        for name in getattr(pattern.callback, "operations", {}).values()
-    }
+    served = {name for pattern in urlpatterns for name in getattr(pattern.callback, "operations", {}).values()}
     reads = {name for name in served if name.startswith(("Get", "List"))}
     assert served - reads == set(auth.WRITE_OPERATIONS)
