@@ -90,8 +90,8 @@ def _payload(body: bytes, member: Shape, name: str) -> Any:
 
 def _body_members(body: bytes, shape: StructureShape) -> dict[str, Any]:
     document = parse_body(body)
-    body_members = {k: v for k, v in shape.members.items() if not v.serialization.get("location")}
-    return from_json(document, _Members(body_members), "body")
+    members = {name: member for name, member in shape.members.items() if not member.serialization.get("location")}
+    return dict(from_json(document, _Members(members), "body"))
 
 
 class _Members:
@@ -246,11 +246,3 @@ def to_json(value: Any, shape: Any) -> Any:
         raw = value.read() if hasattr(value, "read") else value
         return base64.b64encode(raw.encode() if isinstance(raw, str) else raw).decode()
     return value
-
-
-def body_members(shape: StructureShape) -> dict[str, Shape]:
-    return {name: member for name, member in shape.members.items() if not member.serialization.get("location")}
-
-
-def response_shape(op: OperationModel) -> StructureShape | None:
-    return op.output_shape

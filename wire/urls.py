@@ -1,18 +1,33 @@
 """AWS's URIs, exactly as botocore's ``lambda`` model writes them (at the site's root).
 
-An ARN or callback id may hold ``/`` once the server has decoded the path, hence ``path:``;
+An ARN or callback id may hold ``/`` (or anything) once the server has decoded the path, hence ``anytext:``;
 the routes with a suffix come before the bare ARN so that the suffix is never read as part of it.
 """
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from wire.views import api_operation, unknown_path
 
+
+class AnyText:
+    """Like Django's ``path:`` but across newlines too: a decoded ``%0A`` reaches the ARN check, not the dashboard's 404."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyText, "anytext")
+
 FUNCTIONS = "2015-03-31/functions"
-EXECUTIONS = "2025-12-01/durable-executions/<path:DurableExecutionArn>"
-CALLBACKS = "2025-12-01/durable-execution-callbacks/<path:CallbackId>"
+EXECUTIONS = "2025-12-01/durable-executions/<anytext:DurableExecutionArn>"
+CALLBACKS = "2025-12-01/durable-execution-callbacks/<anytext:CallbackId>"
 
 functions = api_operation({"GET": "ListFunctions", "POST": "CreateFunction"})
 
@@ -36,5 +51,5 @@ urlpatterns = [
     path(f"{CALLBACKS}/succeed", api_operation({"POST": "SendDurableExecutionCallbackSuccess"})),
     path(f"{CALLBACKS}/fail", api_operation({"POST": "SendDurableExecutionCallbackFailure"})),
     path(f"{CALLBACKS}/heartbeat", api_operation({"POST": "SendDurableExecutionCallbackHeartbeat"})),
-    re_path(r"^(?:2015-03-31|2025-12-01)(?:/(?P<rest>.*))?$", unknown_path),
+    re_path(r"^(?:2015-03-31|2025-12-01)(?:/(?P<rest>[\s\S]*))?\Z", unknown_path),
 ]

@@ -66,15 +66,18 @@ def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpRespon
     except EngineError as exc:  # a checkpoint token or batch the engine refused
         return error_response(InvalidParameterValueException.code, str(exc), 400)
     except Exception as exc:
-        if not is_overload(exc):
-            raise
-        log.warning("wire %s: database or broker unavailable: %s", name, exc)
-        return error_response(
-            "TooManyRequestsException",
-            "Durable Lab is busy or restarting; retry in a few seconds.",
-            429,
-            {"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        if is_overload(exc):
+            log.warning("wire %s: database or broker unavailable: %s", name, exc)
+            return error_response(
+                "TooManyRequestsException",
+                "Durable Lab is busy or restarting; retry in a few seconds.",
+                429,
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        # A bug, not a bad request: logged with its traceback, answered as AWS's ServiceException
+        # (so boto3 reports it, rather than failing to parse Django's HTML error page).
+        log.exception("wire %s failed", name)
+        return error_response("ServiceException", f"{name} failed inside Durable Lab; see the server log.", 500)
 
 
 def call_engine(name: str, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -150,6 +150,7 @@ def test_oversize_body_is_refused_before_it_is_read(raw_http: Raw, target: dict[
 def test_percent_encoded_nul_and_surrogate_in_paths(raw_http: Raw, target: dict[str, str]) -> None:
     for method, path in (
         ("GET", f"{EX}/arn%00x"),
+        ("POST", f"{EX}/%0A/stop"),  # a newline: Django's own path converter would not match it
         ("GET", f"{FN}/a%00b"),
         ("POST", f"{CB}/QU%00JD/heartbeat"),
         ("POST", f"{FN}/%ED%A0%80/invocations"),  # a lone surrogate, UTF-8 encoded
