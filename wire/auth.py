@@ -54,7 +54,15 @@ def request_user(request: HttpRequest) -> Any | None:
 
 def authorize(request: HttpRequest, operation: str) -> Any:
     """Return the request's user if it may run ``operation``; else raise AuthError."""
-    user = request_user(request)
+    try:
+        user = request_user(request)
+    except Exception as exc:
+        # The signature check's own refusal (unsigned, wrongly signed, expired, revoked key)
+        # carries AWS's error code and HTTP status: answered as it says.
+        code, status = getattr(exc, "code", None), getattr(exc, "status", None)
+        if not isinstance(code, str) or not isinstance(status, int):
+            raise
+        raise AuthError(code, status, str(getattr(exc, "message", exc))) from exc
     if user is None or not user.is_active:
         raise AuthError("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
     if operation in WRITE_OPERATIONS and not can_operate(user):

@@ -39,12 +39,16 @@ def read_body(request: HttpRequest) -> bytes:
     if int(declared) > MAX_BODY_BYTES:
         raise RequestTooLargeException(f"Request must be smaller than {MAX_BODY_BYTES} bytes (got {declared}).")
     # read(), not .body: the size is bounded here (Django's 2.5 MB form limit is not the API's).
-    return request.read(MAX_BODY_BYTES + 1)
+    body = request.read(MAX_BODY_BYTES + 1)
+    # What request.body returns from now on, as Django keeps it after its own read: a signature
+    # check (SigV4 hashes the payload) then sees these same bytes.
+    request._body = body
+    return body
 
 
-def request_parts(request: HttpRequest, uri: Mapping[str, str]) -> RequestParts:
+def request_parts(request: HttpRequest, uri: Mapping[str, str], body: bytes) -> RequestParts:
     query = {key: request.GET.getlist(key) for key in request.GET}
-    return RequestParts(uri, query, request.headers, read_body(request))
+    return RequestParts(uri, query, request.headers, body)
 
 
 def render(op: OperationModel, result: Mapping[str, Any]) -> HttpResponse:

@@ -21,7 +21,7 @@ import engine
 from durable_site.middleware import is_overload
 from engine.errors import EngineError, InvalidParameterValueException, ServiceError
 from wire import auth
-from wire.http import error_response, render, request_parts
+from wire.http import error_response, read_body, render, request_parts
 from wire.model import operation, parse_request
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ def api_operation(methods: Mapping[str, str]) -> View:
 
 def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpResponse:
     try:
+        body = read_body(request)
         auth.authorize(request, name)
         op = operation(name)
-        params = parse_request(op, request_parts(request, uri))
+        params = parse_request(op, request_parts(request, uri, body))
         return render(op, call_engine(name, params))
     except auth.AuthError as exc:
         return error_response(exc.code, exc.message, exc.status)

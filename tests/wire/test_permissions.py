@@ -77,3 +77,25 @@ def test_every_write_operation_is_classified() -> None:
     served = {name for pattern in urlpatterns for name in getattr(pattern.callback, "operations", {}).values()}
     reads = {name for name in served if name.startswith(("Get", "List"))}
     assert served - reads == set(auth.WRITE_OPERATIONS)
+
+
+class SignatureRefused(Exception):
+    """Shaped as accesskeys.sigv4's refusal: an AWS code and an HTTP status."""
+
+    code = "InvalidSignatureException"
+    status = 403
+
+
+def test_a_refusal_from_the_signature_check_is_answered_in_aws_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+
+    def refuse(request: Any) -> Any:
+        seen.append(request.body)  # the payload a signature check hashes
+        raise SignatureRefused("The request signature we calculated does not match the signature you provided.")
+
+    monkeypatch.setattr(auth, "request_user", refuse)
+    body = b'{"big": "' + b"x" * (3 * 1024 * 1024) + b'"}'  # above Django's 2.5 MB form limit
+    response = Client().post("/2015-03-31/functions/any/invocations", data=body, content_type="application/json")
+    assert (response.status_code, response["x-amzn-ErrorType"]) == (403, "InvalidSignatureException")
+    assert "does not match" in json.loads(response.content)["Message"]
+    assert seen == [body]
