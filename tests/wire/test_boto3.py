@@ -273,3 +273,20 @@ def test_delete(lambda_client: Any, make_function: Any) -> None:
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 202
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_durable_execution(DurableExecutionArn=arn)
+
+
+def test_answering_a_timed_out_callback_is_callback_timeout(lambda_client: Any, make_function: Any) -> None:
+    name = make_function(f"{PG}.parked")
+    arn = lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"timeout": 1}')[
+        "DurableExecutionArn"
+    ]
+    timed_out = callback_id(lambda_client, arn)
+    assert json.loads(finished(lambda_client, arn)["Result"])["error_type"]  # the handler saw the timeout
+    for answer in (
+        lambda: lambda_client.send_durable_execution_callback_success(CallbackId=timed_out, Result=b"late"),
+        lambda: lambda_client.send_durable_execution_callback_failure(CallbackId=timed_out, Error={}),
+        lambda: lambda_client.send_durable_execution_callback_heartbeat(CallbackId=timed_out),
+    ):
+        with pytest.raises(lambda_client.exceptions.CallbackTimeoutException) as caught:
+            answer()
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
