@@ -16,6 +16,7 @@ from typing import Any
 from botocore import xform_name
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 import engine
 from durable_site.middleware import is_overload
@@ -67,8 +68,19 @@ def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpRespon
     except EngineError as exc:  # a checkpoint token or batch the engine refused
         return error_response(InvalidParameterValueException.code, str(exc), 400)
     except Exception as exc:
+        if isinstance(exc, BrokerUnreachable):
+            # What the engine stored stays (the scheduler re-sends its message): a 503, which says
+            # so, rather than the 429 that promises a retry is safe.
+            log.warning("wire %s: broker unreachable: %s", name, exc)
+            return error_response(
+                "ServiceException",
+                "The message broker is unreachable; the request may already be recorded and will then run "
+                "when the broker is back. Retry with the same DurableExecutionName to be safe.",
+                503,
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
         if is_overload(exc):
-            log.warning("wire %s: database or broker unavailable: %s", name, exc)
+            log.warning("wire %s: database unavailable: %s", name, exc)
             return error_response(
                 "TooManyRequestsException",
                 "Durable Lab is busy or restarting; retry in a few seconds.",

@@ -22,6 +22,10 @@ from tests.conftest import wait_until
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/durable-lab"
+MISSING_ARN_PATH = (
+    "/2025-12-01/durable-executions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aw-none%3A%24LATEST"
+    "%2Fdurable-execution%2Fx%2F00000000-0000-0000-0000-000000000000"
+)
 
 
 def credentials() -> dict[str, str]:
