@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -24,6 +25,7 @@ from botocore.validate import validate_parameters
 from engine import validation
 from engine.errors import InvalidParameterValueException, InvalidRequestContentException
 
+INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only (int() takes "٣" and "1_0"), and within a long
 # A body is parsed only once its size is checked (wire.http); this bounds its nesting.
 MAX_BODY_BYTES = 6 * 1024 * 1024 + 1024
 
@@ -193,7 +195,7 @@ def _from_text(text: str, shape: Shape, name: str) -> Any:
     """A query-string or header value, converted to the member's type."""
     kind = shape.type_name
     if kind in ("integer", "long"):
-        if not validation.is_ascii_digits(text.lstrip("-")) or len(text) > 19:
+        if not INTEGER.fullmatch(text):
             raise InvalidParameterValueException(f"{name} must be an integer, got {text[:40]!r}.")
         return int(text)
     if kind == "boolean":
@@ -201,7 +203,7 @@ def _from_text(text: str, shape: Shape, name: str) -> Any:
             raise InvalidParameterValueException(f"{name} must be true or false, got {text[:40]!r}.")
         return text.lower() == "true"
     if kind == "timestamp":
-        return _timestamp(int(text) if validation.is_ascii_digits(text) else text, name)
+        return _timestamp(int(text) if INTEGER.fullmatch(text) else text, name)
     return _storable(text, name)
 
 

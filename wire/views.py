@@ -19,14 +19,13 @@ from django.views.decorators.csrf import csrf_exempt
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 import engine
-from durable_site.middleware import is_overload
+from durable_site.middleware import RETRY_AFTER_SECONDS, is_overload
 from engine.errors import EngineError, InvalidParameterValueException, ServiceError
 from wire import auth
 from wire.http import error_response, read_body, render, request_parts
 from wire.model import operation, parse_request
 
 log = logging.getLogger(__name__)
-RETRY_AFTER_SECONDS = "5"
 
 # Wire-only parameters: AWS options the engine's method has no argument for, applied here.
 EXECUTION_DATA = ("InputPayload", "Result", "Error")
@@ -77,7 +76,7 @@ def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpRespon
                 "The message broker is unreachable; the request may already be recorded and will then run "
                 "when the broker is back. Retry with the same DurableExecutionName to be safe.",
                 503,
-                {"Retry-After": RETRY_AFTER_SECONDS},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         if is_overload(exc):
             log.warning("wire %s: database unavailable: %s", name, exc)
@@ -85,7 +84,7 @@ def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpRespon
                 "TooManyRequestsException",
                 "Durable Lab is busy or restarting; retry in a few seconds.",
                 429,
-                {"Retry-After": RETRY_AFTER_SECONDS},
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         # A bug, not a bad request: logged with its traceback, answered as AWS's ServiceException
         # (so boto3 reports it, rather than failing to parse Django's HTML error page).
