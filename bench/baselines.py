@@ -21,6 +21,7 @@ PAYLOAD_JSON = json.dumps(
     }
 )
 BASELINE_TABLE = "bench_baseline"
+INSERT_SQL = f"INSERT INTO {BASELINE_TABLE} (doc) VALUES (%s)"
 
 
 def ensure_table(dsn: str) -> None:
@@ -33,10 +34,9 @@ def insert_commit_loop(dsn: str, count: int, *, synchronous_commit: bool = True)
     """Seconds for ``count`` single-row INSERT+COMMITs on one connection (B1 baseline)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"SET synchronous_commit = {'on' if synchronous_commit else 'off'}")
-        sql = f"INSERT INTO {BASELINE_TABLE} (doc) VALUES (%s)"
         start = time.perf_counter()
         for _ in range(count):
-            conn.execute(sql, (PAYLOAD_JSON,))
+            conn.execute(INSERT_SQL, (PAYLOAD_JSON,))
         return time.perf_counter() - start
 
 
@@ -46,11 +46,10 @@ def insert_for(dsn: str, start_at: float, seconds: float, results: Any) -> None:
     Runs in a spawned process (B7): two of them stand for the worker pool's two processes.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
-        sql = f"INSERT INTO {BASELINE_TABLE} (doc) VALUES (%s)"
         time.sleep(max(0.0, start_at - time.time()))
         end, rows = time.perf_counter() + seconds, 0
         while time.perf_counter() < end:
-            conn.execute(sql, (PAYLOAD_JSON,))
+            conn.execute(INSERT_SQL, (PAYLOAD_JSON,))
             rows += 1
     results.put(rows)
 

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "engine.contrib.django",
     "durable_site",
     "executions",
+    "accesskeys",
     "lab",
     "wire",
     "bench",

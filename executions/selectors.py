@@ -529,6 +529,24 @@ def pending_callback_get(*, pk: int) -> Operation:
     return _with_matter([callback])[0]
 
 
+def callback_by_id(*, callback_id: str) -> Operation | None:
+    """The callback a signed link names, with what is being approved, or None when it is gone."""
+    callback = (
+        _with_deadlines(Operation.objects.select_related("execution"))
+        .filter(type="CALLBACK", callback_id=callback_id)
+        .first()
+    )
+    return _with_matter([callback])[0] if callback else None
+
+
+def execution_callback_list(*, execution: Execution) -> list[Operation]:
+    """Every callback of one execution, answered or not, in the order they were created."""
+    callbacks = _with_deadlines(Operation.objects.select_related("execution")).filter(
+        execution_id=execution.id, type="CALLBACK"
+    )
+    return _with_matter(list(callbacks.order_by("ordinal", "id")))
+
+
 @dataclass(frozen=True)
 class Sibling:
     """Another branch of the same ``parallel``: who else was asked, and where that stands."""

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
+
 import engine
 from engine import faults
 from engine.contrib.django.models import Execution, Operation
@@ -224,4 +226,38 @@ def callback_heartbeat(*, user: Any, operation: Operation) -> None:
         execution_pk,
         detail,
         lambda: engine.client().send_durable_execution_callback_heartbeat(CallbackId=callback_id),
+    )
+
+
+# A signed link's answer is the customer's, not a user's: the audit entry has no user.
+LINK_ANSWERS = {
+    "approve": {"approved": True, "via": "signed link"},
+    "reject": {"ErrorType": "Rejected", "ErrorMessage": "The customer rejected it through the signed link."},
+}
+
+
+def callback_answer_by_link(*, operation: Operation, action: str) -> None:
+    """Approve (success with ``{"approved": true}``) or reject (failure) as the holder of a signed link."""
+    callback_id, execution_pk = _callback_target(operation)
+    detail = {"operation": operation.name, "op_id": operation.op_id, "via": "signed link"}
+    client = engine.client()
+    if action == "approve":
+        result = json.dumps(LINK_ANSWERS["approve"])
+        _audited(
+            AnonymousUser(),
+            "callback.success",
+            callback_id,
+            execution_pk,
+            {**detail, "result": result},
+            lambda: client.send_durable_execution_callback_success(CallbackId=callback_id, Result=result),
+        )
+        return
+    error = dict(LINK_ANSWERS["reject"])
+    _audited(
+        AnonymousUser(),
+        "callback.failure",
+        callback_id,
+        execution_pk,
+        {**detail, "error": error},
+        lambda: client.send_durable_execution_callback_failure(CallbackId=callback_id, Error=error),
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from executions import views
+from executions import link_views, views
 
 app_name = "executions"
 urlpatterns = [
@@ -27,6 +27,9 @@ urlpatterns = [
     path("callbacks/", views.callback_inbox, name="callbacks"),
     path("callbacks/badge/", views.callback_badge, name="callback_badge"),
     path("callbacks/<int:pk>/<slug:action>/", views.callback_action, name="callback_action"),
+    path("executions/<int:pk>/customer/", link_views.customer_inbox, name="customer_inbox"),
+    # A signed link from a verification email or SMS: no login, see executions/links.py.
+    path("answer/<str:token>/", link_views.callback_link, name="callback_link"),
     path("functions/", views.function_list, name="functions"),
     path("functions/<str:name>/", views.function_detail, name="function"),
     path("audit/", views.audit_list, name="audit"),

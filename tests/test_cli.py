@@ -139,6 +139,9 @@ SUBCOMMAND_OPTIONS = {
     "send-durable-execution-callback-failure": ["--callback-id", "--error"],
     "send-durable-execution-callback-heartbeat": ["--callback-id"],
     "release-quarantine": ["--durable-execution-arn"],
+    "create-access-key": ["--user-name"],
+    "list-access-keys": ["--user-name"],
+    "delete-access-key": ["--access-key-id", "--user-name"],
 }
 
 

@@ -23,9 +23,11 @@
     if (target && target.parentElement && target.querySelector("form")) clearDirty(target.parentElement);
   });
 
-  // Used in hx-trigger filters: refresh a section only while nobody is editing inside it.
+  // Used in hx-trigger filters: refresh a section only while nobody is editing inside it, and
+  // while it shows no error and no open raw editor (a refresh would wipe what the person reads).
   window.durableIdle = function (element) {
-    return !element.dataset.dirty && !element.contains(document.activeElement);
+    return !element.dataset.dirty && !element.contains(document.activeElement) &&
+      !element.querySelector(".field-error, details.raw[open]");
   };
 
   // The operation drawer on the execution page: close with its button or Escape.
@@ -81,11 +83,19 @@
     return words.replace(/\{(\w+)\}/g, function (_, name) { return String(values[name]); });
   }
   window.durableCountdownText = countdownText;
+  // A live refresh swaps in a new element for the same deadline, rendered a moment earlier on the
+  // server: counting on from the first sighting of that deadline keeps the countdown from jumping back.
+  var countdownAnchors = {};
+  function countdownAnchor(element, now) {
+    var key = element.getAttribute("datetime");
+    if (!countdownAnchors[key]) countdownAnchors[key] = { left: parseFloat(element.dataset.countdown), at: now };
+    return countdownAnchors[key];
+  }
   function refreshCountdowns() {
     var now = Date.now();
     document.querySelectorAll("time[data-countdown]").forEach(function (element) {
-      if (!element.durableShownAt) element.durableShownAt = now;
-      var left = parseFloat(element.dataset.countdown) - (now - element.durableShownAt) / 1000;
+      var anchor = countdownAnchor(element, now);
+      var left = anchor.left - (now - anchor.at) / 1000;
       var text = countdownText(left);
       if (isNaN(left) || text === null) return;
       element.textContent = text;
@@ -95,6 +105,7 @@
   }
   refreshCountdowns();
   window.setInterval(refreshCountdowns, 1000);
+  document.addEventListener("htmx:afterSettle", refreshCountdowns);
 
   // The Start page: choosing a demo function fills in its example input, unless the person
   // already typed their own (anything other than an empty object or the previous example).

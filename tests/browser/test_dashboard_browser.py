@@ -90,8 +90,11 @@ def test_approve_a_callback_from_the_inbox(logged_in: Any) -> None:
     page.wait_for_selector(f"#{card.get_attribute('id')} .field-error")
     assert "not valid JSON" in page.locator(".field-error").first.inner_text()
     shot(page, "07-callback-invalid-json")
-    page.locator(".callback textarea[name=result]").first.fill('{"approved": true, "note": "from the browser"}')
-    page.locator(".callback button:has-text('Approve')").first.click()
+    page.wait_for_timeout(3500)  # a live refresh is due: the card holds its error and raw editor
+    assert card.locator("details.cb-raw").get_attribute("open") is not None
+    assert "not valid JSON" in card.locator(".field-error").inner_text()
+    card.locator("textarea[name=result]").fill('{"approved": true, "note": "from the browser"}')
+    card.locator("button:has-text('Approve')").click()
     page.wait_for_selector(".ok-box:has-text('Approved by')")
     shot(page, "08-callback-approved")
     page.goto(f"/executions/{pk}/")

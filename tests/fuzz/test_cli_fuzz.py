@@ -56,6 +56,10 @@ REQUIRED: dict[str, list[str]] = {
     "send-durable-execution-callback-failure": ["--callback-id", "Tm9wZQ=="],
     "send-durable-execution-callback-heartbeat": ["--callback-id", "Tm9wZQ=="],
     "release-quarantine": ["--durable-execution-arn", MISSING_ARN],
+    # accesskeys' subcommands: an owner and a key that do not exist (NoSuchEntity, nothing made).
+    "create-access-key": ["--user-name", "fuzz-nobody"],
+    "list-access-keys": ["--user-name", "fuzz-nobody"],
+    "delete-access-key": ["--access-key-id", "AKIAFUZZNOSUCHKEY000"],
 }
 
 

@@ -28,9 +28,11 @@ PAGES: dict[str, list[str]] = {
     "/executions/{pk}/history/": ["after", "group"],
     "/executions/{pk}/history.json": [],
     "/callbacks/": [],
+    "/executions/{pk}/customer/": [],
     "/functions/": [],
     "/functions/fuzz-target/": [],
     "/audit/": ["before"],
+    "/account/keys/": [],
     "/lab/": [],
     "/lab/compare/": [],
     "/lab/diff/": ["a", "b"],
@@ -46,6 +48,7 @@ TEXT_SEGMENTS = [
     "/executions/{}/",
     "/lab/comparisons/{}/",
     "/lab/dlq/{}/",
+    "/answer/{}/",  # a signed approval link: a bad token is a 400 page
 ]
 
 
