@@ -1,17 +1,18 @@
 """Who a wire request acts as, and what that user may do.
 
-``request_user`` is the one place a request becomes a user; every API view goes through
-``wire.http.api_operation``, which calls it. Reads need an active user; operations that start,
-stop, checkpoint, answer or create need one who ``can_operate`` (as on the dashboard).
+``request_user`` is the one place a request becomes a user (by its SigV4 signature); every API
+view goes through ``wire.views.api_operation``, which calls it. Reads need an active user;
+operations that start, stop, checkpoint, answer or create need one who ``can_operate`` (as on
+the dashboard).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
+from accesskeys import sigv4
 from executions.services import can_operate
 
 # Operations that change something: starting, stopping, checkpointing, answering callbacks and
@@ -42,14 +43,12 @@ class AuthError(Exception):
 
 
 def request_user(request: HttpRequest) -> Any | None:
-    """The user a request acts as, or None when nobody can be named.
+    """The user whose access key signed the request (AWS Signature Version 4).
 
-    PLACEHOLDER: the first active superuser, whatever the request carries.
-    # replaced by accesskeys.sigv4 at merge: ``return accesskeys.sigv4.authenticate(request)``
-    # (which raises its own error with ``.code``/``.status`` for an unsigned, wrongly signed,
-    # expired or revoked request; ``wire.http`` answers it in AWS's shape like AuthError).
+    ``accesskeys.sigv4.authenticate`` raises ``SignatureRejected`` (with AWS's ``code`` and
+    ``status``, and an audit row) for an unsigned, wrongly signed, expired or revoked request.
     """
-    return get_user_model().objects.filter(is_superuser=True, is_active=True).order_by("pk").first()
+    return sigv4.authenticate(request)
 
 
 def authorize(request: HttpRequest, operation: str) -> Any:

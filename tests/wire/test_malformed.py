@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
-from tests.wire.conftest import Raw
+from tests.wire.conftest import Raw, credentials
 
 SDK = "tests.handlers.engine_sdk"
 FN = "/2015-03-31/functions"
@@ -19,11 +19,14 @@ CB = "/2025-12-01/durable-execution-callbacks"
 
 
 def fingerprint() -> dict[str, tuple[int, str]]:
-    """Row count and md5 of every engine table and of the users (what a request could change)."""
+    """Row count and md5 of every engine table and of the users (what a request could change).
+
+    Audit rows are left out: a refused signature is audited, by design.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
-            "AND (table_name LIKE 'durable\\_%%' OR table_name IN ('auth_user', 'executions_auditentry'))"
+            "AND (table_name LIKE 'durable\\_%%' OR table_name = 'auth_user')"
         )
         tables = [name for (name,) in cursor.fetchall()]
         cursor.execute(
@@ -33,6 +36,10 @@ def fingerprint() -> dict[str, tuple[int, str]]:
             )
         )
         return {table: (count, digest) for table, count, digest in cursor.fetchall()}
+
+
+def changed(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> set[str]:
+    return {table for table in before.keys() | after.keys() if before.get(table) != after.get(table)}
 
 
 def quiet_fingerprint(timeout: float = 30) -> dict[str, tuple[int, str]]:
@@ -171,21 +178,37 @@ def test_percent_encoded_nul_and_surrogate_in_paths(raw_http: Raw, target: dict[
         assert (status, code) == (400, "InvalidParameterValueException"), (path, document)
 
 
-def test_requests_are_refused_without_a_user(raw_http: Raw, lambda_client: Any, target: dict[str, str]) -> None:
-    """With no user to act as (here: no active superuser for the placeholder), every call is a 403."""
+def test_unsigned_wrongly_signed_and_read_only_requests_are_refused(
+    raw_http: Raw, lambda_client: Any, wire_server: str, target: dict[str, str]
+) -> None:
+    """SigV4 names the user; a read-only user's key reads but cannot start (boto3's AccessDenied)."""
     from django.contrib.auth import get_user_model
 
-    users = get_user_model().objects.filter(is_superuser=True, is_active=True)
-    ids = list(users.values_list("pk", flat=True))
-    users.update(is_active=False)
-    try:
-        before = fingerprint()
-        with pytest.raises(lambda_client.exceptions.ClientError) as caught:
-            lambda_client.invoke(FunctionName=target["name"], Payload=b"{}")
-        assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    from accesskeys import services
+    from tests.wire.conftest import boto3_client
+
+    before = quiet_fingerprint()
+    status, code, _ = raw_http.error("GET", f"{EX}/{target['arn']}", signed=False)
+    assert (status, code) == (403, "MissingAuthenticationTokenException")
+
+    forged = boto3_client(wire_server, {**credentials(), "aws_secret_access_key": "not-the-secret"})
+    with pytest.raises(forged.exceptions.ClientError) as caught:
+        forged.invoke(FunctionName=target["name"], Payload=b"{}")
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+    viewer = get_user_model().objects.create_user(f"viewer-{time.monotonic_ns()}")
+    made = services.access_key_create(user=viewer)
+    reader = boto3_client(
+        wire_server, {"aws_access_key_id": made.key.access_key_id, "aws_secret_access_key": made.secret}
+    )
+    assert reader.get_durable_execution(DurableExecutionArn=target["raw_arn"])["Status"] == "SUCCEEDED"
+    for write in (
+        lambda: reader.invoke(FunctionName=target["name"], Payload=b"{}"),
+        lambda: reader.stop_durable_execution(DurableExecutionArn=target["raw_arn"]),
+        lambda: reader.send_durable_execution_callback_success(CallbackId="QUJD", Result=b"x"),
+    ):
+        with pytest.raises(reader.exceptions.ClientError) as caught:
+            write()
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-        status, code, _ = raw_http.error("GET", f"{EX}/{target['arn']}")
-        assert (status, code) == (403, "UnrecognizedClientException")
-        assert fingerprint() == before
-    finally:
-        get_user_model().objects.filter(pk__in=ids).update(is_active=True)
+    assert changed(before, fingerprint()) == {"auth_user"}  # the viewer made above; nothing else

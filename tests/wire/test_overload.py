@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from django.db import connection
 from django.test import Client
 from psycopg_pool import PoolTimeout
@@ -46,9 +47,14 @@ class UnreachableBroker:
         self.invoke(0, 0)
 
 
-def test_a_start_while_the_broker_is_down_is_recorded_and_answered(wire_user: Any, make_function: Any) -> None:
+def test_a_start_while_the_broker_is_down_is_recorded_and_answered(
+    wire_user: Any, make_function: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import engine
     from engine.duties.unit import current_dispatcher, set_dispatcher
+    from wire import auth
+
+    monkeypatch.setattr(auth, "request_user", lambda request: wire_user)  # in process: no signature to check
 
     name = make_function("tests.handlers.engine_sdk.echo")
     saved = current_dispatcher()

@@ -1,7 +1,7 @@
 """Who may do what on the wire: reads need a user, writes need one who can operate.
 
-In process (Django's test client): until SigV4 lands, ``wire.auth.request_user`` is a placeholder
-that always names a superuser, so a read-only caller can only be put in its place here.
+In process (Django's test client), with ``wire.auth.request_user`` (the SigV4 check) replaced by
+the user under test; tests/wire/test_malformed.py signs real requests with a read-only key.
 """
 
 from __future__ import annotations
