@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "executions",
     "accesskeys",
     "lab",
+    "wire",
     "bench",
 ]
 

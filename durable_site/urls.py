@@ -14,6 +14,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("lab/", include("lab.urls")),
     path("account/keys/", include("accesskeys.urls")),
+    # AWS's REST API for the durable operations, at the root as AWS serves it (/2015-03-31/..., /2025-12-01/...).
+    path("", include("wire.urls")),
     path("", include("executions.urls")),
 ]
 

@@ -19,12 +19,14 @@ from typing import Any
 from engine import db, registry, store, validation
 from engine.duties import loops
 from engine.duties.callbacks import complete_callback, heartbeat_callback
-from engine.duties.checkpoint import get_state
+from engine.duties.checkpoint import checkpoint, get_state
 from engine.duties.start import StartRequest, start_execution
 from engine.duties.stop import stop_execution
 from engine.duties.tokens import function_arn
 from engine.errors import (
     ALL_SERVICE_ERRORS,
+    InvalidCheckpointError,
+    InvalidCheckpointTokenError,
     InvalidParameterValueException,
     InvalidRequestContentException,
     RequestTooLargeException,
@@ -343,6 +345,34 @@ class LambdaClient:
             response["NextMarker"] = _encode_marker(start + limit)
         return response
 
+    def checkpoint_durable_execution(
+        self,
+        *,
+        DurableExecutionArn: str,
+        CheckpointToken: str,
+        Updates: list[Mapping[str, Any]] | None = None,
+        ClientToken: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply one batch of operation updates from a handler running outside the worker.
+
+        The same checkpoint duty the worker's SDK client calls; without the worker's cache, so
+        the execution is read first. No ``CheckpointToken`` in the answer tells the SDK to stop.
+        """
+        arn = _validate_arn(DurableExecutionArn)
+        token = _require_str(CheckpointToken, "CheckpointToken")
+        _optional_text(ClientToken, "ClientToken")
+        try:
+            new_token, ops = checkpoint(arn, token, _updates(Updates))
+        except InvalidCheckpointTokenError as exc:
+            # The SDK retries (a fresh invocation) on exactly this message; other 4xx fail the execution.
+            raise _invalid("Invalid checkpoint token") from exc
+        except InvalidCheckpointError as exc:
+            raise _invalid(str(exc)) from exc
+        response: dict[str, Any] = {"NewExecutionState": {"Operations": [operation_view(op) for op in ops]}}
+        if new_token is not None:
+            response["CheckpointToken"] = new_token
+        return response
+
     def list_durable_executions_by_function(
         self,
         *,
@@ -420,6 +450,37 @@ class LambdaClient:
         from engine import async_invoke  # imported late: async_invoke loads the handler machinery
 
         return async_invoke.redrive(_invocation_id(InvocationId))
+
+
+def _updates(updates: Any) -> list[dict[str, Any]]:
+    """The batch as the checkpoint duty takes it: a list of update objects whose text PostgreSQL can store.
+
+    What each update means (ids, types, actions, payload sizes) is the duty's to judge.
+    """
+    if updates is None:
+        return []
+    if not isinstance(updates, list | tuple) or not all(isinstance(u, Mapping) for u in updates):
+        raise _invalid("Updates must be a list of operation update objects.")
+    try:
+        text = validation.check_json_text(json.dumps(list(updates)), "Updates", max_bytes=SYNC_PAYLOAD_LIMIT)
+        batch = json.loads(text)
+        _check_storable_strings(batch, "Updates")
+    except (TypeError, ValueError, RecursionError) as exc:  # validation.InvalidInput is a ValueError
+        raise _invalid(f"Updates are not storable JSON: {exc}") from exc
+    return batch
+
+
+def _check_storable_strings(value: Any, field: str) -> None:
+    """Refuse a NUL or lone surrogate anywhere in a JSON document (JSON escapes hide them from a text check)."""
+    if isinstance(value, str):
+        validation.check_storable(value, field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            validation.check_storable(key, field)
+            _check_storable_strings(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_storable_strings(item, f"{field}[{index}]")
 
 
 def _invocation_id(value: Any) -> int:

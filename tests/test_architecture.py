@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine core", ("engine",)),
     ("engine adapters", ("engine.contrib", "engine.celery_tasks")),
-    ("project apps", ("durable_site", "executions", "accesskeys", "lab", "demos")),
+    ("project apps", ("durable_site", "executions", "accesskeys", "lab", "demos", "wire")),
     ("bench", ("bench",)),
     ("tests", ("tests",)),
 ]

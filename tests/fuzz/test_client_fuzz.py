@@ -95,6 +95,10 @@ TARGETS: dict[str, tuple[dict[str, Any], list[str]]] = {
         {"DurableExecutionArn": "<seed>", "CheckpointToken": "token"},
         ["DurableExecutionArn", "CheckpointToken", "Marker", "MaxItems"],
     ),
+    "checkpoint_durable_execution": (
+        {"DurableExecutionArn": "<seed>", "CheckpointToken": "token"},
+        ["DurableExecutionArn", "CheckpointToken", "Updates", "ClientToken"],
+    ),
     "list_durable_executions_by_function": (
         {"FunctionName": "fuzz-target"},
         [
