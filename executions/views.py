@@ -330,6 +330,30 @@ def execution_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @operator_required
+def execution_pause(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Paused: no invocation until you resume it (one at work stops at its next checkpoint)."
+    return _act(request, pk, lambda e: services.execution_pause(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_resume(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Resumed: the handler runs again if anything completed while paused."
+    return _act(request, pk, lambda e: services.execution_resume(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    try:
+        services.execution_delete(user=request.user, execution=execution)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+        return redirect("executions:detail", pk=pk)
+    messages.success(request, f"Deleted execution {execution.name} of {execution.function_name} and all its data.")
+    return redirect("executions:list")
+
+
+@operator_required
 def execution_kill(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     done = "Killed the running invocation (as a Lambda timeout would). The engine will invoke again."
     return _act(request, pk, lambda e: services.execution_kill(user=request.user, execution=e), done)

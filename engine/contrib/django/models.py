@@ -151,6 +151,11 @@ class Execution(EngineRow):
     def __str__(self) -> str:
         return self.arn
 
+    @property
+    def shown_status(self) -> str:
+        """The status as AWS reports it: a running execution's pause state (PAUSING, PAUSED) if any."""
+        return self.pause_state or self.status
+
 
 class Operation(EngineRow):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="operations")
