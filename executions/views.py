@@ -269,7 +269,7 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     payload = {
         "figure": charts.timeline_figure(data, now=now, max_rows=window.size),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
-        "status": data["execution"]["status"],
+        "status": data["execution"]["pause_state"] or data["execution"]["status"],
         # An invocation can outlive its execution (stopped mid-body): keep polling until it ends.
         "running": data["execution"]["status"] == "RUNNING" or data["invocation_running"],
         "version": data["version"],
