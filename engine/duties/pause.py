@@ -48,7 +48,7 @@ def pause_execution(arn: str, *, reason: str | None, timeout_paused: bool, clien
 
 def _pause(arn: str, reason: str | None, timeout_paused: bool, client_token: str | None, _attempt: int) -> None:
     seen = _read(arn)
-    if _repeated(seen, "Pause", client_token):
+    if _repeated(seen, "Pause", client_token, Reason=reason, ExecutionTimeoutPaused=timeout_paused):
         return
     if seen["status"] != "RUNNING":
         raise ResourceConflictException(
@@ -98,13 +98,15 @@ def resume_execution(arn: str, *, reason: str | None, client_token: str | None) 
 
 def _resume(arn: str, reason: str | None, client_token: str | None, _attempt: int) -> None:
     seen = _read(arn)
-    if _repeated(seen, "Resume", client_token):
+    if _repeated(seen, "Resume", client_token, Reason=reason):
         return
     if seen["status"] != "RUNNING" or seen["pause_state"] is None:
         status = seen["pause_state"] or seen["status"]
         raise ResourceConflictException(f"Durable execution is {status}; only a paused execution can be resumed.")
     with guarded_unit_of_work(seen) as (work, execution):
         request: dict[str, Any] = {"RequestTimestamp": work.now.isoformat()}
+        if reason is not None:
+            request["Reason"] = reason
         if client_token is not None:
             request["ClientToken"] = client_token
         if execution["pause_state"] == "PAUSED":
@@ -144,11 +146,14 @@ def _read(arn: str) -> dict[str, Any]:
     return seen
 
 
-def _repeated(seen: dict[str, Any], kind: str, client_token: str | None) -> bool:
+def _repeated(seen: dict[str, Any], kind: str, client_token: str | None, **params: Any) -> bool:
     """Whether this is the last pause (or resume) of the execution sent again with its client
-    token within 15 minutes: AWS then answers success and does nothing."""
+    token and the same parameters within 15 minutes: AWS then answers success and does nothing.
+    The same token with other parameters is a new request (and refused as a conflict)."""
     last = (seen["pause"] or {}).get(kind)
     if client_token is None or last is None or last.get("ClientToken") != client_token:
+        return False
+    if any(last.get(name) != value for name, value in params.items()):
         return False
     return datetime.fromisoformat(last["RequestTimestamp"]) > utcnow() - CLIENT_TOKEN_WINDOW
 

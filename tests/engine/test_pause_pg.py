@@ -227,6 +227,8 @@ def test_pause_and_resume_refuse_what_they_cannot_do(client: Client, functions: 
     client.pause_durable_execution(DurableExecutionArn=arn, ClientToken="once")
     with pytest.raises(ResourceConflictException, match="already PAUSED"):
         client.pause_durable_execution(DurableExecutionArn=arn)
+    with pytest.raises(ResourceConflictException, match="already PAUSED"):  # same token, other parameters
+        client.pause_durable_execution(DurableExecutionArn=arn, ClientToken="once", Reason="other")
     client.resume_durable_execution(DurableExecutionArn=arn, ClientToken="back")
     client.resume_durable_execution(DurableExecutionArn=arn, ClientToken="back")
     assert event_types(client, arn).count("ExecutionPaused") == 1
