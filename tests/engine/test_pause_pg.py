@@ -13,11 +13,16 @@ import pytest
 
 import engine
 from engine import db
+from engine.duties.checkpoint import checkpoint
+from engine.duties.claim import Ticket, claim_invocation
+from engine.duties.end import complete_invocation
 from engine.duties.pause import PAUSED_TIMEOUT_CAP
-from engine.errors import ResourceConflictException, ResourceNotFoundException
+from engine.duties.sweep import mark_invocation_lost
+from engine.errors import InvalidCheckpointTokenError, ResourceConflictException, ResourceNotFoundException
 from engine.store import RETAINED_TABLES
 from tests.conftest import Stack, wait_until
 from tests.engine.support import (
+    Recorder,
     Register,
     callback_ids,
     event_types,
@@ -27,6 +32,7 @@ from tests.engine.support import (
     op_named,
     settled,
     start,
+    stored_ops,
 )
 from tests.truth import assert_truthful
 
@@ -337,3 +343,68 @@ def test_concurrent_pauses_and_resumes_end_consistent(client: Client, functions:
     if now == "PAUSED":
         client.resume_durable_execution(DurableExecutionArn=arn)
     assert ended(client, arn)["Status"] == "SUCCEEDED"
+
+
+# --- the invocation at work when the pause comes, driven by hand (``recorder``: no worker) ----
+
+
+def claimed_parked(client: Client, functions: Register, recorder: Recorder) -> Ticket:
+    start(client, functions(f"{H}.parked", timeout=60))
+    ticket = claim_invocation(recorder.invoked[-1])
+    assert ticket is not None
+    return ticket
+
+
+def step_start(op_id: str = "s1") -> dict[str, str]:
+    return {"Id": op_id, "Type": "STEP", "Action": "START", "Name": op_id, "SubType": "Step"}
+
+
+def test_the_next_checkpoint_from_its_own_view_is_kept_and_answered_without_a_token(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    ticket = claimed_parked(client, functions, recorder)
+    token, _ = checkpoint(ticket.arn, ticket.token, [step_start("s0")], ticket.cache)
+    client.pause_durable_execution(DurableExecutionArn=ticket.arn)
+    assert status(client, ticket.arn) == "PAUSING"
+    # The invocation's cached view does not know of the pause: its one guarded statement misses,
+    # and the checkpoint is decided again from the store.
+    answer, delta = checkpoint(ticket.arn, token, [step_start()], ticket.cache)
+    assert (answer, delta) == (None, [])
+    assert "s1" in {op["Id"] for op in stored_ops(ticket.arn).values()}
+    assert status(client, ticket.arn) == "PAUSED"
+    assert event_types(client, ticket.arn)[-1] == "ExecutionPaused"
+    with pytest.raises(InvalidCheckpointTokenError):
+        checkpoint(ticket.arn, token, [])  # its token is spent
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
+    row = execution_row(ticket.arn)
+    assert (row["running"], row["needs_invoke"], row["invoke_reason"]) == (False, True, "resume")
+    assert invocations(ticket.arn)[-1]["outcome"] == "suspended"  # told to stop: not a failure
+    assert recorder.invoked.count(ticket.execution_id) == 1
+    client.resume_durable_execution(DurableExecutionArn=ticket.arn)
+    assert recorder.invoked.count(ticket.execution_id) == 2  # the owed invocation, sent on resume
+
+
+def test_an_invocation_that_ends_without_a_checkpoint_leaves_it_paused(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    ticket = claimed_parked(client, functions, recorder)
+    client.pause_durable_execution(DurableExecutionArn=ticket.arn)
+    complete_invocation(ticket, {"Status": "PENDING"}, None)
+    assert status(client, ticket.arn) == "PAUSED"
+    assert execution_row(ticket.arn)["needs_invoke"]  # it stopped short of its pending work
+    assert recorder.invoked.count(ticket.execution_id) == 1
+    client.stop_durable_execution(DurableExecutionArn=ticket.arn)
+
+
+def test_a_lost_invocation_of_a_pausing_execution_is_retried_only_on_resume(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    ticket = claimed_parked(client, functions, recorder)
+    client.pause_durable_execution(DurableExecutionArn=ticket.arn)
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert status(client, ticket.arn) == "PAUSED"
+    assert recorder.invoked.count(ticket.execution_id) == 1  # a crash is retried at once, but not while paused
+    assert claim_invocation(ticket.execution_id) is None  # nor may any message claim it
+    client.resume_durable_execution(DurableExecutionArn=ticket.arn)
+    assert recorder.invoked.count(ticket.execution_id) == 2
+    client.stop_durable_execution(DurableExecutionArn=ticket.arn)
