@@ -20,6 +20,7 @@ from engine import db, registry, store, validation
 from engine.duties import loops
 from engine.duties.callbacks import complete_callback, heartbeat_callback
 from engine.duties.checkpoint import checkpoint, get_state
+from engine.duties.pause import delete_execution, pause_execution, resume_execution
 from engine.duties.start import StartRequest, start_execution
 from engine.duties.stop import stop_execution
 from engine.duties.tokens import function_arn
@@ -43,8 +44,12 @@ ERROR_LIMIT = 32 * 1024
 MAX_SYNC_EXECUTION_TIMEOUT = 900
 MAX_STRING = 1024  # ARNs, tokens, markers, qualifiers: AWS caps each of these at 1024 characters or less
 MARKER_LIMIT = 4096
-STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
-TERMINAL = STATUSES - {"RUNNING"}
+# botocore's ExecutionStatus. PAUSING and PAUSED are a running execution's pause_state (see
+# engine.duties.pause); DELETING is never seen here: a deletion is done when its call returns.
+STATUSES = {"RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED", "DELETING"}
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+CLIENT_TOKEN_RE = re.compile(r"[\x21-\x7E]{1,64}")
+REASON_LIMIT = 1024
 
 
 class _Exceptions:
@@ -409,6 +414,45 @@ class LambdaClient:
         stopped_at = stop_execution(_validate_arn(DurableExecutionArn), _validate_error(Error))
         return {"StopTimestamp": stopped_at}
 
+    def pause_durable_execution(
+        self,
+        *,
+        DurableExecutionArn: str,
+        ClientToken: str | None = None,
+        Reason: str | None = None,
+        ExecutionTimeoutPaused: bool | None = None,
+    ) -> dict[str, Any]:
+        """Pause a running execution: no invocation until it is resumed (AWS answers 202, no body).
+
+        With an invocation at work the status is PAUSING until its next checkpoint, which is
+        kept but answered without a token; then PAUSED. Waits and callbacks go on completing.
+        ``ExecutionTimeoutPaused`` (default true) stops the execution timeout's clock meanwhile.
+        """
+        arn = _validate_arn(DurableExecutionArn)
+        if ExecutionTimeoutPaused is not None and not isinstance(ExecutionTimeoutPaused, bool):
+            raise _invalid("ExecutionTimeoutPaused must be a boolean.")
+        pause_execution(
+            arn,
+            reason=_reason(Reason),
+            timeout_paused=ExecutionTimeoutPaused is not False,
+            client_token=_client_token(ClientToken),
+        )
+        return {}
+
+    def resume_durable_execution(
+        self, *, DurableExecutionArn: str, ClientToken: str | None = None, Reason: str | None = None
+    ) -> dict[str, Any]:
+        """Resume a paused execution; it is invoked if the pause interrupted an invocation or
+        something completed meanwhile (AWS answers 202, no body)."""
+        arn = _validate_arn(DurableExecutionArn)
+        resume_execution(arn, reason=_reason(Reason), client_token=_client_token(ClientToken))
+        return {}
+
+    def delete_durable_execution(self, *, DurableExecutionArn: str) -> dict[str, Any]:
+        """Delete a SUCCEEDED, FAILED, STOPPED or TIMED_OUT execution and all its data (AWS
+        answers 202); a running or paused one is refused with ResourceConflictException."""
+        return {"DeletionRequestTimestamp": delete_execution(_validate_arn(DurableExecutionArn))}
+
     # --- callbacks ----------------------------------------------------------------------------
 
     def send_durable_execution_callback_success(self, *, CallbackId: str, Result: Any = None) -> dict[str, Any]:
@@ -502,6 +546,18 @@ def _time_scale(value: Any) -> float:
         return float(validation.check_number(value, "TimeScale", low=0.0001, high=1))
     except validation.InvalidInput as exc:
         raise _invalid(f"{exc} (1 = real time)") from exc
+
+
+def _reason(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _invalid("Reason must be a string.")
+    return None if value is None else _text(value, "Reason", REASON_LIMIT)
+
+
+def _client_token(value: Any) -> str | None:
+    if value is not None and not (isinstance(value, str) and CLIENT_TOKEN_RE.fullmatch(value)):
+        raise _invalid("ClientToken must be 1-64 printable ASCII characters without spaces.")
+    return value
 
 
 def _execution_name(name: Any) -> str | None:
@@ -623,12 +679,17 @@ def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "DurableExecutionArn": row["arn"],
         "DurableExecutionName": row["name"],
         "FunctionArn": function_arn(row["function_name"]),
-        "Status": row["status"],
+        "Status": reported_status(row),
         "StartTimestamp": row["started_at"],
     }
     if row["ended_at"] is not None:
         summary["EndTimestamp"] = row["ended_at"]
     return summary
+
+
+def reported_status(row: Mapping[str, Any]) -> str:
+    """The status AWS would show: a running execution's pause state (PAUSING, PAUSED) if it has one."""
+    return row.get("pause_state") or row["status"]
 
 
 def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -642,7 +703,13 @@ def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
     return description
 
 
-TIMESTAMP_KEYS = ("ScheduledEndTimestamp", "StartTimestamp", "EndTimestamp")
+TIMESTAMP_KEYS = (
+    "ScheduledEndTimestamp",
+    "StartTimestamp",
+    "EndTimestamp",
+    "PauseRequestTimestamp",
+    "ResumeRequestTimestamp",
+)
 
 
 def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:

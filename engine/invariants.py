@@ -32,6 +32,7 @@ RULES = (
     "count-mismatch",
     "crash-as-suspended",
     "queue-time",
+    "invoked-while-paused",
 )
 
 
@@ -45,6 +46,7 @@ def violations(data: dict[str, Any]) -> list[str]:
         *_count_mismatches(data),
         *_crash_as_suspended(data),
         *_queue_time(data),
+        *_invoked_while_paused(data),
     ]
 
 
@@ -182,3 +184,18 @@ def _queue_time(data: dict[str, Any]) -> Iterator[str]:
     counted = data["counters"].get("queued_seconds", 0.0)
     if abs(total - counted) > 0.002:
         yield f"queue-time: the invocations waited {total:.3f} s for a worker, the header counts {counted:.3f} s"
+
+
+def _invoked_while_paused(data: dict[str, Any]) -> Iterator[str]:
+    """No invocation starts while the execution is paused: between an ExecutionPaused and the
+    next ExecutionResumed (or the end, for a pause a stop closed)."""
+    end = data["execution"].get("ended_at")
+    for window in data.get("pauses", []):
+        paused_at, resumed_at = window["paused_at"], window["resumed_at"] or end
+        for invocation in data["invocations"]:
+            started = invocation["started_at"]
+            if paused_at + SLACK < started and (resumed_at is None or started < resumed_at - SLACK):
+                yield (
+                    f"invoked-while-paused: invocation #{invocation['seq']} started at {started:%H:%M:%S.%f}, "
+                    f"while the execution was paused (from {paused_at:%H:%M:%S.%f})"
+                )

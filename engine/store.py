@@ -171,6 +171,12 @@ def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str
         conn.execute(Q.wake_scheduler, {"execution_id": str(execution_id)})
 
 
+def execution_timeout_due(conn: psycopg.Connection, execution_id: int) -> datetime | None:
+    """When the execution's timeout timer is due (None if it has none)."""
+    row = conn.execute(Q.execution_timeout_due, {"execution_id": execution_id}).fetchone()
+    return row["due_at"] if row else None
+
+
 def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
     """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
     held back while an invocation ran, so that it looks at them again now that it has ended."""
@@ -510,7 +516,17 @@ def lock_if_unchanged(conn: psycopg.Connection, seen: Mapping[str, Any]) -> dict
     ).fetchone()
 
 
-_GUARDED_COLUMNS = ("id", "status", "token_seq", "op_seq", "event_seq", "invocation_seq", "running", "needs_invoke")
+_GUARDED_COLUMNS = (
+    "id",
+    "status",
+    "token_seq",
+    "op_seq",
+    "event_seq",
+    "invocation_seq",
+    "running",
+    "needs_invoke",
+    "pause_state",
+)
 
 
 def read_checkpoint_snapshot(
@@ -563,7 +579,12 @@ def purge_expired(conn: psycopg.Connection, limit: int) -> int:
     theirs; skip rows another purge holds. Return how many were deleted."""
     ids = [row["id"] for row in conn.execute(Q.expired_executions, {"limit": limit}).fetchall()]
     if ids:
-        for table in RETAINED_TABLES:
-            conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})
-        conn.execute(Q.purge_executions, {"ids": ids})
+        purge_executions(conn, ids)
     return len(ids)
+
+
+def purge_executions(conn: psycopg.Connection, ids: list[int]) -> None:
+    """Delete these executions with every row of theirs (retention, DeleteDurableExecution)."""
+    for table in RETAINED_TABLES:
+        conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})
+    conn.execute(Q.purge_executions, {"ids": ids})

@@ -68,6 +68,7 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         "faults": [_fault(row) for row in execution["faults"]],
         "counters": _counters(execution, invocations, outline, replays.total(), live_runs),
         "last_event_id": execution["last_event_id"] or 0,
+        "pauses": pause_windows(execution["pauses"]),
     }
 
 
@@ -460,6 +461,7 @@ EXECUTION_VIEW_KEYS = (
     "name",
     "function_name",
     "status",
+    "pause_state",
     "input",
     "result",
     "error",
@@ -499,9 +501,26 @@ def with_queue_time(invocations: list[dict[str, Any]], execution_started_at: dat
     return result
 
 
+def pause_windows(events: list[dict[str, Any]]) -> list[dict[str, datetime | None]]:
+    """The execution's pauses from its ExecutionPaused / ExecutionResumed events, in order:
+    ``{"paused_at", "resumed_at"}``, the last one's ``resumed_at`` None while it lasts (or if a
+    stop or another end closed it)."""
+    windows: list[dict[str, datetime | None]] = []
+    for event in events:
+        at = datetime.fromisoformat(event["at"])
+        if event["type"] == "ExecutionPaused":
+            windows.append({"paused_at": at, "resumed_at": None})
+        elif windows and windows[-1]["resumed_at"] is None:
+            windows[-1]["resumed_at"] = at
+    return windows
+
+
 def _queued_since(execution: dict[str, Any]) -> datetime | None:
-    """When the invocation owed now was sent to the workers, while none has taken it up yet."""
+    """When the invocation owed now was sent to the workers, while none has taken it up yet (a
+    paused execution's owed invocation is not sent until it is resumed)."""
     if execution["status"] != "RUNNING" or execution["running"] or not execution["needs_invoke"]:
+        return None
+    if execution["pause_state"] is not None:
         return None
     return execution["dispatched_at"]
 

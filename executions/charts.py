@@ -305,6 +305,7 @@ def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_
     if len(invocations) < len(data["invocations"]):
         canvas.drawn_invocations = {i["seq"] for i in invocations}
     _draw_invocations(canvas, invocations, data["execution"], now)
+    _draw_pauses(canvas, data.get("pauses") or [], data["execution"], now)
     for op in shown:
         _draw_operation(canvas, op, rows[op["op_id"]], now)
     _draw_effects(canvas, data.get("effects") or [], rows)
@@ -340,13 +341,14 @@ def operation_count(data: dict[str, Any]) -> int:
 
 # Bars drawn later sit on top: labels of invocations and attempts must not hide under
 # the suspended-gap and backoff bars. Legend order is set separately (legendrank).
-DRAW_ORDER = ("span:", "suspended", "reinvoke", "queued", "backoff", "inv:", "attempt:", "body")
+DRAW_ORDER = ("span:", "suspended", "paused", "reinvoke", "queued", "backoff", "inv:", "attempt:", "body")
 LEGEND_ORDER = (
     "inv:",
     "inv-end",
     "suspended",
     "reinvoke",
     "queued",
+    "paused",
     "attempt:",
     "backoff",
     "body",
@@ -544,6 +546,26 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
     if error:
         hover += f"<br>{plain_error(error)}"
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover + "<br>not suspended: no invocation ran", min_ms=0)
+
+
+PAUSED_NAME = "Paused by request (nothing invoked)"
+
+
+def _draw_pauses(canvas: Canvas, pauses: list[dict[str, Any]], execution: dict[str, Any], now: datetime) -> None:
+    """Each pause (ExecutionPaused to ExecutionResumed, or to the end a stop made) on the
+    invocations lane, over the suspended gap it lies in: no invocation ran because someone
+    paused the execution, not because it waited for something."""
+    for window in pauses:
+        start, end = window["paused_at"], window["resumed_at"] or execution.get("ended_at") or now
+        bars = canvas.bar("paused", PAUSED_NAME, ORANGE, pattern="|", width=0.3, opacity=0.7, outline=ORANGE)
+        state = (
+            "resumed" if window["resumed_at"] else "ended while paused" if execution.get("ended_at") else "paused now"
+        )
+        hover = (
+            f"paused for {_seconds(end - start)} ({state})<br>no invocation while paused; "
+            "waits and callbacks still complete"
+        )
+        bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover, min_ms=0)
 
 
 def _suspended_gap(canvas: Canvas, start: datetime, end: datetime) -> None:

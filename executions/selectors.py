@@ -27,12 +27,25 @@ from engine.errors import ResourceNotFoundException
 from executions.models import AuditEntry
 
 PAGE_SIZE = 50
-STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
+STATUSES = ("RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
+# A paused execution's status column stays RUNNING; its pause_state says PAUSING or PAUSED.
+PAUSE_STATES = ("PAUSING", "PAUSED")
 EVENT_GROUPS = ("Execution", "Step", "Wait", "Callback", "Context", "ChainedInvoke", "Invocation")
 HISTORY_PAGE = 200
 LOG_LIMIT = 5000
 RECENT_PER_FUNCTION = 5
-LIST_COLUMNS = ("id", "arn", "function_name", "name", "status", "started_at", "ended_at", "counters", "error")
+LIST_COLUMNS = (
+    "id",
+    "arn",
+    "function_name",
+    "name",
+    "status",
+    "pause_state",
+    "started_at",
+    "ended_at",
+    "counters",
+    "error",
+)
 
 
 # --- executions list ------------------------------------------------------------------------
@@ -121,7 +134,11 @@ def quarantined_count() -> int:
 def _filtered(qs: QuerySet[Execution], filters: ExecutionFilters) -> QuerySet[Execution]:
     if filters.quarantined:
         qs = qs.filter(quarantined_at__isnull=False)
-    if filters.status:
+    if filters.status in PAUSE_STATES:
+        qs = qs.filter(status="RUNNING", pause_state=filters.status)
+    elif filters.status == "RUNNING":  # as AWS lists it: running and not paused
+        qs = qs.filter(status="RUNNING", pause_state__isnull=True)
+    elif filters.status:
         qs = qs.filter(status=filters.status)
     if filters.function:
         qs = qs.filter(function_name=filters.function)

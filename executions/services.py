@@ -144,6 +144,48 @@ def execution_stop(*, user: Any, execution: Execution) -> None:
     )
 
 
+def execution_pause(*, user: Any, execution: Execution) -> None:
+    """Pause: no invocation until resumed (one at work stops at its next checkpoint)."""
+    reason = f"Paused by {_who(user)} from the dashboard"
+    _audited(
+        user,
+        "execution.pause",
+        execution.arn,
+        execution.pk,
+        {},
+        lambda: engine.client().pause_durable_execution(DurableExecutionArn=execution.arn, Reason=reason),
+    )
+
+
+def execution_resume(*, user: Any, execution: Execution) -> None:
+    reason = f"Resumed by {_who(user)} from the dashboard"
+    _audited(
+        user,
+        "execution.resume",
+        execution.arn,
+        execution.pk,
+        {},
+        lambda: engine.client().resume_durable_execution(DurableExecutionArn=execution.arn, Reason=reason),
+    )
+
+
+def execution_delete(*, user: Any, execution: Execution) -> None:
+    """Delete a finished execution and all its data (the audit trail keeps the entry)."""
+    detail = {"function": execution.function_name, "name": execution.name, "status": execution.status}
+    _audited(
+        user,
+        "execution.delete",
+        execution.arn,
+        execution.pk,
+        detail,
+        lambda: engine.client().delete_durable_execution(DurableExecutionArn=execution.arn),
+    )
+
+
+def _who(user: Any) -> str:
+    return str(user.get_username()) if user.is_authenticated else "anonymous"
+
+
 def execution_kill(*, user: Any, execution: Execution) -> dict[str, Any]:
     """Kill the invocation running right now (as a Lambda timeout would: no error, no checkpoint)."""
     return _audited(

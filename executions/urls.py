@@ -16,6 +16,9 @@ urlpatterns = [
     path("executions/<int:pk>/history/", views.history, name="history"),
     path("executions/<int:pk>/history.json", views.history_export, name="history_export"),
     path("executions/<int:pk>/stop/", views.execution_stop, name="stop"),
+    path("executions/<int:pk>/pause/", views.execution_pause, name="pause"),
+    path("executions/<int:pk>/resume/", views.execution_resume, name="resume"),
+    path("executions/<int:pk>/delete/", views.execution_delete, name="delete"),
     path("executions/<int:pk>/kill/", views.execution_kill, name="kill"),
     path("executions/<int:pk>/arm-fault/", views.execution_arm_fault, name="arm_fault"),
     path(

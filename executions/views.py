@@ -269,7 +269,7 @@ def timeline_data(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     payload = {
         "figure": charts.timeline_figure(data, now=now, max_rows=window.size),
         "rangebreaks": charts.idle_rangebreaks(data, now=now),
-        "status": data["execution"]["status"],
+        "status": data["execution"]["pause_state"] or data["execution"]["status"],
         # An invocation can outlive its execution (stopped mid-body): keep polling until it ends.
         "running": data["execution"]["status"] == "RUNNING" or data["invocation_running"],
         "version": data["version"],
@@ -327,6 +327,30 @@ def _act(request: HttpRequest, pk: int, action: Callable[[Execution], Any], done
 @operator_required
 def execution_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, lambda e: services.execution_stop(user=request.user, execution=e), "Execution stopped.")
+
+
+@operator_required
+def execution_pause(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Paused: no invocation until you resume it (one at work stops at its next checkpoint)."
+    return _act(request, pk, lambda e: services.execution_pause(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_resume(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    done = "Resumed: the handler runs again if anything completed while paused."
+    return _act(request, pk, lambda e: services.execution_resume(user=request.user, execution=e), done)
+
+
+@operator_required
+def execution_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk=pk)
+    try:
+        services.execution_delete(user=request.user, execution=execution)
+    except ServiceError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+        return redirect("executions:detail", pk=pk)
+    messages.success(request, f"Deleted execution {execution.name} of {execution.function_name} and all its data.")
+    return redirect("executions:list")
 
 
 @operator_required

@@ -135,6 +135,15 @@ SUBCOMMAND_OPTIONS = {
         "--max-items",
     ],
     "stop-durable-execution": ["--durable-execution-arn", "--error"],
+    "pause-durable-execution": [
+        "--durable-execution-arn",
+        "--client-token",
+        "--reason",
+        "--execution-timeout-paused",
+        "--no-execution-timeout-paused",
+    ],
+    "resume-durable-execution": ["--durable-execution-arn", "--client-token", "--reason"],
+    "delete-durable-execution": ["--durable-execution-arn"],
     "send-durable-execution-callback-success": ["--callback-id", "--result"],
     "send-durable-execution-callback-failure": ["--callback-id", "--error"],
     "send-durable-execution-callback-heartbeat": ["--callback-id"],
@@ -408,6 +417,36 @@ def test_stop_durable_execution_with_json_error(lam, unique):
     execution = ok("get-durable-execution", "--durable-execution-arn", arn)
     assert execution["Status"] == "STOPPED"
     assert execution["Error"]["ErrorMessage"] == "no longer needed"
+
+
+def test_pause_resume_stop_and_delete_an_execution(lam, unique):
+    arn, _ = _start_approval(lam, unique, "pause")
+    assert (
+        ok("pause-durable-execution", "--durable-execution-arn", arn, "--reason", "audit", "--client-token", "t1")
+        is None
+    )
+    # PAUSING if the invocation that started the callback had not ended yet; PAUSED once it has.
+    wait_until(lambda: lam.get_durable_execution(DurableExecutionArn=arn)["Status"] == "PAUSED", message="PAUSED")
+    assert ok("get-durable-execution", "--durable-execution-arn", arn)["Status"] == "PAUSED"
+    listed = ok("list-durable-executions-by-function", "--function-name", "human-approval", "--statuses", "PAUSED")
+    assert arn in [e["DurableExecutionArn"] for e in listed["DurableExecutions"]]
+    again = durable("pause-durable-execution", "--durable-execution-arn", arn)
+    assert again.returncode == 254
+    assert "(ResourceConflictException) when calling the PauseDurableExecution operation" in again.stderr
+    assert ok("resume-durable-execution", "--durable-execution-arn", arn, "--reason", "checked") is None
+    history = ok("get-durable-execution-history", "--durable-execution-arn", arn, "--include-execution-data")
+    resumed = next(e for e in history["Events"] if e["EventType"] == "ExecutionResumed")
+    assert resumed["ExecutionResumedDetails"]["Reason"]["Payload"] == "checked"
+    datetime.fromisoformat(resumed["ExecutionResumedDetails"]["ResumeRequestTimestamp"])
+    refused = durable("delete-durable-execution", "--durable-execution-arn", arn)
+    assert refused.returncode == 254
+    assert "(ResourceConflictException) when calling the DeleteDurableExecution operation" in refused.stderr
+    ok("pause-durable-execution", "--durable-execution-arn", arn, "--no-execution-timeout-paused")
+    ok("stop-durable-execution", "--durable-execution-arn", arn)
+    deleted = ok("delete-durable-execution", "--durable-execution-arn", arn)
+    datetime.fromisoformat(deleted["DeletionRequestTimestamp"])
+    gone = durable("get-durable-execution", "--durable-execution-arn", arn)
+    assert gone.returncode == 254 and "ResourceNotFoundException" in gone.stderr
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ The duties:
     callbacks    a callback's answer and heartbeat, a plain chained invoke's outcome
     timers       fire due waits, retries, callback timeouts, re-invocations and deadlines
     stop         stop an execution at a user's request
+    pause        pause, resume and delete an execution at a user's request
     end          record how an invocation ended and what happens next
     sweep        lost invocations, messages presumed lost, retention
 

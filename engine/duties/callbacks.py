@@ -78,14 +78,16 @@ def _answer_callback(
         return
     # Guarded by the row as read, running or not: the handler must then run again, now or
     # after the running invocation ends.
-    guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq", "invocation_seq", "running")}
+    guard = {
+        key: execution[key] for key in ("token_seq", "op_seq", "event_seq", "invocation_seq", "running", "pause_state")
+    }
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
         written, _ = write_change(
             work.conn, execution, change, now, invocation_seq=None, mark_seen=False, guard=guard, wake="callback"
         )
         if not written:
             raise ExecutionChanged
-        if not execution["running"]:
+        if not execution["running"] and execution["pause_state"] is None:  # a paused one waits for resume
             work.dispatch[execution["id"]] = timeout_seconds(fn_timeout)
 
 

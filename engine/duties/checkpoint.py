@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from engine import db, machine, store
+from engine.duties.pause import settle_pause
 from engine.duties.timers import fire_due_timers_in
 from engine.duties.tokens import make_token, mint_callback_id, parse_token, token_parts
 from engine.duties.transition import apply_transition, write_change
@@ -67,7 +68,7 @@ def checkpoint(
 ) -> Answer:
     """Apply one checkpoint batch; return (new token or None, operations the handler has not seen).
 
-    A None token tells the SDK to stop (execution finished, stopped or timed out): it then ends
+    A None token tells the SDK to stop (execution finished, stopped, timed out or paused): it then ends
     the invocation with PENDING and sends nothing more. The invocation's ``cache`` is the first
     snapshot (the common case is then one statement); ``fresh`` reads the store instead.
     """
@@ -92,7 +93,8 @@ def _checkpoint(
         if snapshot.execution is cache_execution(cache):
             raise ExecutionChanged from None  # refused by a view that may be stale: judge it from the store
         raise
-    if change.invokes or change.finish is not None or snapshot.timers_due:
+    paused = snapshot.execution["pause_state"] is not None  # the batch is kept, the token withheld
+    if change.invokes or change.finish is not None or snapshot.timers_due or paused:
         token_out, delta, execution = _checkpoint_in_transaction(snapshot, change, len(updates), now)
         _remember(cache, execution if token_out is not None else None, delta, change)
         return token_out, delta
@@ -194,6 +196,12 @@ def _checkpoint_general(
         return None, []
     execution["token_seq"] += 1
     fire_due_timers_in(work, execution)
+    if execution["pause_state"] is not None:
+        # Paused (PauseDurableExecution): no token, so the SDK ends this invocation with PENDING
+        # and sends nothing more; what it still had to do runs when the execution is resumed.
+        settle_pause(work, execution)
+        save_execution(work.conn, execution)
+        return None, []
     delta = store.ops_touched_since(work.conn, execution["id"], execution["seen_seq"])
     execution["seen_seq"] = execution["op_seq"]
     save_execution(work.conn, execution)

@@ -20,6 +20,7 @@ from engine import db, journal, machine, store
 from engine.duties.checkpoint import CheckpointCache
 from engine.duties.claim import Ticket
 from engine.duties.finish import closed_execution_op, execution_op_id, finish_execution
+from engine.duties.pause import settle_pause
 from engine.duties.recovery import schedule_recovery
 from engine.duties.timers import REASON_BY_TIMER, fire_due_timers_in
 from engine.duties.unit import (
@@ -89,7 +90,10 @@ def _end(
             # holds them back), and now they wake the execution at once.
             fire_due_timers_in(work, execution)
         if execution["status"] == "RUNNING":
-            _after_invocation(work, execution, output, outcome, error, known_ops)
+            # A pause that stopped the handler short owes it an invocation, sent on resume.
+            interrupted = execution["pause_state"] is not None and outcome == "suspended" and not has_pending()
+            _after_invocation(work, execution, output, outcome, error, known_ops, interrupted)
+            settle_pause(work, execution)
         if execution["status"] == "RUNNING":  # still, after the ending decided what comes next
             store.announce_timers(work.conn, execution["id"])
         save_execution(work.conn, execution)
@@ -209,7 +213,8 @@ def _judge_output(
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "FAILED output with Result."}
     if status == "SUCCEEDED" and output.get("Error"):
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "SUCCEEDED output with Error."}
-    if status == "PENDING" and execution["status"] == "RUNNING":
+    if status == "PENDING" and execution["status"] == "RUNNING" and execution["pause_state"] is None:
+        # (a paused execution's invocation was told to stop: its PENDING needs nothing pending)
         unseen = execution["op_seq"] > execution["seen_seq"]
         if not unseen and not has_pending():
             return "failed", {
@@ -285,6 +290,7 @@ def _after_invocation(
     outcome: str,
     error: dict[str, Any] | None,
     known_ops: dict[str, dict[str, Any]] | None = None,
+    interrupted: bool = False,
 ) -> None:
     finish = _handler_finish(outcome, output, error)
     if finish is not None:
@@ -293,7 +299,9 @@ def _after_invocation(
         finish_execution(work, execution, finish, known_ops)
     elif outcome == "suspended":
         execution["consecutive_failures"] = 0
-        if execution["op_seq"] > execution["seen_seq"]:
+        if interrupted:
+            request_invoke(work, execution, "resume")
+        elif execution["op_seq"] > execution["seen_seq"]:
             request_invoke(work, execution, execution["invoke_reason"])
         else:
             execution["needs_invoke"] = False

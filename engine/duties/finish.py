@@ -25,6 +25,7 @@ def finish_execution(
     ``known_ops`` (the finishing invocation's exact view, if any) saves reading the EXECUTION
     operation back."""
     execution.update(status=finish.status, result=finish.result, error=finish.error, ended_at=work.now)
+    execution["pause_state"] = None  # a stop (or any end) of a paused execution ends the pause too
     execution["needs_invoke"] = False
     op_id = execution_op_id(execution)
     known = (known_ops or {}).get(op_id)

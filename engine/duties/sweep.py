@@ -17,6 +17,7 @@ from engine.duties import unit
 from engine.duties.claim import LEASE_GRACE
 from engine.duties.end import apply_pending_finish, close_invocation, unstorable_journal_entry
 from engine.duties.loops import guarded
+from engine.duties.pause import settle_pause
 from engine.duties.recovery import schedule_recovery
 from engine.duties.unit import (
     guarded_unit_of_work,
@@ -128,6 +129,7 @@ def _record_lost_once(
         close_invocation(work, execution, invocation, outcome, dict(error), entries)
         if not apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
             schedule_recovery(work, execution, dict(error))
+            settle_pause(work, execution)
         save_execution(work.conn, execution)
     return 1
 

@@ -178,16 +178,19 @@ def save_execution(conn: psycopg.Connection, execution: dict[str, Any], *extra: 
         "seen_seq",
         "event_seq",
         "counters",
+        "pause_state",
+        "pause",
         *extra,
     ]
     store.update_execution(conn, execution["id"], **{key: execution[key] for key in fields})
 
 
 def request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, timeout: float | None = None) -> None:
-    """Mark that the handler must run again; queue it now unless an invocation is running."""
+    """Mark that the handler must run again; queue it now unless an invocation is running or
+    the execution is paused (resuming queues it then)."""
     execution["needs_invoke"] = True
     execution["invoke_reason"] = reason
-    if not execution["running"]:
+    if not execution["running"] and execution["pause_state"] is None:
         execution["dispatched_at"] = work.now
         work.dispatch[execution["id"]] = timeout if timeout is not None else _function_timeout(work.conn, execution)
 

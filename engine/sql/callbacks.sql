@@ -7,7 +7,7 @@
 SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
     e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
     e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at, e.consecutive_failures,
-    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish,
+    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish, e.pause_state, e.pause,
     c.doc AS callback_op, f.timeout AS fn_timeout
 FROM durable_operation c JOIN durable_execution e ON e.id = c.execution_id
 LEFT JOIN durable_function f ON f.name = e.function_name

@@ -20,7 +20,7 @@ WITH new_execution AS (
     RETURNING id, arn, function_name, name, input, status, result, error, started_at, ended_at,
         execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
         running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-        op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish),
+        op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause),
 execution_operation AS (
     INSERT INTO durable_operation (execution_id, op_id, ordinal, type, status, attempt, touch_seq,
         started_at, doc)
@@ -41,7 +41,7 @@ FROM new_execution
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution WHERE function_name = %(function_name)s AND name = %(name)s
 
 -- name: execution_by_arn
@@ -49,7 +49,7 @@ FROM durable_execution WHERE function_name = %(function_name)s AND name = %(name
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution WHERE arn = %(arn)s
 
 -- name: execution_by_arn_for_update
@@ -58,7 +58,7 @@ FROM durable_execution WHERE arn = %(arn)s
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution WHERE arn = %(arn)s FOR UPDATE
 
 -- name: execution_by_id
@@ -66,7 +66,7 @@ FROM durable_execution WHERE arn = %(arn)s FOR UPDATE
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution WHERE id = %(id)s
 
 -- name: execution_by_id_for_update
@@ -74,7 +74,7 @@ FROM durable_execution WHERE id = %(id)s
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution WHERE id = %(id)s FOR UPDATE
 
 -- name: list_function_executions_newest_first
@@ -88,7 +88,7 @@ FROM durable_execution WHERE id = %(id)s FOR UPDATE
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution
 WHERE function_name = %(function)s
     AND started_at >= coalesce(%(after)s::timestamptz, '-infinity')
@@ -96,7 +96,7 @@ WHERE function_name = %(function)s
     AND (started_at, id) < (coalesce(%(m_started)s::timestamptz, 'infinity'),
                             coalesce(%(m_id)s::bigint, 0))
     AND (%(name)s::text IS NULL OR name = %(name)s::text)
-    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+    AND (%(statuses)s::text[] IS NULL OR coalesce(pause_state, status) = ANY(%(statuses)s::text[]))
 ORDER BY started_at DESC, id DESC LIMIT %(limit)s
 
 -- name: list_function_executions_oldest_first
@@ -105,7 +105,7 @@ ORDER BY started_at DESC, id DESC LIMIT %(limit)s
 SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
 FROM durable_execution
 WHERE function_name = %(function)s
     AND started_at >= coalesce(%(after)s::timestamptz, '-infinity')
@@ -113,7 +113,7 @@ WHERE function_name = %(function)s
     AND (started_at, id) > (coalesce(%(m_started)s::timestamptz, '-infinity'),
                             coalesce(%(m_id)s::bigint, 0))
     AND (%(name)s::text IS NULL OR name = %(name)s::text)
-    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+    AND (%(statuses)s::text[] IS NULL OR coalesce(pause_state, status) = ANY(%(statuses)s::text[]))
 ORDER BY started_at ASC, id ASC LIMIT %(limit)s
 
 -- name: has_pending_work

@@ -27,12 +27,12 @@ WITH claimed AS (
             to_jsonb(coalesce((e.counters ->> 'invocations')::int, 0) + 1))
     FROM durable_function f
     WHERE e.id = %(execution_id)s AND e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
-        AND f.name = e.function_name AND e.redispatches <= coalesce(%(generation)s, e.redispatches)
+        AND e.pause_state IS NULL AND f.name = e.function_name AND e.redispatches <= coalesce(%(generation)s, e.redispatches)
     RETURNING e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at,
         e.ended_at, e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq,
         e.token_seq, e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at,
         e.consecutive_failures, e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters,
-        e.pending_finish,
+        e.pending_finish, e.pause_state, e.pause,
         f.name AS fn_name, f.handler AS fn_handler, f.timeout AS fn_timeout,
         f.environment AS fn_environment, %(now)s + make_interval(secs => f.timeout) AS deadline),
 new_invocation AS (
@@ -57,8 +57,8 @@ FROM claimed, LATERAL (
 SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
     e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
     e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at, e.consecutive_failures,
-    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish,
-    e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
+    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish, e.pause_state, e.pause,
+    e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke AND e.pause_state IS NULL
         AND e.redispatches <= coalesce(%(generation)s, e.redispatches) AS claimable,
     EXISTS (SELECT 1 FROM durable_function f WHERE f.name = e.function_name) AS function_found
 FROM durable_execution e WHERE e.id = %(execution_id)s
@@ -72,7 +72,7 @@ SELECT * FROM durable_invocation WHERE execution_id = %(execution_id)s AND seq =
 SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
     e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
     e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at, e.consecutive_failures,
-    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish,
+    e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish, e.pause_state, e.pause,
     i.id IS NOT NULL AS inv_found, i.seq AS inv_seq, i.request_id AS inv_request_id,
     i.started_at AS inv_started_at, i.ended_at AS inv_ended_at, i.deadline AS inv_deadline
 FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %(seq)s
@@ -133,7 +133,7 @@ ended_execution AS (
         token_seq = %(token_seq)s, counters = %(counters)s
     WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
         AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
-        AND status = 'RUNNING' AND running AND pending_finish IS NULL
+        AND status = 'RUNNING' AND running AND pending_finish IS NULL AND pause_state IS NULL
         AND (%(finished)s OR NOT EXISTS (SELECT 1 FROM due_timers WHERE NOT fired_by_this_ending))
         AND (SELECT count(*) FROM due_timers WHERE fired_by_this_ending) = cardinality(%(fired)s::text[])
     RETURNING 1),

@@ -10,7 +10,7 @@
 -- that is merely slow, or has no worker reading it, is left alone.
 WITH last_consumed AS (SELECT max(dispatched_at) AS consumed FROM durable_invocation)
 SELECT e.id, e.redispatches FROM durable_execution e, last_consumed
-WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.quarantined_at IS NULL
+WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.quarantined_at IS NULL AND e.pause_state IS NULL
     AND (e.dispatched_at IS NULL
         OR e.dispatched_at < %(now)s - %(after)s AND last_consumed.consumed > e.dispatched_at + %(after)s
         OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6)))
@@ -20,7 +20,7 @@ ORDER BY e.dispatched_at NULLS FIRST LIMIT %(limit)s
 -- Count one more message sent for the execution's owed invocation; the new redispatches is the
 -- message's generation, and only a message of the latest generation may claim.
 UPDATE durable_execution e SET redispatches = e.redispatches + 1, dispatched_at = %(now)s
-WHERE e.id = %(execution_id)s AND e.needs_invoke AND NOT e.running AND e.status = 'RUNNING'
+WHERE e.id = %(execution_id)s AND e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.pause_state IS NULL
 RETURNING e.redispatches,
     (SELECT f.timeout FROM durable_function f WHERE f.name = e.function_name) AS fn_timeout
 

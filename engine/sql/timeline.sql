@@ -4,12 +4,13 @@
 
 -- name: timeline_execution
 -- The execution and what is counted over its whole history: one pass over its events,
--- index-only counts of the journal tables, and the few faults.
+-- index-only counts of the journal tables, and the few faults. ``pauses`` lists the execution's
+-- ExecutionPaused and ExecutionResumed events in order (type and time): the pause windows.
 SELECT x.id, x.arn, x.function_name, x.name, x.input, x.status, x.result, x.error, x.started_at, x.ended_at,
     x.execution_timeout, x.retention_days, x.time_scale, x.invocation_type, x.invocation_seq, x.token_seq,
     x.running, x.lease_until, x.needs_invoke, x.invoke_reason, x.dispatched_at, x.consecutive_failures,
-    x.op_seq, x.seen_seq, x.event_seq, x.parent_arn, x.parent_op_id, x.counters, x.pending_finish,
-    history.closed_attempts, history.failed_attempts, history.last_event_id,
+    x.op_seq, x.seen_seq, x.event_seq, x.parent_arn, x.parent_op_id, x.counters, x.pending_finish, x.pause_state, x.pause,
+    history.closed_attempts, history.failed_attempts, history.last_event_id, history.pauses,
     (SELECT count(*) FROM durable_body_run b WHERE b.execution_id = x.id) AS body_run_count,
     (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id) AS effect_count,
     (SELECT count(*) FROM durable_effect ef WHERE ef.execution_id = x.id AND ef.duplicate) AS duplicate_count,
@@ -19,7 +20,9 @@ FROM durable_execution x
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE event_type IN ('StepSucceeded', 'StepFailed')) AS closed_attempts,
         count(*) FILTER (WHERE event_type = 'StepFailed') AS failed_attempts,
-        max(event_id) AS last_event_id
+        max(event_id) AS last_event_id,
+        coalesce(jsonb_agg(jsonb_build_object('type', event_type, 'at', timestamp) ORDER BY event_id)
+            FILTER (WHERE event_type IN ('ExecutionPaused', 'ExecutionResumed')), '[]') AS pauses
     FROM durable_event WHERE execution_id = x.id
 ) history
 WHERE x.arn = %(arn)s

@@ -87,3 +87,8 @@ SELECT least(
 -- name: listen_for_timers
 -- The scheduler's own connection: it sleeps until the next due timer or this channel's NOTIFY.
 LISTEN durable_timers
+
+-- name: execution_timeout_due
+-- When the execution times out: a pause that holds the timeout reads it before moving it away.
+SELECT due_at FROM durable_timer
+WHERE execution_id = %(execution_id)s AND kind = 'execution_timeout' AND op_id = ''

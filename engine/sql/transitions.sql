@@ -55,6 +55,7 @@ WITH guarded_execution AS (
         token_seq = %(token_seq)s, counters = %(counters)s
     WHERE id = %(id)s AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
         AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL AND running
+        AND pause_state IS NULL
     RETURNING 1),
 upserted_operations AS (
     INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
@@ -99,10 +100,11 @@ WITH guarded_execution AS (
     UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
         token_seq = %(token_seq)s, counters = %(counters)s,
         needs_invoke = true, invoke_reason = %(wake)s,
-        dispatched_at = CASE WHEN running THEN dispatched_at ELSE %(now)s END
+        dispatched_at = CASE WHEN running OR pause_state IS NOT NULL THEN dispatched_at ELSE %(now)s END
     WHERE id = %(id)s AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
         AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL
         AND invocation_seq = %(guard_invocation_seq)s AND running = %(guard_running)s
+        AND pause_state IS NOT DISTINCT FROM %(guard_pause_state)s
     RETURNING 1),
 upserted_operations AS (
     INSERT INTO durable_operation (execution_id, op_id, ordinal, parent_id, name, type, sub_type, status,
@@ -151,7 +153,7 @@ WITH snapshot AS (
     SELECT id, arn, function_name, name, input, status, result, error, started_at, ended_at,
         execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
         running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-        op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+        op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause
     FROM durable_execution WHERE arn = %(arn)s)
 SELECT snapshot.*,
     (SELECT coalesce(jsonb_agg(o.doc), '[]'::jsonb) FROM jsonb_array_elements_text(%(ids)s) AS r(op_id),
@@ -176,7 +178,8 @@ UPDATE durable_execution SET token_seq = token_seq
 WHERE id = %(id)s AND status = %(status)s AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
     AND event_seq = %(event_seq)s AND invocation_seq = %(invocation_seq)s AND running = %(running)s
     AND needs_invoke = %(needs_invoke)s AND (pending_finish IS NULL) = %(no_pending_finish)s
+    AND pause_state IS NOT DISTINCT FROM %(pause_state)s
 RETURNING id, arn, function_name, name, input, status, result, error, started_at, ended_at,
     execution_timeout, retention_days, time_scale, invocation_type, invocation_seq, token_seq,
     running, lease_until, needs_invoke, invoke_reason, dispatched_at, consecutive_failures,
-    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish
+    op_seq, seen_seq, event_seq, parent_arn, parent_op_id, counters, pending_finish, pause_state, pause

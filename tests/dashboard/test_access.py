@@ -19,7 +19,15 @@ READ_PAGES = [
     ("executions:audit", {}),
 ]
 EXECUTION_PAGES = ["executions:detail", "executions:timeline_data", "executions:history", "executions:history_export"]
-EXECUTION_ACTIONS = ["executions:stop", "executions:kill", "executions:arm_fault", "executions:rerun"]
+EXECUTION_ACTIONS = [
+    "executions:stop",
+    "executions:pause",
+    "executions:resume",
+    "executions:delete",
+    "executions:kill",
+    "executions:arm_fault",
+    "executions:rerun",
+]
 
 
 @pytest.fixture

@@ -314,3 +314,55 @@ def test_the_list_counts_quarantined_executions_and_filters_them(op_client: Clie
         assert 'id="quarantined"' not in op_client.get(reverse("executions:list")).content.decode()
     for execution in (quarantined, other):
         op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_pause_and_resume_from_the_page_are_audited(op_client: Client, operator, dash_functions) -> None:
+    execution = execution_from(start(op_client, "dash-long-wait", {"seconds": 300}))
+    wait_until(lambda: Operation.objects.filter(execution=execution, type="WAIT").exists(), message="the wait")
+    page = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert 'id="pause"' in page and 'id="resume"' not in page and 'id="delete"' not in page
+    response = op_client.post(reverse("executions:pause", args=[execution.pk]), follow=True)
+    body = response.content.decode()
+    assert "Paused: no invocation until you resume it" in body
+    execution.refresh_from_db()
+    assert execution.pause_state in {"PAUSING", "PAUSED"}  # PAUSING while the first invocation ends
+    wait_until(lambda: Execution.objects.filter(pk=execution.pk, pause_state="PAUSED").exists(), message="PAUSED")
+    page = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert 'id="execution-status">PAUSED<' in page and 'id="resume"' in page and 'id="pause"' not in page
+    assert "ExecutionPaused" in page  # the history
+    listed = op_client.get(reverse("executions:list"), {"status": "PAUSED"}).content.decode()
+    assert execution.name in listed and "status-paused" in listed
+    running = op_client.get(reverse("executions:list"), {"status": "RUNNING"}).content.decode()
+    assert execution.name not in running
+    entry = AuditEntry.objects.get(action="execution.pause", execution_pk=execution.pk)
+    assert entry.ok and entry.user == operator
+    again = op_client.post(reverse("executions:pause", args=[execution.pk]), follow=True).content.decode()
+    assert "ResourceConflictException" in again
+    assert AuditEntry.objects.get(action="execution.pause", execution_pk=execution.pk, ok=False)
+    response = op_client.post(reverse("executions:resume", args=[execution.pk]), follow=True)
+    assert "Resumed" in response.content.decode()
+    execution.refresh_from_db()
+    assert execution.pause_state is None and execution.status == "RUNNING"
+    assert AuditEntry.objects.get(action="execution.resume", execution_pk=execution.pk).ok
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+
+
+def test_delete_removes_a_finished_execution_and_returns_to_the_list(
+    op_client: Client, operator, dash_functions
+) -> None:
+    execution = execution_from(start(op_client, "dash-long-wait", {"seconds": 300}))
+    wait_until(lambda: Operation.objects.filter(execution=execution, type="WAIT").exists(), message="the wait")
+    refused = op_client.post(reverse("executions:delete", args=[execution.pk]), follow=True)
+    assert "ResourceConflictException" in refused.content.decode()
+    assert Execution.objects.filter(pk=execution.pk).exists()
+    op_client.post(reverse("executions:stop", args=[execution.pk]))
+    page = op_client.get(reverse("executions:detail", args=[execution.pk])).content.decode()
+    assert 'id="delete"' in page and "data-confirm=" in page
+    response = op_client.post(reverse("executions:delete", args=[execution.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("executions:list")
+    assert f"Deleted execution {execution.name}" in response.content.decode()
+    assert not Execution.objects.filter(pk=execution.pk).exists()
+    assert not Operation.objects.filter(execution_id=execution.pk).exists()
+    entries = AuditEntry.objects.filter(action="execution.delete", execution_pk=execution.pk)
+    assert [(e.ok, e.user) for e in entries.order_by("at")] == [(False, operator), (True, operator)]
+    assert op_client.get(reverse("executions:detail", args=[execution.pk])).status_code == 404

@@ -293,8 +293,9 @@ def _running(data: dict[str, Any]) -> dict[str, Any]:
         _running(timeline()),
         timeline(operations=[operation(f"op-{i}", f"s{i}") for i in range(300)], effects=[], faults=[]),
         _running(timeline(invocations=[invocation(1, 0.5, 3, "suspended")], operations=[], effects=[], faults=[])),
+        timeline(pauses=[{"paused_at": at(4), "resumed_at": at(6)}]),
     ],
-    ids=["finished", "running", "300 operations", "no operations yet"],
+    ids=["finished", "running", "300 operations", "no operations yet", "paused once"],
 )
 def test_the_figure_is_json_that_plotlys_validation_accepts_unchanged(data: dict[str, Any]) -> None:
     figure = charts.timeline_figure(data, now=at(40), max_rows=50)
@@ -424,3 +425,12 @@ def test_sdk_errors_are_said_in_plain_words_with_the_name_kept() -> None:
         "(Runtime.HandlerNotFound)"
     )
     assert charts.plain_error({"ErrorType": "Boom", "ErrorMessage": "<b>bad</b>"}) == "Boom: &lt;b&gt;bad&lt;/b&gt;"
+
+
+def test_pauses_are_drawn_on_the_invocations_lane_until_resumed_or_the_end() -> None:
+    data = timeline(pauses=[{"paused_at": at(4), "resumed_at": at(6)}, {"paused_at": at(8), "resumed_at": None}])
+    paused = traces_by_name(charts.timeline_figure(data, now=at(30)))[charts.PAUSED_NAME]
+    assert paused["y"] == [charts.INVOCATIONS_ROW, charts.INVOCATIONS_ROW]
+    assert "(resumed)" in paused["hovertext"][0] and "ended while paused" in paused["hovertext"][1]
+    assert "no invocation while paused" in paused["hovertext"][0]
+    assert "Paused" not in str(traces_by_name(charts.timeline_figure(timeline(), now=at(30))))

@@ -85,7 +85,8 @@ def functions(client: engine.LambdaClient) -> Iterator[Register]:
 
     yield register
     for name in names:
-        running = client.list_durable_executions_by_function(FunctionName=name, Statuses=["RUNNING"], MaxItems=1000)
+        live = ["RUNNING", "PAUSING", "PAUSED"]
+        running = client.list_durable_executions_by_function(FunctionName=name, Statuses=live, MaxItems=1000)
         for summary in running["DurableExecutions"]:
             with contextlib.suppress(engine.errors.InvalidParameterValueException):  # it ended meanwhile
                 client.stop_durable_execution(DurableExecutionArn=summary["DurableExecutionArn"])

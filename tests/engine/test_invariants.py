@@ -119,3 +119,14 @@ def test_billed_time_over_wall_time_is_reported() -> None:
     assert [v.split(":")[0] for v in violations(data)] == ["billed-mismatch"]
     data["counters"]["wall_seconds"] = 12.0
     assert violations(data) == []
+
+
+def test_an_invocation_started_while_paused_is_reported() -> None:
+    invocations = [invocation(1, 0, 1), invocation(2, 5, 6, "succeeded")]
+    data = model([], invocations)
+    data["pauses"] = [{"paused_at": at(2), "resumed_at": at(7)}]
+    assert [v.split(":")[0] for v in violations(data)] == ["invoked-while-paused"]
+    data["pauses"] = [{"paused_at": at(2), "resumed_at": at(5)}]  # invoked on resume: the truth
+    assert violations(data) == []
+    data["pauses"] = [{"paused_at": at(2), "resumed_at": None}]  # a stop closed the pause at 10 s
+    assert [v.split(":")[0] for v in violations(data)] == ["invoked-while-paused"]

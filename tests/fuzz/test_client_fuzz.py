@@ -114,6 +114,15 @@ TARGETS: dict[str, tuple[dict[str, Any], list[str]]] = {
         ],
     ),
     "stop_durable_execution": ({"DurableExecutionArn": MISSING_ARN}, ["DurableExecutionArn", "Error"]),
+    "pause_durable_execution": (
+        {"DurableExecutionArn": MISSING_ARN},
+        ["DurableExecutionArn", "ClientToken", "Reason", "ExecutionTimeoutPaused"],
+    ),
+    "resume_durable_execution": (
+        {"DurableExecutionArn": MISSING_ARN},
+        ["DurableExecutionArn", "ClientToken", "Reason"],
+    ),
+    "delete_durable_execution": ({"DurableExecutionArn": MISSING_ARN}, ["DurableExecutionArn"]),
     "send_durable_execution_callback_success": ({"CallbackId": MISSING_CALLBACK}, ["CallbackId", "Result"]),
     "send_durable_execution_callback_failure": ({"CallbackId": MISSING_CALLBACK}, ["CallbackId", "Error"]),
     "send_durable_execution_callback_heartbeat": ({"CallbackId": MISSING_CALLBACK}, ["CallbackId"]),

@@ -119,6 +119,11 @@ class Execution(EngineRow):
     # Set when the SDK closes the execution from a checkpoint (an oversized result): applied when
     # that invocation ends, so InvocationCompleted precedes ExecutionSucceeded/Failed.
     pending_finish = models.JSONField(null=True)
+    # PauseDurableExecution: PAUSING while the invocation that was running at the pause goes on to
+    # its next checkpoint, PAUSED after; null when not paused. No invocation is claimed meanwhile.
+    # ``pause`` holds the request (time, reason, whether the execution timeout is paused too).
+    pause_state = models.CharField(max_length=16, null=True)
+    pause = models.JSONField(null=True)
     # Set when a background loop (timers, recovery, re-dispatch) failed on the execution again and
     # again: the loops leave it alone from then on. ``quarantine`` says which loop, how often,
     # since when and the last error. Setting both back to null lets the loops take it up again.
@@ -145,6 +150,11 @@ class Execution(EngineRow):
 
     def __str__(self) -> str:
         return self.arn
+
+    @property
+    def shown_status(self) -> str:
+        """The status as AWS reports it: a running execution's pause state (PAUSING, PAUSED) if any."""
+        return self.pause_state or self.status
 
 
 class Operation(EngineRow):

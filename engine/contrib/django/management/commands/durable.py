@@ -505,7 +505,10 @@ def _list_executions_args(parser: CommandParser) -> None:
     parser.add_argument("--qualifier", help="Version or alias ($LATEST only).")
     parser.add_argument("--durable-execution-name", help="Only executions of this name.")
     parser.add_argument(
-        "--statuses", nargs="+", metavar="STATUS", help="Space separated: RUNNING SUCCEEDED FAILED TIMED_OUT STOPPED."
+        "--statuses",
+        nargs="+",
+        metavar="STATUS",
+        help="Space separated: RUNNING PAUSING PAUSED SUCCEEDED FAILED TIMED_OUT STOPPED.",
     )
     parser.add_argument("--started-after", type=timestamp, help="ISO 8601 time or epoch seconds.")
     parser.add_argument("--started-before", type=timestamp, help="ISO 8601 time or epoch seconds.")
@@ -516,6 +519,26 @@ def _list_executions_args(parser: CommandParser) -> None:
 def _stop_args(parser: CommandParser) -> None:
     _execution_arn(parser)
     parser.add_argument("--error", help="ErrorMessage=…,ErrorType=…,ErrorData=…,StackTrace=[…] or JSON.")
+
+
+def _client_token_and_reason(parser: CommandParser, verb: str) -> None:
+    parser.add_argument("--client-token", help=f"Sent again within 15 minutes, the same {verb} succeeds once.")
+    parser.add_argument("--reason", help="Why; recorded in the execution's history.")
+
+
+def _pause_args(parser: CommandParser) -> None:
+    _execution_arn(parser)
+    _client_token_and_reason(parser, "pause")
+    parser.add_argument(
+        "--execution-timeout-paused",
+        action=argparse.BooleanOptionalAction,
+        help="Hold the execution timeout while paused (the default).",
+    )
+
+
+def _resume_args(parser: CommandParser) -> None:
+    _execution_arn(parser)
+    _client_token_and_reason(parser, "resume")
 
 
 def _callback_id(parser: CommandParser) -> None:
@@ -664,6 +687,27 @@ def _stop(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
     return lam.stop_durable_execution(**given(DurableExecutionArn=args.durable_execution_arn, Error=error))
 
 
+def _pause(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    return lam.pause_durable_execution(
+        **given(
+            DurableExecutionArn=args.durable_execution_arn,
+            ClientToken=args.client_token,
+            Reason=args.reason,
+            ExecutionTimeoutPaused=args.execution_timeout_paused,
+        )
+    )
+
+
+def _resume(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    return lam.resume_durable_execution(
+        **given(DurableExecutionArn=args.durable_execution_arn, ClientToken=args.client_token, Reason=args.reason)
+    )
+
+
+def _delete(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    return lam.delete_durable_execution(DurableExecutionArn=args.durable_execution_arn)
+
+
 def _callback_success(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
     result = blob(args.result, "--result", args.cli_binary_format)
     return lam.send_durable_execution_callback_success(**given(CallbackId=args.callback_id, Result=result))
@@ -716,7 +760,18 @@ OPERATIONS: dict[str, Operation] = {
         _list_executions_args,
         _list_executions,
     ),
-    "stop-durable-execution": Operation("StopDurableExecution", "Stop a running execution.", _stop_args, _stop),
+    "stop-durable-execution": Operation(
+        "StopDurableExecution", "Stop a running or paused execution.", _stop_args, _stop
+    ),
+    "pause-durable-execution": Operation(
+        "PauseDurableExecution", "Pause a running execution: no invocation until resumed.", _pause_args, _pause
+    ),
+    "resume-durable-execution": Operation(
+        "ResumeDurableExecution", "Resume a paused execution.", _resume_args, _resume
+    ),
+    "delete-durable-execution": Operation(
+        "DeleteDurableExecution", "Delete a finished execution and all its data.", _execution_arn, _delete
+    ),
     "send-durable-execution-callback-success": Operation(
         "SendDurableExecutionCallbackSuccess",
         "Complete a pending callback with a result.",
