@@ -96,6 +96,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 call_command("migrate", interactive=False, verbosity=0)
+# Pages name their static files through the manifest (hashed names), as under `make run`.
+call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def _child_env() -> dict[str, str]:
