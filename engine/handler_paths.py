@@ -69,7 +69,10 @@ def check(handler: str) -> Path | None:
     verified = _verified.get(module_name)
     if verified is not None and sys.modules.get(module_name) is verified[0] and verified[2] == allowed_locations():
         return verified[1]
-    specs = _find_chain(module_name)
+    try:
+        specs = _find_chain(module_name)
+    except HandlerOutsideCode as exc:
+        raise HandlerOutsideCode(_refusal(handler, str(exc))) from None
     if specs is None:
         return None
     for name, spec in specs:
@@ -124,7 +127,10 @@ def _find_chain(module_name: str) -> list[tuple[str, importlib.machinery.ModuleS
 def _find(name: str, search: list[str] | None) -> importlib.machinery.ModuleSpec | None:
     loaded = sys.modules.get(name)
     if loaded is not None:  # ``import`` takes this one: its spec is what counts
-        return getattr(loaded, "__spec__", None)
+        spec = getattr(loaded, "__spec__", None)
+        if spec is None:  # __main__ of a script, a module made by hand: no file to check
+            raise HandlerOutsideCode(f"'{name}' is a loaded module without a location")
+        return spec  # type: ignore[no-any-return]
     for finder in sys.meta_path:
         find_spec = getattr(finder, "find_spec", None)
         if find_spec is None:

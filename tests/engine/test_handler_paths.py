@@ -5,6 +5,7 @@ when a function is created or updated; what is refused is not stored."""
 from __future__ import annotations
 
 import sys
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,15 @@ def test_a_callable_outside_the_functions_code_is_refused(
     assert f"Handler '{handler}' is outside the function's code" in message
     assert why in message
     assert str(only.resolve()) in message  # the directories it may come from
+
+
+def test_a_loaded_module_without_a_file_is_refused(
+    lam: Any, only: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script's ``__main__`` or a module made at run time: nothing to check, so refused."""
+    monkeypatch.setitem(sys.modules, "made_at_run_time", types.ModuleType("made_at_run_time"))
+    message = _refused(lam, name, "made_at_run_time.run")
+    assert "'made_at_run_time' is a loaded module without a location" in message
 
 
 def test_a_module_outside_the_handler_directories_is_refused(lam: Any, only: Path, name: str, tmp_path: Path) -> None:
