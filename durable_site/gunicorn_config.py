@@ -34,6 +34,9 @@ proc_name = "durable-lab-web"
 # No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) is one per user, and two
 # checkouts running at once would fight over it.
 control_socket_disable = True
+# Longer than Gunicorn's 4 KiB default, so an over-long query string reaches the API's own
+# validation and gets AWS's error shape, not Gunicorn's HTML "URI Too Long".
+limit_request_line = 16384
 accesslog = "-"
 
 
