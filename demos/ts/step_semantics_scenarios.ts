@@ -1,6 +1,6 @@
-// Seed 000's four scenarios (/work/shared/seeds/000-step-semantics-and-retry.txt): the seed's
+// Seed 000's four scenarios (shared/seeds/000-step-semantics-and-retry.txt): the seed's
 // experiment handler with its two commented-out options set as each scenario sets them, one export
-// per scenario (Handler `step-semantics-scenarios.<export>`). Run each with Timeout 3 s: step #2's
+// per scenario (Handler `step_semantics_scenarios.<export>`). Run each with Timeout 3 s: step #2's
 // 10 s body never finishes in one invocation.
 //   atLeastOnceRetry    scenario 1: default semantics, default retry → runs every invocation until the execution times out
 //   atLeastOnceNoRetry  scenario 2: default semantics, shouldRetry false → the same: no error is ever thrown

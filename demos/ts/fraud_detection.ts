@@ -1,12 +1,12 @@
 // Seed 001 ("6 best practices for Lambda Durable Functions verified with a fraud detection demo",
-// /work/shared/seeds/001-durable-functions-best-practices.txt): the demo's index.ts on AWS's
+// shared/seeds/001-durable-functions-best-practices.txt): the demo's index.ts on AWS's
 // @aws/durable-execution-sdk-js. The seed quotes the handler's steps as written (authorize with an
 // idempotency key, the parallel email/SMS `waitForCallback` with `minSuccessful: 1` and one-day
 // timeouts, the escalation in the catch, the finalize step); those lines are kept verbatim. What the
 // seed leaves out, the transaction service `tx` and the risk scoring, is filled in here to match
 // Part 1's three risk patterns and demos/fraud.py (the Python twin): low risk is authorized at
 // once, high risk goes to the fraud team, medium risk asks the customer.
-// Handler `fraud-detection.handler`; Timeout 120 s; ExecutionTimeout 90000 s (25 h, BP4); start it
+// Handler `fraud_detection.handler`; Timeout 120 s; ExecutionTimeout 90000 s (25 h, BP4); start it
 // with `DurableExecutionName=tx-<id>` (BP2). Input: {"id": 3, "amount": 6500, "card": ..., "merchant": ...}.
 import { withDurableExecution } from '@aws/durable-execution-sdk-js';
 import type { DurableContext } from '@aws/durable-execution-sdk-js';

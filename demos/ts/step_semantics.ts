@@ -1,8 +1,8 @@
-// Seed 000 ("Step semantics and retry", /work/shared/seeds/000-step-semantics-and-retry.txt): the
+// Seed 000 ("Step semantics and retry", shared/seeds/000-step-semantics-and-retry.txt): the
 // experiment's handler exactly as the seed writes it, on AWS's @aws/durable-execution-sdk-js.
-// Run it as the seed does: Timeout 3 s, ExecutionTimeout 1 minute, Handler `step-semantics.handler`.
+// Run it as the seed does: Timeout 3 s, ExecutionTimeout 1 minute, Handler `step_semantics.handler`.
 // Step #2's body runs 10 s, so every invocation that runs it is killed mid-body. This is scenario 1
-// (AtLeastOncePerRetry, default retry); step-semantics-scenarios.ts has all four.
+// (AtLeastOncePerRetry, default retry); step_semantics_scenarios.ts has all four.
 import { withDurableExecution, StepSemantics } from '@aws/durable-execution-sdk-js';
 export const handler = withDurableExecution(async (event, context) => {
 console.log("Execution started.");
