@@ -24,17 +24,21 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 # The Node runtime for TypeScript/JavaScript handlers (issue 18): Node 22 itself comes from the npm
 # registry as the `node` package (Debian's apt has Node 18 only), with AWS's JS durable SDK, all pinned
-# by engine/runtimes/node/package-lock.json. Any npm can install it; a machine without one gets
+# by engine/runtimes/node/package-lock.json and installed under .data/node (outside the engine
+# package, whose Python files the tests scan). Any npm can install it; a machine without one gets
 # Debian's `npm` package first.
 NODE_RUNTIME := engine/runtimes/node
-NODE_STAMP := $(NODE_RUNTIME)/node_modules/.installed
+NODE_HOME := .data/node
+NODE_STAMP := $(NODE_HOME)/node_modules/.installed
 
 $(NODE_STAMP): $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "Installing Debian's npm to fetch the project's Node 22"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
-	cd $(NODE_RUNTIME) && npm ci --no-audit --no-fund --loglevel=error
-	$(NODE_RUNTIME)/node_modules/node/bin/node --version
+	mkdir -p $(NODE_HOME)
+	cp $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json $(NODE_HOME)/
+	cd $(NODE_HOME) && npm ci --no-audit --no-fund --loglevel=error
+	$(NODE_HOME)/node_modules/node/bin/node --version
 	touch $@
 
 install: $(VENV)/.runtime $(NODE_STAMP)
@@ -97,4 +101,4 @@ fmt: install-dev
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache $(NODE_RUNTIME)/node_modules
+	rm -rf $(VENV) .data .pytest_cache

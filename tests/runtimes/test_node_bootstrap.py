@@ -5,8 +5,8 @@ line on stdin, one JSON response per line on fd 3.
 The handlers are TypeScript on AWS's unchanged ``@aws/durable-execution-sdk-js``; their checkpoints
 go over HTTP to the real wire server, signed with a real access key. The executions are real,
 created through the engine; the test claims each invocation and reports its end with the engine's
-own duties, as the worker does. The scheduler is stopped (its worker would run the function in
-process, as Python), so the test fires the wait's timer itself.
+own duties, as the worker does. For those, the scheduler is stopped (its worker would run the
+function in process, as Python), so the test fires the wait's timer itself.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from engine.runtimes import node
 from tests.conftest import wait_until
 from tests.engine.support import Recorder, Register, callback_ids, start
 from tests.wire.conftest import credentials
-
-pytestmark = pytest.mark.usefixtures("no_scheduler")
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
@@ -169,6 +167,7 @@ def wire_environment(wire_server: str, function_name: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.usefixtures("no_scheduler")
 def test_a_typescript_handler_steps_waits_and_succeeds_out_of_process(
     client: engine.LambdaClient, functions: Register, recorder: Recorder, wire_server: str, tmp_path: Path
 ) -> None:
@@ -206,6 +205,7 @@ def test_a_typescript_handler_steps_waits_and_succeeds_out_of_process(
     assert "handler garbage on stdout" in log and "more garbage on stderr" in log
 
 
+@pytest.mark.usefixtures("no_scheduler")
 def test_the_seed_001_fraud_demo_waits_for_the_customer_and_finalizes(
     client: engine.LambdaClient,
     functions: Register,
@@ -331,3 +331,43 @@ def test_the_seed_demos_load_as_written(handler: str, tmp_path: Path) -> None:
         assert runtime.response(READY_TIMEOUT) == {"ready": True}
     finally:
         assert runtime.close() == 0
+
+
+def test_an_error_no_invocation_awaited_ends_the_runtime_after_answering(
+    tmp_path: Path, runtimes: list[RuntimeProcess]
+) -> None:
+    source = "export const handler = async () => { setTimeout(() => { throw new RangeError('late'); }, 0); return new Promise(() => {}); };\n"
+    runtime = RuntimeProcess(write_code(tmp_path, "index.mjs", source), "index.handler")
+    runtimes.append(runtime)
+    assert runtime.response(READY_TIMEOUT) == {"ready": True}
+    error = runtime.invoke({}, {"awsRequestId": "r-1"})["error"]
+    assert (error["errorType"], error["errorMessage"]) == ("Runtime.UncaughtException", "late")
+    assert runtime.proc.wait(timeout=10) == 1
+
+
+def test_a_handler_that_exits_closes_the_responses_without_an_answer(
+    tmp_path: Path, runtimes: list[RuntimeProcess]
+) -> None:
+    runtime = RuntimeProcess(
+        write_code(tmp_path, "index.mjs", "export const handler = () => process.exit(7);\n"), "index.handler"
+    )
+    runtimes.append(runtime)
+    assert runtime.response(READY_TIMEOUT) == {"ready": True}
+    with pytest.raises(AssertionError, match="fd 3 closed"):
+        runtime.invoke({}, {"awsRequestId": "r-1"})
+    assert runtime.proc.wait(timeout=10) == 7  # the invoker reports Runtime.ExitError
+
+
+def test_the_node_binary_is_the_projects_node_22_unless_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DURABLE_NODE", raising=False)
+    installed = node.node_binary()
+    assert installed == node.INSTALLED_NODE
+    version = subprocess.run([installed, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("v22."), version
+    monkeypatch.setenv("DURABLE_NODE", str(tmp_path / "no-node"))
+    with pytest.raises(node.NodeRuntimeMissing, match="DURABLE_NODE"):
+        node.node_binary()
+    monkeypatch.setenv("DURABLE_NODE", str(installed))
+    assert node.command() == [str(installed), str(node.bootstrap())]

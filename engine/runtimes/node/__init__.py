@@ -1,7 +1,7 @@
 """The Node.js runtime: where its Node 22 binary and bootstrap are (issue 18).
 
 ``make install`` puts a project-local Node 22 (the npm registry's ``node`` package) and AWS's JS
-durable SDK under this folder's ``node_modules`` from the committed ``package-lock.json``. The
+durable SDK under ``.data/node/node_modules``, from this folder's committed ``package-lock.json``. The
 out-of-process invoker starts ``[node_binary(), bootstrap()]`` with the function's code directory
 as cwd; ``bootstrap.mjs`` speaks the runtime process protocol on stdin and file descriptor 3.
 """
@@ -12,7 +12,10 @@ import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-INSTALLED_NODE = HERE / "node_modules" / "node" / "bin" / "node"
+# Where `make install` runs `npm ci` (bootstrap.mjs finds the SDK there too): the checkout's own
+# .data, whatever DURABLE_DATA_DIR says, as the venv is the checkout's own.
+NODE_HOME = HERE.parents[2] / ".data" / "node"
+INSTALLED_NODE = NODE_HOME / "node_modules" / "node" / "bin" / "node"
 
 
 class NodeRuntimeMissing(RuntimeError):

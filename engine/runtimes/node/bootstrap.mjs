@@ -21,9 +21,10 @@ import { pathToFileURL } from "node:url";
 const RESPONSES_FD = 3;
 // Lambda's Node runtime looks for these in this order; .ts/.mts/.cts run through Node 22's type stripping.
 const EXTENSIONS = [".js", ".mjs", ".cjs", ".ts", ".mts", ".cts"];
-// Bare imports the handler's own code cannot resolve fall back to the runtime's node_modules,
-// as Lambda's runtime provides the AWS SDK: `@aws/durable-execution-sdk-js` needs no bundling.
-const RUNTIME_PARENT = import.meta.url;
+// Bare imports the handler's own code cannot resolve fall back to the runtime's node_modules
+// (.data/node, where `make install` puts the SDK), as Lambda's runtime provides the AWS SDK:
+// `@aws/durable-execution-sdk-js` needs no bundling.
+const RUNTIME_PARENT = new URL("../../../.data/node/package.json", import.meta.url).href;
 
 function respond(message) {
   const data = Buffer.from(`${JSON.stringify(message)}\n`);
