@@ -88,22 +88,25 @@ class RuntimeProcess:
                 preexec_fn=self._responses_on_fd3,
             )
         os.close(self._their_end)
-        self._responses = os.fdopen(responses, "rb")
+        self.responses = os.fdopen(responses, "rb")
 
     def _responses_on_fd3(self) -> None:  # runs in the child, between fork and exec
         os.dup2(self._their_end, 3)
 
     def response(self, timeout: float) -> dict[str, Any]:
-        ready, _, _ = select.select([self._responses], [], [], timeout)
+        ready, _, _ = select.select([self.responses], [], [], timeout)
         assert ready, f"no response on fd 3 within {timeout} s; log:\n{self.logs.read_text()}"
-        line = self._responses.readline()
+        line = self.responses.readline()
         assert line, f"fd 3 closed (exit {self.proc.poll()}); log:\n{self.logs.read_text()}"
         return dict(json.loads(line))
 
-    def invoke(self, event: Any, context: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    def send(self, event: Any, context: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"event": event, "context": context}).encode() + b"\n")
         self.proc.stdin.flush()
+
+    def invoke(self, event: Any, context: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        self.send(event, context)
         return self.response(timeout)
 
     def close(self) -> int:
@@ -114,7 +117,7 @@ class RuntimeProcess:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-            self._responses.close()
+            self.responses.close()
 
 
 @pytest.fixture
@@ -249,6 +252,41 @@ def test_the_seed_001_fraud_demo_waits_for_the_customer_and_finalizes(
     assert steps[0] == "score-3" and steps[-1] == "finalize-3"
     log = runtime.logs.read_text()
     assert f"Answer with callback {email}" in log and f"Answer with callback {sms}" in log
+
+
+@pytest.mark.usefixtures("no_scheduler")
+def test_the_seed_000_experiment_starts_its_10_s_step_out_of_process(
+    client: engine.LambdaClient,
+    functions: Register,
+    recorder: Recorder,
+    wire_server: str,
+    tmp_path: Path,
+    runtimes: list[RuntimeProcess],
+) -> None:
+    name = functions("step_semantics.handler", timeout=3, execution_timeout=60)
+    arn = start(client, name, "{}")
+    env = wire_environment(wire_server, name)
+    runtime = RuntimeProcess(ROOT / "demos" / "ts", "step_semantics.handler", env, tmp_path)
+    runtimes.append(runtime)
+    assert runtime.response(READY_TIMEOUT) == {"ready": True}
+    ticket = claim_invocation(recorder.invoked[-1])
+    assert ticket is not None
+    runtime.send(*invocation(ticket))
+
+    def step_2_started() -> list[str] | None:
+        events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+        seen = [f"{e['EventType']} {e.get('Name')}" for e in events if e["EventType"].startswith("Step")]
+        return seen if "StepStarted Step #2" in seen else None
+
+    assert wait_until(step_2_started, timeout=30, message="Step #2 to start") == [
+        "StepStarted Step #1",
+        "StepSucceeded Step #1",
+        "StepStarted Step #2",
+    ]
+    assert not select.select([runtime.responses], [], [], 1)[0], "step #2's body runs 10 s"
+    runtime.proc.kill()  # what the invoker does when the function's 3 s Timeout passes
+    log = runtime.logs.read_text()
+    assert "Execution started." in log and "Hello from step #1" in log and "inside step 2" in log
 
 
 def test_the_runtime_stays_warm_and_answers_each_invocation(tmp_path: Path, runtimes: list[RuntimeProcess]) -> None:
