@@ -4,6 +4,9 @@
 durable SDK under ``.data/node/node_modules``, from this folder's committed ``package-lock.json``. The
 out-of-process invoker starts ``[node_binary(), bootstrap()]`` with the function's code directory
 as cwd; ``bootstrap.mjs`` speaks the runtime process protocol on stdin and file descriptor 3.
+
+To change a version: edit package.json, run ``npm install --package-lock-only`` in this folder
+(no node_modules here: the tests scan the engine's Python files), commit both files.
 """
 
 from __future__ import annotations
