@@ -135,10 +135,26 @@ def _find(name: str, search: list[str] | None) -> importlib.machinery.ModuleSpec
         find_spec = getattr(finder, "find_spec", None)
         if find_spec is None:
             continue
-        spec = find_spec(name, search, None)
+        try:
+            spec = find_spec(name, search, None)
+        except KeyError:
+            # PathFinder, on finding a namespace package (a folder without __init__.py) below
+            # another one, looks its parent up in sys.modules; nothing is imported here, so the
+            # namespace's portions are listed by hand, as the import system would find them.
+            spec = _namespace_spec(name, search)
         if spec is not None:
             return spec  # type: ignore[no-any-return]
     return None
+
+
+def _namespace_spec(name: str, search: list[str] | None) -> importlib.machinery.ModuleSpec | None:
+    last = name.rpartition(".")[2]
+    portions = [str(Path(folder, last)) for folder in search or () if Path(folder, last).is_dir()]
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
 
 
 def _file_of(spec: importlib.machinery.ModuleSpec) -> Path | None:

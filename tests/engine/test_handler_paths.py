@@ -151,3 +151,13 @@ def test_checking_a_name_imports_nothing(only: Path) -> None:
     with pytest.raises(handler_paths.HandlerOutsideCode):
         handler_paths.check("antigravity.fly")  # a stdlib module with a side effect: found, refused, not run
     assert "antigravity" not in sys.modules
+
+
+def test_a_handler_inside_nested_folders_without_init_files_is_found(only: Path) -> None:
+    # Namespace packages two deep: the import system finds them; the check must too (it once
+    # raised KeyError here, a 500 over the wire API), without importing them.
+    (only / "shop" / "orders").mkdir(parents=True)
+    (only / "shop" / "orders" / "pay.py").write_text("def handler(event, context):\n    return event\n")
+    assert handler_paths.check("shop.orders.pay.handler") == (only / "shop" / "orders" / "pay.py").resolve()
+    assert "shop" not in sys.modules and "shop.orders" not in sys.modules
+    assert handler_paths.check("shop.orders.missing.handler") is None  # not written yet: the worker reports it
