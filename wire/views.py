@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 import engine
 from durable_site.middleware import RETRY_AFTER_SECONDS, is_overload
 from engine.errors import EngineError, InvalidParameterValueException, ServiceError
-from wire import auth
+from wire import audit, auth
 from wire.http import error_response, read_body, render, request_parts
 from wire.model import operation, parse_request
 
@@ -54,12 +54,24 @@ def api_operation(methods: Mapping[str, str]) -> View:
 
 
 def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpResponse:
+    """Answer one request; a state-changing one leaves an audit entry however it ended (``wire.audit``)."""
+    attempt = audit.Attempt(name, uri)
+    response = respond(request, attempt)
+    audit.record(request, attempt, response)
+    return response
+
+
+def respond(request: HttpRequest, attempt: audit.Attempt) -> HttpResponse:
+    name = attempt.operation
     try:
         body = read_body(request)
-        auth.authorize(request, name)
+        attempt.user = auth.authorize(request, name, on_user=attempt)
         op = operation(name)
-        params = parse_request(op, request_parts(request, uri, body))
-        return render(op, call_engine(name, params))
+        params = parse_request(op, request_parts(request, attempt.uri, body))
+        if attempt.audited:
+            attempt.note_target(params)
+        attempt.result = call_engine(name, params)
+        return render(op, attempt.result)
     except auth.AuthError as exc:
         return error_response(exc.code, exc.message, exc.status)
     except ServiceError as exc:
