@@ -41,7 +41,8 @@ from tests.engine.support import Recorder
 from tests.wire.conftest import REGION, callback_id, credentials, finished, history
 
 HERE = Path(__file__).resolve().parent / "sdk_process"
-HANDLER = "tests.wire.sdk_process.handler.handler"  # the same file, as the worker imports it
+CODE = Path(__file__).resolve().parents[1] / "handlers"  # the handler file's folder, for the subprocess
+HANDLER = "tests.handlers.plain_sdk.handler"  # the same file, as the worker imports it
 ANSWER = '{"approved": true}'
 
 
@@ -82,7 +83,7 @@ class SubprocessInvoker:
             "AWS_DEFAULT_REGION": REGION,
         }
         deadline_ms = str(int(ticket.deadline.timestamp() * 1000))
-        argv = [sys.executable, "handler_runner.py", str(HERE), "handler.handler", str(source), str(target)]
+        argv = [sys.executable, "handler_runner.py", str(CODE), "plain_sdk.handler", str(source), str(target)]
         done = subprocess.run(
             [*argv, ticket.request_id, deadline_ms], cwd=HERE, env=env, capture_output=True, text=True, timeout=60
         )

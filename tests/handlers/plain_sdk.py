@@ -1,7 +1,8 @@
 """An unchanged AWS durable handler: a step, a wait and a callback, and nothing from Durable Lab.
 
-The worker runs it in-process (as ``tests.wire.sdk_process.handler.handler``); ``handler_runner.py``
-runs the very same file in a plain ``python`` process whose SDK talks to the wire API over HTTP.
+The worker runs it in-process (as ``tests.handlers.plain_sdk.handler``);
+``tests/wire/sdk_process/handler_runner.py`` runs the very same file (as ``plain_sdk.handler``)
+in a plain ``python`` process whose SDK talks to the wire API over HTTP.
 """
 
 from __future__ import annotations
