@@ -1,8 +1,9 @@
 """RequestResponse invokes wait for their executions without taking every web server thread.
 
 Measured before the cap: 8 RequestResponse invokes of a function waiting on a callback
-(Timeout 3 s, ExecutionTimeout 10 s) held all 8 web server threads (Waitress then; Gunicorn gthread has the same 8) for 10.1-10.3 s each, and a
-GetFunction sent meanwhile waited 9.2 s for a thread: a callback answer would have waited too.
+(Timeout 3 s, ExecutionTimeout 10 s) held all 8 web server threads (Waitress then; Gunicorn's
+gthread worker has the same 8) for 10.1-10.3 s each, and a GetFunction sent meanwhile waited
+9.2 s for a thread: a callback answer would have waited too.
 """
 
 from __future__ import annotations
