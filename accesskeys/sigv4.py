@@ -101,6 +101,15 @@ def authenticate(request: HttpRequest, *, clock: Clock = timezone.now) -> Any:
         raise
 
 
+def signing_key_id(request: HttpRequest) -> str:
+    """The access key id ``request`` says it is signed with ("" if none): authentic once
+    ``authenticate`` has accepted the request (the wire API's audit names it)."""
+    try:
+        return _claim(request).access_key_id
+    except SignatureRejected:
+        return ""
+
+
 def error_response(exc: SignatureRejected) -> JsonResponse:
     """Return AWS's error response for ``exc``: boto3 raises the same exception class from it."""
     body = {"Type": "User", "Message": exc.message, "message": exc.message}

@@ -51,8 +51,12 @@ def request_user(request: HttpRequest) -> Any | None:
     return sigv4.authenticate(request)
 
 
-def authorize(request: HttpRequest, operation: str) -> Any:
-    """Return the request's user if it may run ``operation``; else raise AuthError."""
+def authorize(request: HttpRequest, operation: str, on_user: Any = None) -> Any:
+    """Return the request's user if it may run ``operation``; else raise AuthError.
+
+    ``on_user`` (``wire.audit.Attempt``) is told the user once the signature is verified, so that
+    a user refused for lack of permission is still named in the audit entry.
+    """
     try:
         user = request_user(request)
     except Exception as exc:
@@ -64,6 +68,8 @@ def authorize(request: HttpRequest, operation: str) -> Any:
         raise AuthError(code, status, str(getattr(exc, "message", exc))) from exc
     if user is None or not user.is_active:
         raise AuthError("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
+    if on_user is not None:
+        on_user.user = user
     if operation in WRITE_OPERATIONS and not can_operate(user):
         raise AuthError(
             "AccessDeniedException",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from botocore import xform_name
@@ -21,7 +23,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 import engine
 from durable_site.middleware import RETRY_AFTER_SECONDS, is_overload
 from engine.errors import EngineError, InvalidParameterValueException, ServiceError
-from wire import auth
+from wire import audit, auth
 from wire.http import error_response, read_body, render, request_parts
 from wire.model import operation, parse_request
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Wire-only parameters: AWS options the engine's method has no argument for, applied here.
 EXECUTION_DATA = ("InputPayload", "Result", "Error")
+# Web server threads a waiting RequestResponse invoke may never take (see sync_invoke_slot).
+THREADS_KEPT_FREE = 2
 
 View = Callable[..., HttpResponse]
 
@@ -54,12 +58,24 @@ def api_operation(methods: Mapping[str, str]) -> View:
 
 
 def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpResponse:
+    """Answer one request; a state-changing one leaves an audit entry however it ended (``wire.audit``)."""
+    attempt = audit.Attempt(name, uri)
+    response = respond(request, attempt)
+    audit.record(request, attempt, response)
+    return response
+
+
+def respond(request: HttpRequest, attempt: audit.Attempt) -> HttpResponse:
+    name = attempt.operation
     try:
         body = read_body(request)
-        auth.authorize(request, name)
+        attempt.user = auth.authorize(request, name, on_user=attempt)
         op = operation(name)
-        params = parse_request(op, request_parts(request, uri, body))
-        return render(op, call_engine(name, params))
+        params = parse_request(op, request_parts(request, attempt.uri, body))
+        if attempt.audited:
+            attempt.note_target(params)
+        attempt.result = call_engine(name, params)
+        return render(op, attempt.result)
     except auth.AuthError as exc:
         return error_response(exc.code, exc.message, exc.status)
     except ServiceError as exc:
@@ -94,6 +110,13 @@ def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpRespon
 
 def call_engine(name: str, params: dict[str, Any]) -> Mapping[str, Any]:
     """Call the ``engine.client()`` method named as boto3 names ``name``, with the parameters it takes."""
+    if name == "Invoke" and params.get("InvocationType", "RequestResponse") == "RequestResponse":
+        with sync_invoke_slot():
+            return _call_engine(name, params)
+    return _call_engine(name, params)
+
+
+def _call_engine(name: str, params: dict[str, Any]) -> Mapping[str, Any]:
     method = getattr(engine.client(), xform_name(name), None)
     if method is None:
         raise NotAvailable(f"{name} is not available in this build of Durable Lab.")
@@ -102,6 +125,40 @@ def call_engine(name: str, params: dict[str, Any]) -> Mapping[str, Any]:
     if include_data is not None:
         result = _execution_data(result, include_data)
     return result
+
+
+class SyncInvokesBusy(ServiceError):
+    code = "TooManyRequestsException"
+    status_code = 429
+
+
+_sync_slots: threading.BoundedSemaphore | None = None
+
+
+@contextmanager
+def sync_invoke_slot() -> Iterator[None]:
+    """Hold one of the slots of the RequestResponse invokes waiting at once, or refuse the invoke.
+
+    A RequestResponse invoke of a durable function waits for the execution to end, as on AWS
+    (up to its ExecutionTimeout, at most 15 minutes), and holds one of the web server's threads
+    all that time. Were every thread so held, the callbacks, checkpoints and reads that let the
+    executions end would wait behind them until they timed out; so two threads always stay free
+    for those, and one invoke more is refused (429, before anything is started) rather than queued.
+    """
+    global _sync_slots
+    if _sync_slots is None:
+        from durable_site.management.commands.durable_up import WEB_THREADS
+
+        _sync_slots = threading.BoundedSemaphore(max(1, WEB_THREADS - THREADS_KEPT_FREE))
+    if not _sync_slots.acquire(blocking=False):
+        raise SyncInvokesBusy(
+            "Too many synchronous (RequestResponse) invocations are waiting for their executions to end; "
+            "retry later, or invoke with InvocationType Event and poll GetDurableExecution."
+        )
+    try:
+        yield
+    finally:
+        _sync_slots.release()
 
 
 class NotAvailable(ServiceError):
