@@ -102,15 +102,15 @@ def _payload_text(payload: Any, limit: int) -> str | None:
         raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from exc
 
 
-def _validate_arn(arn: Any) -> str:
-    arn = _require_str(arn, "DurableExecutionArn")
+def _validate_arn(value: Any) -> str:
+    arn = _require_str(value, "DurableExecutionArn")
     if not ARN_RE.match(arn):
         raise _invalid(f"DurableExecutionArn {arn!r} is not a durable execution ARN.")
     return arn
 
 
-def _validate_callback_id(callback_id: Any) -> str:
-    callback_id = _require_str(callback_id, "CallbackId")
+def _validate_callback_id(value: Any) -> str:
+    callback_id = _require_str(value, "CallbackId")
     if not CALLBACK_ID_RE.fullmatch(callback_id):
         raise _invalid("CallbackId must be 1-1024 characters of the base64 alphabet.")
     return callback_id
@@ -141,7 +141,8 @@ def _max_items(value: Any, default: int, high: int = 1000) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
         raise _invalid(f"MaxItems must be an integer between 1 and {high}.")
-    return value
+    max_items: int = value
+    return max_items
 
 
 def _encode_marker(data: Any) -> str:
@@ -173,7 +174,8 @@ def _int_marker(marker: Any) -> int:
     value = _decode_marker(marker)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.")
-    return value
+    position: int = value
+    return position
 
 
 def _position_marker(marker: Any) -> tuple[datetime, int]:
@@ -507,7 +509,7 @@ def _updates(updates: Any) -> list[dict[str, Any]]:
         raise _invalid("Updates must be a list of operation update objects.")
     try:
         text = validation.check_json_text(json.dumps(list(updates)), "Updates", max_bytes=SYNC_PAYLOAD_LIMIT)
-        batch = json.loads(text)
+        batch: list[dict[str, Any]] = json.loads(text)  # a list of objects, checked above
         _check_storable_strings(batch, "Updates")
     except (TypeError, ValueError, RecursionError) as exc:  # validation.InvalidInput is a ValueError
         raise _invalid(f"Updates are not storable JSON: {exc}") from exc
@@ -530,7 +532,8 @@ def _check_storable_strings(value: Any, field: str) -> None:
 def _invocation_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
         raise _invalid("InvocationId must be a positive integer.")
-    return value
+    invocation_id: int = value
+    return invocation_id
 
 
 def _reject_unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
@@ -689,7 +692,8 @@ def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def reported_status(row: Mapping[str, Any]) -> str:
     """The status AWS would show: a running execution's pause state (PAUSING, PAUSED) if it has one."""
-    return row.get("pause_state") or row["status"]
+    status: str = row.get("pause_state") or row["status"]
+    return status
 
 
 def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -714,7 +718,7 @@ TIMESTAMP_KEYS = (
 
 def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:
     """Return one stored event in ``GetDurableExecutionHistory`` shape."""
-    event = json.loads(json.dumps(row["doc"]))
+    event: dict[str, Any] = json.loads(json.dumps(row["doc"]))
     event["EventId"] = row["event_id"]
     event["EventTimestamp"] = row["timestamp"]
     details = event.get(f"{event['EventType']}Details", {})
@@ -731,7 +735,7 @@ def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:
 
 def operation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Return an operation document with datetimes, as boto3 shows ``Operation``."""
-    op = json.loads(json.dumps(doc))
+    op: dict[str, Any] = json.loads(json.dumps(doc))
     for key in ("StartTimestamp", "EndTimestamp"):
         if op.get(key) is not None:
             op[key] = store.ms_to_datetime(op[key])

@@ -69,9 +69,10 @@ def _open_after_end(data: dict[str, Any]) -> Iterator[str]:
 def _inside(start: datetime, end: datetime | None, invocation: dict[str, Any]) -> bool:
     if start < invocation["started_at"] - SLACK:
         return False
-    if end is None or invocation["ended_at"] is None:
+    ended: datetime | None = invocation["ended_at"]
+    if end is None or ended is None:
         return end is None or end >= start
-    return end <= invocation["ended_at"] + SLACK
+    return end <= ended + SLACK
 
 
 def _attempts_outside_invocations(data: dict[str, Any]) -> Iterator[str]:

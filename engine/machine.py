@@ -199,10 +199,12 @@ def _copy(op: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A deep copy of a JSON document; orjson's round trip is several times faster than the stdlib's."""
     if op is None:
         return None
+    copy: dict[str, Any]
     try:
-        return orjson.loads(orjson.dumps(op))
+        copy = orjson.loads(orjson.dumps(op))
     except TypeError:  # what orjson refuses, the stdlib copies as it always did
-        return json.loads(json.dumps(op))
+        copy = json.loads(json.dumps(op))
+    return copy
 
 
 def _new_op(update: Mapping[str, Any], status: str, clock: Clock) -> dict[str, Any]:

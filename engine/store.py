@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from engine.db import Conn
 from engine.machine import PENDING_STATUSES
 from engine.sql import Q
 
@@ -33,15 +33,15 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
 # --- functions --------------------------------------------------------------------------------
 
 
-def get_function(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
+def get_function(conn: Conn, name: str) -> dict[str, Any] | None:
     return conn.execute(Q.get_function, {"name": name}).fetchone()
 
 
-def list_functions(conn: psycopg.Connection, *, after: str, limit: int) -> list[dict[str, Any]]:
+def list_functions(conn: Conn, *, after: str, limit: int) -> list[dict[str, Any]]:
     return conn.execute(Q.list_functions, {"after": after, "limit": limit}).fetchall()
 
 
-def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str, Any]:
+def upsert_function(conn: Conn, fn: Mapping[str, Any]) -> dict[str, Any]:
     row = conn.execute(
         Q.upsert_function,
         {
@@ -59,7 +59,7 @@ def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str
 
 
 def insert_started_execution(
-    conn: psycopg.Connection, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
+    conn: Conn, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
 ) -> dict[str, Any] | None:
     """Start an execution in one statement: its row (already asking to be invoked), its EXECUTION
     operation, ``ExecutionStarted`` and its execution-timeout timer. Return None, and write
@@ -85,22 +85,22 @@ def insert_started_execution(
     ).fetchone()
 
 
-def execution_by_name(conn: psycopg.Connection, function_name: str, name: str) -> dict[str, Any] | None:
+def execution_by_name(conn: Conn, function_name: str, name: str) -> dict[str, Any] | None:
     return conn.execute(Q.execution_by_name, {"function_name": function_name, "name": name}).fetchone()
 
 
-def execution_by_arn(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_by_arn(conn: Conn, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
     query = Q.execution_by_arn_for_update if lock else Q.execution_by_arn
     return conn.execute(query, {"arn": arn}).fetchone()
 
 
-def execution_by_id(conn: psycopg.Connection, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
     query = Q.execution_by_id_for_update if lock else Q.execution_by_id
     return conn.execute(query, {"id": execution_id}).fetchone()
 
 
 def list_function_executions(
-    conn: psycopg.Connection, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
+    conn: Conn, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
 ) -> list[dict[str, Any]]:
     """A page of a function's executions, newest first (or oldest first). ``filters`` holds
     ``function``, and ``name``, ``statuses``, ``after``, ``before`` and the page marker's
@@ -109,7 +109,7 @@ def list_function_executions(
     return conn.execute(query, {**filters, "limit": limit}).fetchall()
 
 
-def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any) -> None:
+def update_execution(conn: Conn, execution_id: int, **values: Any) -> None:
     """Set the given columns of the execution. The column list is the one truly dynamic part of
     the engine's SQL, so it is composed with ``psycopg.sql`` (quoted identifiers), not text."""
     assignments = sql.SQL(", ").join(
@@ -120,7 +120,7 @@ def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any)
     conn.execute(statement, {**params, "_id": execution_id})
 
 
-def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
+def has_pending_work(conn: Conn, execution_id: int) -> bool:
     """``machine.has_pending_work`` in SQL, so a PENDING output is checked without loading every operation."""
     pairs = [f"{op_type}:{status}" for op_type, statuses in PENDING_STATUSES.items() for status in statuses]
     row = conn.execute(Q.has_pending_work, {"execution_id": execution_id, "pairs": pairs}).fetchone()
@@ -130,9 +130,7 @@ def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
 # --- operations -------------------------------------------------------------------------------
 
 
-def load_ops(
-    conn: psycopg.Connection, execution_id: int, op_ids: Iterable[str] | None = None
-) -> dict[str, dict[str, Any]]:
+def load_ops(conn: Conn, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """Return operation documents by id (all of them, or the named ones) in first-seen order."""
     if op_ids is None:
         rows = conn.execute(Q.all_operations, {"execution_id": execution_id}).fetchall()
@@ -141,12 +139,12 @@ def load_ops(
     return {row["doc"]["Id"]: row["doc"] for row in rows}
 
 
-def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> list[dict[str, Any]]:
+def ops_touched_since(conn: Conn, execution_id: int, seq: int) -> list[dict[str, Any]]:
     rows = conn.execute(Q.operations_touched_since, {"execution_id": execution_id, "seq": seq}).fetchall()
     return [row["doc"] for row in rows]
 
 
-def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+def execution_by_callback(conn: Conn, callback_id: str) -> dict[str, Any] | None:
     """The execution a callback id belongs to, read without a lock, with ``callback_op`` (the
     callback's operation document) and ``fn_timeout`` (its function's, None if deleted)."""
     return conn.execute(Q.execution_by_callback, {"callback_id": callback_id}).fetchone()
@@ -155,9 +153,7 @@ def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[st
 # --- events -----------------------------------------------------------------------------------
 
 
-def read_events(
-    conn: psycopg.Connection, execution_id: int, *, after: int, limit: int, reverse: bool
-) -> list[dict[str, Any]]:
+def read_events(conn: Conn, execution_id: int, *, after: int, limit: int, reverse: bool) -> list[dict[str, Any]]:
     query = Q.events_before if reverse else Q.events_after
     return conn.execute(query, {"execution_id": execution_id, "after": after, "limit": limit}).fetchall()
 
@@ -165,41 +161,37 @@ def read_events(
 # --- timers -----------------------------------------------------------------------------------
 
 
-def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
+def set_timer(conn: Conn, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
     conn.execute(Q.set_timer, {"execution_id": execution_id, "kind": kind, "op_id": op_id, "due": due})
     if due < datetime.now(UTC) + SCHEDULER_LOOKS_EVERY:
         conn.execute(Q.wake_scheduler, {"execution_id": str(execution_id)})
 
 
-def execution_timeout_due(conn: psycopg.Connection, execution_id: int) -> datetime | None:
+def execution_timeout_due(conn: Conn, execution_id: int) -> datetime | None:
     """When the execution's timeout timer is due (None if it has none)."""
     row = conn.execute(Q.execution_timeout_due, {"execution_id": execution_id}).fetchone()
     return row["due_at"] if row else None
 
 
-def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
+def announce_timers(conn: Conn, execution_id: int) -> None:
     """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
     held back while an invocation ran, so that it looks at them again now that it has ended."""
     conn.execute(Q.announce_timers, {"channel_payload": str(execution_id), "execution_id": execution_id})
 
 
-def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
+def cancel_all_timers_and_announce_done(conn: Conn, execution_id: int, arn: str) -> None:
     """Drop a finished execution's timers and NOTIFY ``durable_done`` (sent when the caller commits)."""
     conn.execute(Q.cancel_all_timers_and_announce_done, {"execution_id": execution_id, "arn": arn})
 
 
-def take_due_timers(
-    conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None
-) -> list[dict[str, Any]]:
+def take_due_timers(conn: Conn, now: datetime, limit: int, execution_id: int | None = None) -> list[dict[str, Any]]:
     """Delete and return due timers, skipping rows another scheduler is already firing."""
     params = {"now": now, "limit": limit, "execution_id": execution_id}
     query = Q.take_due_timers if execution_id is None else Q.take_due_execution_timers
     return conn.execute(query, params).fetchall()
 
 
-def due_timer_executions(
-    conn: psycopg.Connection, now: datetime, limit: int, running_grace: timedelta | None = None
-) -> list[int]:
+def due_timer_executions(conn: Conn, now: datetime, limit: int, running_grace: timedelta | None = None) -> list[int]:
     """Executions with a due timer, oldest first.
 
     With ``running_grace`` an execution whose invocation is running is left out until its
@@ -214,7 +206,7 @@ def due_timer_executions(
     return [row["execution_id"] for row in rows]
 
 
-def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
+def next_timer_due(conn: Conn, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
     """When ``due_timer_executions`` (with the same grace) will next find something."""
     if running_grace is None:
         row = conn.execute(Q.next_timer_due).fetchone()
@@ -226,11 +218,11 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
 # --- invocations ------------------------------------------------------------------------------
 
 
-def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> None:
+def insert_invocation(conn: Conn, values: Mapping[str, Any]) -> None:
     conn.execute(Q.insert_invocation, values)
 
 
-def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+def claim_invocation(conn: Conn, values: Mapping[str, Any]) -> dict[str, Any] | None:
     """Take the execution's invocation lease and record the invocation, in one statement.
 
     Only an execution that is running, owes an invocation and has none running is claimed; of
@@ -246,14 +238,14 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
     return conn.execute(Q.claim_invocation, values).fetchone()
 
 
-def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dict[str, Any] | None:
+def get_invocation(conn: Conn, execution_id: int, seq: int) -> dict[str, Any] | None:
     return conn.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
 
 
 _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
 
 
-def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
+def invocation_run_by(conn: Conn, execution_id: int, worker: str, pid: int) -> int | None:
     """The sequence number of the execution's invocation still running in process ``pid`` of
     host ``worker``, if there is one."""
     params = {"execution_id": execution_id, "worker": worker, "pid": pid}
@@ -261,13 +253,11 @@ def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, 
     return None if row is None else int(row["seq"])
 
 
-def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
+def running_invocations(conn: Conn, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(Q.running_invocations, {"limit": limit}).fetchall()
 
 
-def presumed_lost(
-    conn: psycopg.Connection, now: datetime, after: timedelta, backstop: timedelta, limit: int
-) -> list[dict[str, Any]]:
+def presumed_lost(conn: Conn, now: datetime, after: timedelta, backstop: timedelta, limit: int) -> list[dict[str, Any]]:
     """Executions owing an invocation whose message is presumed lost, with its ``redispatches``.
 
     A message is presumed lost when it was never sent (``dispatched_at`` NULL: the broker refused
@@ -280,13 +270,13 @@ def presumed_lost(
     return conn.execute(Q.presumed_lost, params).fetchall()
 
 
-def mark_redispatched(conn: psycopg.Connection, execution_id: int, now: datetime) -> dict[str, Any] | None:
+def mark_redispatched(conn: Conn, execution_id: int, now: datetime) -> dict[str, Any] | None:
     """Count one more message sent for the execution's owed invocation; return its generation
     (``redispatches``) and the function's ``fn_timeout``, or None if it no longer waits for one."""
     return conn.execute(Q.mark_redispatched, {"now": now, "execution_id": execution_id}).fetchone()
 
 
-def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> None:
+def mark_undispatched(conn: Conn, execution_ids: list[int]) -> None:
     """The broker refused these executions' messages: the re-dispatcher sends them at its next round."""
     conn.execute(Q.mark_undispatched, {"execution_ids": execution_ids})
 
@@ -294,13 +284,13 @@ def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> Non
 # --- quarantine -------------------------------------------------------------------------------
 
 
-def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
+def quarantine(conn: Conn, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
     """Mark the execution as one the background loops leave alone, with ``note`` (the loop, its
     failures, since when, the last error) for the dashboard."""
     conn.execute(Q.quarantine, {"now": now, "note": Jsonb(dict(note)), "execution_id": execution_id})
 
 
-def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | None:
+def release_quarantine(conn: Conn, arn: str) -> dict[str, Any] | None:
     """Clear the execution's quarantine; return its id and the note it had, or None if it was
     not quarantined (or does not exist)."""
     return conn.execute(Q.release_quarantine, {"arn": arn}).fetchone()
@@ -309,17 +299,18 @@ def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | N
 # --- replay record ----------------------------------------------------------------------------
 
 
-def armed_faults(conn: psycopg.Connection, execution_id: int) -> list[dict[str, Any]]:
+def armed_faults(conn: Conn, execution_id: int) -> list[dict[str, Any]]:
     return conn.execute(Q.armed_faults, {"execution_id": execution_id}).fetchall()
 
 
-def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invocation_seq: int) -> None:
+def mark_fault_fired(conn: Conn, fault_id: int, at: datetime | str, invocation_seq: int) -> None:
+    """``at`` may be the journal's ISO 8601 text, which PostgreSQL reads as a timestamptz."""
     params = {"at": at, "invocation_seq": invocation_seq, "fault_id": fault_id}
     conn.execute(Q.mark_fault_fired, params)
 
 
 def end_invocation(
-    conn: psycopg.Connection,
+    conn: Conn,
     execution_id: int,
     seq: int,
     end: Mapping[str, Any],
@@ -387,7 +378,7 @@ def _iso_ms(ms: int | None) -> str | None:
 
 
 def write_transition(
-    conn: psycopg.Connection,
+    conn: Conn,
     execution: dict[str, Any],
     ops: list[dict[str, Any]],
     events: list[dict[str, Any]],
@@ -448,7 +439,7 @@ def write_transition(
 
 
 def end_invocation_guarded(
-    conn: psycopg.Connection,
+    conn: Conn,
     execution: dict[str, Any],
     seq: int,
     guard: Mapping[str, int],
@@ -506,7 +497,7 @@ def end_invocation_guarded(
 # --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------
 
 
-def lock_if_unchanged(conn: psycopg.Connection, seen: Mapping[str, Any]) -> dict[str, Any] | None:
+def lock_if_unchanged(conn: Conn, seen: Mapping[str, Any]) -> dict[str, Any] | None:
     """Open a duty's transaction: lock the execution row only if it is still as the duty's
     snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
     written) if another writer changed it in between, so the duty reads again and retries."""
@@ -529,9 +520,7 @@ _GUARDED_COLUMNS = (
 )
 
 
-def read_checkpoint_snapshot(
-    conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime
-) -> dict[str, Any] | None:
+def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
     """What a checkpoint needs, in one statement and without a lock: the execution row plus
     ``referenced_ops`` (the batch's operations and their parents), ``unseen_ops`` (touched since
     the handler last looked) and ``timers_due``; why the statement reads them the way it does is
@@ -540,7 +529,7 @@ def read_checkpoint_snapshot(
 
 
 def execution_with_invocation(
-    conn: psycopg.Connection, execution_id: int, seq: int
+    conn: Conn, execution_id: int, seq: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The execution and one of its invocations, in one statement and without a lock."""
     row = conn.execute(Q.execution_with_invocation, {"seq": seq, "execution_id": execution_id}).fetchone()
@@ -550,13 +539,13 @@ def execution_with_invocation(
     return row, invocation if row.pop("inv_found") else None
 
 
-def unclaimed_execution(conn: psycopg.Connection, execution_id: int, generation: int | None) -> dict[str, Any] | None:
+def unclaimed_execution(conn: Conn, execution_id: int, generation: int | None) -> dict[str, Any] | None:
     """Why a claim matched nothing, in one statement without a lock: the execution row plus
     ``claimable`` and ``function_found``. None if the execution is gone."""
     return conn.execute(Q.unclaimed_execution, {"generation": generation, "execution_id": execution_id}).fetchone()
 
 
-def callback_heartbeat_timeout(conn: psycopg.Connection, execution_id: int, op_id: str) -> int | None:
+def callback_heartbeat_timeout(conn: Conn, execution_id: int, op_id: str) -> int | None:
     """The HeartbeatTimeout the callback operation ``op_id`` was started with, if any."""
     started = conn.execute(Q.callback_heartbeat_timeout, {"execution_id": execution_id, "op_id": op_id}).fetchone()
     return (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
@@ -574,7 +563,7 @@ RETAINED_TABLES = (
 )
 
 
-def purge_expired(conn: psycopg.Connection, limit: int) -> int:
+def purge_expired(conn: Conn, limit: int) -> int:
     """Delete executions whose retention period has passed since they ended, with every row of
     theirs; skip rows another purge holds. Return how many were deleted."""
     ids = [row["id"] for row in conn.execute(Q.expired_executions, {"limit": limit}).fetchall()]
@@ -583,7 +572,7 @@ def purge_expired(conn: psycopg.Connection, limit: int) -> int:
     return len(ids)
 
 
-def purge_executions(conn: psycopg.Connection, ids: list[int]) -> None:
+def purge_executions(conn: Conn, ids: list[int]) -> None:
     """Delete these executions with every row of theirs (retention, DeleteDurableExecution)."""
     for table in RETAINED_TABLES:
         conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})

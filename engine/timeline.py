@@ -450,7 +450,8 @@ def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, 
     if callback_started is not None:
         timeout = callback_started["callback_timeout"]
         if timeout:
-            return callback_started["timestamp"] + timedelta(seconds=timeout * time_scale)
+            started_at: datetime = callback_started["timestamp"]
+            return started_at + timedelta(seconds=timeout * time_scale)
     return None
 
 
@@ -522,7 +523,8 @@ def _queued_since(execution: dict[str, Any]) -> datetime | None:
         return None
     if execution["pause_state"] is not None:
         return None
-    return execution["dispatched_at"]
+    dispatched_at: datetime | None = execution["dispatched_at"]
+    return dispatched_at
 
 
 def queued_seconds(invocation: dict[str, Any]) -> float:
@@ -543,21 +545,23 @@ def gap_kind(previous: dict[str, Any]) -> str:
 
 def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
     """Time between a crashed invocation and the next one's message (its queue time apart)."""
-    return sum(
+    seconds: float = sum(
         max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds() - queued_seconds(later))
         for earlier, later in itertools.pairwise(invocations)
         if earlier["ended_at"] is not None and gap_kind(earlier) == "reinvoke"
     )
+    return seconds
 
 
 def wall_end(execution: dict[str, Any], invocations: list[dict[str, Any]]) -> datetime:
     """Where wall time ends: when the execution ended, or later if its last invocation ran on
     (a Stop or a timeout ends the execution at once; the invocation running then is cut short
     after, and is billed until then). Wall time so covers billed time."""
-    ends = [i["ended_at"] or i["started_at"] for i in invocations]
+    ends: list[datetime] = [i["ended_at"] or i["started_at"] for i in invocations]
     if execution["ended_at"] is not None:
         ends.append(execution["ended_at"])
-    return max(ends or [execution["started_at"]])
+    started_at: datetime = execution["started_at"]
+    return max(ends or [started_at])
 
 
 def _counters(

@@ -338,7 +338,7 @@ def journal_record(entries: list[dict[str, Any]]) -> JournalRecord:
         elif kind == "log":
             record.log_lines.append({key: entry.get(key) for key in ("at", "level", "logger", "message", "op_id")})
         elif kind == "fault":
-            record.fired_faults.append((entry["fault_id"], at))
+            record.fired_faults.append((entry["fault_id"], entry["at"]))  # the journal stamps every line
     record.body_runs.extend(_body_run(start, None, "interrupted") for start in open_runs.values())
     return record
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from engine import machine, store
+from engine.db import Conn
 from engine.duties.start import StartRequest, start_execution_txn
 from engine.duties.tokens import function_name_of
 from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
@@ -28,7 +27,7 @@ def apply_transition(
 
 
 def write_change(
-    conn: psycopg.Connection, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
+    conn: Conn, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
 ) -> tuple[bool, bool]:
     """``store.write_transition`` of what a transition changed; ``options`` are its keywords."""
     return store.write_transition(
