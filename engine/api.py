@@ -33,6 +33,7 @@ from engine.errors import (
     RequestTooLargeException,
     ResourceNotFoundException,
 )
+from engine.rows import EXECUTION_ENDED, ExecutionStatus
 
 EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CALLBACK_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,1024}")
@@ -44,10 +45,8 @@ ERROR_LIMIT = 32 * 1024
 MAX_SYNC_EXECUTION_TIMEOUT = 900
 MAX_STRING = 1024  # ARNs, tokens, markers, qualifiers: AWS caps each of these at 1024 characters or less
 MARKER_LIMIT = 4096
-# botocore's ExecutionStatus. PAUSING and PAUSED are a running execution's pause_state (see
-# engine.duties.pause); DELETING is never seen here: a deletion is done when its call returns.
-STATUSES = {"RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED", "DELETING"}
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+# botocore's ExecutionStatus, as plain text for the error messages that list them.
+STATUSES = {status.value for status in ExecutionStatus}
 CLIENT_TOKEN_RE = re.compile(r"[\x21-\x7E]{1,64}")
 REASON_LIMIT = 1024
 
@@ -631,7 +630,7 @@ def wait_for_execution(arn: str, timeout: float) -> dict[str, Any]:
     delay = 0.005
     while True:
         row = _execution(arn)
-        if row["status"] in TERMINAL or time.monotonic() >= give_up:
+        if row["status"] in EXECUTION_ENDED or time.monotonic() >= give_up:
             return row
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)

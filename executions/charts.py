@@ -16,6 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from engine.rows import OPERATION_ENDED, OperationStatus
 from engine.timeline import QUEUED_AFTER, gap_kind
 
 INVOCATIONS_ROW = "inv"
@@ -72,7 +73,7 @@ SPAN_STYLE: dict[str, tuple[str, str, str]] = {
     "CONTEXT": ("Child context / map / parallel", LIGHT_GREY, ""),
     "CHAINED_INVOKE": ("Chained invoke", YELLOW, "+"),
 }
-FAILED_STATUSES = {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
+FAILED_STATUSES = OPERATION_ENDED - {OperationStatus.SUCCEEDED}
 BODY_CUT_COLOUR = OLIVE
 FAULT_PHASES = {
     "body_start": "as the step's code started",

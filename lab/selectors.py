@@ -16,8 +16,6 @@ from engine.errors import ResourceNotFoundException
 from lab import retry_plan
 from lab.models import Comparison, Variant
 
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
-
 
 @dataclass(frozen=True)
 class ActualRetry:
