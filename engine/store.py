@@ -5,6 +5,7 @@ rows, and the statements themselves, with the reasons for their shapes, are in t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +69,7 @@ def insert_started_execution(
     One statement is one round trip and, on an autocommit connection, one transaction: a start
     costs what the bare INSERT + COMMIT it must pay anyway costs, plus the JSON.
     """
-    record = _op_record({"op_seq": 0}, op)
+    record = _op_record(1, op)
     return conn.execute(
         Q.insert_started_execution,
         {
@@ -341,11 +342,43 @@ def end_invocation(
 # --- the checkpoint fast path: one read and one write statement -----------------------------
 
 
-def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
-    execution["op_seq"] += 1
+@dataclass(frozen=True)
+class Sequences:
+    """An execution's touch, event and seen sequence numbers once a write has numbered its
+    operations and events. The store only returns them: the duty that owns the execution row
+    copies them into it (``execution.update(sequences.columns())``)."""
+
+    op_seq: int
+    event_seq: int
+    seen_seq: int
+
+    def columns(self) -> dict[str, int]:
+        return {"op_seq": self.op_seq, "event_seq": self.event_seq, "seen_seq": self.seen_seq}
+
+
+def _numbered(
+    execution: Mapping[str, Any],
+    ops: Iterable[dict[str, Any]],
+    events: Iterable[tuple[dict[str, Any], int | None]],
+    *,
+    mark_seen: bool,
+    unseen_ops: Iterable[dict[str, Any]] = (),
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sequences]:
+    """The rows to write for ``ops`` and ``events`` (each with the invocation that recorded it),
+    numbered after the execution's current sequences, and the sequences that follow. With
+    ``mark_seen`` the handler has seen every operation but ``unseen_ops``, numbered last."""
+    op_seq, event_seq = execution["op_seq"], execution["event_seq"]
+    op_records = [_op_record(op_seq := op_seq + 1, op) for op in ops]
+    event_records = [_event_record(event_seq := event_seq + 1, event, inv) for event, inv in events]
+    seen_seq = op_seq if mark_seen else execution["seen_seq"]
+    op_records += [_op_record(op_seq := op_seq + 1, op) for op in unseen_ops]
+    return op_records, event_records, Sequences(op_seq, event_seq, seen_seq)
+
+
+def _op_record(seq: int, op: dict[str, Any]) -> dict[str, Any]:
     return {
         "op_id": op["Id"],
-        "seq": execution["op_seq"],
+        "seq": seq,
         "parent_id": op.get("ParentId"),
         "name": op.get("Name"),
         "type": op["Type"],
@@ -359,12 +392,9 @@ def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _event_record(
-    execution: dict[str, Any], event: dict[str, Any], invocation_seq: int | None = None
-) -> dict[str, Any]:
-    execution["event_seq"] += 1
+def _event_record(event_id: int, event: dict[str, Any], invocation_seq: int | None) -> dict[str, Any]:
     return {
-        "event_id": execution["event_seq"],
+        "event_id": event_id,
         "event_type": event["EventType"],
         "op_id": event.get("Id"),
         "inv": invocation_seq,
@@ -379,7 +409,7 @@ def _iso_ms(ms: int | None) -> str | None:
 
 def write_transition(
     conn: Conn,
-    execution: dict[str, Any],
+    execution: Mapping[str, Any],
     ops: list[dict[str, Any]],
     events: list[dict[str, Any]],
     timers: list[tuple[str, str, datetime]],
@@ -390,11 +420,12 @@ def write_transition(
     mark_seen: bool,
     guard: Mapping[str, Any] | None = None,
     wake: str | None = None,
-) -> tuple[bool, bool]:
+) -> tuple[Sequences, bool, bool]:
     """Write a state-machine transition in one statement: operations, history (recorded as
     ``invocation_seq``'s, or the service's for None), timers and the execution row's counters.
 
-    Touch and event sequence numbers are assigned here and ``execution`` is updated in place.
+    Touch and event sequence numbers are assigned here and returned (``execution`` is left as it
+    is: the caller updates its row with them, whether or not the guarded write was made).
     ``mark_seen`` (a checkpoint whose answer carries everything) moves ``seen_seq`` up to say
     the handler has now seen every operation.
 
@@ -403,12 +434,9 @@ def write_transition(
     then needs no lock taken beforehand. With ``wake`` (a reason) the writer is the service, not
     an invocation: the guard also holds ``invocation_seq`` and ``running`` as the writer read
     them, and the execution is marked to be invoked for that reason (dispatched now unless an
-    invocation is running). Return (written, some timer of the execution is due).
+    invocation is running). Return (the new sequences, written, some timer of the execution is due).
     """
-    op_records = [_op_record(execution, op) for op in ops]
-    event_records = [_event_record(execution, event) for event in events]
-    if mark_seen:
-        execution["seen_seq"] = execution["op_seq"]
+    op_records, event_records, sequences = _numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
         Q.write_transition_waking
@@ -424,9 +452,9 @@ def write_transition(
             "events": Jsonb(event_records),
             "cancel": Jsonb([{"kind": k, "op_id": o} for k, o in cancel if (k, o) not in set_keys]),
             "timers": Jsonb([{"kind": k, "op_id": o, "due_at": due.isoformat()} for k, o, due in timers]),
-            "op_seq": execution["op_seq"],
-            "seen_seq": execution["seen_seq"],
-            "event_seq": execution["event_seq"],
+            "op_seq": sequences.op_seq,
+            "seen_seq": sequences.seen_seq,
+            "event_seq": sequences.event_seq,
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
             "horizon": SCHEDULER_LOOKS_EVERY,
@@ -435,17 +463,17 @@ def write_transition(
         },
     ).fetchone()
     assert row is not None
-    return bool(row["written"]), bool(row["timers_due"])
+    return sequences, bool(row["written"]), bool(row["timers_due"])
 
 
 def end_invocation_guarded(
     conn: Conn,
-    execution: dict[str, Any],
+    execution: Mapping[str, Any],
     seq: int,
     guard: Mapping[str, int],
     ending: Mapping[str, Any],
     journal: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, Sequences]:
     """End invocation ``seq`` in one statement, if the execution is still as its invocation last
     wrote it (``guard``: token, op and event sequence numbers). ``execution`` is the row as it must
     become (running no more, its token advanced); ``ending`` holds ``now``, ``outcome``, and
@@ -457,12 +485,12 @@ def end_invocation_guarded(
     timers NOTIFYs the scheduler, which held them back while the invocation ran.
 
     Return None if nothing was written, else the row with ``fn_timeout`` (the function's
-    timeout now, for the dispatch that ``wake`` asks for).
+    timeout now, for the dispatch that ``wake`` asks for); and the execution's new sequences
+    (``execution`` is left as it is).
     """
-    op_records = [_op_record(execution, op) for op in ending["ops"]]
-    event_records = [_event_record(execution, event, inv) for event, inv in ending["events"]]
-    execution["seen_seq"] = execution["op_seq"]
-    op_records += [_op_record(execution, op) for op in ending["fired"]]  # not yet seen by the handler
+    op_records, event_records, sequences = _numbered(
+        execution, ending["ops"], ending["events"], mark_seen=True, unseen_ops=ending["fired"]
+    )
     runs, logs = journal
     row = conn.execute(
         Q.end_invocation_guarded,
@@ -479,9 +507,9 @@ def end_invocation_guarded(
             "fired": [op["Id"] for op in ending["fired"]],
             "wake": ending["wake"],
             "function_name": execution["function_name"],
-            "op_seq": execution["op_seq"],
-            "seen_seq": execution["seen_seq"],
-            "event_seq": execution["event_seq"],
+            "op_seq": sequences.op_seq,
+            "seen_seq": sequences.seen_seq,
+            "event_seq": sequences.event_seq,
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
             "ops": Jsonb(op_records),
@@ -491,7 +519,7 @@ def end_invocation_guarded(
             **{f"guard_{key}": value for key, value in guard.items()},
         },
     ).fetchone()
-    return row if row and row["written"] else None
+    return (row if row and row["written"] else None), sequences
 
 
 # --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------

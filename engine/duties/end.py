@@ -141,9 +141,10 @@ def _complete_from_cache(
     fired_ops = fired.changed_ops
     ending = {"now": now, "outcome": outcome, "events": events, "ops": ops, "fired": fired_ops, "wake": wake}
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
-        ended = store.end_invocation_guarded(
+        ended, sequences = store.end_invocation_guarded(
             work.conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
+        execution.update(sequences.columns())
         if ended is not None:
             work.journals_done.append(ticket.request_id)
             if wake is not None:

@@ -29,10 +29,14 @@ def apply_transition(
 def write_change(
     conn: Conn, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
 ) -> tuple[bool, bool]:
-    """``store.write_transition`` of what a transition changed; ``options`` are its keywords."""
-    return store.write_transition(
+    """``store.write_transition`` of what a transition changed (``options`` are its keywords),
+    with ``execution`` brought up to the sequences the write assigned; return (written, some
+    timer is due)."""
+    sequences, written, timers_due = store.write_transition(
         conn, execution, change.changed_ops, change.events, change.timers, change.cancel_timers, now, **options
     )
+    execution.update(sequences.columns())
+    return written, timers_due
 
 
 def _start_chained_invoke(
