@@ -33,7 +33,7 @@ from engine.errors import (
     RequestTooLargeException,
     ResourceNotFoundException,
 )
-from engine.rows import EXECUTION_ENDED, ExecutionStatus
+from engine.rows import EXECUTION_ENDED, Execution, ExecutionStatus
 
 EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CALLBACK_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,1024}")
@@ -322,9 +322,9 @@ class LambdaClient:
         """Return history events in EventId order (or reversed), paged by ``Marker``."""
         execution = _execution(_validate_arn(DurableExecutionArn))
         limit = _max_items(MaxItems, 1000)
-        start = _int_marker(Marker) if _given(Marker) else (execution["event_seq"] + 1 if ReverseOrder else 0)
+        start = _int_marker(Marker) if _given(Marker) else (execution.event_seq + 1 if ReverseOrder else 0)
         with db.transaction() as conn:
-            rows = store.read_events(conn, execution["id"], after=start, limit=limit + 1, reverse=bool(ReverseOrder))
+            rows = store.read_events(conn, execution.id, after=start, limit=limit + 1, reverse=bool(ReverseOrder))
         events = [history_event(row, bool(IncludeExecutionData)) for row in rows[:limit]]
         response: dict[str, Any] = {"Events": events}
         if len(rows) > limit:
@@ -405,7 +405,7 @@ class LambdaClient:
         response: dict[str, Any] = {"DurableExecutions": [execution_summary(r) for r in rows[:limit]]}
         if len(rows) > limit:
             last = rows[limit - 1]
-            response["NextMarker"] = _encode_marker([last["started_at"].isoformat(), last["id"]])
+            response["NextMarker"] = _encode_marker([last.started_at.isoformat(), last.id])
         return response
 
     def stop_durable_execution(
@@ -586,9 +586,9 @@ def _callback_result(result: Any) -> str | None:
     return _text(text, "Result", CALLBACK_RESULT_LIMIT)
 
 
-def _execution(arn: str) -> dict[str, Any]:
+def _execution(arn: str) -> Execution:
     with db.transaction() as conn:
-        row = store.execution_by_arn(conn, arn)
+        row = store.execution_at(conn, arn)
     if row is None:
         raise ResourceNotFoundException(f"Durable execution not found: {arn}")
     return row
@@ -624,30 +624,30 @@ def _listing_params(
     return {"function": function_name, "name": name, "statuses": statuses, "after": after, "before": before}
 
 
-def wait_for_execution(arn: str, timeout: float) -> dict[str, Any]:
+def wait_for_execution(arn: str, timeout: float) -> Execution:
     """Block until the execution is terminal (or ``timeout`` seconds pass); return its row."""
     give_up = time.monotonic() + timeout
     delay = 0.005
     while True:
         row = _execution(arn)
-        if row["status"] in EXECUTION_ENDED or time.monotonic() >= give_up:
+        if row.status in EXECUTION_ENDED or time.monotonic() >= give_up:
             return row
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
 
 
-def _sync_response(execution: dict[str, Any]) -> dict[str, Any]:
+def _sync_response(execution: Execution) -> dict[str, Any]:
     response: dict[str, Any] = {
         "StatusCode": 200,
         "ExecutedVersion": "$LATEST",
-        "DurableExecutionArn": execution["arn"],
+        "DurableExecutionArn": execution.arn,
     }
-    if execution["status"] == "SUCCEEDED":
-        response["Payload"] = io.BytesIO((execution["result"] or "null").encode())
+    if execution.status == ExecutionStatus.SUCCEEDED:
+        response["Payload"] = io.BytesIO((execution.result or "null").encode())
     else:
         response["FunctionError"] = "Unhandled"
-        error = execution["error"] or {"ErrorMessage": f"Execution {execution['status']}"}
-        body = {"errorMessage": error.get("ErrorMessage", ""), "errorType": error.get("ErrorType", execution["status"])}
+        error = execution.error or {"ErrorMessage": f"Execution {execution.status}"}
+        body = {"errorMessage": error.get("ErrorMessage", ""), "errorType": error.get("ErrorType", execution.status)}
         response["Payload"] = io.BytesIO(json.dumps(body).encode())
     return response
 
@@ -676,33 +676,27 @@ def _invoke_plain(
 # --- response shapes --------------------------------------------------------------------------
 
 
-def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
-    summary = {
-        "DurableExecutionArn": row["arn"],
-        "DurableExecutionName": row["name"],
-        "FunctionArn": function_arn(row["function_name"]),
-        "Status": reported_status(row),
-        "StartTimestamp": row["started_at"],
+def execution_summary(row: Execution) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "DurableExecutionArn": row.arn,
+        "DurableExecutionName": row.name,
+        "FunctionArn": function_arn(row.function_name),
+        "Status": row.reported_status,
+        "StartTimestamp": row.started_at,
     }
-    if row["ended_at"] is not None:
-        summary["EndTimestamp"] = row["ended_at"]
+    if row.ended_at is not None:
+        summary["EndTimestamp"] = row.ended_at
     return summary
 
 
-def reported_status(row: Mapping[str, Any]) -> str:
-    """The status AWS would show: a running execution's pause state (PAUSING, PAUSED) if it has one."""
-    status: str = row.get("pause_state") or row["status"]
-    return status
-
-
-def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
+def execution_description(row: Execution) -> dict[str, Any]:
     description = {**execution_summary(row), "Version": "$LATEST"}
-    if row["input"] is not None:
-        description["InputPayload"] = row["input"]
-    if row["status"] == "SUCCEEDED" and row["result"] is not None:
-        description["Result"] = row["result"]
-    if row["error"]:
-        description["Error"] = dict(row["error"])
+    if row.input is not None:
+        description["InputPayload"] = row.input
+    if row.status == ExecutionStatus.SUCCEEDED and row.result is not None:
+        description["Result"] = row.result
+    if row.error:
+        description["Error"] = dict(row.error)
     return description
 
 

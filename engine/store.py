@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from engine.db import Conn
 from engine.machine import PENDING_STATUSES
+from engine.rows import Execution
 from engine.sql import Q
 
 # The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
@@ -95,6 +97,12 @@ def execution_by_arn(conn: Conn, arn: str, *, lock: bool = False) -> dict[str, A
     return conn.execute(query, {"arn": arn}).fetchone()
 
 
+def execution_at(conn: Conn, arn: str) -> Execution | None:
+    """The execution as a read-only ``Execution`` (the API's reads), or None."""
+    with conn.cursor(row_factory=class_row(Execution)) as cursor:
+        return cursor.execute(Q.execution_by_arn, {"arn": arn}).fetchone()
+
+
 def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
     query = Q.execution_by_id_for_update if lock else Q.execution_by_id
     return conn.execute(query, {"id": execution_id}).fetchone()
@@ -102,12 +110,13 @@ def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> dic
 
 def list_function_executions(
     conn: Conn, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Execution]:
     """A page of a function's executions, newest first (or oldest first). ``filters`` holds
     ``function``, and ``name``, ``statuses``, ``after``, ``before`` and the page marker's
     ``m_started`` and ``m_id``, each None when not given."""
     query = Q.list_function_executions_oldest_first if oldest_first else Q.list_function_executions_newest_first
-    return conn.execute(query, {**filters, "limit": limit}).fetchall()
+    with conn.cursor(row_factory=class_row(Execution)) as cursor:
+        return cursor.execute(query, {**filters, "limit": limit}).fetchall()
 
 
 def update_execution(conn: Conn, execution_id: int, **values: Any) -> None:
