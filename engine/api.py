@@ -33,6 +33,7 @@ from engine.errors import (
     RequestTooLargeException,
     ResourceNotFoundException,
 )
+from engine.rows import EXECUTION_ENDED, Execution, ExecutionStatus
 
 EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CALLBACK_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,1024}")
@@ -44,10 +45,8 @@ ERROR_LIMIT = 32 * 1024
 MAX_SYNC_EXECUTION_TIMEOUT = 900
 MAX_STRING = 1024  # ARNs, tokens, markers, qualifiers: AWS caps each of these at 1024 characters or less
 MARKER_LIMIT = 4096
-# botocore's ExecutionStatus. PAUSING and PAUSED are a running execution's pause_state (see
-# engine.duties.pause); DELETING is never seen here: a deletion is done when its call returns.
-STATUSES = {"RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED", "DELETING"}
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+# botocore's ExecutionStatus, as plain text for the error messages that list them.
+STATUSES = {status.value for status in ExecutionStatus}
 CLIENT_TOKEN_RE = re.compile(r"[\x21-\x7E]{1,64}")
 REASON_LIMIT = 1024
 
@@ -102,15 +101,15 @@ def _payload_text(payload: Any, limit: int) -> str | None:
         raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from exc
 
 
-def _validate_arn(arn: Any) -> str:
-    arn = _require_str(arn, "DurableExecutionArn")
+def _validate_arn(value: Any) -> str:
+    arn = _require_str(value, "DurableExecutionArn")
     if not ARN_RE.match(arn):
         raise _invalid(f"DurableExecutionArn {arn!r} is not a durable execution ARN.")
     return arn
 
 
-def _validate_callback_id(callback_id: Any) -> str:
-    callback_id = _require_str(callback_id, "CallbackId")
+def _validate_callback_id(value: Any) -> str:
+    callback_id = _require_str(value, "CallbackId")
     if not CALLBACK_ID_RE.fullmatch(callback_id):
         raise _invalid("CallbackId must be 1-1024 characters of the base64 alphabet.")
     return callback_id
@@ -141,7 +140,8 @@ def _max_items(value: Any, default: int, high: int = 1000) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
         raise _invalid(f"MaxItems must be an integer between 1 and {high}.")
-    return value
+    max_items: int = value
+    return max_items
 
 
 def _encode_marker(data: Any) -> str:
@@ -173,7 +173,8 @@ def _int_marker(marker: Any) -> int:
     value = _decode_marker(marker)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise _invalid("Marker is invalid: pass the NextMarker of a previous response.")
-    return value
+    position: int = value
+    return position
 
 
 def _position_marker(marker: Any) -> tuple[datetime, int]:
@@ -321,9 +322,9 @@ class LambdaClient:
         """Return history events in EventId order (or reversed), paged by ``Marker``."""
         execution = _execution(_validate_arn(DurableExecutionArn))
         limit = _max_items(MaxItems, 1000)
-        start = _int_marker(Marker) if _given(Marker) else (execution["event_seq"] + 1 if ReverseOrder else 0)
+        start = _int_marker(Marker) if _given(Marker) else (execution.event_seq + 1 if ReverseOrder else 0)
         with db.transaction() as conn:
-            rows = store.read_events(conn, execution["id"], after=start, limit=limit + 1, reverse=bool(ReverseOrder))
+            rows = store.read_events(conn, execution.id, after=start, limit=limit + 1, reverse=bool(ReverseOrder))
         events = [history_event(row, bool(IncludeExecutionData)) for row in rows[:limit]]
         response: dict[str, Any] = {"Events": events}
         if len(rows) > limit:
@@ -404,7 +405,7 @@ class LambdaClient:
         response: dict[str, Any] = {"DurableExecutions": [execution_summary(r) for r in rows[:limit]]}
         if len(rows) > limit:
             last = rows[limit - 1]
-            response["NextMarker"] = _encode_marker([last["started_at"].isoformat(), last["id"]])
+            response["NextMarker"] = _encode_marker([last.started_at.isoformat(), last.id])
         return response
 
     def stop_durable_execution(
@@ -507,7 +508,7 @@ def _updates(updates: Any) -> list[dict[str, Any]]:
         raise _invalid("Updates must be a list of operation update objects.")
     try:
         text = validation.check_json_text(json.dumps(list(updates)), "Updates", max_bytes=SYNC_PAYLOAD_LIMIT)
-        batch = json.loads(text)
+        batch: list[dict[str, Any]] = json.loads(text)  # a list of objects, checked above
         _check_storable_strings(batch, "Updates")
     except (TypeError, ValueError, RecursionError) as exc:  # validation.InvalidInput is a ValueError
         raise _invalid(f"Updates are not storable JSON: {exc}") from exc
@@ -530,7 +531,8 @@ def _check_storable_strings(value: Any, field: str) -> None:
 def _invocation_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
         raise _invalid("InvocationId must be a positive integer.")
-    return value
+    invocation_id: int = value
+    return invocation_id
 
 
 def _reject_unknown(fields: Mapping[str, Any], allowed: set[str]) -> None:
@@ -584,9 +586,9 @@ def _callback_result(result: Any) -> str | None:
     return _text(text, "Result", CALLBACK_RESULT_LIMIT)
 
 
-def _execution(arn: str) -> dict[str, Any]:
+def _execution(arn: str) -> Execution:
     with db.transaction() as conn:
-        row = store.execution_by_arn(conn, arn)
+        row = store.execution_at(conn, arn)
     if row is None:
         raise ResourceNotFoundException(f"Durable execution not found: {arn}")
     return row
@@ -622,30 +624,30 @@ def _listing_params(
     return {"function": function_name, "name": name, "statuses": statuses, "after": after, "before": before}
 
 
-def wait_for_execution(arn: str, timeout: float) -> dict[str, Any]:
+def wait_for_execution(arn: str, timeout: float) -> Execution:
     """Block until the execution is terminal (or ``timeout`` seconds pass); return its row."""
     give_up = time.monotonic() + timeout
     delay = 0.005
     while True:
         row = _execution(arn)
-        if row["status"] in TERMINAL or time.monotonic() >= give_up:
+        if row.status in EXECUTION_ENDED or time.monotonic() >= give_up:
             return row
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
 
 
-def _sync_response(execution: dict[str, Any]) -> dict[str, Any]:
+def _sync_response(execution: Execution) -> dict[str, Any]:
     response: dict[str, Any] = {
         "StatusCode": 200,
         "ExecutedVersion": "$LATEST",
-        "DurableExecutionArn": execution["arn"],
+        "DurableExecutionArn": execution.arn,
     }
-    if execution["status"] == "SUCCEEDED":
-        response["Payload"] = io.BytesIO((execution["result"] or "null").encode())
+    if execution.status == ExecutionStatus.SUCCEEDED:
+        response["Payload"] = io.BytesIO((execution.result or "null").encode())
     else:
         response["FunctionError"] = "Unhandled"
-        error = execution["error"] or {"ErrorMessage": f"Execution {execution['status']}"}
-        body = {"errorMessage": error.get("ErrorMessage", ""), "errorType": error.get("ErrorType", execution["status"])}
+        error = execution.error or {"ErrorMessage": f"Execution {execution.status}"}
+        body = {"errorMessage": error.get("ErrorMessage", ""), "errorType": error.get("ErrorType", execution.status)}
         response["Payload"] = io.BytesIO(json.dumps(body).encode())
     return response
 
@@ -674,32 +676,27 @@ def _invoke_plain(
 # --- response shapes --------------------------------------------------------------------------
 
 
-def execution_summary(row: Mapping[str, Any]) -> dict[str, Any]:
-    summary = {
-        "DurableExecutionArn": row["arn"],
-        "DurableExecutionName": row["name"],
-        "FunctionArn": function_arn(row["function_name"]),
-        "Status": reported_status(row),
-        "StartTimestamp": row["started_at"],
+def execution_summary(row: Execution) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "DurableExecutionArn": row.arn,
+        "DurableExecutionName": row.name,
+        "FunctionArn": function_arn(row.function_name),
+        "Status": row.reported_status,
+        "StartTimestamp": row.started_at,
     }
-    if row["ended_at"] is not None:
-        summary["EndTimestamp"] = row["ended_at"]
+    if row.ended_at is not None:
+        summary["EndTimestamp"] = row.ended_at
     return summary
 
 
-def reported_status(row: Mapping[str, Any]) -> str:
-    """The status AWS would show: a running execution's pause state (PAUSING, PAUSED) if it has one."""
-    return row.get("pause_state") or row["status"]
-
-
-def execution_description(row: Mapping[str, Any]) -> dict[str, Any]:
+def execution_description(row: Execution) -> dict[str, Any]:
     description = {**execution_summary(row), "Version": "$LATEST"}
-    if row["input"] is not None:
-        description["InputPayload"] = row["input"]
-    if row["status"] == "SUCCEEDED" and row["result"] is not None:
-        description["Result"] = row["result"]
-    if row["error"]:
-        description["Error"] = dict(row["error"])
+    if row.input is not None:
+        description["InputPayload"] = row.input
+    if row.status == ExecutionStatus.SUCCEEDED and row.result is not None:
+        description["Result"] = row.result
+    if row.error:
+        description["Error"] = dict(row.error)
     return description
 
 
@@ -714,7 +711,7 @@ TIMESTAMP_KEYS = (
 
 def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:
     """Return one stored event in ``GetDurableExecutionHistory`` shape."""
-    event = json.loads(json.dumps(row["doc"]))
+    event: dict[str, Any] = json.loads(json.dumps(row["doc"]))
     event["EventId"] = row["event_id"]
     event["EventTimestamp"] = row["timestamp"]
     details = event.get(f"{event['EventType']}Details", {})
@@ -731,7 +728,7 @@ def history_event(row: Mapping[str, Any], include_data: bool) -> dict[str, Any]:
 
 def operation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Return an operation document with datetimes, as boto3 shows ``Operation``."""
-    op = json.loads(json.dumps(doc))
+    op: dict[str, Any] = json.loads(json.dumps(doc))
     for key in ("StartTimestamp", "EndTimestamp"):
         if op.get(key) is not None:
             op[key] = store.ms_to_datetime(op[key])

@@ -14,14 +14,17 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.adapt import Dumper
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _dsn: str | None = None
-_pool: ConnectionPool | None = None
+# The engine's connections hand out rows as dicts (the pool's ``row_factory``); every store
+# function takes one, so mypy checks each row's use against ``dict[str, Any]``, not a tuple.
+Conn = psycopg.Connection[DictRow]
+_pool: ConnectionPool[Conn] | None = None
 _pool_pid: int | None = None
 
 
@@ -143,18 +146,18 @@ class _StorableStrDumper(Dumper):
         return data
 
 
-def _configure(conn: psycopg.Connection) -> None:
+def _configure(conn: Conn) -> None:
     set_json_loads(_json_loads, conn)
     set_json_dumps(_json_dumps, conn)
     conn.adapters.register_dumper(str, _StorableStrDumper)
 
 
-def pool() -> ConnectionPool:
+def pool() -> ConnectionPool[Conn]:
     """Return this process's pool; a forked child gets a fresh one (sockets are not shared)."""
     global _pool, _pool_pid
     with _lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = ConnectionPool(
+            _pool = ConnectionPool[Conn](
                 dsn(),
                 min_size=1,
                 max_size=int(os.environ.get("DURABLE_DB_POOL_SIZE", "8")),
@@ -205,7 +208,7 @@ def load_json(data: bytes | str) -> Any:
 
 
 @contextmanager
-def transaction() -> Iterator[psycopg.Connection]:
+def transaction() -> Iterator[Conn]:
     """Yield a connection inside one transaction; commit on success, roll back on error."""
     with pool().connection() as conn, conn.transaction():
         yield conn

@@ -56,6 +56,7 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
     with contextlib.suppress(ProcessLookupError):
         os.kill(invocation["pid"], signal.SIGKILL)
     mark_invocation_lost(execution["id"], invocation["seq"], "killed")
+    assert fault is not None  # INSERT ... RETURNING
     return dict(fault)
 
 
@@ -79,4 +80,5 @@ def arm(arn: str, step_name: str, phase: str, user: str = "") -> dict[str, Any]:
         ).fetchone()
     # A running invocation loaded its faults when it began; the signal makes it look again.
     journal.signal_faults_changed(execution["id"])
+    assert fault is not None  # INSERT ... RETURNING
     return dict(fault)

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from engine.timeline import OPEN_STATUSES, TERMINAL, gap_kind, queued_seconds
+from engine.rows import EXECUTION_ENDED, INVOCATION_LOST, OPERATION_OPEN
+from engine.timeline import gap_kind, queued_seconds
 
 # Invocations, events and body runs are stamped by different processes (engine, worker) on one
 # machine: a few milliseconds of disagreement are clock reads, not lies.
@@ -22,7 +23,6 @@ SLACK = timedelta(milliseconds=50)
 # backoff. Until the timeline draws that gap as what it is (issue #22 point 2), a visible one is
 # a violation; a gap under this is a hairline nobody reads.
 CRASH_GAP = timedelta(milliseconds=200)
-CRASHED = {"killed", "crashed", "timed_out"}
 
 RULES = (
     "open-after-end",
@@ -56,10 +56,10 @@ def _label(op: dict[str, Any]) -> str:
 
 def _open_after_end(data: dict[str, Any]) -> Iterator[str]:
     execution = data["execution"]
-    if execution["status"] not in TERMINAL:
+    if execution["status"] not in EXECUTION_ENDED:
         return
     for op in data["operations"]:
-        if op["status"] in OPEN_STATUSES or op["ended_at"] is None:
+        if op["status"] in OPERATION_OPEN or op["ended_at"] is None:
             yield f"open-after-end: {_label(op)} is {op['status']} with no end on a {execution['status']} execution"
         for attempt in op["attempts"]:
             if attempt["ended_at"] is None or attempt["outcome"] == "running":
@@ -69,9 +69,10 @@ def _open_after_end(data: dict[str, Any]) -> Iterator[str]:
 def _inside(start: datetime, end: datetime | None, invocation: dict[str, Any]) -> bool:
     if start < invocation["started_at"] - SLACK:
         return False
-    if end is None or invocation["ended_at"] is None:
+    ended: datetime | None = invocation["ended_at"]
+    if end is None or ended is None:
         return end is None or end >= start
-    return end <= invocation["ended_at"] + SLACK
+    return end <= ended + SLACK
 
 
 def _attempts_outside_invocations(data: dict[str, Any]) -> Iterator[str]:
@@ -145,7 +146,7 @@ def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
     ``reinvoke_seconds``)."""
     crash_gaps = 0.0
     for before, after in pairwise(data["invocations"]):
-        if before["outcome"] not in CRASHED or before["ended_at"] is None:
+        if before["outcome"] not in INVOCATION_LOST or before["ended_at"] is None:
             continue
         gap = after["started_at"] - before["ended_at"]
         if gap <= CRASH_GAP:

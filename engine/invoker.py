@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -88,12 +88,14 @@ class EngineServiceClient:
         return StateOutput(operations=[operation_from_doc(op) for op in ops], next_marker=None)
 
 
-def _storable_update(update: dict[str, Any]) -> dict[str, Any]:
+def _storable_update(update: MutableMapping[str, Any]) -> dict[str, Any]:
     """The update with a name PostgreSQL can store, escaped as the store would write it.
 
     Escaped here, where the handler's text enters the engine, rather than only when written:
     a replayed operation's name is compared with the stored one, which must then be equal.
     """
+    if not isinstance(update, dict):  # the SDK declares a MutableMapping and builds a dict
+        update = dict(update)
     name = update.get("Name")
     if isinstance(name, str) and not db.is_storable(name):
         update["Name"] = db.escape_untranslatable(name)
@@ -292,7 +294,8 @@ def call_plain_function(call: PlainCall) -> None:
     try:
         fn = registry.get_function_row(call.function_name)
     except Exception as exc:
-        result, error = None, error_object(exc)
+        result: str | None = None
+        error: dict[str, Any] | None = error_object(exc)
     else:
         result, error = call_plain_handler(fn, call.payload)
     if call.op_id:

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from engine.errors import InvalidCheckpointError
+from engine.rows import OperationStatus
 
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"})
 OP_TYPES = frozenset({"EXECUTION", "CONTEXT", "STEP", "WAIT", "CALLBACK", "CHAINED_INVOKE"})
 ACTIONS = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
 VALID_ACTIONS = {
@@ -33,10 +33,10 @@ VALID_ACTIONS = {
 }
 # Statuses in which an operation waits on the service: a PENDING invocation output is valid then.
 PENDING_STATUSES = {
-    "STEP": ("PENDING", "READY"),
-    "WAIT": ("STARTED",),
-    "CALLBACK": ("STARTED",),
-    "CHAINED_INVOKE": ("STARTED",),
+    "STEP": (OperationStatus.PENDING, OperationStatus.READY),
+    "WAIT": (OperationStatus.STARTED,),
+    "CALLBACK": (OperationStatus.STARTED,),
+    "CHAINED_INVOKE": (OperationStatus.STARTED,),
 }
 MAX_ERROR_BYTES = 32 * 1024
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -199,10 +199,12 @@ def _copy(op: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A deep copy of a JSON document; orjson's round trip is several times faster than the stdlib's."""
     if op is None:
         return None
+    copy: dict[str, Any]
     try:
-        return orjson.loads(orjson.dumps(op))
+        copy = orjson.loads(orjson.dumps(op))
     except TypeError:  # what orjson refuses, the stdlib copies as it always did
-        return json.loads(json.dumps(op))
+        copy = json.loads(json.dumps(op))
+    return copy
 
 
 def _new_op(update: Mapping[str, Any], status: str, clock: Clock) -> dict[str, Any]:

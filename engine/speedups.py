@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import aws_durable_execution_sdk_python as sdk
 from aws_durable_execution_sdk_python import plugin as sdk_plugin
@@ -118,7 +118,8 @@ def _read_timeout_without_idle_wait(
     """
     if batch.has_blocked_caller and not self._branch_pools:
         return 0.0
-    return _sdk_read_timeout(self, batch, now, deadline)
+    timeout: float = _sdk_read_timeout(self, batch, now, deadline)
+    return timeout
 
 
 _sdk_ordered_lock_acquire: Any = None
@@ -140,7 +141,8 @@ def _acquire_free_lock_at_once(self: sdk_threading.OrderedLock) -> bool:
         if not self._waiters and not self._is_broken:
             self._waiters.append(_GRANTED)
             return True
-    return _sdk_ordered_lock_acquire(self)
+    acquired: bool = _sdk_ordered_lock_acquire(self)
+    return acquired
 
 
 # The tags of the SDK's envelope, read from its TypeTag once _read_the_tags has checked it.
@@ -176,7 +178,7 @@ def _envelope(obj: Any) -> Any:
 
 
 def _serialize_plain_json_in_one_pass(
-    self: sdk_serdes.ExtendedTypeSerDes, value: Any, context: sdk_serdes.SerDesContext | None = None
+    self: sdk_serdes.ExtendedTypeSerDes[Any], value: Any, context: sdk_serdes.SerDesContext | None = None
 ) -> str:
     """SDK 3.0.0's ``ExtendedTypeSerDes.serialize``, in one pass for a plain JSON tree.
 
@@ -198,7 +200,8 @@ def _serialize_plain_json_in_one_pass(
             pass
         else:
             return json.dumps(wrapped, separators=(",", ":"))
-    return _sdk_extended_serialize(self, value, context)
+    text: str = _sdk_extended_serialize(self, value, context)
+    return text
 
 
 _sdk_extended_deserialize: Any = None
@@ -222,7 +225,7 @@ def _plain_value(node: Any) -> Any:
 
 
 def _deserialize_plain_json_in_one_pass(
-    self: sdk_serdes.ExtendedTypeSerDes, data: str, context: sdk_serdes.SerDesContext | None = None
+    self: sdk_serdes.ExtendedTypeSerDes[Any], data: str, context: sdk_serdes.SerDesContext | None = None
 ) -> Any:
     """SDK 3.0.0's ``ExtendedTypeSerDes.deserialize``, in one pass for a plain JSON envelope.
 
@@ -278,14 +281,15 @@ def _snapshot_unless_journal_only(executor: sdk_plugin.PluginExecutor, operation
     alone the SDK's own "no plugins" answer, an empty map, is returned.
     """
     if _journal_is_the_only_plugin(executor):  # True when some other plugin is registered
-        return _sdk_snapshot_operation_infos(executor, operations_provider)
+        infos: dict[str, Any] = _sdk_snapshot_operation_infos(executor, operations_provider)
+        return infos
     return {}
 
 
 # --- converting the engine's operation documents ----------------------------------------------
 
 
-def _ms_to_datetime(ms: int | None) -> datetime | None:
+def _ms_to_datetime(ms: int | None) -> datetime | Literal[0] | None:
     """``TimestampConverter.from_unix_millis`` for a set timestamp; a falsy one is kept as it is,
     as ``Operation.from_json_dict`` keeps it."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else ms
@@ -347,8 +351,8 @@ def _operation_fields(doc: dict[str, Any]) -> dict[str, Any]:
     start = _ms_to_datetime(start_ms)
     fields = {
         "operation_id": doc["Id"],
-        "operation_type": _OPERATION_TYPES[doc.get("Type")],
-        "status": _OPERATION_STATUSES[doc.get("Status")],
+        "operation_type": _OPERATION_TYPES[doc["Type"]],  # a KeyError, missing or unknown, falls back
+        "status": _OPERATION_STATUSES[doc["Status"]],
         "parent_id": doc.get("ParentId"),
         "name": doc.get("Name"),
         "start_timestamp": start,

@@ -5,14 +5,17 @@ rows, and the statements themselves, with the reasons for their shapes, are in t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg import sql
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from engine.db import Conn
 from engine.machine import PENDING_STATUSES
+from engine.rows import Execution
 from engine.sql import Q
 
 # The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
@@ -33,15 +36,15 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
 # --- functions --------------------------------------------------------------------------------
 
 
-def get_function(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
+def get_function(conn: Conn, name: str) -> dict[str, Any] | None:
     return conn.execute(Q.get_function, {"name": name}).fetchone()
 
 
-def list_functions(conn: psycopg.Connection, *, after: str, limit: int) -> list[dict[str, Any]]:
+def list_functions(conn: Conn, *, after: str, limit: int) -> list[dict[str, Any]]:
     return conn.execute(Q.list_functions, {"after": after, "limit": limit}).fetchall()
 
 
-def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str, Any]:
+def upsert_function(conn: Conn, fn: Mapping[str, Any]) -> dict[str, Any]:
     row = conn.execute(
         Q.upsert_function,
         {
@@ -59,7 +62,7 @@ def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str
 
 
 def insert_started_execution(
-    conn: psycopg.Connection, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
+    conn: Conn, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
 ) -> dict[str, Any] | None:
     """Start an execution in one statement: its row (already asking to be invoked), its EXECUTION
     operation, ``ExecutionStarted`` and its execution-timeout timer. Return None, and write
@@ -68,7 +71,7 @@ def insert_started_execution(
     One statement is one round trip and, on an autocommit connection, one transaction: a start
     costs what the bare INSERT + COMMIT it must pay anyway costs, plus the JSON.
     """
-    record = _op_record({"op_seq": 0}, op)
+    record = _op_record(1, op)
     return conn.execute(
         Q.insert_started_execution,
         {
@@ -85,31 +88,38 @@ def insert_started_execution(
     ).fetchone()
 
 
-def execution_by_name(conn: psycopg.Connection, function_name: str, name: str) -> dict[str, Any] | None:
+def execution_by_name(conn: Conn, function_name: str, name: str) -> dict[str, Any] | None:
     return conn.execute(Q.execution_by_name, {"function_name": function_name, "name": name}).fetchone()
 
 
-def execution_by_arn(conn: psycopg.Connection, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_by_arn(conn: Conn, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
     query = Q.execution_by_arn_for_update if lock else Q.execution_by_arn
     return conn.execute(query, {"arn": arn}).fetchone()
 
 
-def execution_by_id(conn: psycopg.Connection, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_at(conn: Conn, arn: str) -> Execution | None:
+    """The execution as a read-only ``Execution`` (the API's reads), or None."""
+    with conn.cursor(row_factory=class_row(Execution)) as cursor:
+        return cursor.execute(Q.execution_by_arn, {"arn": arn}).fetchone()
+
+
+def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
     query = Q.execution_by_id_for_update if lock else Q.execution_by_id
     return conn.execute(query, {"id": execution_id}).fetchone()
 
 
 def list_function_executions(
-    conn: psycopg.Connection, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
-) -> list[dict[str, Any]]:
+    conn: Conn, filters: Mapping[str, Any], *, oldest_first: bool, limit: int
+) -> list[Execution]:
     """A page of a function's executions, newest first (or oldest first). ``filters`` holds
     ``function``, and ``name``, ``statuses``, ``after``, ``before`` and the page marker's
     ``m_started`` and ``m_id``, each None when not given."""
     query = Q.list_function_executions_oldest_first if oldest_first else Q.list_function_executions_newest_first
-    return conn.execute(query, {**filters, "limit": limit}).fetchall()
+    with conn.cursor(row_factory=class_row(Execution)) as cursor:
+        return cursor.execute(query, {**filters, "limit": limit}).fetchall()
 
 
-def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any) -> None:
+def update_execution(conn: Conn, execution_id: int, **values: Any) -> None:
     """Set the given columns of the execution. The column list is the one truly dynamic part of
     the engine's SQL, so it is composed with ``psycopg.sql`` (quoted identifiers), not text."""
     assignments = sql.SQL(", ").join(
@@ -120,7 +130,7 @@ def update_execution(conn: psycopg.Connection, execution_id: int, **values: Any)
     conn.execute(statement, {**params, "_id": execution_id})
 
 
-def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
+def has_pending_work(conn: Conn, execution_id: int) -> bool:
     """``machine.has_pending_work`` in SQL, so a PENDING output is checked without loading every operation."""
     pairs = [f"{op_type}:{status}" for op_type, statuses in PENDING_STATUSES.items() for status in statuses]
     row = conn.execute(Q.has_pending_work, {"execution_id": execution_id, "pairs": pairs}).fetchone()
@@ -130,9 +140,7 @@ def has_pending_work(conn: psycopg.Connection, execution_id: int) -> bool:
 # --- operations -------------------------------------------------------------------------------
 
 
-def load_ops(
-    conn: psycopg.Connection, execution_id: int, op_ids: Iterable[str] | None = None
-) -> dict[str, dict[str, Any]]:
+def load_ops(conn: Conn, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """Return operation documents by id (all of them, or the named ones) in first-seen order."""
     if op_ids is None:
         rows = conn.execute(Q.all_operations, {"execution_id": execution_id}).fetchall()
@@ -141,12 +149,12 @@ def load_ops(
     return {row["doc"]["Id"]: row["doc"] for row in rows}
 
 
-def ops_touched_since(conn: psycopg.Connection, execution_id: int, seq: int) -> list[dict[str, Any]]:
+def ops_touched_since(conn: Conn, execution_id: int, seq: int) -> list[dict[str, Any]]:
     rows = conn.execute(Q.operations_touched_since, {"execution_id": execution_id, "seq": seq}).fetchall()
     return [row["doc"] for row in rows]
 
 
-def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[str, Any] | None:
+def execution_by_callback(conn: Conn, callback_id: str) -> dict[str, Any] | None:
     """The execution a callback id belongs to, read without a lock, with ``callback_op`` (the
     callback's operation document) and ``fn_timeout`` (its function's, None if deleted)."""
     return conn.execute(Q.execution_by_callback, {"callback_id": callback_id}).fetchone()
@@ -155,9 +163,7 @@ def execution_by_callback(conn: psycopg.Connection, callback_id: str) -> dict[st
 # --- events -----------------------------------------------------------------------------------
 
 
-def read_events(
-    conn: psycopg.Connection, execution_id: int, *, after: int, limit: int, reverse: bool
-) -> list[dict[str, Any]]:
+def read_events(conn: Conn, execution_id: int, *, after: int, limit: int, reverse: bool) -> list[dict[str, Any]]:
     query = Q.events_before if reverse else Q.events_after
     return conn.execute(query, {"execution_id": execution_id, "after": after, "limit": limit}).fetchall()
 
@@ -165,41 +171,37 @@ def read_events(
 # --- timers -----------------------------------------------------------------------------------
 
 
-def set_timer(conn: psycopg.Connection, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
+def set_timer(conn: Conn, execution_id: int, kind: str, op_id: str, due: datetime) -> None:
     conn.execute(Q.set_timer, {"execution_id": execution_id, "kind": kind, "op_id": op_id, "due": due})
     if due < datetime.now(UTC) + SCHEDULER_LOOKS_EVERY:
         conn.execute(Q.wake_scheduler, {"execution_id": str(execution_id)})
 
 
-def execution_timeout_due(conn: psycopg.Connection, execution_id: int) -> datetime | None:
+def execution_timeout_due(conn: Conn, execution_id: int) -> datetime | None:
     """When the execution's timeout timer is due (None if it has none)."""
     row = conn.execute(Q.execution_timeout_due, {"execution_id": execution_id}).fetchone()
     return row["due_at"] if row else None
 
 
-def announce_timers(conn: psycopg.Connection, execution_id: int) -> None:
+def announce_timers(conn: Conn, execution_id: int) -> None:
     """Wake the scheduler (when the caller commits) if the execution has timers of the kinds it
     held back while an invocation ran, so that it looks at them again now that it has ended."""
     conn.execute(Q.announce_timers, {"channel_payload": str(execution_id), "execution_id": execution_id})
 
 
-def cancel_all_timers_and_announce_done(conn: psycopg.Connection, execution_id: int, arn: str) -> None:
+def cancel_all_timers_and_announce_done(conn: Conn, execution_id: int, arn: str) -> None:
     """Drop a finished execution's timers and NOTIFY ``durable_done`` (sent when the caller commits)."""
     conn.execute(Q.cancel_all_timers_and_announce_done, {"execution_id": execution_id, "arn": arn})
 
 
-def take_due_timers(
-    conn: psycopg.Connection, now: datetime, limit: int, execution_id: int | None = None
-) -> list[dict[str, Any]]:
+def take_due_timers(conn: Conn, now: datetime, limit: int, execution_id: int | None = None) -> list[dict[str, Any]]:
     """Delete and return due timers, skipping rows another scheduler is already firing."""
     params = {"now": now, "limit": limit, "execution_id": execution_id}
     query = Q.take_due_timers if execution_id is None else Q.take_due_execution_timers
     return conn.execute(query, params).fetchall()
 
 
-def due_timer_executions(
-    conn: psycopg.Connection, now: datetime, limit: int, running_grace: timedelta | None = None
-) -> list[int]:
+def due_timer_executions(conn: Conn, now: datetime, limit: int, running_grace: timedelta | None = None) -> list[int]:
     """Executions with a due timer, oldest first.
 
     With ``running_grace`` an execution whose invocation is running is left out until its
@@ -214,7 +216,7 @@ def due_timer_executions(
     return [row["execution_id"] for row in rows]
 
 
-def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
+def next_timer_due(conn: Conn, now: datetime, running_grace: timedelta | None = None) -> datetime | None:
     """When ``due_timer_executions`` (with the same grace) will next find something."""
     if running_grace is None:
         row = conn.execute(Q.next_timer_due).fetchone()
@@ -226,11 +228,11 @@ def next_timer_due(conn: psycopg.Connection, now: datetime, running_grace: timed
 # --- invocations ------------------------------------------------------------------------------
 
 
-def insert_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> None:
+def insert_invocation(conn: Conn, values: Mapping[str, Any]) -> None:
     conn.execute(Q.insert_invocation, values)
 
 
-def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
+def claim_invocation(conn: Conn, values: Mapping[str, Any]) -> dict[str, Any] | None:
     """Take the execution's invocation lease and record the invocation, in one statement.
 
     Only an execution that is running, owes an invocation and has none running is claimed; of
@@ -246,14 +248,14 @@ def claim_invocation(conn: psycopg.Connection, values: Mapping[str, Any]) -> dic
     return conn.execute(Q.claim_invocation, values).fetchone()
 
 
-def get_invocation(conn: psycopg.Connection, execution_id: int, seq: int) -> dict[str, Any] | None:
+def get_invocation(conn: Conn, execution_id: int, seq: int) -> dict[str, Any] | None:
     return conn.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
 
 
 _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
 
 
-def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, pid: int) -> int | None:
+def invocation_run_by(conn: Conn, execution_id: int, worker: str, pid: int) -> int | None:
     """The sequence number of the execution's invocation still running in process ``pid`` of
     host ``worker``, if there is one."""
     params = {"execution_id": execution_id, "worker": worker, "pid": pid}
@@ -261,13 +263,11 @@ def invocation_run_by(conn: psycopg.Connection, execution_id: int, worker: str, 
     return None if row is None else int(row["seq"])
 
 
-def running_invocations(conn: psycopg.Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
+def running_invocations(conn: Conn, now: datetime, limit: int) -> list[dict[str, Any]]:
     return conn.execute(Q.running_invocations, {"limit": limit}).fetchall()
 
 
-def presumed_lost(
-    conn: psycopg.Connection, now: datetime, after: timedelta, backstop: timedelta, limit: int
-) -> list[dict[str, Any]]:
+def presumed_lost(conn: Conn, now: datetime, after: timedelta, backstop: timedelta, limit: int) -> list[dict[str, Any]]:
     """Executions owing an invocation whose message is presumed lost, with its ``redispatches``.
 
     A message is presumed lost when it was never sent (``dispatched_at`` NULL: the broker refused
@@ -280,13 +280,13 @@ def presumed_lost(
     return conn.execute(Q.presumed_lost, params).fetchall()
 
 
-def mark_redispatched(conn: psycopg.Connection, execution_id: int, now: datetime) -> dict[str, Any] | None:
+def mark_redispatched(conn: Conn, execution_id: int, now: datetime) -> dict[str, Any] | None:
     """Count one more message sent for the execution's owed invocation; return its generation
     (``redispatches``) and the function's ``fn_timeout``, or None if it no longer waits for one."""
     return conn.execute(Q.mark_redispatched, {"now": now, "execution_id": execution_id}).fetchone()
 
 
-def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> None:
+def mark_undispatched(conn: Conn, execution_ids: list[int]) -> None:
     """The broker refused these executions' messages: the re-dispatcher sends them at its next round."""
     conn.execute(Q.mark_undispatched, {"execution_ids": execution_ids})
 
@@ -294,13 +294,13 @@ def mark_undispatched(conn: psycopg.Connection, execution_ids: list[int]) -> Non
 # --- quarantine -------------------------------------------------------------------------------
 
 
-def quarantine(conn: psycopg.Connection, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
+def quarantine(conn: Conn, execution_id: int, note: Mapping[str, Any], now: datetime) -> None:
     """Mark the execution as one the background loops leave alone, with ``note`` (the loop, its
     failures, since when, the last error) for the dashboard."""
     conn.execute(Q.quarantine, {"now": now, "note": Jsonb(dict(note)), "execution_id": execution_id})
 
 
-def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | None:
+def release_quarantine(conn: Conn, arn: str) -> dict[str, Any] | None:
     """Clear the execution's quarantine; return its id and the note it had, or None if it was
     not quarantined (or does not exist)."""
     return conn.execute(Q.release_quarantine, {"arn": arn}).fetchone()
@@ -309,17 +309,18 @@ def release_quarantine(conn: psycopg.Connection, arn: str) -> dict[str, Any] | N
 # --- replay record ----------------------------------------------------------------------------
 
 
-def armed_faults(conn: psycopg.Connection, execution_id: int) -> list[dict[str, Any]]:
+def armed_faults(conn: Conn, execution_id: int) -> list[dict[str, Any]]:
     return conn.execute(Q.armed_faults, {"execution_id": execution_id}).fetchall()
 
 
-def mark_fault_fired(conn: psycopg.Connection, fault_id: int, at: datetime, invocation_seq: int) -> None:
+def mark_fault_fired(conn: Conn, fault_id: int, at: datetime | str, invocation_seq: int) -> None:
+    """``at`` may be the journal's ISO 8601 text, which PostgreSQL reads as a timestamptz."""
     params = {"at": at, "invocation_seq": invocation_seq, "fault_id": fault_id}
     conn.execute(Q.mark_fault_fired, params)
 
 
 def end_invocation(
-    conn: psycopg.Connection,
+    conn: Conn,
     execution_id: int,
     seq: int,
     end: Mapping[str, Any],
@@ -350,11 +351,43 @@ def end_invocation(
 # --- the checkpoint fast path: one read and one write statement -----------------------------
 
 
-def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
-    execution["op_seq"] += 1
+@dataclass(frozen=True)
+class Sequences:
+    """An execution's touch, event and seen sequence numbers once a write has numbered its
+    operations and events. The store only returns them: the duty that owns the execution row
+    copies them into it (``execution.update(sequences.columns())``)."""
+
+    op_seq: int
+    event_seq: int
+    seen_seq: int
+
+    def columns(self) -> dict[str, int]:
+        return {"op_seq": self.op_seq, "event_seq": self.event_seq, "seen_seq": self.seen_seq}
+
+
+def _numbered(
+    execution: Mapping[str, Any],
+    ops: Iterable[dict[str, Any]],
+    events: Iterable[tuple[dict[str, Any], int | None]],
+    *,
+    mark_seen: bool,
+    unseen_ops: Iterable[dict[str, Any]] = (),
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sequences]:
+    """The rows to write for ``ops`` and ``events`` (each with the invocation that recorded it),
+    numbered after the execution's current sequences, and the sequences that follow. With
+    ``mark_seen`` the handler has seen every operation but ``unseen_ops``, numbered last."""
+    op_seq, event_seq = execution["op_seq"], execution["event_seq"]
+    op_records = [_op_record(op_seq := op_seq + 1, op) for op in ops]
+    event_records = [_event_record(event_seq := event_seq + 1, event, inv) for event, inv in events]
+    seen_seq = op_seq if mark_seen else execution["seen_seq"]
+    op_records += [_op_record(op_seq := op_seq + 1, op) for op in unseen_ops]
+    return op_records, event_records, Sequences(op_seq, event_seq, seen_seq)
+
+
+def _op_record(seq: int, op: dict[str, Any]) -> dict[str, Any]:
     return {
         "op_id": op["Id"],
-        "seq": execution["op_seq"],
+        "seq": seq,
         "parent_id": op.get("ParentId"),
         "name": op.get("Name"),
         "type": op["Type"],
@@ -368,12 +401,9 @@ def _op_record(execution: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _event_record(
-    execution: dict[str, Any], event: dict[str, Any], invocation_seq: int | None = None
-) -> dict[str, Any]:
-    execution["event_seq"] += 1
+def _event_record(event_id: int, event: dict[str, Any], invocation_seq: int | None) -> dict[str, Any]:
     return {
-        "event_id": execution["event_seq"],
+        "event_id": event_id,
         "event_type": event["EventType"],
         "op_id": event.get("Id"),
         "inv": invocation_seq,
@@ -387,8 +417,8 @@ def _iso_ms(ms: int | None) -> str | None:
 
 
 def write_transition(
-    conn: psycopg.Connection,
-    execution: dict[str, Any],
+    conn: Conn,
+    execution: Mapping[str, Any],
     ops: list[dict[str, Any]],
     events: list[dict[str, Any]],
     timers: list[tuple[str, str, datetime]],
@@ -399,11 +429,12 @@ def write_transition(
     mark_seen: bool,
     guard: Mapping[str, Any] | None = None,
     wake: str | None = None,
-) -> tuple[bool, bool]:
+) -> tuple[Sequences, bool, bool]:
     """Write a state-machine transition in one statement: operations, history (recorded as
     ``invocation_seq``'s, or the service's for None), timers and the execution row's counters.
 
-    Touch and event sequence numbers are assigned here and ``execution`` is updated in place.
+    Touch and event sequence numbers are assigned here and returned (``execution`` is left as it
+    is: the caller updates its row with them, whether or not the guarded write was made).
     ``mark_seen`` (a checkpoint whose answer carries everything) moves ``seen_seq`` up to say
     the handler has now seen every operation.
 
@@ -412,12 +443,9 @@ def write_transition(
     then needs no lock taken beforehand. With ``wake`` (a reason) the writer is the service, not
     an invocation: the guard also holds ``invocation_seq`` and ``running`` as the writer read
     them, and the execution is marked to be invoked for that reason (dispatched now unless an
-    invocation is running). Return (written, some timer of the execution is due).
+    invocation is running). Return (the new sequences, written, some timer of the execution is due).
     """
-    op_records = [_op_record(execution, op) for op in ops]
-    event_records = [_event_record(execution, event) for event in events]
-    if mark_seen:
-        execution["seen_seq"] = execution["op_seq"]
+    op_records, event_records, sequences = _numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
         Q.write_transition_waking
@@ -433,9 +461,9 @@ def write_transition(
             "events": Jsonb(event_records),
             "cancel": Jsonb([{"kind": k, "op_id": o} for k, o in cancel if (k, o) not in set_keys]),
             "timers": Jsonb([{"kind": k, "op_id": o, "due_at": due.isoformat()} for k, o, due in timers]),
-            "op_seq": execution["op_seq"],
-            "seen_seq": execution["seen_seq"],
-            "event_seq": execution["event_seq"],
+            "op_seq": sequences.op_seq,
+            "seen_seq": sequences.seen_seq,
+            "event_seq": sequences.event_seq,
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
             "horizon": SCHEDULER_LOOKS_EVERY,
@@ -444,17 +472,17 @@ def write_transition(
         },
     ).fetchone()
     assert row is not None
-    return bool(row["written"]), bool(row["timers_due"])
+    return sequences, bool(row["written"]), bool(row["timers_due"])
 
 
 def end_invocation_guarded(
-    conn: psycopg.Connection,
-    execution: dict[str, Any],
+    conn: Conn,
+    execution: Mapping[str, Any],
     seq: int,
     guard: Mapping[str, int],
     ending: Mapping[str, Any],
     journal: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, Sequences]:
     """End invocation ``seq`` in one statement, if the execution is still as its invocation last
     wrote it (``guard``: token, op and event sequence numbers). ``execution`` is the row as it must
     become (running no more, its token advanced); ``ending`` holds ``now``, ``outcome``, and
@@ -466,12 +494,12 @@ def end_invocation_guarded(
     timers NOTIFYs the scheduler, which held them back while the invocation ran.
 
     Return None if nothing was written, else the row with ``fn_timeout`` (the function's
-    timeout now, for the dispatch that ``wake`` asks for).
+    timeout now, for the dispatch that ``wake`` asks for); and the execution's new sequences
+    (``execution`` is left as it is).
     """
-    op_records = [_op_record(execution, op) for op in ending["ops"]]
-    event_records = [_event_record(execution, event, inv) for event, inv in ending["events"]]
-    execution["seen_seq"] = execution["op_seq"]
-    op_records += [_op_record(execution, op) for op in ending["fired"]]  # not yet seen by the handler
+    op_records, event_records, sequences = _numbered(
+        execution, ending["ops"], ending["events"], mark_seen=True, unseen_ops=ending["fired"]
+    )
     runs, logs = journal
     row = conn.execute(
         Q.end_invocation_guarded,
@@ -488,9 +516,9 @@ def end_invocation_guarded(
             "fired": [op["Id"] for op in ending["fired"]],
             "wake": ending["wake"],
             "function_name": execution["function_name"],
-            "op_seq": execution["op_seq"],
-            "seen_seq": execution["seen_seq"],
-            "event_seq": execution["event_seq"],
+            "op_seq": sequences.op_seq,
+            "seen_seq": sequences.seen_seq,
+            "event_seq": sequences.event_seq,
             "token_seq": execution["token_seq"],
             "counters": Jsonb(execution["counters"]),
             "ops": Jsonb(op_records),
@@ -500,13 +528,13 @@ def end_invocation_guarded(
             **{f"guard_{key}": value for key, value in guard.items()},
         },
     ).fetchone()
-    return row if row and row["written"] else None
+    return (row if row and row["written"] else None), sequences
 
 
 # --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------
 
 
-def lock_if_unchanged(conn: psycopg.Connection, seen: Mapping[str, Any]) -> dict[str, Any] | None:
+def lock_if_unchanged(conn: Conn, seen: Mapping[str, Any]) -> dict[str, Any] | None:
     """Open a duty's transaction: lock the execution row only if it is still as the duty's
     snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
     written) if another writer changed it in between, so the duty reads again and retries."""
@@ -529,9 +557,7 @@ _GUARDED_COLUMNS = (
 )
 
 
-def read_checkpoint_snapshot(
-    conn: psycopg.Connection, arn: str, op_ids: list[str], now: datetime
-) -> dict[str, Any] | None:
+def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
     """What a checkpoint needs, in one statement and without a lock: the execution row plus
     ``referenced_ops`` (the batch's operations and their parents), ``unseen_ops`` (touched since
     the handler last looked) and ``timers_due``; why the statement reads them the way it does is
@@ -540,7 +566,7 @@ def read_checkpoint_snapshot(
 
 
 def execution_with_invocation(
-    conn: psycopg.Connection, execution_id: int, seq: int
+    conn: Conn, execution_id: int, seq: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The execution and one of its invocations, in one statement and without a lock."""
     row = conn.execute(Q.execution_with_invocation, {"seq": seq, "execution_id": execution_id}).fetchone()
@@ -550,13 +576,13 @@ def execution_with_invocation(
     return row, invocation if row.pop("inv_found") else None
 
 
-def unclaimed_execution(conn: psycopg.Connection, execution_id: int, generation: int | None) -> dict[str, Any] | None:
+def unclaimed_execution(conn: Conn, execution_id: int, generation: int | None) -> dict[str, Any] | None:
     """Why a claim matched nothing, in one statement without a lock: the execution row plus
     ``claimable`` and ``function_found``. None if the execution is gone."""
     return conn.execute(Q.unclaimed_execution, {"generation": generation, "execution_id": execution_id}).fetchone()
 
 
-def callback_heartbeat_timeout(conn: psycopg.Connection, execution_id: int, op_id: str) -> int | None:
+def callback_heartbeat_timeout(conn: Conn, execution_id: int, op_id: str) -> int | None:
     """The HeartbeatTimeout the callback operation ``op_id`` was started with, if any."""
     started = conn.execute(Q.callback_heartbeat_timeout, {"execution_id": execution_id, "op_id": op_id}).fetchone()
     return (started["doc"].get("CallbackStartedDetails") or {}).get("HeartbeatTimeout") if started else None
@@ -574,7 +600,7 @@ RETAINED_TABLES = (
 )
 
 
-def purge_expired(conn: psycopg.Connection, limit: int) -> int:
+def purge_expired(conn: Conn, limit: int) -> int:
     """Delete executions whose retention period has passed since they ended, with every row of
     theirs; skip rows another purge holds. Return how many were deleted."""
     ids = [row["id"] for row in conn.execute(Q.expired_executions, {"limit": limit}).fetchall()]
@@ -583,7 +609,7 @@ def purge_expired(conn: psycopg.Connection, limit: int) -> int:
     return len(ids)
 
 
-def purge_executions(conn: psycopg.Connection, ids: list[int]) -> None:
+def purge_executions(conn: Conn, ids: list[int]) -> None:
     """Delete these executions with every row of theirs (retention, DeleteDurableExecution)."""
     for table in RETAINED_TABLES:
         conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})

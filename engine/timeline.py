@@ -25,11 +25,18 @@ from psycopg.rows import tuple_row
 from engine import db, journal, store
 from engine.duties.end import journal_record
 from engine.errors import ResourceNotFoundException
+from engine.rows import (
+    EXECUTION_ENDED,
+    INVOCATION_LOST,
+    OPERATION_ENDED,
+    OPERATION_OPEN,
+    InvocationOutcome,
+    OperationStatus,
+)
 from engine.sql import Q
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"}
 # An execution with thousands of invocations replays each early operation thousands of times:
 # the first ones are listed, all are counted.
 MAX_REPLAYS_LISTED = 100
@@ -162,7 +169,7 @@ class Replays:
         self._ancestor_end: dict[str, datetime | None] = {}
 
     def _range(self, row: OutlineRow) -> tuple[int, int]:
-        if row.ended_at is None or row.status not in TERMINAL or not self._began:
+        if row.ended_at is None or row.status not in OPERATION_ENDED or not self._began:
             return 0, 0
         until = self._earliest_ancestor_end(row.parent_id)
         first = bisect_left(self._began, row.ended_at)
@@ -264,7 +271,8 @@ def _operation(
 
 # --- what the record means once the execution has ended -------------------------------------
 
-OPEN_STATUSES = {"STARTED", "PENDING", "READY"}
+# How an operation still open ends when its execution ends this way (else it is CANCELLED).
+ENDED_BY_EXECUTION = frozenset({OperationStatus.STOPPED, OperationStatus.TIMED_OUT, OperationStatus.FAILED})
 
 
 def settled_status(status: str, ended_at: datetime | None, execution: dict[str, Any]) -> tuple[str, datetime | None]:
@@ -272,10 +280,10 @@ def settled_status(status: str, ended_at: datetime | None, execution: dict[str, 
     it): it takes the execution's end, and its status says how (STOPPED, TIMED_OUT, FAILED;
     CANCELLED for a branch a succeeded execution no longer waited for)."""
     end = execution["ended_at"]
-    if execution["status"] not in TERMINAL or end is None or status not in OPEN_STATUSES:
+    if execution["status"] not in EXECUTION_ENDED or end is None or status not in OPERATION_OPEN:
         return status, ended_at
     by = execution["status"]
-    return (by if by in {"STOPPED", "TIMED_OUT", "FAILED"} else "CANCELLED"), end
+    return (by if by in ENDED_BY_EXECUTION else OperationStatus.CANCELLED), end
 
 
 def attempt_segments(
@@ -299,7 +307,7 @@ def attempt_segments(
         attempt["invocation_seq"] = first_seq
         attempt["started_at"] = attempt["segments"][0]["started_at"] if attempt["segments"] else attempt["started_at"]
         attempt["invocations"] = [segment["invocation_seq"] for segment in attempt["segments"]]
-        if attempt["ended_at"] is None and execution["status"] in TERMINAL and execution["ended_at"] is not None:
+        if attempt["ended_at"] is None and execution["status"] in EXECUTION_ENDED and execution["ended_at"] is not None:
             attempt["ended_at"] = attempt["segments"][-1]["ended_at"] if attempt["segments"] else execution["ended_at"]
             attempt["outcome"] = "unfinished"
     return attempts
@@ -339,7 +347,7 @@ def _segments(
 def _cut_end(invocation: dict[str, Any], execution: dict[str, Any]) -> tuple[datetime | None, str]:
     """Where an attempt's share of an invocation ended when no event closed it there."""
     ended, end = invocation.get("ended_at"), execution["ended_at"]
-    if execution["status"] in TERMINAL and end is not None:
+    if execution["status"] in EXECUTION_ENDED and end is not None:
         return min(
             t for t in (ended, end) if t is not None
         ), "unfinished" if ended is None or end <= ended else "cut_short"
@@ -450,7 +458,8 @@ def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, 
     if callback_started is not None:
         timeout = callback_started["callback_timeout"]
         if timeout:
-            return callback_started["timestamp"] + timedelta(seconds=timeout * time_scale)
+            started_at: datetime = callback_started["timestamp"]
+            return started_at + timedelta(seconds=timeout * time_scale)
     return None
 
 
@@ -522,7 +531,8 @@ def _queued_since(execution: dict[str, Any]) -> datetime | None:
         return None
     if execution["pause_state"] is not None:
         return None
-    return execution["dispatched_at"]
+    dispatched_at: datetime | None = execution["dispatched_at"]
+    return dispatched_at
 
 
 def queued_seconds(invocation: dict[str, Any]) -> float:
@@ -532,7 +542,7 @@ def queued_seconds(invocation: dict[str, Any]) -> float:
 
 # After an invocation ended this way the engine re-invokes the function (at once or after a
 # backoff): the time until the next one is recovery from a crash, not a suspension.
-REINVOKED_AFTER = frozenset({"crashed", "killed", "timed_out", "failed"})
+REINVOKED_AFTER = INVOCATION_LOST | {InvocationOutcome.FAILED}
 
 
 def gap_kind(previous: dict[str, Any]) -> str:
@@ -543,21 +553,23 @@ def gap_kind(previous: dict[str, Any]) -> str:
 
 def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
     """Time between a crashed invocation and the next one's message (its queue time apart)."""
-    return sum(
+    seconds: float = sum(
         max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds() - queued_seconds(later))
         for earlier, later in itertools.pairwise(invocations)
         if earlier["ended_at"] is not None and gap_kind(earlier) == "reinvoke"
     )
+    return seconds
 
 
 def wall_end(execution: dict[str, Any], invocations: list[dict[str, Any]]) -> datetime:
     """Where wall time ends: when the execution ended, or later if its last invocation ran on
     (a Stop or a timeout ends the execution at once; the invocation running then is cut short
     after, and is billed until then). Wall time so covers billed time."""
-    ends = [i["ended_at"] or i["started_at"] for i in invocations]
+    ends: list[datetime] = [i["ended_at"] or i["started_at"] for i in invocations]
     if execution["ended_at"] is not None:
         ends.append(execution["ended_at"])
-    return max(ends or [execution["started_at"]])
+    started_at: datetime = execution["started_at"]
+    return max(ends or [started_at])
 
 
 def _counters(

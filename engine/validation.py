@@ -141,7 +141,8 @@ def check_number(value: Any, field: str, *, low: float, high: float, integer: bo
     # math.isfinite() would overflow on a 400-digit int; only floats can be NaN or infinite.
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
         raise InvalidInput(field, bounds)
-    return value
+    number: int | float = value  # checked above: an int or a float
+    return number
 
 
 def _plain(number: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from engine.rows import ATTEMPT_FAILED, BODY_RUN_COMPLETE, OPERATION_ENDED, OperationStatus
 from engine.timeline import QUEUED_AFTER, gap_kind
 
 INVOCATIONS_ROW = "inv"
@@ -72,7 +73,7 @@ SPAN_STYLE: dict[str, tuple[str, str, str]] = {
     "CONTEXT": ("Child context / map / parallel", LIGHT_GREY, ""),
     "CHAINED_INVOKE": ("Chained invoke", YELLOW, "+"),
 }
-FAILED_STATUSES = {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
+FAILED_STATUSES = OPERATION_ENDED - {OperationStatus.SUCCEEDED}
 BODY_CUT_COLOUR = OLIVE
 FAULT_PHASES = {
     "body_start": "as the step's code started",
@@ -674,7 +675,7 @@ def _draw_backoff(
     now: datetime,
 ) -> None:
     """The planned delay before the next attempt: from the failure to when the retry began (or is due)."""
-    if attempt["outcome"] not in {"failed", "interrupted"} or attempt["ended_at"] is None:
+    if attempt["outcome"] not in ATTEMPT_FAILED or attempt["ended_at"] is None:
         return
     if following is not None:
         end = following["started_at"]
@@ -701,7 +702,7 @@ def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
     for run in op.get("body_runs") or []:
         # A run cut short has no end of its own: it ended with its invocation.
         end = run["ended_at"] or canvas.invocation_ends.get(run["invocation_seq"], now)
-        complete = run["ended_at"] is not None and run["outcome"] in {"succeeded", "failed"}
+        complete = run["ended_at"] is not None and run["outcome"] in BODY_RUN_COMPLETE
         key, name, colour = (
             ("body", "Step body ran (code executed)", INK)
             if complete

@@ -21,15 +21,17 @@ from django.utils import timezone
 
 import engine.invariants
 import engine.timeline
-from engine import validation
+from engine import rows, validation
 from engine.contrib.django.models import Effect, Event, Execution, Function, LogLine, Operation, Timer
 from engine.errors import ResourceNotFoundException
+from engine.rows import ExecutionStatus
 from executions.models import AuditEntry
 
 PAGE_SIZE = 50
-STATUSES = ("RUNNING", "PAUSING", "PAUSED", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
+# The statuses an execution can be seen in (DELETING never is), in AWS's order.
+STATUSES = tuple(status.value for status in ExecutionStatus if status is not ExecutionStatus.DELETING)
 # A paused execution's status column stays RUNNING; its pause_state says PAUSING or PAUSED.
-PAUSE_STATES = ("PAUSING", "PAUSED")
+PAUSE_STATES = tuple(status.value for status in ExecutionStatus if status in rows.PAUSE_STATES)
 EVENT_GROUPS = ("Execution", "Step", "Wait", "Callback", "Context", "ChainedInvoke", "Invocation")
 HISTORY_PAGE = 200
 LOG_LIMIT = 5000

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from engine import async_invoke
+from engine.rows import ATTEMPT_FAILED, BODY_RUN_COMPLETE, OPERATION_ENDED, OperationStatus
 from executions.charts import (
     ATTEMPT_STYLE,
     BLUE,
@@ -243,7 +244,7 @@ def _draw_attempts(traces: Traces, index: int, panel: Panel, op: dict[str, Any],
             _draw_attempt_segment(traces, index, panel, op, attempt, segment, now)
         end = _elapsed(panel, attempt["ended_at"], now)
         planned = plan.get(attempt["attempt"])
-        if planned is not None and attempt["outcome"] in {"failed", "interrupted"} and attempt["ended_at"] is not None:
+        if planned is not None and attempt["outcome"] in ATTEMPT_FAILED and attempt["ended_at"] is not None:
             _draw_planned_window(traces, index, panel, op, end, planned)
 
 
@@ -315,7 +316,7 @@ def _draw_planned_window(
 def _draw_body_runs(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now: datetime) -> None:
     for run in op.get("body_runs") or []:
         start, end = _elapsed(panel, run["started_at"], now), _elapsed(panel, run["ended_at"], now)
-        complete = run["ended_at"] is not None and run["outcome"] in {"succeeded", "failed"}
+        complete = run["ended_at"] is not None and run["outcome"] in BODY_RUN_COMPLETE
         name, colour = ("Step body ran", INK) if complete else ("Step body cut short", BODY_CUT_COLOUR)
         hover = (
             f"<b>{esc(row_key(op))}</b> body ran in invocation #{run['invocation_seq']} (attempt {run['attempt']}):"
@@ -341,7 +342,7 @@ def _draw_span(traces: Traces, index: int, panel: Panel, op: dict[str, Any], now
         "CHAINED_INVOKE": (ORANGE, "+"),
     }
     colour, pattern = colours.get(op["type"], (LIGHT_GREY, ""))
-    failed = op["status"] in {"FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"}
+    failed = op["status"] in OPERATION_ENDED - {OperationStatus.SUCCEEDED}
     start, end = _elapsed(panel, op["started_at"], now), _elapsed(panel, op["ended_at"], now)
     name = f"{op['type'].replace('_', ' ').title()}{' failed / timed out' if failed else ''}"
     hover = f"<b>{esc(row_key(op))}</b> ({esc(op.get('sub_type') or op['type'])}) {esc(op['status'])}"

@@ -13,10 +13,9 @@ from django.http import Http404
 from engine import timeline
 from engine.contrib.django.models import AsyncInvocation, Execution, Function
 from engine.errors import ResourceNotFoundException
+from engine.rows import ATTEMPT_FAILED
 from lab import retry_plan
 from lab.models import Comparison, Variant
-
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 
 
 @dataclass(frozen=True)
@@ -134,14 +133,14 @@ def actual_retries(data: dict[str, Any], time_scale: float) -> tuple[str, list[A
         steps,
         key=lambda op: (
             len(op["attempts"]),
-            sum(1 for a in op["attempts"] if a["outcome"] in {"failed", "interrupted"}),
+            sum(1 for a in op["attempts"] if a["outcome"] in ATTEMPT_FAILED),
             len(op.get("body_runs") or []),
         ),
     )
     attempts = focus["attempts"]
     result = []
     for index, attempt in enumerate(attempts):
-        if attempt["outcome"] not in {"failed", "interrupted"}:
+        if attempt["outcome"] not in ATTEMPT_FAILED:
             continue
         following = attempts[index + 1] if index + 1 < len(attempts) else None
         gap = _gap(attempt["ended_at"], following["started_at"] if following else None)

@@ -18,6 +18,7 @@ from django.utils import timezone
 import engine
 from engine.contrib.django.models import Execution
 from engine.errors import ServiceError
+from engine.rows import INVOCATION_LOST
 from executions.services import audit
 from lab import scenarios
 from lab.models import Comparison, Variant
@@ -122,7 +123,7 @@ def admit_waiting_variants() -> int:
 # A worker replaces a pool process killed at its Timeout (or by a fault) with a fresh one: a fork
 # and the handler imports, a few seconds on a busy 2-core machine. Until then that slot is not free.
 WORKER_RESPAWN = timedelta(seconds=3)
-KILLED_OUTCOMES = ("killed", "crashed", "timed_out")
+KILLED_OUTCOMES = sorted(outcome.value for outcome in INVOCATION_LOST)
 # An invocation message that no worker has taken up for this long means every worker is busy.
 QUEUE_BACKLOG = timedelta(milliseconds=250)
 STALE_BACKLOG = timedelta(seconds=60)  # older ones are stranded (the scheduler re-sends them), not a queue

@@ -56,11 +56,12 @@ def claim_invocation(execution_id: int, generation: int | None = None) -> Ticket
 
 def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket | None:
     now = utcnow()
+    request_id = str(uuid.uuid4())
     values = {
         "execution_id": execution_id,
         "now": now,
         "lease_grace": LEASE_GRACE,
-        "request_id": str(uuid.uuid4()),
+        "request_id": request_id,
         "worker": socket.gethostname(),
         "pid": os.getpid(),
         "generation": generation,
@@ -68,7 +69,8 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
     with db.pool().connection() as conn:
         row = store.claim_invocation(conn, values)
         if row is None:
-            return _claim_refused(store.unclaimed_execution(conn, execution_id, generation))
+            _claim_refused(store.unclaimed_execution(conn, execution_id, generation))
+            return None
         ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
         if ops_seq != row["op_seq"]:
             ops = list(store.load_ops(conn, execution_id).values())
@@ -78,7 +80,7 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
         execution_id,
         row["arn"],
         row["invocation_seq"],
-        values["request_id"],
+        request_id,
         make_token(row),
         ops,
         function,

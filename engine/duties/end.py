@@ -35,8 +35,11 @@ from engine.duties.unit import (
     utcnow,
 )
 from engine.machine import Clock, Transition
+from engine.rows import HandlerStatus, InvocationOutcome
 
 log = logging.getLogger(__name__)
+
+HANDLER_STATUSES = frozenset(HandlerStatus)
 
 
 def complete_invocation(ticket: Ticket, output: dict[str, Any] | None, raised: dict[str, Any] | None) -> None:
@@ -118,7 +121,7 @@ def _complete_from_cache(
         return False  # a parent to tell, faults to mark, or operations the handler has not seen
     has_pending = partial(machine.has_pending_work, list(cache.ops.values()))
     outcome, error = _judge_output(execution, output, raised, has_pending)
-    if outcome not in ("suspended", "succeeded"):
+    if outcome not in (InvocationOutcome.SUSPENDED, InvocationOutcome.SUCCEEDED):
         return False
     finish = _handler_finish(outcome, output, error)
     now = utcnow()
@@ -141,9 +144,10 @@ def _complete_from_cache(
     fired_ops = fired.changed_ops
     ending = {"now": now, "outcome": outcome, "events": events, "ops": ops, "fired": fired_ops, "wake": wake}
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
-        ended = store.end_invocation_guarded(
+        ended, sequences = store.end_invocation_guarded(
             work.conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
+        execution.update(sequences.columns())
         if ended is not None:
             work.journals_done.append(ticket.request_id)
             if wake is not None:
@@ -206,7 +210,7 @@ def _judge_output(
     (asked only for a PENDING output), from the invocation's view or from the store."""
     if raised is not None:
         return "failed", raised
-    if not isinstance(output, dict) or output.get("Status") not in {"SUCCEEDED", "FAILED", "PENDING"}:
+    if not isinstance(output, dict) or output.get("Status") not in HANDLER_STATUSES:
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "Invalid handler output."}
     status = output["Status"]
     if status == "FAILED" and output.get("Result"):
@@ -338,7 +342,7 @@ def journal_record(entries: list[dict[str, Any]]) -> JournalRecord:
         elif kind == "log":
             record.log_lines.append({key: entry.get(key) for key in ("at", "level", "logger", "message", "op_id")})
         elif kind == "fault":
-            record.fired_faults.append((entry["fault_id"], at))
+            record.fired_faults.append((entry["fault_id"], entry["at"]))  # the journal stamps every line
     record.body_runs.extend(_body_run(start, None, "interrupted") for start in open_runs.values())
     return record
 

@@ -31,7 +31,10 @@ def finish_execution(
     known = (known_ops or {}).get(op_id)
     op = dict(known) if known is not None else store.load_ops(work.conn, execution["id"], [op_id])[op_id]
     op, event = closed_execution_op(op, finish, work.now)
-    store.write_transition(work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
+    sequences, _, _ = store.write_transition(
+        work.conn, execution, [op], [event], [], [], work.now, invocation_seq=None, mark_seen=False
+    )
+    execution.update(sequences.columns())
     store.cancel_all_timers_and_announce_done(work.conn, execution["id"], execution["arn"])
     if execution["parent_arn"]:
         _complete_parent_invoke(work, execution, finish)

@@ -162,7 +162,10 @@ def _record(work: UnitOfWork, execution: dict[str, Any], event_type: str, detail
     """Append a service event about the whole execution (its EXECUTION operation's id and name)."""
     op = {"Id": execution_op_id(execution), "Name": execution["name"]}
     event = machine.make_event(event_type, op, details)
-    store.write_transition(work.conn, execution, [], [event], [], [], work.now, invocation_seq=None, mark_seen=False)
+    sequences, _, _ = store.write_transition(
+        work.conn, execution, [], [event], [], [], work.now, invocation_seq=None, mark_seen=False
+    )
+    execution.update(sequences.columns())
 
 
 def _timeout_cap(execution: dict[str, Any]) -> datetime:

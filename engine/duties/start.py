@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import psycopg
-
 from engine import machine, store
+from engine.db import Conn
 from engine.duties.tokens import execution_arn
 from engine.duties.unit import ExecutionChanged, UnitOfWork, optimistically, unit_of_work
 from engine.errors import (
@@ -85,7 +84,7 @@ def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[dict[s
     return row, True
 
 
-def _existing_execution(conn: psycopg.Connection, function_name: str, name: str, payload: str | None) -> dict[str, Any]:
+def _existing_execution(conn: Conn, function_name: str, name: str, payload: str | None) -> dict[str, Any]:
     existing = store.execution_by_name(conn, function_name, name)
     if existing is None:  # purged between the INSERT and this read: the name is free again
         raise ExecutionChanged

@@ -26,7 +26,8 @@ def _stop(arn: str, error: dict[str, Any] | None, _attempt: int) -> datetime:
     if seen is None:
         raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")
     if seen["status"] == "STOPPED":
-        return seen["ended_at"]
+        stopped_at: datetime = seen["ended_at"]
+        return stopped_at
     if seen["status"] != "RUNNING":
         raise InvalidParameterValueException(f"Durable execution is already {seen['status']}; it cannot be stopped.")
     stop_error = error or {"ErrorMessage": "Execution stopped by user request"}

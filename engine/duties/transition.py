@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from engine import machine, store
+from engine.db import Conn
 from engine.duties.start import StartRequest, start_execution_txn
 from engine.duties.tokens import function_name_of
 from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
@@ -28,12 +27,16 @@ def apply_transition(
 
 
 def write_change(
-    conn: psycopg.Connection, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
+    conn: Conn, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
 ) -> tuple[bool, bool]:
-    """``store.write_transition`` of what a transition changed; ``options`` are its keywords."""
-    return store.write_transition(
+    """``store.write_transition`` of what a transition changed (``options`` are its keywords),
+    with ``execution`` brought up to the sequences the write assigned; return (written, some
+    timer is due)."""
+    sequences, written, timers_due = store.write_transition(
         conn, execution, change.changed_ops, change.events, change.timers, change.cancel_timers, now, **options
     )
+    execution.update(sequences.columns())
+    return written, timers_due
 
 
 def _start_chained_invoke(

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-import psycopg
-
 from engine import db, journal, store
+from engine.db import Conn
 from engine.errors import (
     ResourceConflictException,
 )
@@ -70,7 +69,7 @@ def current_dispatcher() -> Dispatcher | None:
 
 @dataclass
 class UnitOfWork:
-    conn: psycopg.Connection
+    conn: Conn
     now: datetime
     dispatch: dict[int, float] = field(default_factory=dict)
     plain_calls: list[PlainCall] = field(default_factory=list)
@@ -160,7 +159,7 @@ def mark_undispatched(execution_ids: list[int]) -> None:
         log.exception("could not mark executions %s as not dispatched", execution_ids)
 
 
-def save_execution(conn: psycopg.Connection, execution: dict[str, Any], *extra: str) -> None:
+def save_execution(conn: Conn, execution: dict[str, Any], *extra: str) -> None:
     fields = [
         "status",
         "result",
@@ -195,7 +194,7 @@ def request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, tim
         work.dispatch[execution["id"]] = timeout if timeout is not None else _function_timeout(work.conn, execution)
 
 
-def _function_timeout(conn: psycopg.Connection, execution: dict[str, Any]) -> float:
+def _function_timeout(conn: Conn, execution: dict[str, Any]) -> float:
     fn = store.get_function(conn, execution["function_name"])
     return timeout_seconds(fn["timeout"] if fn else None)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine import timeline
+from engine import rows
 from engine.invariants import violations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,7 +33,7 @@ def step(attempts: list[dict[str, Any]], runs: list[tuple[int, int]], status: st
         "name": "charge",
         "type": "STEP",
         "status": status,
-        "ended_at": end if status not in timeline.OPEN_STATUSES else None,
+        "ended_at": end if status not in rows.OPERATION_OPEN else None,
         "attempts": attempts,
         "body_runs": [{"invocation_seq": seq, "attempt": number} for seq, number in runs],
         "replay_count": 0,

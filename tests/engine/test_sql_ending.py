@@ -138,7 +138,10 @@ def claimed() -> Iterator[dict[str, Any]]:
         execution = store.claim_invocation(conn, claim)
         assert execution is not None
         wait = {"Id": "W", "Type": "WAIT", "Status": "STARTED", "StartTimestamp": 0}
-        store.write_transition(conn, execution, [wait], [], [], [], NOW, invocation_seq=1, mark_seen=True)
+        sequences, _, _ = store.write_transition(
+            conn, execution, [wait], [], [], [], NOW, invocation_seq=1, mark_seen=True
+        )
+        execution.update(sequences.columns())
     yield execution
     with db.transaction() as conn:
         store.update_execution(conn, execution["id"], status="STOPPED", running=False)
@@ -159,7 +162,8 @@ def _end(execution: dict[str, Any], *, finished: bool, fired: list[str], guard: 
     }
     guard = guard or {k: execution[k] for k in ("token_seq", "op_seq", "event_seq")}
     with db.transaction() as conn:
-        return store.end_invocation_guarded(conn, ending_row, execution["invocation_seq"], guard, ending, ([], []))
+        ended, _ = store.end_invocation_guarded(conn, ending_row, execution["invocation_seq"], guard, ending, ([], []))
+        return ended
 
 
 def _state(execution_id: int) -> dict[str, Any]:

@@ -81,7 +81,7 @@ class Function(EngineRow):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return str(self.name)
 
 
 class Execution(EngineRow):
@@ -149,12 +149,12 @@ class Execution(EngineRow):
         ]
 
     def __str__(self) -> str:
-        return self.arn
+        return str(self.arn)
 
     @property
     def shown_status(self) -> str:
         """The status as AWS reports it: a running execution's pause state (PAUSING, PAUSED) if any."""
-        return self.pause_state or self.status
+        return str(self.pause_state or self.status)
 
 
 class Operation(EngineRow):

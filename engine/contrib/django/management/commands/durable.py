@@ -259,7 +259,8 @@ def structure(value: str | None, option: str, member: str, shape: Mapping[str, A
     except ValueError as exc:
         raise UsageError(f"Error parsing parameter '{option}': {exc}") from exc
     try:
-        return conform(parsed, shape, member, shorthand=not as_json)
+        structured: dict[str, Any] = conform(parsed, shape, member, shorthand=not as_json)
+        return structured
     except ValueError as exc:
         raise UsageError(f"Parameter validation failed:\n{exc}") from exc
 

@@ -1,0 +1,155 @@
+"""The engine's vocabulary for the rows it stores: one Status enum per kind, and the sets of them
+the engine reasons with. A status is spelled here and imported everywhere else (engine,
+dashboard, lab). ``StrEnum`` members are the strings themselves: they compare equal to the text
+read from a row or a request, hash alike (``"FAILED" in EXECUTION_ENDED``) and are written to
+JSON and SQL as that text, so rows keep plain strings and nothing changes on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ExecutionStatus(StrEnum):
+    """An execution's status as AWS reports it. The ``status`` column holds RUNNING or how it
+    ended; a running execution's ``pause_state`` (PAUSING or PAUSED, see engine.duties.pause) is
+    reported in RUNNING's place. DELETING is in AWS's list (a filter may name it), but no
+    execution is ever seen in it here: a deletion is done when its call returns."""
+
+    RUNNING = "RUNNING"
+    PAUSING = "PAUSING"
+    PAUSED = "PAUSED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+
+
+class OperationStatus(StrEnum):
+    """An operation's status (its document's ``Status`` and the ``status`` column)."""
+
+    STARTED = "STARTED"
+    PENDING = "PENDING"
+    READY = "READY"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+
+
+class InvocationOutcome(StrEnum):
+    """How an invocation ended (the invocation row's ``outcome``; NULL while it runs)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUSPENDED = "suspended"  # returned PENDING: it is invoked again when something completes
+    CRASHED = "crashed"
+    KILLED = "killed"  # by fault injection
+    TIMED_OUT = "timed_out"
+
+
+class HandlerStatus(StrEnum):
+    """The ``Status`` of a durable handler's output (the SDK's InvocationStatus, less its
+    internal RETRY): how the invocation's outcome is judged."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    PENDING = "PENDING"
+
+
+class BodyRunOutcome(StrEnum):
+    """How one run of a step's body ended (``durable_body_run.outcome``): the SDK plugin's
+    outcome in lower case, or ``interrupted`` when the process died inside the body."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+    INTERRUPTED = "interrupted"
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt of a step went, as the timeline read model shows it."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # StepInterruptedError: the process died inside the body
+    RUNNING = "running"
+    UNFINISHED = "unfinished"  # still open when its execution ended
+
+
+# The statuses an execution ends in: its ``status`` column never changes after one of these.
+EXECUTION_ENDED = frozenset(
+    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.STOPPED}
+)
+# A running execution's pause states (``pause_state``), reported as its status.
+PAUSE_STATES = frozenset({ExecutionStatus.PAUSING, ExecutionStatus.PAUSED})
+
+# An operation in one of these is done; in the others it is still open.
+OPERATION_ENDED = frozenset(
+    {
+        OperationStatus.SUCCEEDED,
+        OperationStatus.FAILED,
+        OperationStatus.CANCELLED,
+        OperationStatus.TIMED_OUT,
+        OperationStatus.STOPPED,
+    }
+)
+OPERATION_OPEN = frozenset(OperationStatus) - OPERATION_ENDED
+
+# Invocations that ended without the handler returning: the worker died, was killed or ran out
+# of time. The engine invokes again after them, as after a failed one.
+INVOCATION_LOST = frozenset({InvocationOutcome.CRASHED, InvocationOutcome.KILLED, InvocationOutcome.TIMED_OUT})
+
+# A body run that returned (with a result or an error), rather than being cut short.
+BODY_RUN_COMPLETE = frozenset({BodyRunOutcome.SUCCEEDED, BodyRunOutcome.FAILED})
+# An attempt that did not succeed: the step's retry (if any) follows it.
+ATTEMPT_FAILED = frozenset({AttemptOutcome.FAILED, AttemptOutcome.INTERRUPTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """An execution row as the store reads it (``execution_by_arn`` and the list queries select
+    exactly these columns: tests/engine/test_rows.py keeps them equal). Read-only: the API's
+    answers are built from it; a duty that changes an execution works on its own snapshot."""
+
+    id: int
+    arn: str
+    function_name: str
+    name: str
+    input: str | None
+    status: str  # an ExecutionStatus: RUNNING or how it ended
+    result: str | None
+    error: dict[str, Any] | None
+    started_at: datetime
+    ended_at: datetime | None
+    execution_timeout: int
+    retention_days: int
+    time_scale: float
+    invocation_type: str
+    invocation_seq: int
+    token_seq: int
+    running: bool
+    lease_until: datetime | None
+    needs_invoke: bool
+    invoke_reason: str
+    dispatched_at: datetime | None
+    consecutive_failures: int
+    op_seq: int
+    seen_seq: int
+    event_seq: int
+    parent_arn: str | None
+    parent_op_id: str | None
+    counters: dict[str, Any]
+    pending_finish: dict[str, Any] | None
+    pause_state: str | None  # PAUSING or PAUSED while a running execution is paused
+    pause: dict[str, Any] | None
+
+    @property
+    def reported_status(self) -> str:
+        """The status AWS shows: a running execution's pause state (PAUSING, PAUSED) if it has one."""
+        return self.pause_state or self.status
