@@ -143,7 +143,7 @@ def _find(name: str, search: list[str] | None) -> importlib.machinery.ModuleSpec
             # namespace's portions are listed by hand, as the import system would find them.
             spec = _namespace_spec(name, search)
         if spec is not None:
-            return spec  # type: ignore[no-any-return]
+            return spec
     return None
 
 
