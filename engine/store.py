@@ -55,6 +55,15 @@ def upsert_function(conn: psycopg.Connection, fn: Mapping[str, Any]) -> dict[str
     return row
 
 
+def store_code(conn: psycopg.Connection, sha256: str, zip_bytes: bytes, now: Any) -> None:
+    conn.execute(Q.store_code, {"sha256": sha256, "zip": zip_bytes, "size": len(zip_bytes), "now": now})
+
+
+def get_code(conn: psycopg.Connection, sha256: str) -> bytes | None:
+    row = conn.execute(Q.get_code, {"sha256": sha256}).fetchone()
+    return None if row is None else bytes(row["zip"])
+
+
 # --- executions -------------------------------------------------------------------------------
 
 

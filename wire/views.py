@@ -56,7 +56,7 @@ def api_operation(methods: Mapping[str, str]) -> View:
 def serve(request: HttpRequest, name: str, uri: Mapping[str, str]) -> HttpResponse:
     try:
         body = read_body(request)
-        auth.authorize(request, name)
+        auth.authorize(request, name, uri)
         op = operation(name)
         params = parse_request(op, request_parts(request, uri, body))
         return render(op, call_engine(name, params))
