@@ -47,6 +47,11 @@ def test_zipped_handler_with_step_wait_and_callback_runs_out_of_process(lambda_c
     assert result["pid"] != os.getpid()
     steps = [(e["EventType"], e.get("Name")) for e in history(lambda_client, arn) if e["EventType"].startswith("Step")]
     assert steps == [("StepStarted", "double"), ("StepSucceeded", "double")]
+    # The child's stdout is the invocation's log, and the function's variables are its environment.
+    from engine.contrib.django.models import LogLine
+
+    lines = LogLine.objects.filter(execution__arn=arn, logger="stdout").values_list("message", flat=True)
+    assert any(line.startswith("runs in") and line.endswith("with hi") for line in lines), list(lines)
 
 
 def test_import_error_fails_the_execution_at_once(lambda_client: Any, code_function: Any) -> None:
@@ -101,6 +106,35 @@ def test_a_handler_printing_protocol_lookalikes_cannot_forge_its_answer(lambda_c
     response = lambda_client.invoke(FunctionName=name, Payload=b"{}")
     assert "FunctionError" not in response
     assert json.loads(response["Payload"].read()) == "fine"
+
+
+FORGER = """
+import os
+from aws_durable_execution_sdk_python import durable_execution
+
+
+@durable_execution
+def handler(event, context):
+    os.write(3, b"garbage that is no answer\\n")
+    return {"never": "read"}
+"""
+
+
+def test_garbage_on_the_answer_pipe_fails_the_execution_at_once(lambda_client: Any, code_function: Any) -> None:
+    name = code_function({"app.py": FORGER})
+    error = json.loads(lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert error["errorType"] == "Runtime.InvalidResponse", error
+
+
+def test_nodejs_without_a_node_binary_fails_fast(lambda_client: Any, code_function: Any) -> None:
+    from django.conf import settings
+
+    if settings.DURABLE_NODE:
+        pytest.skip("this worker has a Node binary (DURABLE_NODE)")
+    source = "export const handler = async () => ({Status: 'SUCCEEDED'});"
+    name = code_function({"index.mjs": source}, handler="index.handler", Runtime="nodejs22.x")
+    error = json.loads(lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert error["errorType"] == "Runtime.InvalidRuntime" and "DURABLE_NODE" in error["errorMessage"], error
 
 
 SLEEPER = """
