@@ -1,8 +1,9 @@
 """The access keys runtime processes sign with (engine.runtimes): one execution's, short-lived.
 
 A runtime process's SDK checkpoints over the wire API like any client; its key lets it checkpoint
-and read the state of its own execution only (``wire.auth``), and stops working at
-``expires_at`` (``accesskeys.sigv4``), which each invocation that reuses the process pushes on.
+and read the state of one execution only (``wire.auth``), and stops working at ``expires_at``
+(``accesskeys.sigv4``). A warm process keeps its key across invocations: each one rebinds it to
+its own execution and deadline.
 The keys belong to a service user that cannot log in.
 """
 
@@ -40,5 +41,6 @@ class ExecutionKeys:
         AccessKey.objects.exclude(execution_arn="").filter(expires_at__lt=stale).delete()
         return key.access_key_id, secret
 
-    def extend(self, access_key_id: str, expires_at: datetime) -> None:
-        AccessKey.objects.filter(access_key_id=access_key_id).exclude(execution_arn="").update(expires_at=expires_at)
+    def rebind(self, access_key_id: str, execution_arn: str, expires_at: datetime) -> None:
+        keys = AccessKey.objects.filter(access_key_id=access_key_id).exclude(execution_arn="")
+        keys.update(execution_arn=execution_arn, expires_at=expires_at)

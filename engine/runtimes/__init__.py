@@ -68,11 +68,13 @@ def runtime_names() -> list[str]:
 
 class CredentialIssuer(Protocol):
     """Makes the access key a runtime process signs its wire-API calls with: valid for one
-    execution's checkpoints and state only, until ``expires_at`` (``extend`` pushes that on)."""
+    execution's checkpoints and state only, until ``expires_at``. A warm process keeps its key
+    (the protocol gives it at start); ``rebind`` moves the key to the execution the process runs
+    next, so at any moment it reaches that one execution only."""
 
     def issue(self, execution_arn: str, expires_at: datetime) -> tuple[str, str]: ...
 
-    def extend(self, access_key_id: str, expires_at: datetime) -> None: ...
+    def rebind(self, access_key_id: str, execution_arn: str, expires_at: datetime) -> None: ...
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""One invocation out of process: a warm runtime child per function, code version and execution.
+"""One invocation out of process: a warm runtime child per function, code version and configuration.
 
-The child's environment carries the execution's own access key (RUNTIME_PROTOCOL.md: the
-credential is given at start), so a child is reused only by later invocations of the same
-execution (after a wait, a callback, a retry); another execution of the function starts its own.
+The child's environment carries its access key (RUNTIME_PROTOCOL.md: the credential is given at
+start). Before each invocation the key is bound to that invocation's execution, until shortly
+after its deadline: a warm child serves any execution of its function, and its key reaches only
+the execution it is running.
 """
 
 from __future__ import annotations
@@ -113,14 +114,14 @@ def _acquire(ticket: Ticket, deadline: float) -> RuntimeProcess:
         raise RuntimeUnavailable(f"Runtime {fn['runtime']!r} is not available here; use one of {sorted(RUNTIMES)}.")
     variables = dict(fn["environment"] or {})
     argv = runtime.command(variables)
-    key = (fn["name"], fn["code_sha256"], fn["runtime"], tuple(argv), _fingerprint(variables), ticket.arn)
+    key = (fn["name"], fn["code_sha256"], fn["runtime"], tuple(argv), _fingerprint(variables))
     _stop_idle()
     child = _pool.pop(key, None)
     expires = ticket.deadline + KEY_GRACE
     if child is not None and child.alive():
         _pool[key] = child
         if child.access_key_id and settings.credentials is not None:
-            settings.credentials.extend(child.access_key_id, expires)
+            settings.credentials.rebind(child.access_key_id, ticket.arn, expires)
         return child
     if child is not None:
         child.kill()

@@ -118,3 +118,25 @@ def test_an_execution_key_may_only_checkpoint_its_own_execution(lambda_client: A
     expired = boto3_client(wire_server, {"aws_access_key_id": expired_id, "aws_secret_access_key": expired_secret})
     with pytest.raises(expired.exceptions.ClientError, match="ExpiredToken"):
         expired.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken="abc")
+
+
+def test_a_rebound_key_reaches_only_its_new_execution(wire_server: str) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accesskeys.runtime import ExecutionKeys
+    from tests.wire.conftest import boto3_client
+
+    first = "arn:aws:lambda:us-east-1:123456789012:function:x:$LATEST/durable-execution/x/00000000-0000-0000-0000-00000000000a"
+    second = first[:-1] + "b"
+    keys = ExecutionKeys()
+    key_id, secret = keys.issue(first, timezone.now() + timedelta(minutes=5))
+    keys.rebind(key_id, second, timezone.now() + timedelta(minutes=5))
+    scoped = boto3_client(wire_server, {"aws_access_key_id": key_id, "aws_secret_access_key": secret})
+    with pytest.raises(scoped.exceptions.ClientError, match="AccessDenied"):
+        scoped.get_durable_execution_state(DurableExecutionArn=first, CheckpointToken="abc")
+    # Past the scope check: the engine itself answers for the (unknown) execution.
+    with pytest.raises(scoped.exceptions.ClientError) as answered:
+        scoped.get_durable_execution_state(DurableExecutionArn=second, CheckpointToken="abc")
+    assert "AccessDenied" not in str(answered.value)

@@ -243,3 +243,23 @@ def test_handler_runs_in_its_own_virtualenv_with_another_sdk_version(
     assert "FunctionError" not in response, response["Payload"].read()
     result = json.loads(response["Payload"].read())
     assert result == {"sdk": OTHER_SDK, "prefix": str(other_sdk_python.parent.parent)}
+
+
+PID = """
+import os
+from aws_durable_execution_sdk_python import durable_execution
+
+
+@durable_execution
+def handler(event, context):
+    return context.step(lambda _: os.getpid(), name="pid")
+"""
+
+
+def test_warm_runtime_processes_serve_later_executions(
+    lambda_client: Any, code_function: Any, runtime_stack: Any
+) -> None:
+    name = code_function({"app.py": PID})
+    pids = [json.loads(lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()) for _ in range(5)]
+    # One warm process per worker child at most (each child keeps its own pool), not one per execution.
+    assert len(set(pids)) <= len(runtime_stack.worker_pids()) < len(pids), pids
