@@ -10,7 +10,7 @@ PORT ?= 8000
 CONFORMANCE_PIN := conformance/pinned-wheel.txt
 CONFORMANCE_WHEEL := .data/conformance/aws_durable_execution_conformance_tests-1.0.0-py3-none-any.whl
 
-.PHONY: run status test install install-dev conformance-wheel browser migrate worker scheduler web bench bench-quick lint fmt clean
+.PHONY: run status test install install-dev node-runtime conformance-wheel browser migrate worker scheduler web bench bench-quick lint fmt clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,30 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.runtime
-install-dev: $(VENV)/.dev $(CONFORMANCE_WHEEL)
+# The Node runtime for TypeScript/JavaScript handlers (issue 18): Node 22 itself comes from the npm
+# registry as the `node` package (Debian's apt has Node 18 only), with AWS's JS durable SDK, all pinned
+# by engine/runtimes/node/package-lock.json and installed under .data/node (outside the engine
+# package, whose Python files the tests scan). Any npm can install it; a machine without one gets
+# Debian's `npm` package first.
+NODE_RUNTIME := engine/runtimes/node
+NODE_HOME := .data/node
+NODE_STAMP := $(NODE_HOME)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's npm to fetch the project's Node 22"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	mkdir -p $(NODE_HOME)
+	cp $(NODE_RUNTIME)/package.json $(NODE_RUNTIME)/package-lock.json $(NODE_HOME)/
+	cd $(NODE_HOME) && npm ci --no-audit --no-fund --loglevel=error
+	$(NODE_HOME)/node_modules/node/bin/node --version
+	touch $@
+
+install: $(VENV)/.runtime $(NODE_STAMP)
+install-dev: $(VENV)/.dev $(CONFORMANCE_WHEEL) $(NODE_STAMP)
+
+## node-runtime: install the project-local Node 22 and the JS durable SDK (part of install)
+node-runtime: $(NODE_STAMP)
 
 ## conformance-wheel: download the pinned conformance requirements the tests read
 conformance-wheel: $(CONFORMANCE_WHEEL)
@@ -55,8 +77,11 @@ status:
 test: install-dev browser
 	$(PY) -m pytest
 
+# The web part alone, as `make run` starts it (durable_up.web_command).
 web: install
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m gunicorn --config=python:durable_site.gunicorn_config --bind=127.0.0.1:$(PORT) --threads=8 \
+	  durable_site.wsgi:application
 
 worker: install
 	$(PY) -m celery -A durable_site worker -P prefork -c 2 -Q durable -l INFO

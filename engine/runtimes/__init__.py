@@ -19,7 +19,6 @@ from typing import Protocol
 
 HERE = Path(__file__).resolve().parent
 PYTHON_BOOTSTRAP = HERE / "python_bootstrap.py"
-NODE_BOOTSTRAP = HERE / "node" / "bootstrap.mjs"
 # The function's environment variable naming the Python interpreter its handler runs with (a
 # virtual environment's bin/python): a plain variable every client can set (boto3 refuses
 # fields its model lacks), kept per function like the rest of its configuration.
@@ -44,10 +43,14 @@ def _python_command(environment: Mapping[str, str]) -> list[str]:
 
 
 def _node_command(environment: Mapping[str, str]) -> list[str]:
-    node = settings.node or os.environ.get("DURABLE_NODE")
-    if not node:
-        raise RuntimeUnavailable("nodejs22.x needs a Node 22 binary: set DURABLE_NODE to its path.")
-    return [node, str(NODE_BOOTSTRAP)]
+    from engine.runtimes import node
+
+    if settings.node:
+        return [settings.node, str(node.bootstrap())]
+    try:
+        return node.command()
+    except node.NodeRuntimeMissing as exc:
+        raise RuntimeUnavailable(f"nodejs22.x needs a Node 22 binary (DURABLE_NODE): {exc}") from exc
 
 
 RUNTIMES: dict[str, Runtime] = {}

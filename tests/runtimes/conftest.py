@@ -1,5 +1,6 @@
-"""Runtime-process tests: the real worker runs functions with their own code in runtime processes,
-whose SDK checkpoints over HTTP through the real web server (the wire fixtures)."""
+"""Fixtures of the runtime tests: the engine's own (throwaway functions, a dispatcher that only
+records), the wire API's (the real web server the runtime's SDK checkpoints through), and functions
+made from source files that the real worker runs in runtime processes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.engine.conftest import client, functions, no_scheduler, recorder
 from tests.wire import conftest as wire_fixtures
+
+__all__ = ["client", "functions", "no_scheduler", "recorder"]
 
 # The wire API's fixtures, shared with these tests (the same web server and signing key).
 ROLE = wire_fixtures.ROLE

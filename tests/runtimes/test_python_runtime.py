@@ -127,10 +127,13 @@ def test_garbage_on_the_answer_pipe_fails_the_execution_at_once(lambda_client: A
 
 
 def test_nodejs_without_a_node_binary_fails_fast(lambda_client: Any, code_function: Any) -> None:
-    from django.conf import settings
+    from engine.runtimes import node
 
-    if settings.DURABLE_NODE:
-        pytest.skip("this worker has a Node binary (DURABLE_NODE)")
+    try:
+        node.command()
+        pytest.skip("this checkout has a Node binary")
+    except node.NodeRuntimeMissing:
+        pass
     source = "export const handler = async () => ({Status: 'SUCCEEDED'});"
     name = code_function({"index.mjs": source}, handler="index.handler", Runtime="nodejs22.x")
     error = json.loads(lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())

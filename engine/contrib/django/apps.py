@@ -20,7 +20,11 @@ class DurableEngineConfig(AppConfig):
         from engine import runtimes
         from engine.contrib.django.setup import dsn_from_settings
 
-        engine.configure(dsn=dsn_from_settings(settings.DATABASES["default"]), dispatcher=LazyCeleryDispatcher())
+        engine.configure(
+            dsn=dsn_from_settings(settings.DATABASES["default"]),
+            dispatcher=LazyCeleryDispatcher(),
+            handler_paths=list(getattr(settings, "DURABLE_HANDLER_PATHS", [])),
+        )
         runtimes.configure(
             api_url=getattr(settings, "DURABLE_API_URL", None), node=getattr(settings, "DURABLE_NODE", None)
         )
