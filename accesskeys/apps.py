@@ -12,5 +12,8 @@ class AccessKeysConfig(AppConfig):
         # The engine's `durable` command cannot import this app (layer map); the app adds its
         # subcommands to the command's registry instead.
         from accesskeys import cli
+        from accesskeys.runtime import ExecutionKeys
+        from engine import runtimes
 
         cli.register()
+        runtimes.configure(credentials=ExecutionKeys())

@@ -4,6 +4,7 @@ import base64
 import re
 import secrets
 import string
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -40,6 +41,10 @@ class AccessKey(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A runtime process's key (engine.runtimes): it may only checkpoint and read the state of
+    # this one execution, and only until expires_at. Both empty for a user's own keys.
+    execution_arn = models.CharField(max_length=1024, blank=True, default="", editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -50,6 +55,9 @@ class AccessKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now: Any) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def status(self) -> str:

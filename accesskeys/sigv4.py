@@ -46,6 +46,8 @@ INCOMPLETE = "IncompleteSignatureException"
 UNRECOGNIZED = "UnrecognizedClientException"
 INVALID = "InvalidSignatureException"
 
+EXPIRED = "ExpiredTokenException"
+EXPIRED_MESSAGE = "The security token included in the request is expired."
 UNRECOGNIZED_MESSAGE = "The security token included in the request is invalid."
 MISMATCH_MESSAGE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -126,6 +128,8 @@ def _verify(request: HttpRequest, clock: Clock) -> Any:
     _check_scope(claim)
     _check_time(claim, clock())
     key = _active_key(claim.access_key_id)
+    if key.expired(clock()):
+        raise SignatureRejected(EXPIRED, EXPIRED_MESSAGE, access_key_id=key.access_key_id)
     secret = _secret(key)
     try:
         expected = _expected_signature(request, claim, secret)
@@ -134,6 +138,7 @@ def _verify(request: HttpRequest, clock: Clock) -> Any:
     if not hmac.compare_digest(expected, claim.signature):
         raise SignatureRejected(INVALID, MISMATCH_MESSAGE, access_key_id=claim.access_key_id)
     _touch(key, clock())
+    request.access_key = key  # type: ignore[attr-defined]  # the wire API enforces a key's scope
     return key.user
 
 

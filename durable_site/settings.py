@@ -212,6 +212,11 @@ DURABLE_HANDLER_PATHS = [p for p in os.environ.get("DURABLE_HANDLER_PATHS", "").
 for _path in DURABLE_HANDLER_PATHS:
     if _path not in sys.path:
         sys.path.insert(0, _path)
+# Where a function's own runtime process (engine.runtimes) reaches the wire API: the web server
+# `make run` starts (it sets this to its --port), or another address a worker host can reach.
+DURABLE_API_URL = os.environ.get("DURABLE_API_URL") or "http://127.0.0.1:8000"
+# The Node 22 binary runtime `nodejs22.x` starts (empty: that runtime is unavailable).
+DURABLE_NODE = os.environ.get("DURABLE_NODE") or None
 DURABLE_REGISTER_DEMOS = env_bool("DURABLE_REGISTER_DEMOS", default=True)
 # How many comparison variants run at once: one per worker process, so that no variant's
 # invocation waits behind another's (its execution timeout and scaled timers would count that

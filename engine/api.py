@@ -197,7 +197,9 @@ class LambdaClient:
     # --- functions ----------------------------------------------------------------------------
 
     def create_function(self, *, FunctionName: str, Handler: str, **fields: Any) -> dict[str, Any]:
-        """Register a function; ``DurableConfig`` makes it durable. Code/Role/Runtime are accepted and ignored."""
+        """Register a function; ``DurableConfig`` makes it durable. With ``Code={"ZipFile": …}`` and a
+        ``Runtime`` it runs in its own runtime process; without code, ``Handler`` is an import path
+        run in the worker. Role, MemorySize and Publish are accepted and ignored."""
         _reject_unknown(
             fields,
             {
@@ -214,8 +216,26 @@ class LambdaClient:
                 "Publish",
             },
         )
-        known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "Code", "MemorySize", "Publish"}}
+        known = {k: v for k, v in fields.items() if k not in {"Role", "MemorySize", "Publish"}}
         return registry.create_function(FunctionName, {"Handler": Handler, **known})
+
+    def update_function_code(
+        self,
+        *,
+        FunctionName: str,
+        ZipFile: bytes | None = None,
+        Publish: bool | None = None,
+        RevisionId: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Replace a function's code with a new zip; its next runtime process starts from it."""
+        _reject_unknown(fields, {"DryRun", "Architectures"})
+        if ZipFile is None:
+            raise InvalidParameterValueException("ZipFile is required: S3 locations and images are not supported.")
+        changes: dict[str, Any] = {"Code": {"ZipFile": ZipFile}}
+        if RevisionId is not None:
+            changes["RevisionId"] = RevisionId
+        return registry.update_function(_require_str(FunctionName, "FunctionName"), changes)
 
     def update_function_configuration(self, *, FunctionName: str, **fields: Any) -> dict[str, Any]:
         """Change a function's configuration; omitted fields keep their value."""
@@ -235,7 +255,7 @@ class LambdaClient:
                 "MemorySize",
             },
         )
-        known = {k: v for k, v in fields.items() if k not in {"Runtime", "Role", "MemorySize"}}
+        known = {k: v for k, v in fields.items() if k not in {"Role", "MemorySize"}}
         return registry.update_function(FunctionName, known)
 
     def get_function(self, *, FunctionName: str, Qualifier: str | None = None) -> dict[str, Any]:
@@ -244,7 +264,7 @@ class LambdaClient:
         row = registry.get_function_row(_require_str(FunctionName, "FunctionName"))
         return {
             "Configuration": registry.configuration(row),
-            "Code": {"RepositoryType": "Local", "Location": row["handler"]},
+            "Code": {"RepositoryType": "DurableLab" if row.get("code_sha256") else "Local", "Location": row["handler"]},
         }
 
     def list_functions(self, *, Marker: str | None = None, MaxItems: int | None = None, **_: Any) -> dict[str, Any]:

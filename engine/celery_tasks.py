@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.signals import celeryd_init, worker_init, worker_process_init
+from celery.signals import celeryd_init, worker_init, worker_process_init, worker_process_shutdown
 from celery.worker.request import Request
 
 from engine import async_invoke, db, invoker, speedups
@@ -136,6 +136,14 @@ def _prepare_pool_child(**_: Any) -> None:
     the seams itself too (idempotent), for a pool that does not fork from the worker."""
     _install_speedups()
     invoker.freeze_startup_heap()
+
+
+@worker_process_shutdown.connect
+def _stop_runtime_processes(**_: Any) -> None:
+    """A pool child that ends stops its warm runtime processes (one it did not end dies with it anyway)."""
+    from engine.runtimes.invoke import stop_all
+
+    stop_all()
 
 
 def load_broker_transport() -> None:

@@ -187,10 +187,17 @@ def run_invocation(execution_id: int, *, in_sandbox: bool = False, generation: i
     if ticket is None:
         return False
     freeze_startup_heap()
-    remaining = max(0.0, (ticket.deadline - utcnow()).total_seconds())
-    deadline = remaining if in_sandbox else None
-    with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
-        output, raised = call_handler(ticket)
+    if ticket.function.get("code_sha256"):
+        # Its own runtime process: that process, not this one, is what the Timeout kills.
+        from engine.runtimes.invoke import call_out_of_process
+
+        with journal.recording(ticket.request_id, ticket.faults, None, ticket.execution_id, ticket.seq):
+            output, raised = call_out_of_process(ticket)
+    else:
+        remaining = max(0.0, (ticket.deadline - utcnow()).total_seconds())
+        deadline = remaining if in_sandbox else None
+        with journal.recording(ticket.request_id, ticket.faults, deadline, ticket.execution_id, ticket.seq):
+            output, raised = call_handler(ticket)
     # The journal stays on disk meanwhile; if the database stays away, the sweeper records the
     # invocation as timed out when it is back.
     through_outages(partial(complete_invocation, ticket, output, raised), f"recording invocation {ticket.request_id}")
@@ -277,6 +284,9 @@ def call_handler(ticket: Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] 
 
 def call_plain_handler(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """Call a plain (non-durable) function once; return (JSON result, None) or (None, error)."""
+    if fn.get("code_sha256"):
+        message = "Plain (non-durable) functions with their own code cannot be invoked yet; give it a DurableConfig."
+        return None, {"ErrorType": "Runtime.InvalidRuntime", "ErrorMessage": message}
     try:
         handler = load_function_handler(fn)
     except HandlerLoadError as exc:

@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, handler_paths, store, validation
+from engine import db, handler_paths, runtimes, store, validation
 from engine.duties.tokens import function_arn, function_name_of
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
+from engine.runtimes import code as function_code
 
 # Patterns are used with fullmatch: "$" would let a trailing newline through.
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -120,6 +121,15 @@ def _validate_invocation_retry(policy: Any) -> dict[str, Any]:
     return checked
 
 
+def _validate_runtime(runtime: Any) -> str | None:
+    if runtime is None:
+        return None
+    if not isinstance(runtime, str) or runtime not in runtimes.RUNTIMES:
+        names = ", ".join(runtimes.runtime_names())
+        raise _invalid(f"Value {str(runtime)[:64]!r} at 'runtime' failed to satisfy constraint: use one of {names}.")
+    return runtime
+
+
 def _build(fields: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
     merged = dict(current or {})
     if "Handler" in fields:
@@ -136,6 +146,17 @@ def _build(fields: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict
         merged["maximum_retry_attempts"] = _validate_int(fields["MaximumRetryAttempts"], "MaximumRetryAttempts", 0, 2)
     if "InvocationRetryPolicy" in fields:
         merged["invocation_retry"] = _validate_invocation_retry(fields["InvocationRetryPolicy"])
+    if "Runtime" in fields:
+        merged["runtime"] = _validate_runtime(fields["Runtime"])
+    checked = function_code.checked_code(fields["Code"]) if "Code" in fields else None
+    if checked is not None:
+        merged["code_sha256"], merged["code_zip"] = checked
+        merged["code_size"] = len(checked[1])
+    merged.setdefault("runtime", None)
+    merged.setdefault("code_sha256", None)
+    merged.setdefault("code_size", None)
+    if merged["code_sha256"] and not merged["runtime"]:
+        raise _invalid("Runtime is required for a function with code (Code.ZipFile).")
     merged.setdefault("description", "")
     merged.setdefault("timeout", DEFAULT_TIMEOUT)
     merged.setdefault("durable_config", None)
@@ -156,6 +177,7 @@ def create_function(name: str, fields: Mapping[str, Any], *, replace: bool = Fal
     with db.transaction() as conn:
         if not replace and store.get_function(conn, name) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
+        _store_code(conn, built)
         row = store.upsert_function(conn, {"name": name, **built})
     return configuration(row)
 
@@ -168,8 +190,17 @@ def update_function(name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
             raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")
         if "RevisionId" in fields and _validate_text(fields["RevisionId"], "RevisionId", 64) != current["revision_id"]:
             raise ResourceConflictException("The RevisionId provided does not match the latest RevisionId.")
-        row = store.upsert_function(conn, {**_build(fields, current), "name": name})
+        built = _build(fields, current)
+        _store_code(conn, built)
+        row = store.upsert_function(conn, {**built, "name": name})
     return configuration(row)
+
+
+def _store_code(conn: Any, built: dict[str, Any]) -> None:
+    """A new zip is stored with the function's row, in its transaction: a refused change stores nothing."""
+    data = built.pop("code_zip", None)
+    if data is not None:
+        function_code.save_code(conn, built["code_sha256"], data)
 
 
 def get_function_row(name_or_arn: str) -> dict[str, Any]:
@@ -196,7 +227,7 @@ def configuration(row: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "FunctionName": row["name"],
         "FunctionArn": function_arn(row["name"]),
-        "Runtime": "python3.11",
+        "Runtime": row.get("runtime") or "python3.11",
         "Handler": row["handler"],
         "Description": row["description"],
         "Timeout": row["timeout"],
@@ -209,6 +240,9 @@ def configuration(row: Mapping[str, Any]) -> dict[str, Any]:
         "PackageType": "Zip",
         "Environment": {"Variables": dict(row["environment"] or {})},
     }
+    if row.get("code_sha256"):
+        config["CodeSha256"] = function_code.code_sha256_base64(row["code_sha256"])
+        config["CodeSize"] = row["code_size"]
     if row["durable_config"] is not None:
         config["DurableConfig"] = dict(row["durable_config"])
     if row.get("invocation_retry"):

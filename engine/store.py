@@ -58,6 +58,15 @@ def upsert_function(conn: Conn, fn: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def store_code(conn: Conn, sha256: str, zip_bytes: bytes, now: Any) -> None:
+    conn.execute(Q.store_code, {"sha256": sha256, "zip": zip_bytes, "size": len(zip_bytes), "now": now})
+
+
+def get_code(conn: Conn, sha256: str) -> bytes | None:
+    row = conn.execute(Q.get_code, {"sha256": sha256}).fetchone()
+    return None if row is None else bytes(row["zip"])
+
+
 # --- executions -------------------------------------------------------------------------------
 
 

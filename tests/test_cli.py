@@ -104,6 +104,7 @@ SUBCOMMAND_OPTIONS = {
         "--zip-file",
     ],
     "update-function-configuration": ["--function-name", "--handler", "--durable-config", "--environment"],
+    "update-function-code": ["--function-name", "--zip-file", "--revision-id"],
     "get-function": ["--function-name"],
     "list-functions": ["--max-items", "--starting-token", "--page-size"],
     "invoke": [
@@ -195,8 +196,6 @@ def test_create_function_with_shorthand_then_update_get_and_invoke(stack, unique
         "python3.13",
         "--role",
         "arn:aws:iam::123456789012:role/x",
-        "--zip-file",
-        "fileb://function.zip",
     )
     assert created["FunctionName"] == name
     assert created["DurableConfig"] == {"ExecutionTimeout": 60, "RetentionPeriodInDays": 1}

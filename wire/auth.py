@@ -8,6 +8,7 @@ the dashboard).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest
@@ -22,6 +23,7 @@ WRITE_OPERATIONS = frozenset(
         "Invoke",
         "CreateFunction",
         "UpdateFunctionConfiguration",
+        "UpdateFunctionCode",
         "CheckpointDurableExecution",
         "StopDurableExecution",
         "PauseDurableExecution",
@@ -51,8 +53,12 @@ def request_user(request: HttpRequest) -> Any | None:
     return sigv4.authenticate(request)
 
 
-def authorize(request: HttpRequest, operation: str, on_user: Any = None) -> Any:
-    """Return the request's user if it may run ``operation``; else raise AuthError.
+# What a runtime process's key (scoped to one execution) may do, and only to that execution.
+EXECUTION_SCOPED_OPERATIONS = frozenset({"CheckpointDurableExecution", "GetDurableExecutionState"})
+
+
+def authorize(request: HttpRequest, operation: str, uri: Mapping[str, str] | None = None, on_user: Any = None) -> Any:
+    """Return the request's user if it may run ``operation`` (on ``uri``); else raise AuthError.
 
     ``on_user`` (``wire.audit.Attempt``) is told the user once the signature is verified, so that
     a user refused for lack of permission is still named in the audit entry.
@@ -70,6 +76,10 @@ def authorize(request: HttpRequest, operation: str, on_user: Any = None) -> Any:
         raise AuthError("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
     if on_user is not None:
         on_user.user = user
+    scope = getattr(getattr(request, "access_key", None), "execution_arn", "")
+    if scope:
+        _check_execution_scope(scope, operation, uri or {})
+        return user
     if operation in WRITE_OPERATIONS and not can_operate(user):
         raise AuthError(
             "AccessDeniedException",
@@ -77,3 +87,12 @@ def authorize(request: HttpRequest, operation: str, on_user: Any = None) -> Any:
             f"User {user.get_username()} is not authorized to perform: lambda:{operation} (read-only user).",
         )
     return user
+
+
+def _check_execution_scope(scope: str, operation: str, uri: Mapping[str, str]) -> None:
+    if operation not in EXECUTION_SCOPED_OPERATIONS or uri.get("DurableExecutionArn") != scope:
+        raise AuthError(
+            "AccessDeniedException",
+            403,
+            f"This key belongs to one execution's runtime: it may not perform lambda:{operation} on this resource.",
+        )

@@ -35,6 +35,7 @@ urlpatterns = [
     path(FUNCTIONS, functions),
     path(f"{FUNCTIONS}/", functions),
     path(f"{FUNCTIONS}/<str:FunctionName>/invocations", api_operation({"POST": "Invoke"})),
+    path(f"{FUNCTIONS}/<str:FunctionName>/code", api_operation({"PUT": "UpdateFunctionCode"})),
     path(f"{FUNCTIONS}/<str:FunctionName>/configuration", api_operation({"PUT": "UpdateFunctionConfiguration"})),
     path(f"{FUNCTIONS}/<str:FunctionName>", api_operation({"GET": "GetFunction"})),
     path(

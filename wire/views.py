@@ -69,7 +69,7 @@ def respond(request: HttpRequest, attempt: audit.Attempt) -> HttpResponse:
     name = attempt.operation
     try:
         body = read_body(request)
-        attempt.user = auth.authorize(request, name, on_user=attempt)
+        attempt.user = auth.authorize(request, name, attempt.uri, on_user=attempt)
         op = operation(name)
         params = parse_request(op, request_parts(request, attempt.uri, body))
         if attempt.audited:

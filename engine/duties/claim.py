@@ -74,7 +74,10 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
         ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
         if ops_seq != row["op_seq"]:
             ops = list(store.load_ops(conn, execution_id).values())
-    function = {key[3:]: row.pop(key) for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment")}
+    function = {
+        key[3:]: row.pop(key)
+        for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment", "fn_runtime", "fn_code_sha256")
+    }
     deadline, faults = row.pop("deadline"), row.pop("faults")
     return Ticket(
         execution_id,

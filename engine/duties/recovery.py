@@ -21,7 +21,20 @@ DEFAULT_INVOCATION_RETRY = {
 
 # Errors of loading the handler: invoking again loads the same code, so the execution fails at
 # once (a synchronous caller gets the error now) instead of re-invoking until it times out.
-NOT_REINVOKED = frozenset({"Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError"})
+# The same holds for a runtime process that cannot start, exits before it is ready, or breaks
+# the runtime protocol (engine.runtimes).
+NOT_REINVOKED = frozenset(
+    {
+        "Runtime.ImportModuleError",
+        "Runtime.HandlerNotFound",
+        "Runtime.UserCodeSyntaxError",
+        "Runtime.MalformedHandlerName",
+        "Runtime.InvalidEntrypoint",
+        "Runtime.InvalidRuntime",
+        "Runtime.InitError",
+        "Runtime.InvalidResponse",
+    }
+)
 
 
 def schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:

@@ -34,7 +34,8 @@ WITH claimed AS (
         e.consecutive_failures, e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters,
         e.pending_finish, e.pause_state, e.pause,
         f.name AS fn_name, f.handler AS fn_handler, f.timeout AS fn_timeout,
-        f.environment AS fn_environment, %(now)s + make_interval(secs => f.timeout) AS deadline),
+        f.environment AS fn_environment, f.runtime AS fn_runtime, f.code_sha256 AS fn_code_sha256,
+        %(now)s + make_interval(secs => f.timeout) AS deadline),
 new_invocation AS (
     INSERT INTO durable_invocation (execution_id, seq, request_id, reason, started_at, deadline, worker, pid,
         dispatched_at)

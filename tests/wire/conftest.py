@@ -143,7 +143,7 @@ def make_function(lambda_client: Any) -> Iterator[Any]:
             Runtime="python3.13",
             Role=ROLE,
             Handler=handler,
-            Code={"ZipFile": b"unused"},
+            Code={},
             Timeout=30,
             DurableConfig={"ExecutionTimeout": execution_timeout, "RetentionPeriodInDays": 1},
             **fields,

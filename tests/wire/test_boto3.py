@@ -44,7 +44,7 @@ def test_create_get_list_update_function(lambda_client: Any, make_function: Any)
 
     with pytest.raises(lambda_client.exceptions.ResourceConflictException):
         lambda_client.create_function(
-            FunctionName=name, Runtime="python3.13", Role="r" * 20, Handler=f"{SDK}.echo", Code={"ZipFile": b"x"}
+            FunctionName=name, Runtime="python3.13", Role="r" * 20, Handler=f"{SDK}.echo", Code={}
         )
 
 

@@ -68,7 +68,7 @@ def executions(lambda_client: Any, wire_user: Any) -> list[str]:
             Runtime="python3.13",
             Role="arn:aws:iam::123456789012:role/durable-lab",
             Handler=handler,
-            Code={"ZipFile": b"x"},
+            Code={},
             DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
             **fields,
         )

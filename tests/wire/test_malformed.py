@@ -64,7 +64,7 @@ def target(lambda_client: Any) -> dict[str, str]:
         Runtime="python3.13",
         Role="arn:aws:iam::123456789012:role/durable-lab",
         Handler=f"{SDK}.echo",
-        Code={"ZipFile": b"x"},
+        Code={},
         DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
     )
     arn = lambda_client.invoke(FunctionName=name, Payload=b"{}")["DurableExecutionArn"]

@@ -46,7 +46,7 @@ def finished_arn(lambda_client: Any) -> dict[str, str]:
         Runtime="python3.13",
         Role="arn:aws:iam::123456789012:role/durable-lab",
         Handler="tests.handlers.engine_sdk.echo",
-        Code={"ZipFile": b"x"},
+        Code={},
         DurableConfig={"ExecutionTimeout": 300, "RetentionPeriodInDays": 1},
     )
     return {"name": name, "arn": lambda_client.invoke(FunctionName=name, Payload=b"{}")["DurableExecutionArn"]}

@@ -125,6 +125,8 @@ class Command(BaseCommand):
         }
         # The lab runs as many comparison variants at once as the worker has processes.
         env["DURABLE_WORKERS"] = str(concurrency)
+        # Functions with their own runtime process checkpoint through this run's web server.
+        env.setdefault("DURABLE_API_URL", f"http://127.0.0.1:{port}")
         env[terminal.SUPERVISED_ENV] = "1"  # this supervisor reports the faults (terminal.py)
         single = {**env, "DURABLE_DB_POOL_SIZE": str(self._single_threaded_pool_size(concurrency))}
         quiet = [] if terminal.verbose() else ["--quiet"]  # no banner: one line, "<name> ready."

@@ -17,12 +17,16 @@ class DurableEngineConfig(AppConfig):
         from django.conf import settings
 
         import engine
+        from engine import runtimes
         from engine.contrib.django.setup import dsn_from_settings
 
         engine.configure(
             dsn=dsn_from_settings(settings.DATABASES["default"]),
             dispatcher=LazyCeleryDispatcher(),
             handler_paths=list(getattr(settings, "DURABLE_HANDLER_PATHS", [])),
+        )
+        runtimes.configure(
+            api_url=getattr(settings, "DURABLE_API_URL", None), node=getattr(settings, "DURABLE_NODE", None)
         )
 
 

@@ -74,6 +74,9 @@ class Function(EngineRow):
     revision_id = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     last_modified = models.DateTimeField()
+    runtime = models.CharField(max_length=32, null=True)
+    code_sha256 = models.CharField(max_length=64, null=True)
+    code_size = models.BigIntegerField(null=True)
 
     class Meta:
         db_table = "durable_function"

@@ -432,14 +432,26 @@ def _configuration_args(parser: CommandParser, creating: bool) -> None:
         "--durable-config", help="ExecutionTimeout=<s>,RetentionPeriodInDays=<d> or JSON; makes it durable."
     )
     parser.add_argument("--environment", help="Variables={KEY=value,KEY2=value2} or JSON.")
-    for option in ("--runtime", "--role", "--memory-size"):
+    parser.add_argument(
+        "--runtime", help="python3.11, python3.12, python3.13 or nodejs22.x: with --zip-file, its own runtime process."
+    )
+    for option in ("--role", "--memory-size"):
         parser.add_argument(option, help=IGNORED)
 
 
 def _create_function_args(parser: CommandParser) -> None:
     _configuration_args(parser, creating=True)
-    parser.add_argument("--zip-file", help=IGNORED)
+    parser.add_argument(
+        "--zip-file", help="fileb://function.zip: the function's code, run by --runtime (else --handler is imported)."
+    )
     parser.add_argument("--code", help=IGNORED)
+    parser.add_argument("--publish", action=argparse.BooleanOptionalAction, help=IGNORED)
+
+
+def _update_function_code_args(parser: CommandParser) -> None:
+    _function_name(parser)
+    parser.add_argument("--zip-file", required=True, help="fileb://function.zip: the function's new code.")
+    parser.add_argument("--revision-id", help="Update only if the function's RevisionId still matches.")
     parser.add_argument("--publish", action=argparse.BooleanOptionalAction, help=IGNORED)
 
 
@@ -565,6 +577,7 @@ def _configuration_fields(args: argparse.Namespace) -> dict[str, Any]:
     if durable_config is not None:
         durable_config.pop("KMSKeyArn", None)  # payloads are not encrypted locally
     return given(
+        Runtime=args.runtime,
         Timeout=args.timeout,
         Description=args.description,
         DurableConfig=durable_config,
@@ -573,7 +586,16 @@ def _configuration_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _create_function(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
-    return lam.create_function(FunctionName=args.function_name, Handler=args.handler, **_configuration_fields(args))
+    fields = _configuration_fields(args)
+    code = blob(args.zip_file, "--zip-file", None)
+    if code is not None:
+        fields["Code"] = {"ZipFile": code}
+    return lam.create_function(FunctionName=args.function_name, Handler=args.handler, **fields)
+
+
+def _update_function_code(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
+    code = blob(args.zip_file, "--zip-file", None)
+    return lam.update_function_code(**given(FunctionName=args.function_name, ZipFile=code, RevisionId=args.revision_id))
 
 
 def _update_function(lam: LambdaClient, args: argparse.Namespace) -> dict[str, Any]:
@@ -742,6 +764,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "update-function-configuration": Operation(
         "UpdateFunctionConfiguration", "Change a function's configuration.", _update_function_args, _update_function
+    ),
+    "update-function-code": Operation(
+        "UpdateFunctionCode", "Replace a function's code (a zip).", _update_function_code_args, _update_function_code
     ),
     "get-function": Operation("GetFunction", "Show one function.", _get_function_args, _get_function),
     "list-functions": Operation("ListFunctions", "List registered functions.", _list_functions_args, _list_functions),

@@ -1,0 +1,194 @@
+"""One invocation out of process: a warm runtime child per function, code version and configuration.
+
+The child's environment carries its access key (RUNTIME_PROTOCOL.md: the credential is given at
+start). Before each invocation the key is bound to that invocation's execution, until shortly
+after its deadline: a warm child serves any execution of its function, and its key reaches only
+the execution it is running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any
+
+from engine import journal
+from engine.duties.claim import Ticket
+from engine.duties.unit import utcnow
+from engine.runtimes import RUNTIMES, RuntimeUnavailable, code, settings
+from engine.runtimes.process import RuntimeFailure, RuntimeProcess, Timeout
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 4  # warm children per worker process; the least recently used one goes first
+IDLE_SECONDS = 600.0  # a warm child unused this long is stopped at the next invocation
+KEY_GRACE = timedelta(seconds=60)  # the access key outlives the invocation's deadline by this
+BASE_VARIABLES = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "TZ")
+
+Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]
+
+_pool: OrderedDict[tuple[Any, ...], RuntimeProcess] = OrderedDict()
+
+
+def invocation_event(ticket: Ticket) -> dict[str, Any]:
+    """The DurableExecutionInvocationInput Lambda sends, as JSON (the in-worker path's input, serialised)."""
+    return {
+        "DurableExecutionArn": ticket.arn,
+        "CheckpointToken": ticket.token,
+        "InitialExecutionState": {"Operations": ticket.operations, "NextMarker": ""},
+    }
+
+
+def call_out_of_process(ticket: Ticket) -> Outcome:
+    """Run the invocation in the function's runtime process; return (output, None) or (None, error)."""
+    fn = ticket.function
+    deadline = time.monotonic() + max(0.0, (ticket.deadline - utcnow()).total_seconds())
+    child: RuntimeProcess | None = None
+    try:
+        child = _acquire(ticket, deadline)
+        context = {
+            "awsRequestId": ticket.request_id,
+            "functionName": fn["name"],
+            "deadlineMs": int(ticket.deadline.timestamp() * 1000),
+            "tenantId": None,
+        }
+        answer = child.invoke({"event": invocation_event(ticket), "context": context}, deadline, _log_line)
+        return _outcome(answer)
+    except Timeout:
+        _discard(child)
+        current = journal.current()
+        if current is not None:
+            current.write({"t": "timeout"})
+        return None, {
+            "ErrorType": "Sandbox.Timedout",
+            "ErrorMessage": f"Task timed out after {fn['timeout']:.2f} seconds",
+        }
+    except RuntimeFailure as exc:
+        _discard(child)
+        log.error("function %s: %s: %s", fn["name"], exc.error["ErrorType"], exc.error["ErrorMessage"])
+        return None, exc.error
+    except RuntimeUnavailable as exc:
+        return None, {"ErrorType": "Runtime.InvalidRuntime", "ErrorMessage": str(exc)}
+    except Exception:
+        _discard(child)
+        raise
+
+
+def _outcome(answer: dict[str, Any]) -> Outcome:
+    if "output" in answer:
+        output = answer["output"]
+        if not isinstance(output, dict):
+            text = json.dumps(output, default=str)[:200]
+            return None, {
+                "ErrorType": "InvalidHandlerOutput",
+                "ErrorMessage": f"Handler returned {text}; is it wrapped with the durable execution SDK?",
+            }
+        return output, None
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return None, {
+            "ErrorType": str(error.get("errorType") or "Runtime.Unknown"),
+            "ErrorMessage": str(error.get("errorMessage") or ""),
+            "StackTrace": [str(line) for line in error.get("stackTrace") or []][:50],
+        }
+    raise RuntimeFailure(
+        "Runtime.InvalidResponse", f"Runtime answered neither output nor error: {json.dumps(answer)[:200]}"
+    )
+
+
+def _log_line(stream: str, line: str) -> None:
+    current = journal.current()
+    if current is not None and line.strip():
+        current.log("ERROR" if stream == "stderr" else "INFO", stream, line)
+
+
+def _acquire(ticket: Ticket, deadline: float) -> RuntimeProcess:
+    fn = ticket.function
+    runtime = RUNTIMES.get(fn["runtime"] or "")
+    if runtime is None:
+        raise RuntimeUnavailable(f"Runtime {fn['runtime']!r} is not available here; use one of {sorted(RUNTIMES)}.")
+    variables = dict(fn["environment"] or {})
+    argv = runtime.command(variables)
+    key = (fn["name"], fn["code_sha256"], fn["runtime"], tuple(argv), _fingerprint(variables))
+    _stop_idle()
+    child = _pool.pop(key, None)
+    expires = ticket.deadline + KEY_GRACE
+    if child is not None and child.alive():
+        _pool[key] = child
+        if child.access_key_id and settings.credentials is not None:
+            settings.credentials.rebind(child.access_key_id, ticket.arn, expires)
+        return child
+    if child is not None:
+        child.kill()
+    child = _start(ticket, argv, variables, expires, deadline)
+    _pool[key] = child
+    while len(_pool) > POOL_SIZE:
+        _, oldest = _pool.popitem(last=False)
+        oldest.stop()
+    return child
+
+
+def _start(ticket: Ticket, argv: list[str], variables: dict[str, str], expires: Any, deadline: float) -> RuntimeProcess:
+    fn = ticket.function
+    try:
+        directory = str(code.unpacked(fn["code_sha256"]))
+    except (OSError, code.InvalidCode) as exc:
+        raise RuntimeFailure("Runtime.InvalidEntrypoint", f"The function's code could not be unpacked: {exc}") from exc
+    if settings.credentials is None:
+        raise RuntimeFailure("Runtime.InvalidEntrypoint", "No credential issuer is configured for runtime processes.")
+    key_id, secret = settings.credentials.issue(ticket.arn, expires)
+    env = {name: os.environ[name] for name in BASE_VARIABLES if name in os.environ}
+    env.update(variables)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL_LAMBDA": settings.wire_url(),
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_LAMBDA_FUNCTION_NAME": fn["name"],
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(fn["timeout"]),
+            "_HANDLER": fn["handler"],
+            "LAMBDA_TASK_ROOT": directory,
+        }
+    )
+    child = RuntimeProcess(argv, directory, env)
+    try:
+        child.wait_ready(deadline, _log_line)
+    except BaseException:
+        child.kill()
+        raise
+    return child
+
+
+def _fingerprint(variables: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()
+
+
+def _discard(child: RuntimeProcess | None) -> None:
+    if child is None:
+        return
+    for key, pooled in list(_pool.items()):
+        if pooled is child:
+            del _pool[key]
+    child.kill()
+
+
+def _stop_idle() -> None:
+    now = time.monotonic()
+    for key, child in list(_pool.items()):
+        if now - child.last_used > IDLE_SECONDS or not child.alive():
+            del _pool[key]
+            child.stop()
+
+
+def stop_all() -> None:
+    """Stop every warm child of this process (a worker child that shuts down)."""
+    while _pool:
+        _, child = _pool.popitem()
+        child.stop()
