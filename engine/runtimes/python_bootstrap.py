@@ -14,7 +14,8 @@ import os
 import sys
 import time
 import traceback
-from typing import IO, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 ANSWERS = 3
 
