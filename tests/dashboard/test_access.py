@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.test import Client
 from django.urls import reverse
 
@@ -55,7 +56,8 @@ def test_login_page_is_styled_and_logs_in() -> None:
     user = make_user()
     client = Client()
     page = client.get(reverse("login"))
-    assert b"app.css" in page.content and b"Durable Lab" in page.content
+    # The stylesheet under its collected name (hashed once collectstatic has run).
+    assert staticfiles_storage.url("css/app.css").encode() in page.content and b"Durable Lab" in page.content
     response = client.post(reverse("login"), {"username": user.username, "password": PASSWORD})
     assert response.status_code == 302
     assert client.get(reverse("executions:list")).status_code == 200

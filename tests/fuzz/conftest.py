@@ -53,6 +53,7 @@ def fuzz_target(django_db_blocker: Any) -> dict[str, Any]:
 # executions are left out: a worker still finishing them must not look like a rejected call's write.
 SCOPED_ROWS = {
     "durable_function": "TRUE",
+    "durable_function_code": "TRUE",
     "durable_execution": "function_name LIKE 'fuzz-%%'",
     "durable_async_invocation": "function_name LIKE 'fuzz-%%'",
 }

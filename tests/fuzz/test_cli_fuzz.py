@@ -44,6 +44,7 @@ UNWRITABLE_OUTFILES = ["/nonexistent/dir/out.json", "/", "a\x00b", "/proc/1/nope
 REQUIRED: dict[str, list[str]] = {
     "create-function": ["--function-name", "fuzz-cli", "--handler", "demos.hello.handler"],
     "update-function-configuration": ["--function-name", "fuzz-update-cli"],
+    "update-function-code": ["--function-name", "fuzz-no-such-function", "--zip-file", "fileb:///nonexistent.zip"],
     "get-function": ["--function-name", "fuzz-target"],
     "list-functions": [],
     "invoke": ["--function-name", "fuzz-target", "--invocation-type", "DryRun"],
@@ -56,6 +57,9 @@ REQUIRED: dict[str, list[str]] = {
     "send-durable-execution-callback-failure": ["--callback-id", "Tm9wZQ=="],
     "send-durable-execution-callback-heartbeat": ["--callback-id", "Tm9wZQ=="],
     "release-quarantine": ["--durable-execution-arn", MISSING_ARN],
+    "pause-durable-execution": ["--durable-execution-arn", MISSING_ARN],
+    "resume-durable-execution": ["--durable-execution-arn", MISSING_ARN],
+    "delete-durable-execution": ["--durable-execution-arn", MISSING_ARN],
     # accesskeys' subcommands: an owner and a key that do not exist (NoSuchEntity, nothing made).
     "create-access-key": ["--user-name", "fuzz-nobody"],
     "list-access-keys": ["--user-name", "fuzz-nobody"],

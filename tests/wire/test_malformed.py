@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -10,6 +11,10 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+import engine
+from engine.contrib.django.models import Execution
+from engine.errors import ServiceError
+from engine.rows import EXECUTION_ENDED
 from tests.wire.conftest import Raw, credentials
 
 SDK = "tests.handlers.engine_sdk"
@@ -43,16 +48,28 @@ def changed(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]
 
 
 def quiet_fingerprint(timeout: float = 30) -> dict[str, tuple[int, str]]:
-    """The fingerprint once no background work changes it (earlier tests' executions may be ending)."""
+    """The fingerprint once no background work changes it.
+
+    Earlier tests of the session may leave executions running (a wait, a callback with a long
+    timeout) whose timers fire at any moment; they are stopped first, or a fired timer would read
+    as a change made by a refused request."""
+    stop_running_executions()
     deadline = time.monotonic() + timeout
     last = fingerprint()
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(1.0)
         now = fingerprint()
         if now == last:
             return now
         last = now
     pytest.fail("the database never went quiet")
+
+
+def stop_running_executions() -> None:
+    lam = engine.client()
+    for arn in Execution.objects.exclude(status__in=EXECUTION_ENDED).values_list("arn", flat=True):
+        with contextlib.suppress(ServiceError):  # it ended meanwhile
+            lam.stop_durable_execution(DurableExecutionArn=arn)
 
 
 @pytest.fixture(scope="module")
