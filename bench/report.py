@@ -25,10 +25,12 @@ B1_OWN_ASYNC_LEVELS = (2.5, 1.5, 1.2)
 B4_OWN_LEVELS = (2.0, 1.3, 1.1)
 B7_OWN_LEVELS = (0.5, 0.8, 0.9)
 # B9: a wire call through boto3 over HTTP ÷ the same call to a bare endpoint of the same server (p50).
-# Target and stretch are benchmarks.md's; the floor, twice the target, is where the wire API would
-# cost three bare round trips on top of the one it cannot avoid, e.g. a request that waits on a
-# second network round trip (a synchronous broker confirm, a per-request connection) or a
-# per-request botocore model load.
+# Target and stretch are benchmarks.md's. The floor, twice the target, is where the wire API costs
+# three bare round trips on top of the one no server avoids: the target already allows one more for
+# the work every such call must do (verify the signature against a stored key, one engine
+# transaction with its commit, one broker publish); beyond twice that is a regression of the kind
+# a floor is for (a per-request connection, key derivation or model load, a synchronous wait),
+# not load noise. Not gated in CI yet: on the loaded 2-core box the callback measured 3.9-5.0.
 B9_LEVELS = (4.0, 2.0, 1.5)
 # The raw ratios against a bare write stay in the report as information, beside their old levels.
 B1_RAW_SYNC_LEVELS = (2.0, 1.3, 1.1)
