@@ -55,8 +55,11 @@ status:
 test: install-dev browser
 	$(PY) -m pytest
 
+# The web part alone, as `make run` starts it (durable_up.web_command).
 web: install
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m gunicorn --config=python:durable_site.gunicorn_config --bind=127.0.0.1:$(PORT) --threads=8 \
+	  durable_site.wsgi:application
 
 worker: install
 	$(PY) -m celery -A durable_site worker -P prefork -c 2 -Q durable -l INFO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig, apps
@@ -14,9 +15,19 @@ class DurableSiteConfig(AppConfig):
     verbose_name = "Durable Lab"
 
     def ready(self) -> None:
+        allow_project_handlers()
         if settings.DURABLE_REGISTER_DEMOS:
             # Sent once the engine's own migrations ran, so its function table exists.
             post_migrate.connect(register_demo_functions, sender=apps.get_app_config("durable_engine"))
+
+
+def allow_project_handlers() -> None:
+    """The project's own handlers may be named by a function, wherever DURABLE_HANDLER_PATHS
+    points: the demos, the conformance handlers, the benchmarks' handlers (only those files)."""
+    from engine import handler_paths
+
+    root = Path(settings.BASE_DIR)
+    handler_paths.allow(root / "demos", root / "conformance" / "handlers", root / "bench" / "handlers.py")
 
 
 def register_demo_functions(**_: Any) -> None:

@@ -116,7 +116,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.embedded_database_url(
 # burst of requests waits up to DURABLE_WEB_DB_POOL_TIMEOUT seconds for one of
 # DURABLE_WEB_DB_POOL_SIZE connections, then gets a 503 (durable_site.middleware), instead of
 # each request thread opening its own until PostgreSQL refuses ("too many clients"). `make run`
-# serves with 8 Waitress threads (durable_up.WEB_THREADS), so there no request waits at all.
+# serves with 8 Gunicorn threads (durable_up.WEB_THREADS), so there no request waits at all.
 #
 # Connection budget of `make run` (PostgreSQL's max_connections is 100 by default):
 #   web server     Django pool (10) + engine pool (DURABLE_DB_POOL_SIZE, 8)        = 18
@@ -168,15 +168,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
-# WhiteNoise serves straight from the static folders: no collectstatic step before `make run`,
-# so names carry no content hash. Vendored files carry their version in their name instead
-# (vendor/plotly-4.1.1.min.js): cached for good ("immutable"), a new version is a new URL.
-# The project's own CSS/JS keep a short max-age; after it, the ETag makes the check a 304.
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_IMMUTABLE_FILE_TEST = r"/vendor/[^/]+-\d+\.\d+\.\d+(\.min)?\.js$"
-WHITENOISE_MAX_AGE = 0 if DEBUG else 300  # DEBUG: every reload sees an edit
+# `make run` collects the static files here before it starts the web server (durable_up).
+STATIC_ROOT = embedded.DATA_DIR / "staticfiles"
+# Collected with a content hash in every name and a gzipped twin (WhiteNoise): the web server
+# sends them cached for good ("immutable"), and a changed file is a new URL. DEBUG (runserver)
+# serves the source folders as they are, every reload seeing an edit.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# What is not hashed (a file a page names by hand) keeps a short max-age; the ETag makes the
+# check after it a 304.
+WHITENOISE_MAX_AGE = 0 if DEBUG else 300
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:

@@ -94,9 +94,10 @@ def logging_config(level: str) -> dict[str, Any]:
 class QuietFilter(logging.Filter):
     """What the quiet terminal shows: handler output, one-line news, and real warnings."""
 
-    # INFO lines worth a line each: the activity report, "<worker> ready.", "Serving on …", and
-    # which SDK seams the worker installed (said once at its start).
-    NEWS = ("durable.", "celery.apps.worker", "waitress", "engine.speedups")
+    # INFO lines worth a line each: the activity report, "<worker> ready.", "web ready on …"
+    # (durable.web), and which SDK seams the worker installed (said once at its start).
+    # Gunicorn's own INFO lines (boot, every request) are detail: ``-v``.
+    NEWS = ("durable.", "celery.apps.worker", "engine.speedups")
     # Logged with a traceback for what the engine records and `make run` reports in one line:
     # the SDK's "Execution failed" (the end line carries the error).
     RECORDED = ("aws_durable_execution_sdk_python",)

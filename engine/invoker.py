@@ -30,7 +30,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
-from engine import db, journal, registry
+from engine import db, handler_paths, journal, registry
 from engine.duties.callbacks import complete_plain_invoke
 from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
 from engine.duties.claim import Ticket, claim_invocation
@@ -208,16 +208,30 @@ def load_function_handler(fn: dict[str, Any]) -> Any:
     runtime reports (``Runtime.ImportModuleError``, ``Runtime.HandlerNotFound``, …), logged once
     with the function's name: the worker log is where an operator looks first."""
     module_name, _, attr = fn["handler"].rpartition(".")
-    error = _import_error(module_name)
+    error = _outside_code_error(fn["handler"])  # before any import: os.system is never called
+    if error is None:
+        error = _import_error(module_name)
     if error is None:
         try:  # the module is imported now: what is left to fail is the attribute
             return registry.load_handler(fn["handler"])
+        except handler_paths.HandlerOutsideCode as exc:  # another module held its name
+            error = _runtime_error("Runtime.ImportModuleError", str(exc), exc)
         except (AttributeError, TypeError) as exc:
             error = _runtime_error(
                 "Runtime.HandlerNotFound", f"Handler '{attr}' missing on module '{module_name}'", exc
             )
     log.error("function %s: %s: %s", fn["name"], error["ErrorType"], error["ErrorMessage"])
     raise HandlerLoadError(error)
+
+
+def _outside_code_error(handler: str) -> dict[str, Any] | None:
+    """A handler stored before the rule (or under other handler directories) that resolves
+    outside the function's code: a failed invocation that says so, never a call."""
+    try:
+        handler_paths.check(handler)
+    except handler_paths.HandlerOutsideCode as exc:
+        return _runtime_error("Runtime.ImportModuleError", str(exc), exc)
+    return None
 
 
 def _import_error(module_name: str) -> dict[str, Any] | None:

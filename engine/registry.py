@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, store, validation
+from engine import db, handler_paths, store, validation
 from engine.duties.tokens import function_arn, function_name_of
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
@@ -48,6 +48,12 @@ def validate_function_name(name: Any) -> str:
 def _validate_handler(handler: Any) -> str:
     if not isinstance(handler, str) or len(handler) > 128 or not HANDLER_RE.fullmatch(handler):
         raise _invalid(f"Handler {handler!r} is invalid: expected 'module.attribute', e.g. 'orders.handler'.")
+    try:
+        # A module found nowhere is accepted, as Lambda accepts it before the code exists: the
+        # worker checks again when it loads the handler, and reports what it finds.
+        handler_paths.check(handler)
+    except handler_paths.HandlerOutsideCode as exc:
+        raise _invalid(str(exc)) from exc
     return handler
 
 
@@ -211,9 +217,16 @@ def configuration(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_handler(handler: str) -> Callable[..., Any]:
-    """Import ``module.attr`` and return the callable (raises ImportError/AttributeError)."""
+    """Import ``module.attr`` from the function's code and return the callable.
+
+    Raises ``handler_paths.HandlerOutsideCode`` for a module outside the allowed locations
+    (checked before the import, and the imported module again after it), ImportError or
+    AttributeError for a missing one.
+    """
     module_name, _, attr = handler.rpartition(".")
+    handler_paths.check(handler)
     module = importlib.import_module(module_name)
+    handler_paths.check_imported(handler, module)
     target = getattr(module, attr)
     if not callable(target):
         raise TypeError(f"Handler {handler!r} is not callable")

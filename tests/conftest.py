@@ -83,7 +83,10 @@ os.environ["DURABLE_TEST_SESSION"] = str(TEMP_DIR)  # every child inherits it: t
 WATCHDOG = _start_watchdog()
 _start_embedded_servers()
 os.environ["DATABASE_URL"] = _dsn_to_url(_prepare_database())
-os.environ["DURABLE_HANDLER_PATHS"] = str(ROOT)
+# The project's test handlers, and a folder tests write handler modules into (HANDLER_DIR).
+HANDLER_DIR = TEMP_DIR / "handlers"
+HANDLER_DIR.mkdir()
+os.environ["DURABLE_HANDLER_PATHS"] = f"{ROOT}:{HANDLER_DIR}"
 # The test worker's pool size; the lab runs as many comparison variants at once.
 WORKER_CONCURRENCY = 4
 os.environ["DURABLE_LAB_PARALLEL"] = str(WORKER_CONCURRENCY)
@@ -96,6 +99,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 call_command("migrate", interactive=False, verbosity=0)
+# Pages name their static files through the manifest (hashed names), as under `make run`.
+call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def _child_env() -> dict[str, str]:

@@ -530,6 +530,17 @@ SERVICE_ERRORS += [
         "InvalidParameterValueException",
         "UpdateFunctionConfiguration",
     ),
+    # Issue #17 point 3: a handler outside the function's code (engine/handler_paths.py).
+    (
+        ["create-function", "--function-name", "shell", "--handler", "os.system"],
+        "InvalidParameterValueException",
+        "CreateFunction",
+    ),
+    (
+        ["update-function-configuration", "--function-name", "hello-steps", "--handler", "subprocess.run"],
+        "InvalidParameterValueException",
+        "UpdateFunctionConfiguration",
+    ),
 ]
 
 USAGE_ERRORS = [

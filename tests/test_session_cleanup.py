@@ -83,7 +83,7 @@ def test_a_killed_session_leaves_nothing_running() -> None:
             assert time.monotonic() < deadline, f"the session's stack did not come up:\n{log.read_text()[-3000:]}"
             time.sleep(0.5)
         running = " ".join(" ".join(line.split()[1:]) for line in _describe(_processes_of(tag, folder)))
-        for part in ("celery -A durable_site worker", "durable_scheduler", "runserver", "postgres", "valkey-server"):
+        for part in ("celery -A durable_site worker", "durable_scheduler", "gunicorn", "postgres", "valkey-server"):
             assert part in running, f"{part} is not among the session's processes: {running[:2000]}"
 
         session.kill()  # SIGKILL: pytest runs no clean-up of its own

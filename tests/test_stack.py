@@ -165,7 +165,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def make_run_web(stack: Any) -> Iterator[str]:
-    """The web server exactly as `make run` starts it (Waitress, DEBUG off), on a free port."""
+    """The web server exactly as `make run` starts it (Gunicorn, DEBUG off), on a free port."""
     from durable_site.management.commands.durable_up import web_command
 
     port = _free_port()

@@ -37,6 +37,7 @@ def read_body(request: HttpRequest) -> bytes:
     if not declared.isascii() or not declared.isdigit():
         raise InvalidRequestContentException("Content-Length must be a number of bytes.")
     if int(declared) > MAX_BODY_BYTES:
+        _discard(request, int(declared))
         raise RequestTooLargeException(f"Request must be smaller than {MAX_BODY_BYTES} bytes (got {declared}).")
     # read(), not .body: the size is bounded here (Django's 2.5 MB form limit is not the API's).
     body = request.read(MAX_BODY_BYTES + 1)
@@ -44,6 +45,21 @@ def read_body(request: HttpRequest) -> bytes:
     # check (SigV4 hashes the payload) then sees these same bytes.
     request._body = body
     return body
+
+
+# A client that sends an oversize body before it reads the answer (boto3, http.client) only sees
+# the 413 if the server takes the body in: Gunicorn closes a connection whose body was left unread,
+# and the client's send then fails with a broken pipe. Up to this many bytes are read and dropped,
+# a chunk at a time (nothing kept); a larger body is left unread and its connection closed.
+DISCARD_UP_TO = 4 * MAX_BODY_BYTES
+DISCARD_CHUNK = 64 * 1024
+
+
+def _discard(request: HttpRequest, declared: int) -> None:
+    if declared > DISCARD_UP_TO:
+        return
+    while request.read(DISCARD_CHUNK):
+        pass
 
 
 def request_parts(request: HttpRequest, uri: Mapping[str, str], body: bytes) -> RequestParts:

@@ -1,4 +1,5 @@
-"""A real web server (waitress, as `make run` serves) in a thread, with test-only signed routes."""
+"""A real web server (Waitress, in a thread) with test-only signed routes; the wire tests sign against
+`make run`'s own Gunicorn (tests/wire/conftest.py)."""
 
 from __future__ import annotations
 

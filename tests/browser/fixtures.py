@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -47,13 +46,17 @@ def _wait_for_http(url: str, proc: subprocess.Popen[str], log: Path, timeout: fl
 
 @pytest.fixture(scope="session")
 def web_server(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``manage.py runserver`` on a free port against the session's test database and broker."""
+    """The web server exactly as `make run` starts it (Gunicorn, DEBUG off, the collected static
+    files) on a free port, against the session's test database and broker."""
+    from durable_site.management.commands.durable_up import web_command
+
     port = _free_port()
-    log = tmp_path_factory.mktemp("web") / "runserver.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_DEBUG"}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", DURABLE_VERBOSE="1")  # every request in the log
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            web_command(port),
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,35 +64,10 @@ def wire_user() -> Any:
 
 
 @pytest.fixture(scope="session")
-def wire_server(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`make run`'s web server (Waitress, no DEBUG): it hands SigV4 the raw, still-encoded path."""
-    from durable_site.management.commands.durable_up import web_command
-    from tests.browser.fixtures import _free_port, _wait_for_http
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("waitress") / "waitress.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_DEBUG", None)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            web_command(port),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_http(url + "/accounts/login/", proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def wire_server(web_server: str) -> str:
+    """`make run`'s web server (Gunicorn, no DEBUG; tests/browser/fixtures.py): it hands SigV4 the
+    raw, still-encoded path (RAW_URI), which Django's runserver loses."""
+    return web_server
 
 
 def boto3_client(url: str, keys: dict[str, str]) -> Any:

@@ -158,7 +158,7 @@ def test_bad_requests_get_aws_errors_and_change_nothing(raw_http: Raw, target: d
     assert fingerprint() == before, seen
 
 
-def test_oversize_body_is_refused_before_it_is_read(raw_http: Raw, target: dict[str, str]) -> None:
+def test_oversize_body_is_refused_and_nothing_of_it_kept(raw_http: Raw, target: dict[str, str]) -> None:
     before = quiet_fingerprint()
     body = b'{"a": "' + b"x" * (7 * 1024 * 1024) + b'"}'
     status, code, document = raw_http.error("POST", f"{FN}/{target['name']}/invocations", body)

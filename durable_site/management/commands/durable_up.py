@@ -33,17 +33,18 @@ WEB_THREADS = min(8, settings.WEB_DB_POOL["max_size"])
 def web_command(port: int) -> list[str]:
     """The web server of `make run`, on this machine only.
 
-    Waitress, not runserver: a fixed set of threads that fits the connection pools, and a
-    listen backlog of 1024 where runserver's 10 reset a burst of simultaneous requests.
+    Gunicorn with threads (durable_site/gunicorn_config.py), not runserver: one process with a
+    fixed set of threads that fits the connection pools, a listen backlog of 1024 where
+    runserver's 10 reset a burst of simultaneous requests, a graceful stop on SIGTERM, and the
+    request line as sent (``RAW_URI``) for signature checks of percent-encoded paths.
     """
     return [
         sys.executable,
         "-m",
-        "waitress",
-        f"--listen=127.0.0.1:{port}",
+        "gunicorn",
+        "--config=python:durable_site.gunicorn_config",
+        f"--bind=127.0.0.1:{port}",
         f"--threads={WEB_THREADS}",
-        "--backlog=1024",
-        "--ident=durable-lab",
         "durable_site.wsgi:application",
     ]
 
@@ -71,6 +72,8 @@ class Command(BaseCommand):
         stack: supervisor.Supervisor | None = None
         try:
             call_command("migrate", interactive=False, verbosity=0)
+            # The web part serves the collected files (hashed names, gzipped twins) only.
+            call_command("collectstatic", interactive=False, verbosity=0)
             self._ensure_admin(port)
             stack = supervisor.Supervisor(
                 self._parts(port, concurrency), status_path, self._say, Path(settings.BASE_DIR)

@@ -19,7 +19,11 @@ class DurableEngineConfig(AppConfig):
         import engine
         from engine.contrib.django.setup import dsn_from_settings
 
-        engine.configure(dsn=dsn_from_settings(settings.DATABASES["default"]), dispatcher=LazyCeleryDispatcher())
+        engine.configure(
+            dsn=dsn_from_settings(settings.DATABASES["default"]),
+            dispatcher=LazyCeleryDispatcher(),
+            handler_paths=list(getattr(settings, "DURABLE_HANDLER_PATHS", [])),
+        )
 
 
 class LazyCeleryDispatcher:
