@@ -3,7 +3,7 @@
 Engine side: ``send_durable_execution_callback_success`` to an execution suspended on its
 callback, and ``invoke(InvocationType="Event")`` of a no-op function, each through an unchanged
 ``boto3.client("lambda")`` signing with a real access key, against `make run`'s web server
-(Waitress) started by the bench on the bench database. Baseline: the same call, built the same
+(Gunicorn, ``durable_up.web_command``) started by the bench on the bench database. Baseline: the same call, built the same
 way (same config, key, operation, parameters and payload, so the same serialising and signing),
 sent to ``/bench-bare/…`` on the same server process: a Django view that answers 200 and does
 nothing else (served only when ``DURABLE_BENCH_BARE_ENDPOINT`` is set, which only this bench
@@ -56,7 +56,7 @@ def b9(live: Live, *, env: dict[str, str]) -> None:
         }
     for arn in arns:
         live.watcher.wait(arn, timeout=60)  # every callback reached its execution
-    ctx.results["B9"] = results | {"calls": CALLS, "server": "waitress (make run's web_command)"}
+    ctx.results["B9"] = results | {"calls": CALLS, "server": " ".join(web_command_of_make_run())}
     for name, summary in results.items():
         ctx.log(
             f"B9 {name}: boto3 over HTTP p50 {summary['engine_ms']['p50']:.2f} ms, bare endpoint p50 "
@@ -120,7 +120,7 @@ def web_server(env: dict[str, str]) -> Iterator[str]:
     from durable_site.management.commands.durable_up import web_command
 
     port = _free_port()
-    log = Path(tempfile.mkdtemp(prefix="durable-bench-web-")) / "waitress.log"
+    log = Path(tempfile.mkdtemp(prefix="durable-bench-web-")) / "web.log"
     env = {**env, "DURABLE_BENCH_BARE_ENDPOINT": "1"}
     env.pop("DJANGO_DEBUG", None)
     with log.open("w") as out:
@@ -137,6 +137,12 @@ def web_server(env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def web_command_of_make_run() -> list[str]:
+    from durable_site.management.commands.durable_up import web_command
+
+    return web_command(0)[2:]  # the server and its options, without the interpreter
 
 
 def _free_port() -> int:
