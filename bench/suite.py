@@ -1,8 +1,9 @@
-"""Runs the benchmark suite (benchmarks.md B1-B8) in a database of its own and writes the results.
+"""Runs the benchmark suite (benchmarks.md B1-B9) in a database of its own and writes the results.
 
 In-process benchmarks (B1, B4, B4b, B5, the B8 peer) run first, while no worker or scheduler
 is connected, so commit counts see only the measured work. Then the bench starts its own
-Celery worker (prefork -c 2) and scheduler for B2, B6, B7, the B8 engine side and B3.
+Celery worker (prefork -c 2) and scheduler for B2, B6, B7, the B8 engine side, B3 and B9
+(which starts the web server too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import conformance, dashboard, inprocess, peer, report, seams, stackbench
+from bench import conformance, dashboard, inprocess, peer, report, seams, stackbench, wirebench
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
 
@@ -109,6 +110,8 @@ def run_on_stack(ctx: BenchContext, broker: str) -> None:
         reason = "skipped: needs CELERY_BROKER_URL=redis://… (same-broker round-trip baseline)"
         for key in ("B2a",) if ctx.quick else ("B2a", "B2b", "B3", "B6", "B7"):
             ctx.skipped[key] = reason
+        if not ctx.quick and (not ctx.only or "B9" in ctx.only):
+            ctx.skipped["B9"] = "skipped: runs on the bench's worker stack, which needs CELERY_BROKER_URL=redis://…"
         return
     from bench.celery_app import app
 
@@ -124,6 +127,7 @@ def run_on_stack(ctx: BenchContext, broker: str) -> None:
                 ("B6", stackbench.b6, {}),
                 ("B7", stackbench.b7, {}),
                 ("B8", engine_side_b8, {}),
+                ("B9", wirebench.b9, {"env": child_env(ctx.database)}),
                 ("B3", stackbench.b3, {}),
             ]
         for key, bench, kwargs in benches:

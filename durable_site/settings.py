@@ -225,6 +225,9 @@ DURABLE_LAB_PARALLEL = max(1, int(os.environ.get("DURABLE_LAB_PARALLEL") or os.e
 # Extra duties of the scheduler loop (``manage.py durable_scheduler``): dotted path → seconds
 # between runs. The lab starts waiting comparison variants as running ones end.
 DURABLE_SCHEDULER_DUTIES = {"lab.services.admit_waiting_variants": 0.25}
+# Benchmark B9 only (bench/wirebench.py sets it for the web server it starts): serve /bench-bare/…,
+# an endpoint that answers 200 and does nothing else, the baseline of a wire call. Off everywhere else.
+DURABLE_BENCH_BARE_ENDPOINT = env_bool("DURABLE_BENCH_BARE_ENDPOINT")
 
 
 def _journal_plugin_installed() -> bool:

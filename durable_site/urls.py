@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from durable_site.middleware import is_overload, overload_response
 
@@ -18,6 +20,16 @@ urlpatterns = [
     path("", include("wire.urls")),
     path("", include("executions.urls")),
 ]
+
+
+@csrf_exempt
+def bench_bare(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """B9's baseline: a boto3 call's full round trip through this server and Django, minus the wire API."""
+    return HttpResponse(status=200, content_type="application/json")
+
+
+if settings.DURABLE_BENCH_BARE_ENDPOINT:  # never in production: only the bench's own web server sets it
+    urlpatterns.insert(0, re_path(r"^bench-bare/(?P<rest>[\s\S]*)\Z", bench_bare))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
