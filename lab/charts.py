@@ -466,7 +466,10 @@ def _layout(figure: go.Figure, panels: list[Panel], rows: list[str], longest: fl
     )
     figure.update_xaxes(title_text="seconds since each execution started", row=max(1, len(panels)), col=1)
     figure.update_annotations(font_size=12, xanchor="left", x=0)
-    height = 80 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX)
+    # The margins (110 px at the top for the legend and the first title, 50 at the bottom) come on
+    # top of the panels: a plot area of zero or less makes Plotly throw "axis scaling" (one
+    # variant that has drawn only its invocations row was 10 px short).
+    height = 160 + max(1, len(panels)) * (len(rows) * ROW_PX + PANEL_PAD_PX)
     figure.update_layout(
         height=height,
         barmode="overlay",

@@ -126,3 +126,13 @@ def test_retry_schedule_draws_plan_choice_and_measurement_in_real_seconds():
     assert [b + y / 2 for b, y in zip(planned["base"], planned["y"], strict=True)] == pytest.approx([1.0, 2.0])
     assert list(by_name["Delay the strategy chose \N{MULTIPLICATION SIGN} time scale"]["y"]) == [1.0]
     assert list(by_name["Measured: failure \N{RIGHTWARDS ARROW} next attempt"]["y"]) == [1.3]
+
+
+def test_a_single_variant_with_only_its_invocations_row_still_has_a_plot_area():
+    # One panel, no operations drawn yet (a waiting variant): the margins once took the whole
+    # height and Plotly threw "Something went wrong with axis scaling" in the browser.
+    layout = charts.small_multiples([charts.Panel("waiting", None)], now=at(0)).to_dict()["layout"]
+    margin, fit = layout["margin"], layout["meta"]["legend_fit"]
+    assert layout["height"] - margin["t"] - margin["b"] > 0
+    legend_px = 300  # lab.js: the legend's lines on a phone, added to the top margin and the height
+    assert (fit["height"] + legend_px) - (fit["top"] + legend_px) - margin["b"] > 0
