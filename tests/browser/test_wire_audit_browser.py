@@ -20,7 +20,7 @@ def test_audit_page_shows_api_writes(logged_in: Any, web_server: str) -> None:
     keys = credentials()
     name = f"w-audit-{uuid.uuid4().hex[:8]}"
     boto3_client(web_server, keys).create_function(
-        FunctionName=name, Role=ROLE, Handler="tests.handlers.engine_sdk.echo", Code={"ZipFile": b"unused"}
+        FunctionName=name, Role=ROLE, Handler="tests.handlers.engine_sdk.echo", Code={}
     )
     page.goto("/audit/")
     row = page.locator("table.audit tr", has_text=name).first

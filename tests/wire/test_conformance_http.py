@@ -59,7 +59,7 @@ class WireLambda:
 
     def create_function(self, **fields: Any) -> dict[str, Any]:
         fields.setdefault("Runtime", "python3.13")
-        return self._client.create_function(Role=ROLE, Code={"ZipFile": b"unused"}, **fields)
+        return self._client.create_function(Role=ROLE, Code={}, **fields)
 
     def invoke(self, *, Payload: str | None = None, TimeScale: float | None = None, **kwargs: Any) -> dict[str, Any]:
         if Payload is not None:
@@ -94,13 +94,6 @@ def _outcome(lam: WireLambda, requirement: RequirementFile) -> str | None:
     return None
 
 
-@pytest.mark.skip(
-    reason=(
-        "passed 155/155 three times against Waitress; since integ moved the wire server to Gunicorn "
-        "(7bf899a), in every suite one or two requirements stall 30 s after ExecutionStarted (no "
-        "'too many clients' in the worker log). Not yet diagnosed: see the wire3 report"
-    )
-)
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("suite", list(_by_suite()) if not UNAVAILABLE else ["requirements-unavailable"])
 def test_suite_over_http(suite: str, lambda_client: Any, stack: Any) -> None:
