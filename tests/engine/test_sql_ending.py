@@ -107,6 +107,9 @@ def claimed() -> Iterator[dict[str, Any]]:
                 "maximum_retry_attempts": 2,
                 "invocation_retry": {},
                 "revision_id": "r1",
+                "runtime": None,
+                "code_sha256": None,
+                "code_size": None,
                 "now": NOW,
             },
         )
