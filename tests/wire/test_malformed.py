@@ -67,7 +67,10 @@ def quiet_fingerprint(timeout: float = 30) -> dict[str, tuple[int, str]]:
 
 def stop_running_executions() -> None:
     lam = engine.client()
-    for arn in Execution.objects.exclude(status__in=EXECUTION_ENDED).values_list("arn", flat=True):
+    # Only executions the engine started: the dashboard's seeded rows (no EXECUTION operation, no
+    # timers) never change by themselves, and stopping one would need the operation they lack.
+    running = Execution.objects.exclude(status__in=EXECUTION_ENDED).filter(operations__type="EXECUTION")
+    for arn in running.values_list("arn", flat=True):
         with contextlib.suppress(ServiceError):  # it ended meanwhile
             lam.stop_durable_execution(DurableExecutionArn=arn)
 
