@@ -42,5 +42,26 @@ window.DurablePlots = (function () {
     return new DOMParser().parseFromString(html, "text/html").documentElement.textContent;
   }
 
-  return { fitLegend: fitLegend, nameRows: nameRows, decode: decode };
+  // Not Plotly's "responsive": on a window resize it redraws at once with the layout fitted to
+  // the old width (a one-row legend over a phone-width plot leaves the plot a negative height,
+  // and Plotly throws). The pages redraw on resize themselves, through draw(), at the new width.
+  var config = { responsive: false, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+
+  // Fit the layout to the target's width now, then draw (or update) the figure. A hidden target
+  // (no width) is left alone: the next draw, after it is shown or resized, draws it.
+  function draw(target, data, layout) {
+    var width = target.clientWidth;
+    if (!width) return Promise.resolve(false);
+    fitLegend(target, data, layout);
+    layout.width = width;
+    return window.Plotly.react(target, data, layout, config).then(function () {
+      nameRows(target, layout);
+      return true;
+    }, function (reason) {
+      console.warn("chart redraw abandoned:", reason);  // a newer redraw overtook it: it draws the same figure
+      return false;
+    });
+  }
+
+  return { fitLegend: fitLegend, nameRows: nameRows, decode: decode, draw: draw };
 })();

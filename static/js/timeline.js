@@ -14,7 +14,6 @@
   var last = null;
   var timer = null;
   var POLL_MS = 1000;
-  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
   function render() {
     if (!last || !window.Plotly) return;
@@ -28,14 +27,7 @@
       if (item.name === "idle-break") item.visible = compressed;
     });
     if (el.querySelector("p.muted")) el.innerHTML = "";
-    window.DurablePlots.fitLegend(el, last.figure.data, layout);
-    // A redraw Plotly abandons (a newer one overtook it: a resize during a poll) is not an
-    // error of the page: the newer redraw draws the same figure.
-    window.Plotly.react(el, last.figure.data, layout, config).then(function () {
-      window.DurablePlots.nameRows(el, layout);
-    }, function (reason) {
-      console.warn("timeline redraw abandoned:", reason);
-    });
+    window.DurablePlots.draw(el, last.figure.data, layout);
   }
 
   function schedule() {

@@ -4,7 +4,6 @@
  */
 (function () {
   "use strict";
-  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
   function draw() {
     if (!window.Plotly) return;
@@ -15,11 +14,7 @@
       if (target.querySelector("p.muted")) target.innerHTML = "";
       var card = target.closest(".card.hidden");
       if (card) card.classList.remove("hidden");
-      window.DurablePlots.fitLegend(target, figure.data, figure.layout);
-      window.Plotly.react(target, figure.data, figure.layout, config).then(
-        function () { window.DurablePlots.nameRows(target, figure.layout); },
-        function (reason) { console.warn("chart redraw abandoned:", reason); }  // a newer redraw overtook it
-      );
+      window.DurablePlots.draw(target, figure.data, figure.layout);
     });
   }
 
