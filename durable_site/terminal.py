@@ -30,7 +30,17 @@ SUPERVISED_ENV = "DURABLE_SUPERVISED"
 VERBOSE_COMMANDS = {"durable", "durable_up"}
 _ARN_NAMES = re.compile(r":function:([^:/]+):[^/]*/durable-execution/([^/]+)/")
 # Loggers of the machinery, never the handler's own output (even while an invocation runs).
-_MACHINERY = ("engine", "celery", "kombu", "billiard", "multiprocessing", "psycopg", "aws_durable_execution_sdk_python")
+_MACHINERY = (
+    "engine",
+    "celery",
+    "kombu",
+    "billiard",
+    "multiprocessing",
+    "psycopg",
+    "aws_durable_execution_sdk_python",
+    "gunicorn",
+    "django",
+)
 
 
 def verbose() -> bool:

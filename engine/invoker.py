@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -119,20 +120,54 @@ class LambdaContext:
         return max(0, int((self._deadline - utcnow()).total_seconds() * 1000))
 
 
+class _FunctionEnvironments:
+    """The process's environment while invocations run, which may overlap in threads of one
+    process (inline invocations, a web process answering RequestResponse calls).
+
+    ``os.environ`` is one per process: each invocation's variables stay set while it runs, and
+    when one ends the environment goes back to the newest one still running, or to what it was
+    before any began. A plain save-and-restore per invocation would let two overlapping ones
+    restore each other's values and leave a finished function's name behind for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: list[dict[str, str]] = []
+        self._before: dict[str, str | None] = {}
+
+    def enter(self, values: dict[str, str]) -> None:
+        with self._lock:
+            for key in values:
+                self._before.setdefault(key, os.environ.get(key))
+            self._running.append(values)
+            os.environ.update(values)
+
+    def leave(self, values: dict[str, str]) -> None:
+        with self._lock:
+            self._running.remove(values)
+            newest = self._running[-1] if self._running else {}
+            for key, before in self._before.items():
+                value = newest.get(key, before)
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if not self._running:
+                self._before.clear()
+
+
+_environments = _FunctionEnvironments()
+
+
 @contextmanager
 def function_environment(variables: dict[str, str], function_name: str, timeout: int) -> Iterator[None]:
     """Set the function's environment variables for this invocation only."""
     values = {**variables, "AWS_LAMBDA_FUNCTION_NAME": function_name, "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout)}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    _environments.enter(values)
     try:
         yield
     finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+        _environments.leave(values)
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
