@@ -142,6 +142,7 @@ def _both_widths(tab: Any, name: str, ready: str) -> None:
 def test_a_busy_comparison_shows_waiting_variants_and_an_invocation_s_queue_time(page: Any) -> None:
     import engine
     from lab import scenarios, services
+    from tests.conftest import WORKER_CONCURRENCY
     from tests.lab import test_admission
 
     comparison = services.comparison_start(
@@ -153,6 +154,8 @@ def test_a_busy_comparison_shows_waiting_variants_and_an_invocation_s_queue_time
     assert page.locator(".status-waiting").first.inner_text() == "waiting for a worker"
     _both_widths(page, "lab-comparison-waiting", "#timelines-plot .main-svg")
     # Meanwhile invocations outside the lab queue behind the busy workers: their wait is drawn.
+    # More of them than there are workers, each holding its worker until its Timeout: some wait
+    # however far the lab has got (on a fast page load its first variants may have ended).
     payload = json.dumps(
         {"semantics": "AT_MOST_ONCE_PER_RETRY", "retry": {"kind": "none"}, "fault": {"kind": "timeout"}}
     )
@@ -160,7 +163,7 @@ def test_a_busy_comparison_shows_waiting_variants_and_an_invocation_s_queue_time
         engine.client().invoke(
             FunctionName=scenarios.LAB_FUNCTION, InvocationType="Event", Payload=payload, TimeScale=0.05
         )["DurableExecutionArn"]
-        for _ in range(3)
+        for _ in range(WORKER_CONCURRENCY + 2)
     ]
     queued = _wait_for_queued_execution(arns)
     page.set_viewport_size(DESKTOP)
