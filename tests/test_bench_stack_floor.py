@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -34,7 +35,16 @@ FLOOR_FAILED = report.FLOOR_FAILED
 
 
 def bench_broker_url(suite_broker: str) -> str:
-    """The suite's Redis server with another database number: the bench purges its queue."""
+    """The suite's Redis server with another database number: the bench purges its queue.
+
+    Over a Unix socket (the embedded broker, ``redis+socket:///…/valkey.sock``) the path is the
+    socket's, so the number goes in ``virtual_host``, where kombu and Celery's backend read it."""
+    parts = urlsplit(suite_broker)
+    if parts.scheme.endswith("socket"):
+        query = dict(parse_qsl(parts.query))
+        number = query.get("virtual_host", "")
+        query["virtual_host"] = str((int(number) - 1) % 16 if number.isdigit() else 14)
+        return f"{suite_broker.partition('?')[0]}?{urlencode(query)}"  # urlunsplit drops an empty "//"
     base, _, number = suite_broker.rstrip("/").rpartition("/")
     if not number.isdigit():
         return f"{suite_broker.rstrip('/')}/14"
@@ -95,4 +105,7 @@ def test_bench_broker_is_not_the_suites() -> None:
     assert bench_broker_url("redis://127.0.0.1:6379/15") == "redis://127.0.0.1:6379/14"
     assert bench_broker_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/15"
     assert bench_broker_url("redis://127.0.0.1:6379") == "redis://127.0.0.1:6379/14"
+    socket = "redis+socket:///tmp/t/data/broker/valkey.sock"
+    assert bench_broker_url(socket) == f"{socket}?virtual_host=14"
+    assert bench_broker_url(f"{socket}?virtual_host=3") == f"{socket}?virtual_host=2"
     assert report.Row("x", "x", 1.2, 1.0, 0.5, 0.3).verdict() == FLOOR_FAILED  # what the rows' JSON says
