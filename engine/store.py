@@ -261,6 +261,12 @@ def get_invocation(conn: Conn, execution_id: int, seq: int) -> dict[str, Any] | 
     return conn.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
 
 
+def killed_now(conn: Conn, execution_id: int, seq: int) -> bool:
+    """Whether the operator's "kill now" fired at invocation ``seq`` of the execution."""
+    row = conn.execute(Q.killed_now, {"execution_id": execution_id, "invocation_seq": seq}).fetchone()
+    return bool(row and row["killed"])
+
+
 _INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
 
 

@@ -115,8 +115,11 @@ def _record_lost_once(
 ) -> int:
     with db.pool().connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
-    if seen is None or invocation is None or invocation["ended_at"] is not None:
-        return 0
+        if seen is None or invocation is None or invocation["ended_at"] is not None:
+            return 0
+        # The worker's parent may see the SIGKILL of "kill now" before kill_now records it.
+        if outcome == "crashed" and store.killed_now(conn, execution_id, seq):
+            outcome = "killed"
     if entries is None:
         entries = journal.read_entries(invocation["request_id"])
     with guarded_unit_of_work(seen) as (work, execution):

@@ -17,6 +17,15 @@ INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed
 VALUES (%(execution_id)s, 'kill', NULL, 'now', %(now)s, %(user)s, %(now)s, %(invocation_seq)s)
 RETURNING *
 
+-- name: killed_now
+-- Whether the operator's "kill now" fired at this invocation: its process died by that SIGKILL,
+-- even when the worker's parent saw the death first and calls it a crash.
+SELECT EXISTS (
+    SELECT 1 FROM durable_fault
+    WHERE execution_id = %(execution_id)s AND invocation_seq = %(invocation_seq)s AND phase = 'now'
+        AND fired_at IS NOT NULL
+) AS killed
+
 -- name: arm_kill
 -- A kill of the next invocation that reaches the step's body start or end.
 INSERT INTO durable_fault (execution_id, kind, step_name, phase, armed_at, armed_by)

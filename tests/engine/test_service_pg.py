@@ -44,6 +44,7 @@ from engine.errors import (
     ResourceNotFoundException,
     ServiceError,
 )
+from engine.sql import Q
 from tests.conftest import Stack, wait_until
 from tests.engine.support import (
     Recorder,
@@ -266,6 +267,21 @@ def test_late_checkpoint_of_a_lost_invocation_is_refused(
     with pytest.raises(InvalidCheckpointTokenError):
         checkpoint(ticket.arn, ticket.token, [])
     assert token
+
+
+def test_a_kill_now_seen_first_by_the_workers_parent_is_still_recorded_as_killed(
+    client: Client, functions: Register, recorder: Recorder
+) -> None:
+    # kill_now records its fault, then SIGKILLs: the worker's parent may report the death (as a
+    # crash) before kill_now's own report. The record must say what happened: the operator's kill.
+    ticket = claimed(client, functions, recorder)
+    with db.transaction() as conn:
+        params = {"execution_id": ticket.execution_id, "now": utcnow(), "user": "op", "invocation_seq": ticket.seq}
+        conn.execute(Q.record_kill_now, params)
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "crashed") == 1
+    assert mark_invocation_lost(ticket.execution_id, ticket.seq, "killed") == 0  # kill_now's own report comes late
+    [lost] = invocations(ticket.arn)
+    assert (lost["outcome"], lost["error"]["ErrorMessage"]) == ("killed", "Invocation was killed by fault injection")
 
 
 def test_output_of_an_invocation_recorded_lost_is_ignored(
