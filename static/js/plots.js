@@ -1,5 +1,5 @@
 /* What every page that draws Plotly figures shares: the execution timeline (timeline.js) and
- * the lab's figures (lab/lab.js) both size their legend and name their rows with these.
+ * the lab's figures (lab/lab.js) both draw through draw(), which sizes the legend and names the rows.
  */
 window.DurablePlots = (function () {
   "use strict";
@@ -63,5 +63,5 @@ window.DurablePlots = (function () {
     });
   }
 
-  return { fitLegend: fitLegend, nameRows: nameRows, decode: decode, draw: draw };
+  return { draw: draw };
 })();
