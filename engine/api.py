@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, registry, store, validation
+from engine import db, registry, validation
 from engine.duties import loops
 from engine.duties.callbacks import complete_callback, heartbeat_callback
 from engine.duties.checkpoint import checkpoint, get_state
@@ -34,6 +34,7 @@ from engine.errors import (
     ResourceNotFoundException,
 )
 from engine.rows import EXECUTION_ENDED, Execution, ExecutionStatus
+from engine.store import ms_to_datetime, store
 
 EXECUTION_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CALLBACK_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,1024}")
@@ -751,10 +752,10 @@ def operation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = json.loads(json.dumps(doc))
     for key in ("StartTimestamp", "EndTimestamp"):
         if op.get(key) is not None:
-            op[key] = store.ms_to_datetime(op[key])
+            op[key] = ms_to_datetime(op[key])
     for details, key in (("StepDetails", "NextAttemptTimestamp"), ("WaitDetails", "ScheduledEndTimestamp")):
         if op.get(details, {}).get(key) is not None:
-            op[details][key] = store.ms_to_datetime(op[details][key])
+            op[details][key] = ms_to_datetime(op[details][key])
     return op
 
 

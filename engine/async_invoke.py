@@ -25,13 +25,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from engine import db, registry, store
+from engine import db, registry
 from engine.duties.loops import is_outage, through_outages
 from engine.duties.tokens import function_arn
 from engine.duties.unit import current_dispatcher, utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 from engine.invoker import HandlerLoadError, error_object, function_environment, load_function_handler
 from engine.sql import Q
+from engine.store import store
 
 log = logging.getLogger(__name__)
 

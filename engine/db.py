@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -207,9 +207,36 @@ def load_json(data: bytes | str) -> Any:
     return _json_loads(data)
 
 
+class ConnectionSource(Protocol):
+    """Where connections come from when PostgreSQL is not in use: the memory store's (unit tests)."""
+
+    def connection(self) -> AbstractContextManager[Any]: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+
+_source: ConnectionSource | None = None
+
+
+def use_source(source: ConnectionSource | None) -> None:
+    """Hand out ``source``'s connections instead of the pool's (None: the pool's again). Called by
+    ``engine.store.memory.install`` together with the switch of store."""
+    global _source
+    _source = source
+
+
+def connection() -> AbstractContextManager[Conn]:
+    """A connection of the store in use, in autocommit: each statement is its own transaction."""
+    return pool().connection() if _source is None else _source.connection()
+
+
 @contextmanager
 def transaction() -> Iterator[Conn]:
     """Yield a connection inside one transaction; commit on success, roll back on error."""
+    if _source is not None:
+        with _source.transaction() as conn:
+            yield conn
+        return
     with pool().connection() as conn, conn.transaction():
         yield conn
 

@@ -14,11 +14,12 @@ import signal
 import socket
 from typing import Any
 
-from engine import db, journal, store
+from engine import db, journal
 from engine.duties.sweep import mark_invocation_lost
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
 from engine.sql import Q
+from engine.store import store
 
 PHASES = {"body_start", "after_body"}
 

@@ -158,7 +158,8 @@ class Journal:
         if seen == self._signal_seen != -1:
             return
         self._signal_seen = seen
-        from engine import db, store
+        from engine import db
+        from engine.store import store
 
         with db.transaction() as conn:
             for fault in store.armed_faults(conn, self.execution_id):

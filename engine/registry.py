@@ -9,11 +9,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine import db, handler_paths, runtimes, store, validation
+from engine import db, handler_paths, runtimes, validation
 from engine.duties.tokens import function_arn, function_name_of
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceConflictException, ResourceNotFoundException
 from engine.runtimes import code as function_code
+from engine.store import store
 
 # Patterns are used with fullmatch: "$" would let a trailing newline through.
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -206,7 +207,7 @@ def _store_code(conn: Any, built: dict[str, Any]) -> None:
 def get_function_row(name_or_arn: str) -> dict[str, Any]:
     name = function_name_of(name_or_arn)
     validate_function_name(name)
-    with db.pool().connection() as conn:  # one read: no transaction block (two round trips fewer per start)
+    with db.connection() as conn:  # one read: no transaction block (two round trips fewer per start)
         row = store.get_function(conn, name)
     if row is None:
         raise ResourceNotFoundException(f"Function not found: {function_arn(name)}")

@@ -22,9 +22,10 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import tuple_row
 
-from engine import db, journal, store
+from engine import db, journal
 from engine.duties.end import journal_record
 from engine.errors import ResourceNotFoundException
+from engine.store import ms_to_datetime, store
 from engine.rows import (
     EXECUTION_ENDED,
     INVOCATION_LOST,
@@ -454,7 +455,7 @@ def _failed_outcome(error: dict[str, Any] | None) -> str:
 def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, time_scale: float) -> datetime | None:
     """A wait's scheduled end, or a callback's timeout deadline (on the execution's clock)."""
     if wait_end_ms:
-        return store.ms_to_datetime(wait_end_ms)
+        return ms_to_datetime(wait_end_ms)
     if callback_started is not None:
         timeout = callback_started["callback_timeout"]
         if timeout:

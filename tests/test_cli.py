@@ -687,7 +687,8 @@ def test_invoke_of_a_handler_that_cannot_be_imported_returns_the_error_at_once(l
 
 
 def _quarantine(arn: str) -> None:
-    from engine import db, store
+    from engine import db
+    from engine.store import store
     from engine.duties.unit import utcnow
 
     with db.pool().connection() as conn:

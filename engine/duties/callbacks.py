@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.transition import apply_service_change, write_change
 from engine.duties.unit import (
     ExecutionChanged,
@@ -27,12 +27,13 @@ from engine.errors import (
     ResourceNotFoundException,
 )
 from engine.machine import Clock
+from engine.store import store
 
 
 def _open_callback(callback_id: str) -> tuple[dict[str, Any], dict[str, Any], int | None]:
     """The callback's execution (read without a lock), its operation, and its function's timeout;
     refused if the callback is over."""
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         execution = store.execution_by_callback(conn, callback_id)
     if execution is None:
         raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
@@ -114,7 +115,7 @@ def complete_plain_invoke(execution_id: int, op_id: str, *, result: str | None, 
 def _complete_plain_invoke(
     execution_id: int, op_id: str, result: str | None, error: dict[str, Any] | None, _attempt: int
 ) -> None:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen = store.execution_by_id(conn, execution_id)
         op = store.load_ops(conn, execution_id, [op_id]).get(op_id) if seen is not None else None
     if seen is None or seen["status"] != "RUNNING" or op is None or op["Status"] != "STARTED":

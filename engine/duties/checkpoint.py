@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.pause import settle_pause
 from engine.duties.timers import fire_due_timers_in
 from engine.duties.tokens import make_token, mint_callback_id, parse_token, token_parts
@@ -33,6 +33,7 @@ from engine.errors import (
     InvalidCheckpointTokenError,
 )
 from engine.machine import Clock, Transition
+from engine.store import store
 
 
 @dataclass
@@ -127,7 +128,7 @@ def _cached_snapshot(
 
 
 def _read_snapshot(arn: str, updates: list[dict[str, Any]], now: datetime) -> CheckpointSnapshot:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         row = store.read_checkpoint_snapshot(conn, arn, sorted(_referenced(updates)), now)
     if row is None:
         raise InvalidCheckpointTokenError("Invalid checkpoint token")
@@ -145,7 +146,7 @@ def _checkpoint_in_one_statement(
     guard = {key: seen[key] for key in ("token_seq", "op_seq", "event_seq")}
     execution = dict(seen, token_seq=seen["token_seq"] + 1)
     add_to_counters(execution, checkpoints=1, updates=updates)
-    with db.pool().connection() as conn:  # one statement: its own transaction
+    with db.connection() as conn:  # one statement: its own transaction
         written, timers_due = write_change(
             conn, execution, change, now, invocation_seq=execution["invocation_seq"], mark_seen=True, guard=guard
         )

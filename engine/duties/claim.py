@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.checkpoint import CheckpointCache
 from engine.duties.finish import finish_execution
 from engine.duties.tokens import make_token
 from engine.duties.unit import ExecutionChanged, guarded_unit_of_work, optimistically, save_execution, utcnow
+from engine.store import store
 
 LEASE_GRACE = timedelta(seconds=2)
 
@@ -66,7 +67,7 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
         "pid": os.getpid(),
         "generation": generation,
     }
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         row = store.claim_invocation(conn, values)
         if row is None:
             _claim_refused(store.unclaimed_execution(conn, execution_id, generation))

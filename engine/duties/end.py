@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from engine import db, journal, machine, store
+from engine import db, journal, machine
 from engine.duties.checkpoint import CheckpointCache
 from engine.duties.claim import Ticket
 from engine.duties.finish import closed_execution_op, execution_op_id, finish_execution
@@ -36,6 +36,7 @@ from engine.duties.unit import (
 )
 from engine.machine import Clock, Transition
 from engine.rows import HandlerStatus, InvocationOutcome
+from engine.store import store
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _end(
     common ones, else from one read, in a transaction opened by the guarded UPDATE."""
     if attempt == 0 and _complete_from_cache(ticket, output, raised, entries):
         return
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, ticket.execution_id, ticket.seq)
     assert seen is not None
     if invocation is None or invocation["ended_at"] is not None:

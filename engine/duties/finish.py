@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine import machine, store
+from engine import machine
 from engine.duties.transition import apply_service_change
 from engine.duties.unit import ExecutionChanged, UnitOfWork, save_execution
 from engine.machine import Clock
+from engine.store import store
 
 
 def finish_execution(

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from engine import db, store
+from engine import db
 from engine.duties.unit import ExecutionContended, utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
+from engine.store import store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,7 +104,7 @@ def _failed(kind: str, execution_id: int, exc: Exception) -> None:
     error = "".join(traceback.format_exception(exc)[-3:])[-4000:]
     note = {"loop": kind, "failures": failures, "first_failed_at": first.isoformat(), "error": error}
     try:
-        with db.pool().connection() as conn:
+        with db.connection() as conn:
             store.quarantine(conn, execution_id, note, utcnow())
     except Exception:  # not recorded: counted again from zero, and tried again
         log.exception("could not quarantine execution %s", execution_id)
@@ -117,7 +118,7 @@ def release_quarantine(arn: str) -> dict[str, Any]:
     Only the quarantine is cleared (and this process's failure counts for it): the execution's
     state is as the loops left it. Return the quarantine note it had.
     """
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         released = store.release_quarantine(conn, arn)
         if released is None:
             if store.execution_by_arn(conn, arn) is None:

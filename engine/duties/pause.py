@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.finish import execution_op_id
 from engine.duties.unit import (
     UnitOfWork,
@@ -34,6 +34,7 @@ from engine.duties.unit import (
     utcnow,
 )
 from engine.errors import ResourceConflictException, ResourceNotFoundException
+from engine.store import store
 
 # AWS: "An execution with a paused timeout still times out 366 days after it started."
 PAUSED_TIMEOUT_CAP = timedelta(days=366)
@@ -139,7 +140,7 @@ def _delete(arn: str, _attempt: int) -> datetime:
 
 
 def _read(arn: str) -> dict[str, Any]:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen = store.execution_by_arn(conn, arn)
     if seen is None:
         raise ResourceNotFoundException(f"Durable execution not found: {arn}")

@@ -6,9 +6,10 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from engine import machine, store
+from engine import machine
 from engine.duties.finish import finish_execution
 from engine.duties.unit import UnitOfWork, request_invoke
+from engine.store import store
 
 DEFAULT_INVOCATION_RETRY = {
     "ImmediateRetries": 3,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from engine import machine, store
+from engine import machine
 from engine.db import Conn
 from engine.duties.tokens import execution_arn
 from engine.duties.unit import ExecutionChanged, UnitOfWork, optimistically, unit_of_work
@@ -21,6 +21,7 @@ from engine.errors import (
     DurableExecutionAlreadyStartedException,
 )
 from engine.machine import Clock
+from engine.store import store
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.finish import finish_execution
 from engine.duties.unit import guarded_unit_of_work, optimistically, save_execution
 from engine.errors import (
     InvalidParameterValueException,
     ResourceNotFoundException,
 )
+from engine.store import store
 
 
 def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
@@ -21,7 +22,7 @@ def stop_execution(arn: str, error: dict[str, Any] | None) -> datetime:
 
 
 def _stop(arn: str, error: dict[str, Any] | None, _attempt: int) -> datetime:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen = store.execution_by_arn(conn, arn)
     if seen is None:
         raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from engine import db, journal, store
+from engine import db, journal
 from engine.duties import unit
 from engine.duties.claim import LEASE_GRACE
 from engine.duties.end import apply_pending_finish, close_invocation, unstorable_journal_entry
@@ -27,6 +27,7 @@ from engine.duties.unit import (
     timeout_seconds,
     utcnow,
 )
+from engine.store import store
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def mark_process_lost(execution_id: int, pid: int) -> int:
     killed, timed out or crashed. The scheduler's liveness check remains the backstop (a whole
     worker lost, another host's worker).
     """
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seq = store.invocation_run_by(conn, execution_id, socket.gethostname(), pid)
     return 0 if seq is None else _record_lost(execution_id, seq, "crashed")
 
@@ -113,7 +114,7 @@ def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[d
 def _record_lost_once(
     execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, _attempt: int
 ) -> int:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
         if seen is None or invocation is None or invocation["ended_at"] is not None:
             return 0
@@ -149,7 +150,7 @@ def redispatch_stranded(limit: int = 100, now: datetime | None = None) -> int:
     how many were sent. Each waiting invocation has at most one message presumed in flight: a
     slow queue is not flooded. A message carries its generation; the worker drops one that a
     newer message for the same invocation has superseded."""
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         rows = store.presumed_lost(conn, now or utcnow(), REDISPATCH_AFTER, REDISPATCH_BACKSTOP, limit)
     return sum(guarded("redispatch", row["id"], partial(_redispatch, row["id"])) for row in rows)
 
@@ -158,7 +159,7 @@ def _redispatch(execution_id: int) -> int:
     dispatcher = unit.current_dispatcher()
     if dispatcher is None:
         return 0
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         marked = store.mark_redispatched(conn, execution_id, utcnow())
     if marked is None:
         return 0

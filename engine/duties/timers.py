@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from engine import db, machine, store
+from engine import db, machine
 from engine.duties.finish import finish_execution
 from engine.duties.loops import guarded
 from engine.duties.transition import apply_service_change
 from engine.duties.unit import UnitOfWork, guarded_unit_of_work, optimistically, request_invoke, save_execution, utcnow
 from engine.machine import Clock
+from engine.store import store
 
 REASON_BY_TIMER = {
     "wait": "wait_elapsed",
@@ -32,7 +33,7 @@ def fire_due_timers(limit: int = 200, running_grace: timedelta | None = None) ->
     ``running_grace`` (the scheduler's) leaves a running invocation's own timers to it for that
     long: it fires them at its next checkpoint or at its end (``complete_invocation``).
     """
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         execution_ids = store.due_timer_executions(conn, utcnow(), limit, running_grace)
     return sum(
         guarded("timers", execution_id, partial(_fire_timers_of, execution_id)) for execution_id in execution_ids
@@ -44,7 +45,7 @@ def _fire_timers_of(execution_id: int) -> int:
 
 
 def _fire_timers(execution_id: int, _attempt: int) -> int:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         seen = store.execution_by_id(conn, execution_id)
     if seen is None:
         return 1
@@ -86,5 +87,5 @@ def _fire_timer(work: UnitOfWork, execution: dict[str, Any], kind: str, op_id: s
 
 
 def next_timer_due(running_grace: timedelta | None = None) -> datetime | None:
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         return store.next_timer_due(conn, utcnow(), running_grace)

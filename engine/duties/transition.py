@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine import machine, store
+from engine import machine
 from engine.db import Conn
 from engine.duties.start import StartRequest, start_execution_txn
 from engine.duties.tokens import function_name_of
 from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
 from engine.machine import Clock, Transition
+from engine.store import store
 
 
 def apply_transition(

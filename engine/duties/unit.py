@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from engine import db, journal, store
+from engine import db, journal
 from engine.db import Conn
 from engine.errors import (
     ResourceConflictException,
 )
+from engine.store import store
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def utcnow() -> datetime:
+def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+# What the duties take for "now": the wall clock, or a test's fake clock (engine.store.memory).
+_clock: Callable[[], datetime] = _wall_clock
+
+
+def utcnow() -> datetime:
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> Callable[[], datetime]:
+    """Make ``clock`` what the duties read as now (None: the wall clock); return the one replaced."""
+    global _clock
+    previous, _clock = _clock, clock or _wall_clock
+    return previous
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ def unit_of_work(now: datetime | None = None, *, transaction: bool = True) -> It
 
     ``transaction=False`` is for work done in a single statement, which autocommits on its own.
     """
-    with db.transaction() if transaction else db.pool().connection() as conn:
+    with db.transaction() if transaction else db.connection() as conn:
         work = UnitOfWork(conn, now or utcnow())
         yield work
     try:
@@ -153,7 +169,7 @@ def _send_invokes(dispatcher: Dispatcher, dispatch: dict[int, float]) -> None:
 
 def mark_undispatched(execution_ids: list[int]) -> None:
     try:
-        with db.pool().connection() as conn:
+        with db.connection() as conn:
             store.mark_undispatched(conn, execution_ids)
     except Exception:  # the re-dispatcher's backstop sends them anyway
         log.exception("could not mark executions %s as not dispatched", execution_ids)

@@ -19,9 +19,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from engine import db, store
+from engine import db
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException
+from engine.store import store
 
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024  # Lambda's limit for a direct upload
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda's limit for the unpacked code
@@ -108,7 +109,7 @@ def unpacked(sha256: str) -> Path:
     target = code_root() / sha256
     if target.is_dir():
         return target
-    with db.pool().connection() as conn:
+    with db.connection() as conn:
         data = store.get_code(conn, sha256)
     if data is None:
         raise FileNotFoundError(f"code {sha256} is not stored")

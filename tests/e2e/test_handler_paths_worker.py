@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine import db, registry, store
+from engine import db, registry
+from engine.store import store
 from tests.conftest import HANDLER_DIR, TEMP_DIR, Stack
 
 DURABLE = {"Timeout": 10, "DurableConfig": {"ExecutionTimeout": 60, "RetentionPeriodInDays": 1}}

@@ -119,7 +119,8 @@ def test_redelivered_messages_never_run_two_invocations_at_once(lam, function):
 
 
 def _execution_id(arn):
-    from engine import db, store
+    from engine import db
+    from engine.store import store
 
     with db.transaction() as conn:
         return store.execution_by_arn(conn, arn)["id"]

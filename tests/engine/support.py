@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import engine
-from engine import db, invoker, store
+from engine import db, invoker
+from engine.store import store
 from engine.duties.unit import PlainCall
 from tests.conftest import wait_until
 

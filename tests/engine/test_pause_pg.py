@@ -19,7 +19,7 @@ from engine.duties.end import complete_invocation
 from engine.duties.pause import PAUSED_TIMEOUT_CAP
 from engine.duties.sweep import mark_invocation_lost
 from engine.errors import InvalidCheckpointTokenError, ResourceConflictException, ResourceNotFoundException
-from engine.store import RETAINED_TABLES
+from engine.store.postgres import RETAINED_TABLES
 from tests.conftest import Stack, wait_until
 from tests.engine.support import (
     Recorder,

@@ -50,11 +50,12 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 import engine
-from engine import invoker, machine, speedups, store
+from engine import invoker, machine, speedups
 from engine.duties.claim import Ticket, claim_invocation
 from engine.duties.stop import stop_execution
 from engine.duties.sweep import mark_invocation_lost
 from engine.errors import InvalidParameterValueException
+from engine.store import ms_to_datetime
 from tests.conftest import wait_until
 from tests.engine import support
 from tests.engine.support import (
@@ -344,7 +345,7 @@ def test_machine_docs_round_trip_through_the_sdk_operation(doc: Doc) -> None:
     assert op.operation_id == doc["Id"]
     assert op.operation_type is OperationType(doc["Type"])
     assert op.status is OperationStatus(doc["Status"])
-    assert op.start_timestamp == store.ms_to_datetime(doc["StartTimestamp"])
+    assert op.start_timestamp == ms_to_datetime(doc["StartTimestamp"])
     assert op.start_timestamp is not None and op.start_timestamp.tzinfo is not None
     assert normalized(op.to_json_dict()) == normalized(doc)
 

@@ -22,7 +22,8 @@ import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 
 import engine
-from engine import db, journal, machine, store
+from engine import db, journal, machine
+from engine.store import store
 from engine.duties.callbacks import complete_callback
 from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
 from engine.duties.claim import LEASE_GRACE, Ticket, claim_invocation

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine import db, store
+from engine import db
+from engine.store import store
 from engine.sql import Q
 
 # The statement before the rewrite, verbatim: the oracle the new one must agree with.

@@ -1,11 +1,10 @@
-"""The engine tables, read and written through the named queries of ``engine/sql/``. Every
+"""The PostgreSQL store: the engine tables, read and written through the named queries of ``engine/sql/``. Every
 function runs inside the caller's transaction (``conn``); Python here only shapes parameters and
 rows, and the statements themselves, with the reasons for their shapes, are in the ``.sql`` files."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,21 +16,13 @@ from engine.db import Conn
 from engine.machine import PENDING_STATUSES
 from engine.rows import Execution
 from engine.sql import Q
-
-# The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
-# later than that from now is fired on time without a NOTIFY to wake it.
-SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
-
-# Timers a running invocation fires itself, at its next checkpoint or at its end (see
-# ``due_timer_executions``); the execution's own deadline and recovery re-invocations are not.
-# The statements in engine/sql/ spell this list as a constant (tests/engine/test_sql.py keeps
-# them equal).
-OWN_TIMER_KINDS = ("wait", "retry", "callback_timeout", "callback_heartbeat")
-
-
-def ms_to_datetime(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms is not None else None
-
+from engine.store.records import (
+    GUARDED_COLUMNS,
+    SCHEDULER_LOOKS_EVERY,
+    Sequences,
+    numbered,
+    op_record,
+)
 
 # --- functions --------------------------------------------------------------------------------
 
@@ -80,7 +71,7 @@ def insert_started_execution(
     One statement is one round trip and, on an autocommit connection, one transaction: a start
     costs what the bare INSERT + COMMIT it must pay anyway costs, plus the JSON.
     """
-    record = _op_record(1, op)
+    record = op_record(1, op)
     return conn.execute(
         Q.insert_started_execution,
         {
@@ -366,71 +357,6 @@ def end_invocation(
 # --- the checkpoint fast path: one read and one write statement -----------------------------
 
 
-@dataclass(frozen=True)
-class Sequences:
-    """An execution's touch, event and seen sequence numbers once a write has numbered its
-    operations and events. The store only returns them: the duty that owns the execution row
-    copies them into it (``execution.update(sequences.columns())``)."""
-
-    op_seq: int
-    event_seq: int
-    seen_seq: int
-
-    def columns(self) -> dict[str, int]:
-        return {"op_seq": self.op_seq, "event_seq": self.event_seq, "seen_seq": self.seen_seq}
-
-
-def _numbered(
-    execution: Mapping[str, Any],
-    ops: Iterable[dict[str, Any]],
-    events: Iterable[tuple[dict[str, Any], int | None]],
-    *,
-    mark_seen: bool,
-    unseen_ops: Iterable[dict[str, Any]] = (),
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sequences]:
-    """The rows to write for ``ops`` and ``events`` (each with the invocation that recorded it),
-    numbered after the execution's current sequences, and the sequences that follow. With
-    ``mark_seen`` the handler has seen every operation but ``unseen_ops``, numbered last."""
-    op_seq, event_seq = execution["op_seq"], execution["event_seq"]
-    op_records = [_op_record(op_seq := op_seq + 1, op) for op in ops]
-    event_records = [_event_record(event_seq := event_seq + 1, event, inv) for event, inv in events]
-    seen_seq = op_seq if mark_seen else execution["seen_seq"]
-    op_records += [_op_record(op_seq := op_seq + 1, op) for op in unseen_ops]
-    return op_records, event_records, Sequences(op_seq, event_seq, seen_seq)
-
-
-def _op_record(seq: int, op: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "op_id": op["Id"],
-        "seq": seq,
-        "parent_id": op.get("ParentId"),
-        "name": op.get("Name"),
-        "type": op["Type"],
-        "sub_type": op.get("SubType"),
-        "status": op["Status"],
-        "attempt": (op.get("StepDetails") or {}).get("Attempt", 0),
-        "started_at": _iso_ms(op.get("StartTimestamp")),
-        "ended_at": _iso_ms(op.get("EndTimestamp")),
-        "callback_id": (op.get("CallbackDetails") or {}).get("CallbackId"),
-        "doc": op,
-    }
-
-
-def _event_record(event_id: int, event: dict[str, Any], invocation_seq: int | None) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "event_type": event["EventType"],
-        "op_id": event.get("Id"),
-        "inv": invocation_seq,
-        "doc": event,
-    }
-
-
-def _iso_ms(ms: int | None) -> str | None:
-    moment = ms_to_datetime(ms)
-    return moment.isoformat() if moment else None
-
-
 def write_transition(
     conn: Conn,
     execution: Mapping[str, Any],
@@ -460,7 +386,7 @@ def write_transition(
     them, and the execution is marked to be invoked for that reason (dispatched now unless an
     invocation is running). Return (the new sequences, written, some timer of the execution is due).
     """
-    op_records, event_records, sequences = _numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
+    op_records, event_records, sequences = numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
         Q.write_transition_waking
@@ -512,7 +438,7 @@ def end_invocation_guarded(
     timeout now, for the dispatch that ``wake`` asks for); and the execution's new sequences
     (``execution`` is left as it is).
     """
-    op_records, event_records, sequences = _numbered(
+    op_records, event_records, sequences = numbered(
         execution, ending["ops"], ending["events"], mark_seen=True, unseen_ops=ending["fired"]
     )
     runs, logs = journal
@@ -553,23 +479,10 @@ def lock_if_unchanged(conn: Conn, seen: Mapping[str, Any]) -> dict[str, Any] | N
     """Open a duty's transaction: lock the execution row only if it is still as the duty's
     snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
     written) if another writer changed it in between, so the duty reads again and retries."""
-    guard = {key: seen[key] for key in _GUARDED_COLUMNS}
+    guard = {key: seen[key] for key in GUARDED_COLUMNS}
     return conn.execute(
         Q.lock_if_unchanged, {**guard, "no_pending_finish": seen.get("pending_finish") is None}
     ).fetchone()
-
-
-_GUARDED_COLUMNS = (
-    "id",
-    "status",
-    "token_seq",
-    "op_seq",
-    "event_seq",
-    "invocation_seq",
-    "running",
-    "needs_invoke",
-    "pause_state",
-)
 
 
 def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
