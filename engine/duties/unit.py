@@ -18,10 +18,10 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from engine import db, journal
+from engine import clock, db, journal
 from engine.db import Conn
 from engine.errors import (
     ResourceConflictException,
@@ -34,23 +34,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-# What the duties take for "now": the wall clock, or a test's fake clock (engine.store.memory).
-_clock: Callable[[], datetime] = _wall_clock
-
-
 def utcnow() -> datetime:
-    return _clock()
-
-
-def set_clock(clock: Callable[[], datetime] | None) -> Callable[[], datetime]:
-    """Make ``clock`` what the duties read as now (None: the wall clock); return the one replaced."""
-    global _clock
-    previous, _clock = _clock, clock or _wall_clock
-    return previous
+    """Now, by the engine's clock (``engine.clock``: a test may have put a fake one in)."""
+    return clock.now()
 
 
 @dataclass(frozen=True)

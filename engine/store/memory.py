@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import db
+from engine import clock, db
 from engine.machine import PENDING_STATUSES
 from engine.rows import Execution
 from engine.store import records, use
@@ -879,19 +879,15 @@ class Installed:
 def install(database: MemoryDatabase | None = None) -> Installed:
     """Run the engine on a memory database (a new one unless given) until ``uninstall``: the store,
     the connections (``engine.db.connection`` / ``transaction``) and the duties' clock."""
-    from engine.duties import unit
-
     database = database or MemoryDatabase()
     memory = MemoryStore()
     use(memory)
     db.use_source(database)
-    previous_clock = unit.set_clock(database.clock.now)
+    previous_clock = clock.set_clock(database.clock.now)
     return Installed(database, memory, previous_clock)
 
 
 def uninstall(installed: Installed) -> None:
-    from engine.duties import unit
-
     use(None)
     db.use_source(None)
-    unit.set_clock(installed.previous_clock)
+    clock.set_clock(installed.previous_clock)

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine import speedups
-from engine.duties import unit
+from engine import clock, speedups
 from engine.duties.unit import current_dispatcher, set_dispatcher
 from engine.store import memory
 from unit_tests.scenarios import SCENARIOS, START, Driver, InlineDispatcher, record
@@ -31,14 +30,14 @@ def inline() -> Iterator[InlineDispatcher]:
         set_dispatcher(saved)
 
 
-def _run(scenario: str, dispatcher: InlineDispatcher, clock: memory.FakeClock, suffix: str) -> dict[str, Any]:
-    saved_clock = unit.set_clock(clock.now)
+def _run(scenario: str, dispatcher: InlineDispatcher, fake: memory.FakeClock, suffix: str) -> dict[str, Any]:
+    saved_clock = clock.set_clock(fake.now)
     try:
-        arn = SCENARIOS[scenario](Driver(dispatcher, clock, suffix=suffix))
+        arn = SCENARIOS[scenario](Driver(dispatcher, fake, suffix=suffix))
         assert not dispatcher.owed, "the scenario left invocations unrun"
         return record(arn)
     finally:
-        unit.set_clock(saved_clock)
+        clock.set_clock(saved_clock)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
