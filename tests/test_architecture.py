@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine adapters", ("engine.contrib", "engine.celery_tasks")),
     ("project apps", ("durable_site", "executions", "accesskeys", "lab", "demos", "wire")),
     ("bench", ("bench",)),
-    ("tests", ("tests",)),
+    ("tests", ("tests", "unit_tests")),
 ]
 LAYER_ORDER = " < ".join(name for name, _ in LAYERS)
 
