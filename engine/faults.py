@@ -38,9 +38,9 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
     with db.transaction() as conn:
         execution = _locked_execution(conn, arn)
         invocation = store.get_invocation(conn, execution["id"], execution["invocation_seq"])
-        if not execution["running"] or invocation is None or invocation["ended_at"] is not None:
+        if not execution["running"] or invocation is None or invocation.ended_at is not None:
             raise InvalidParameterValueException("No invocation of this execution is running right now.")
-        if invocation["worker"] != socket.gethostname() or not invocation["pid"]:
+        if invocation.worker != socket.gethostname() or not invocation.pid:
             raise InvalidParameterValueException(
                 "The running invocation is on another host; it cannot be killed from here."
             )
@@ -50,13 +50,13 @@ def kill_now(arn: str, user: str = "") -> dict[str, Any]:
                 "execution_id": execution["id"],
                 "now": utcnow(),
                 "user": user,
-                "invocation_seq": invocation["seq"],
+                "invocation_seq": invocation.seq,
             },
         ).fetchone()
     # If it ended on its own meanwhile, the invocation's own completion and the sweeper sort it out.
     with contextlib.suppress(ProcessLookupError):
-        os.kill(invocation["pid"], signal.SIGKILL)
-    mark_invocation_lost(execution["id"], invocation["seq"], "killed")
+        os.kill(invocation.pid, signal.SIGKILL)
+    mark_invocation_lost(execution["id"], invocation.seq, "killed")
     assert fault is not None  # INSERT ... RETURNING
     return dict(fault)
 

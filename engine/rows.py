@@ -153,3 +153,34 @@ class Execution:
     def reported_status(self) -> str:
         """The status AWS shows: a running execution's pause state (PAUSING, PAUSED) if it has one."""
         return self.pause_state or self.status
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """An invocation row (``durable_invocation``): one run of the handler, from its claim to its
+    end. ``outcome`` is None while it runs; ``worker`` and ``pid`` say where."""
+
+    id: int
+    execution_id: int
+    seq: int
+    request_id: str
+    reason: str  # why it was invoked: start, wait_elapsed, retry_due, callback, recovery, ...
+    started_at: datetime
+    ended_at: datetime | None
+    deadline: datetime  # started_at + the function's Timeout
+    outcome: str | None  # an InvocationOutcome once it ended
+    error: dict[str, Any] | None
+    worker: str
+    pid: int | None
+    dispatched_at: datetime | None  # when the message that started it was sent
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """A timer taken off ``durable_timer`` to be fired: ``kind`` is wait, retry, callback_timeout,
+    callback_heartbeat, reinvoke or execution_timeout; ``op_id`` is "" for the execution's own."""
+
+    execution_id: int
+    kind: str
+    op_id: str
+    due_at: datetime

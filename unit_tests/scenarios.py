@@ -21,6 +21,7 @@ import engine
 from engine import invoker
 from engine.duties.timers import fire_due_timers
 from engine.duties.unit import PlainCall
+from engine.rows import Invocation
 from engine.store import store
 from engine.store.memory import FakeClock
 
@@ -234,6 +235,12 @@ def _anonymous(value: Any, names: dict[str, str]) -> Any:
     return json.loads(text)
 
 
+def _invocation_record(invocation: Invocation) -> dict[str, Any]:
+    """What two runs of a scenario share (not the row id, the worker's host and pid or the request id)."""
+    kept = ("seq", "reason", "started_at", "ended_at", "deadline", "outcome", "error", "dispatched_at")
+    return {key: getattr(invocation, key) for key in kept}
+
+
 def record(arn: str) -> dict[str, Any]:
     """The execution row, its operations, history, invocations and timers, made comparable."""
     from engine import db
@@ -257,12 +264,7 @@ def record(arn: str) -> dict[str, Any]:
             "execution": {key: row[key] for key in EXECUTION_FIELDS},
             "operations": list(ops.values()),
             "events": [{"id": e["event_id"], "at": e["timestamp"], "doc": e["doc"]} for e in events],
-            "invocations": [
-                None
-                if i is None
-                else {k: i[k] for k in ("seq", "reason", "started_at", "ended_at", "deadline", "outcome", "error")}
-                for i in invocations
-            ],
+            "invocations": [None if i is None else _invocation_record(i) for i in invocations],
             "execution_timeout_due": deadline,
         },
         names,

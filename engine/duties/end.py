@@ -35,7 +35,7 @@ from engine.duties.unit import (
     utcnow,
 )
 from engine.machine import Clock, Transition
-from engine.rows import HandlerStatus, InvocationOutcome
+from engine.rows import HandlerStatus, Invocation, InvocationOutcome
 from engine.store import store
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _end(
     with db.connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, ticket.execution_id, ticket.seq)
     assert seen is not None
-    if invocation is None or invocation["ended_at"] is not None:
+    if invocation is None or invocation.ended_at is not None:
         return  # already recorded as lost by the sweeper: this invocation is fenced
     with guarded_unit_of_work(seen) as (work, execution):
         known_ops = _known_ops(ticket.cache, execution)
@@ -248,30 +248,30 @@ def _handler_finish(outcome: str, output: dict[str, Any] | None, error: dict[str
 def close_invocation(
     work: UnitOfWork,
     execution: dict[str, Any],
-    invocation: dict[str, Any],
+    invocation: Invocation,
     outcome: str,
     error: dict[str, Any] | None,
     entries: list[dict[str, Any]],
 ) -> None:
     """Write InvocationCompleted, the invocation's outcome and its journal in one statement, and
     release the lease; a new token sequence fences the old one."""
-    event = _invocation_completed(invocation["started_at"], work.now, invocation["request_id"], error)
+    event = _invocation_completed(invocation.started_at, work.now, invocation.request_id, error)
     record = journal_record(entries)
     if record.body_runs:
         add_to_counters(execution, body_runs=len(record.body_runs))
     for fault_id, at in record.fired_faults:
-        store.mark_fault_fired(work.conn, fault_id, at, invocation["seq"])
+        store.mark_fault_fired(work.conn, fault_id, at, invocation.seq)
     execution["event_seq"] += 1
     store.end_invocation(
         work.conn,
         execution["id"],
-        invocation["seq"],
+        invocation.seq,
         {"event_id": execution["event_seq"], "event": event, "now": work.now, "outcome": outcome, "error": error},
         record.body_runs,
         record.log_lines,
     )
-    work.journals_done.append(invocation["request_id"])
-    if execution["invocation_seq"] == invocation["seq"]:
+    work.journals_done.append(invocation.request_id)
+    if execution["invocation_seq"] == invocation.seq:
         execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
 
 

@@ -70,12 +70,13 @@ def recover_lost_invocations(limit: int = 200) -> int:
     with db.transaction() as conn:
         running = store.running_invocations(conn, now, limit)
     recovered = 0
-    for row in running:
-        timed_out = now >= row["deadline"] + LEASE_GRACE
-        crashed = row["worker"] == host and not _pid_alive(row["pid"])
+    for invocation in running:
+        timed_out = now >= invocation.deadline + LEASE_GRACE
+        crashed = invocation.worker == host and not _pid_alive(invocation.pid)
         if timed_out or crashed:
             outcome = "timed_out" if timed_out and not crashed else "crashed"
-            recovered += guarded("recovery", row["id"], partial(_record_lost, row["id"], row["seq"], outcome))
+            record = partial(_record_lost, invocation.execution_id, invocation.seq, outcome)
+            recovered += guarded("recovery", invocation.execution_id, record)
     return recovered
 
 
@@ -116,18 +117,18 @@ def _record_lost_once(
 ) -> int:
     with db.connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
-        if seen is None or invocation is None or invocation["ended_at"] is not None:
+        if seen is None or invocation is None or invocation.ended_at is not None:
             return 0
         # The worker's parent may see the SIGKILL of "kill now" before kill_now records it.
         if outcome == "crashed" and store.killed_now(conn, execution_id, seq):
             outcome = "killed"
     if entries is None:
-        entries = journal.read_entries(invocation["request_id"])
+        entries = journal.read_entries(invocation.request_id)
     with guarded_unit_of_work(seen) as (work, execution):
         kinds = {entry.get("t") for entry in entries}
         if "fault" in kinds:
             outcome = "killed"
-        elif "timeout" in kinds or (outcome == "crashed" and work.now >= invocation["deadline"]):
+        elif "timeout" in kinds or (outcome == "crashed" and work.now >= invocation.deadline):
             outcome = "timed_out"
         error = LOST_ERRORS[outcome]
         close_invocation(work, execution, invocation, outcome, dict(error), entries)

@@ -59,7 +59,7 @@ def fire_due_timers_in(work: UnitOfWork, execution: dict[str, Any]) -> None:
     for timer in store.take_due_timers(work.conn, work.now, 1000, execution["id"]):
         if execution["status"] != "RUNNING":
             continue
-        _fire_timer(work, execution, timer["kind"], timer["op_id"])
+        _fire_timer(work, execution, timer.kind, timer.op_id)
 
 
 def _fire_timer(work: UnitOfWork, execution: dict[str, Any], kind: str, op_id: str) -> None:

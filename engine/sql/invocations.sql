@@ -65,17 +65,22 @@ SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.erro
 FROM durable_execution e WHERE e.id = %(execution_id)s
 
 -- name: get_invocation
-SELECT * FROM durable_invocation WHERE execution_id = %(execution_id)s AND seq = %(seq)s
+SELECT id, execution_id, seq, request_id, reason, started_at, ended_at, deadline, outcome, error, worker, pid,
+    dispatched_at
+FROM durable_invocation WHERE execution_id = %(execution_id)s AND seq = %(seq)s
 
 -- name: execution_with_invocation
 -- The execution and one of its invocations in one round trip, without a lock; the invocation's
--- columns come prefixed inv_ and inv_found tells a missing invocation from NULL columns.
+-- columns come prefixed inv_ (engine.rows.Invocation's fields) and inv_found tells a missing
+-- invocation from NULL columns.
 SELECT e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at, e.ended_at,
     e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq, e.token_seq,
     e.running, e.lease_until, e.needs_invoke, e.invoke_reason, e.dispatched_at, e.consecutive_failures,
     e.op_seq, e.seen_seq, e.event_seq, e.parent_arn, e.parent_op_id, e.counters, e.pending_finish, e.pause_state, e.pause,
-    i.id IS NOT NULL AS inv_found, i.seq AS inv_seq, i.request_id AS inv_request_id,
-    i.started_at AS inv_started_at, i.ended_at AS inv_ended_at, i.deadline AS inv_deadline
+    i.id IS NOT NULL AS inv_found, i.id AS inv_id, i.execution_id AS inv_execution_id, i.seq AS inv_seq,
+    i.request_id AS inv_request_id, i.reason AS inv_reason, i.started_at AS inv_started_at,
+    i.ended_at AS inv_ended_at, i.deadline AS inv_deadline, i.outcome AS inv_outcome, i.error AS inv_error,
+    i.worker AS inv_worker, i.pid AS inv_pid, i.dispatched_at AS inv_dispatched_at
 FROM durable_execution e LEFT JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = %(seq)s
 WHERE e.id = %(execution_id)s
 
@@ -89,8 +94,9 @@ ORDER BY seq DESC LIMIT 1
 -- name: running_invocations
 -- The sweeper's round: running invocations, the lease nearest its end first; quarantined
 -- executions are left alone.
-SELECT e.id, i.seq, i.worker, i.pid, i.deadline FROM durable_execution e
-JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
+SELECT i.id, i.execution_id, i.seq, i.request_id, i.reason, i.started_at, i.ended_at, i.deadline, i.outcome,
+    i.error, i.worker, i.pid, i.dispatched_at
+FROM durable_execution e JOIN durable_invocation i ON i.execution_id = e.id AND i.seq = e.invocation_seq
 WHERE e.running AND e.quarantined_at IS NULL ORDER BY e.lease_until LIMIT %(limit)s
 
 -- name: end_invocation

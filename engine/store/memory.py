@@ -26,7 +26,7 @@ from typing import Any
 
 from engine import clock, db
 from engine.machine import PENDING_STATUSES
-from engine.rows import Execution
+from engine.rows import DueTimer, Execution, Invocation
 from engine.store import records, use
 from engine.store.records import OWN_TIMER_KINDS, SCHEDULER_LOOKS_EVERY, Sequences, numbered, op_record
 
@@ -131,6 +131,10 @@ def _copy(row: Mapping[str, Any] | None) -> Row | None:
 
 def _execution(row: Mapping[str, Any]) -> Row:
     return {key: copy.deepcopy(row[key]) for key in EXECUTION_COLUMNS}
+
+
+def _invocation(row: Mapping[str, Any]) -> Invocation:
+    return Invocation(**{field.name: copy.deepcopy(row[field.name]) for field in fields(Invocation)})
 
 
 def _moment(value: datetime | str | None) -> datetime | None:
@@ -315,7 +319,7 @@ class MemoryStore:
 
     def take_due_timers(
         self, conn: Connection, now: datetime, limit: int, execution_id: int | None = None
-    ) -> list[Row]:
+    ) -> list[DueTimer]:
         with conn.database.lock:
             timers = conn.database.tables.timers
             due = sorted(
@@ -325,7 +329,7 @@ class MemoryStore:
             )[:limit]
             for _, key in due:
                 del timers[key]
-            return [{"execution_id": e, "kind": kind, "op_id": op_id, "due_at": at} for at, (e, kind, op_id) in due]
+            return [DueTimer(e, kind, op_id, at) for at, (e, kind, op_id) in due]
 
     def _quarantined(self, tables: Tables, execution_id: int) -> bool:
         row = tables.executions.get(execution_id)
@@ -437,20 +441,17 @@ class MemoryStore:
             "function_found": row["function_name"] in tables.functions,
         }
 
-    def get_invocation(self, conn: Connection, execution_id: int, seq: int) -> Row | None:
-        return _copy(conn.database.tables.invocations.get((execution_id, seq)))
+    def get_invocation(self, conn: Connection, execution_id: int, seq: int) -> Invocation | None:
+        row = conn.database.tables.invocations.get((execution_id, seq))
+        return None if row is None else _invocation(row)
 
-    def execution_with_invocation(self, conn: Connection, execution_id: int, seq: int) -> tuple[Row | None, Row | None]:
-        tables = conn.database.tables
-        row = tables.executions.get(execution_id)
+    def execution_with_invocation(
+        self, conn: Connection, execution_id: int, seq: int
+    ) -> tuple[Row | None, Invocation | None]:
+        row = conn.database.tables.executions.get(execution_id)
         if row is None:
             return None, None
-        invocation = tables.invocations.get((execution_id, seq))
-        if invocation is None:
-            return _execution(row), None
-        return _execution(row), {
-            key: invocation[key] for key in ("seq", "request_id", "started_at", "ended_at", "deadline")
-        }
+        return _execution(row), self.get_invocation(conn, execution_id, seq)
 
     def killed_now(self, conn: Connection, execution_id: int, seq: int) -> bool:
         return any(
@@ -469,18 +470,14 @@ class MemoryStore:
         ]
         return max(seqs, default=None)
 
-    def running_invocations(self, conn: Connection, now: datetime, limit: int) -> list[Row]:
+    def running_invocations(self, conn: Connection, now: datetime, limit: int) -> list[Invocation]:
         tables = conn.database.tables
         running = sorted(
             (row for row in tables.executions.values() if row["running"] and row["quarantined_at"] is None),
             key=lambda row: row["lease_until"],
         )
-        found = []
-        for row in running:
-            invocation = tables.invocations.get((row["id"], row["invocation_seq"]))
-            if invocation is not None:
-                found.append({"id": row["id"], **{k: invocation[k] for k in ("seq", "worker", "pid", "deadline")}})
-        return found[:limit]
+        keys = [(row["id"], row["invocation_seq"]) for row in running]
+        return [_invocation(tables.invocations[key]) for key in keys if key in tables.invocations][:limit]
 
     def end_invocation(
         self,

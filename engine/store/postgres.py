@@ -5,6 +5,7 @@ rows, and the statements themselves, with the reasons for their shapes, are in t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from engine.db import Conn
 from engine.machine import PENDING_STATUSES
-from engine.rows import Execution
+from engine.rows import DueTimer, Execution, Invocation
 from engine.sql import Q
 from engine.store.records import (
     GUARDED_COLUMNS,
@@ -194,11 +195,12 @@ def cancel_all_timers_and_announce_done(conn: Conn, execution_id: int, arn: str)
     conn.execute(Q.cancel_all_timers_and_announce_done, {"execution_id": execution_id, "arn": arn})
 
 
-def take_due_timers(conn: Conn, now: datetime, limit: int, execution_id: int | None = None) -> list[dict[str, Any]]:
+def take_due_timers(conn: Conn, now: datetime, limit: int, execution_id: int | None = None) -> list[DueTimer]:
     """Delete and return due timers, skipping rows another scheduler is already firing."""
     params = {"now": now, "limit": limit, "execution_id": execution_id}
     query = Q.take_due_timers if execution_id is None else Q.take_due_execution_timers
-    return conn.execute(query, params).fetchall()
+    with conn.cursor(row_factory=class_row(DueTimer)) as cursor:
+        return cursor.execute(query, params).fetchall()
 
 
 def due_timer_executions(conn: Conn, now: datetime, limit: int, running_grace: timedelta | None = None) -> list[int]:
@@ -248,8 +250,9 @@ def claim_invocation(conn: Conn, values: Mapping[str, Any]) -> dict[str, Any] | 
     return conn.execute(Q.claim_invocation, values).fetchone()
 
 
-def get_invocation(conn: Conn, execution_id: int, seq: int) -> dict[str, Any] | None:
-    return conn.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
+def get_invocation(conn: Conn, execution_id: int, seq: int) -> Invocation | None:
+    with conn.cursor(row_factory=class_row(Invocation)) as cursor:
+        return cursor.execute(Q.get_invocation, {"execution_id": execution_id, "seq": seq}).fetchone()
 
 
 def killed_now(conn: Conn, execution_id: int, seq: int) -> bool:
@@ -258,7 +261,7 @@ def killed_now(conn: Conn, execution_id: int, seq: int) -> bool:
     return bool(row and row["killed"])
 
 
-_INVOCATION_FIELDS = ("seq", "request_id", "started_at", "ended_at", "deadline")
+_INVOCATION_FIELDS = tuple(field.name for field in fields(Invocation))
 
 
 def invocation_run_by(conn: Conn, execution_id: int, worker: str, pid: int) -> int | None:
@@ -269,8 +272,9 @@ def invocation_run_by(conn: Conn, execution_id: int, worker: str, pid: int) -> i
     return None if row is None else int(row["seq"])
 
 
-def running_invocations(conn: Conn, now: datetime, limit: int) -> list[dict[str, Any]]:
-    return conn.execute(Q.running_invocations, {"limit": limit}).fetchall()
+def running_invocations(conn: Conn, now: datetime, limit: int) -> list[Invocation]:
+    with conn.cursor(row_factory=class_row(Invocation)) as cursor:
+        return cursor.execute(Q.running_invocations, {"limit": limit}).fetchall()
 
 
 def presumed_lost(conn: Conn, now: datetime, after: timedelta, backstop: timedelta, limit: int) -> list[dict[str, Any]]:
@@ -495,13 +499,13 @@ def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datet
 
 def execution_with_invocation(
     conn: Conn, execution_id: int, seq: int
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[dict[str, Any] | None, Invocation | None]:
     """The execution and one of its invocations, in one statement and without a lock."""
     row = conn.execute(Q.execution_with_invocation, {"seq": seq, "execution_id": execution_id}).fetchone()
     if row is None:
         return None, None
     invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
-    return row, invocation if row.pop("inv_found") else None
+    return row, Invocation(**invocation) if row.pop("inv_found") else None
 
 
 def unclaimed_execution(conn: Conn, execution_id: int, generation: int | None) -> dict[str, Any] | None:
