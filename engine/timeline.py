@@ -16,25 +16,49 @@ import itertools
 import logging
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from psycopg.rows import tuple_row
 
 from engine import db, journal
 from engine.duties.end import journal_record
 from engine.errors import ResourceNotFoundException
-from engine.store import ms_to_datetime, store
 from engine.rows import (
     EXECUTION_ENDED,
     INVOCATION_LOST,
     OPERATION_ENDED,
     OPERATION_OPEN,
+    AttemptOutcome,
+    BodyRunOutcome,
+    ExecutionStatus,
     InvocationOutcome,
     OperationStatus,
 )
 from engine.sql import Q
+from engine.store import ms_to_datetime, store
+from engine.timeline_types import (
+    Attempt,
+    AttemptRecord,
+    BodyRun,
+    Counters,
+    Effect,
+    FaultView,
+    InvocationSpan,
+    InvocationView,
+    LogLine,
+    OperationDetail,
+    OperationEvent,
+    PauseWindow,
+    Replay,
+    Segment,
+    SegmentOutcome,
+    Timeline,
+    TimelineExecution,
+    TimelineOperation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +67,7 @@ log = logging.getLogger(__name__)
 MAX_REPLAYS_LISTED = 100
 
 
-def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -> Timeline:
     """Return execution, invocations, one window of operations in tree order (with attempts, body
     runs, replays, deadlines), their side effects, faults, and counters over the whole execution.
 
@@ -58,29 +82,30 @@ def execution_timeline(arn: str, *, offset: int = 0, limit: int | None = None) -
         outline = _outline(conn, ex_id)
         window = tree_window(outline, offset, limit)
         details = _window_details(conn, ex_id, [op_id for op_id, _ in window])
-    invocations = with_queue_time(invocations, execution["started_at"])
-    replays = Replays(outline, invocations)
-    live_runs = _add_live_body_runs(details, invocations, {row.op_id for row in outline})
+    view = _execution_view(execution)
+    listed = with_queue_time([_invocation_row(row) for row in invocations], view["started_at"])
+    replays = Replays(outline, listed)
+    live_runs = _add_live_body_runs(details, listed, {row.op_id for row in outline})
     operations = [
-        _operation(details, op_id, depth, replays.of(op_id), execution, invocations)
+        _operation(details, op_id, depth, replays.of(op_id), view, listed)
         for op_id, depth in window
         if op_id in details.ops  # purged between the two reads
     ]
     return {
-        "execution": {**_execution_view(execution), "queued_since": _queued_since(execution)},
-        "invocations": invocations,
+        "execution": view,
+        "invocations": listed,
         "operations": operations,
         "operation_count": len(outline),
         "offset": offset,
         "effects": details.effects,
         "faults": [_fault(row) for row in execution["faults"]],
-        "counters": _counters(execution, invocations, outline, replays.total(), live_runs),
+        "counters": _counters(execution, view, listed, outline, replays.total(), live_runs),
         "last_event_id": execution["last_event_id"] or 0,
         "pauses": pause_windows(execution["pauses"]),
     }
 
 
-def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[str, Any]:
+def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> OperationDetail:
     """One operation as the timeline sees it, plus its document, children count and events.
 
     Reads the operation's ancestors (not the whole outline) to count its replays.
@@ -93,7 +118,9 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
         chain = _ancestry(conn, ex_id, op_id)
         if not chain:
             raise ResourceNotFoundException(f"Operation not found: {op_id}")
-        invocations = conn.execute(Q.timeline_invocation_spans, {"execution_id": ex_id}).fetchall()
+        invocations: list[InvocationSpan] = conn.execute(
+            Q.timeline_invocation_spans, {"execution_id": ex_id}
+        ).fetchall()
         details = _window_details(conn, ex_id, [op_id])
         extra = conn.execute(Q.operation_doc_with_child_count, {"execution_id": ex_id, "op_id": op_id}).fetchone()
         events = conn.execute(
@@ -101,12 +128,12 @@ def operation_detail(arn: str, op_id: str, *, event_limit: int = 500) -> dict[st
         ).fetchall()
     replays = Replays(chain, invocations).of(op_id)
     _add_live_body_runs(details, invocations, {op_id})
-    operation = _operation(details, op_id, len(chain) - 1, replays, execution, invocations)
+    operation = _operation(details, op_id, len(chain) - 1, replays, _execution_view(execution), invocations)
     return {
         "operation": operation,
         "doc": extra["doc"] if extra else {},
         "children": extra["children"] if extra else 0,
-        "events": [dict(row) for row in events],
+        "events": [cast(OperationEvent, dict(row)) for row in events],
     }
 
 
@@ -162,7 +189,7 @@ class Replays:
     an enclosing context completed (a completed context returns its result without visiting its
     children)."""
 
-    def __init__(self, outline: list[OutlineRow], invocations: list[dict[str, Any]]) -> None:
+    def __init__(self, outline: list[OutlineRow], invocations: Sequence[InvocationSpan]) -> None:
         self._outline = outline
         self._starts = [(i["started_at"], i["seq"]) for i in invocations[1:]]
         self._began = [moment for moment, _ in self._starts]
@@ -189,7 +216,7 @@ class Replays:
             self._ancestor_end[parent_id] = min(ends, default=None)
         return self._ancestor_end[parent_id]
 
-    def of(self, op_id: str) -> tuple[int, list[dict[str, Any]]]:
+    def of(self, op_id: str) -> tuple[int, list[Replay]]:
         """How many invocations replayed the operation, and the first of them."""
         row = self._by_id.get(op_id)
         first, last = self._range(row) if row is not None else (0, 0)
@@ -209,11 +236,14 @@ class Replays:
 
 @dataclass
 class WindowDetails:
+    """The drawn window's rows: operations and their CallbackStarted events as read, the rest as
+    the read model has them."""
+
     ops: dict[str, dict[str, Any]]
-    attempts: dict[str, list[dict[str, Any]]]
+    attempts: dict[str, list[AttemptRecord]]
     callbacks: dict[str, dict[str, Any]]
-    body_runs: dict[str, list[dict[str, Any]]]
-    effects: list[dict[str, Any]]
+    body_runs: dict[str, list[BodyRun]]
+    effects: list[Effect]
 
 
 def _window_details(conn: Any, execution_id: int, op_ids: list[str]) -> WindowDetails:
@@ -222,15 +252,15 @@ def _window_details(conn: Any, execution_id: int, op_ids: list[str]) -> WindowDe
     events = conn.execute(Q.window_events, params).fetchall()
     runs = conn.execute(Q.window_body_runs, params).fetchall()
     effects = conn.execute(Q.window_effects, params).fetchall()
-    body_runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    body_runs: dict[str, list[BodyRun]] = defaultdict(list)
     for run in runs:
-        body_runs[run["op_id"]].append(dict(run))
+        body_runs[run["op_id"]].append(cast(BodyRun, {**run, "outcome": BodyRunOutcome(run["outcome"])}))
     return WindowDetails(
         ops={op["op_id"]: op for op in ops},
         attempts=_attempts_by_op(events),
         callbacks={e["op_id"]: e for e in events if e["event_type"] == "CallbackStarted"},
         body_runs=body_runs,
-        effects=[dict(row) for row in effects],
+        effects=[cast(Effect, dict(row)) for row in effects],
     )
 
 
@@ -238,15 +268,16 @@ def _operation(
     details: WindowDetails,
     op_id: str,
     depth: int,
-    replays: tuple[int, list[dict[str, Any]]],
-    execution: dict[str, Any],
-    invocations: list[dict[str, Any]],
-) -> dict[str, Any]:
+    replays: tuple[int, list[Replay]],
+    execution: TimelineExecution,
+    invocations: Sequence[InvocationSpan],
+) -> TimelineOperation:
     op = details.ops[op_id]
     replay_count, replay_list = replays
     deadline = _deadline(op["wait_end_ms"], details.callbacks.get(op_id), execution["time_scale"])
     body_runs = [_settled_run(run, invocations) for run in details.body_runs.get(op_id, [])]
-    status, ended_at = settled_status(op["status"], op["ended_at"], execution)
+    recorded = OperationStatus(op["status"])
+    status, ended_at = settled_status(recorded, op["ended_at"], execution)
     return {
         "op_id": op_id,
         "parent_id": op["parent_id"],
@@ -255,8 +286,8 @@ def _operation(
         "sub_type": op["sub_type"],
         "status": status,
         # What the store holds: differs from ``status`` when the execution ended around an open operation.
-        "recorded_status": op["status"],
-        "ended_by_execution": status != op["status"],
+        "recorded_status": recorded,
+        "ended_by_execution": status != recorded,
         "started_at": op["started_at"],
         "ended_at": ended_at,
         "depth": depth,
@@ -273,10 +304,12 @@ def _operation(
 # --- what the record means once the execution has ended -------------------------------------
 
 # How an operation still open ends when its execution ends this way (else it is CANCELLED).
-ENDED_BY_EXECUTION = frozenset({OperationStatus.STOPPED, OperationStatus.TIMED_OUT, OperationStatus.FAILED})
+ENDED_BY_EXECUTION = frozenset({ExecutionStatus.STOPPED, ExecutionStatus.TIMED_OUT, ExecutionStatus.FAILED})
 
 
-def settled_status(status: str, ended_at: datetime | None, execution: dict[str, Any]) -> tuple[str, datetime | None]:
+def settled_status(
+    status: OperationStatus, ended_at: datetime | None, execution: TimelineExecution
+) -> tuple[OperationStatus, datetime | None]:
     """An operation still open when its execution ended was ended by it (as AWS's history ends
     it): it takes the execution's end, and its status says how (STOPPED, TIMED_OUT, FAILED;
     CANCELLED for a branch a succeeded execution no longer waited for)."""
@@ -284,42 +317,50 @@ def settled_status(status: str, ended_at: datetime | None, execution: dict[str, 
     if execution["status"] not in EXECUTION_ENDED or end is None or status not in OPERATION_OPEN:
         return status, ended_at
     by = execution["status"]
-    return (by if by in ENDED_BY_EXECUTION else OperationStatus.CANCELLED), end
+    return (OperationStatus(by) if by in ENDED_BY_EXECUTION else OperationStatus.CANCELLED), end
 
 
 def attempt_segments(
-    attempts: list[dict[str, Any]],
-    body_runs: list[dict[str, Any]],
-    invocations: list[dict[str, Any]],
-    execution: dict[str, Any],
-) -> list[dict[str, Any]]:
+    attempts: Sequence[AttemptRecord],
+    body_runs: Sequence[BodyRun],
+    invocations: Sequence[InvocationSpan],
+    execution: TimelineExecution,
+) -> list[Attempt]:
     """Tie each attempt to the invocations that ran it.
 
     An at-least-once step whose invocation dies mid-body keeps its StepStarted: the next
     invocation runs the same attempt again without a new start event, and the closing event
     comes from that later invocation. So one attempt can span invocations; each invocation's
     share is a segment, ending where that invocation ended. ``invocation_seq`` is where the
-    attempt began; an attempt still open when the execution ended ends with it.
+    attempt began; an attempt still open when the execution ended ends with it. The attempts
+    given are left as they are: each comes back as a new ``Attempt``.
     """
     by_seq = {i["seq"]: i for i in invocations}
-    for attempt in attempts:
-        attempt["segments"] = _segments(attempt, body_runs, by_seq, execution)
-        first_seq = attempt["segments"][0]["invocation_seq"] if attempt["segments"] else attempt["invocation_seq"]
-        attempt["invocation_seq"] = first_seq
-        attempt["started_at"] = attempt["segments"][0]["started_at"] if attempt["segments"] else attempt["started_at"]
-        attempt["invocations"] = [segment["invocation_seq"] for segment in attempt["segments"]]
-        if attempt["ended_at"] is None and execution["status"] in EXECUTION_ENDED and execution["ended_at"] is not None:
-            attempt["ended_at"] = attempt["segments"][-1]["ended_at"] if attempt["segments"] else execution["ended_at"]
-            attempt["outcome"] = "unfinished"
-    return attempts
+    return [_segmented(attempt, _segments(attempt, body_runs, by_seq, execution), execution) for attempt in attempts]
+
+
+def _segmented(attempt: AttemptRecord, segments: list[Segment], execution: TimelineExecution) -> Attempt:
+    ended_at, outcome = attempt["ended_at"], attempt["outcome"]
+    if ended_at is None and execution["status"] in EXECUTION_ENDED and execution["ended_at"] is not None:
+        ended_at = segments[-1]["ended_at"] if segments else execution["ended_at"]
+        outcome = AttemptOutcome.UNFINISHED
+    return {
+        **attempt,
+        "invocation_seq": segments[0]["invocation_seq"] if segments else attempt["invocation_seq"],
+        "started_at": segments[0]["started_at"] if segments else attempt["started_at"],
+        "ended_at": ended_at,
+        "outcome": outcome,
+        "segments": segments,
+        "invocations": [segment["invocation_seq"] for segment in segments],
+    }
 
 
 def _segments(
-    attempt: dict[str, Any],
-    body_runs: list[dict[str, Any]],
-    by_seq: dict[int, dict[str, Any]],
-    execution: dict[str, Any],
-) -> list[dict[str, Any]]:
+    attempt: AttemptRecord,
+    body_runs: Sequence[BodyRun],
+    by_seq: dict[int, InvocationSpan],
+    execution: TimelineExecution,
+) -> list[Segment]:
     start_seq, close_seq = attempt["start_seq"], attempt["close_seq"]
     runs = [r for r in body_runs if r.get("attempt") in (None, attempt["attempt"])]
     seqs = {start_seq} if start_seq is not None else set()
@@ -328,15 +369,18 @@ def _segments(
     seqs |= {r["invocation_seq"] for r in runs if close_seq is None or r["invocation_seq"] <= close_seq}
     if close_seq is not None:
         seqs.add(close_seq)
-    segments = []
+    segments: list[Segment] = []
     for seq in sorted(seqs):
-        invocation = by_seq.get(seq) or {}
+        invocation = by_seq.get(seq)
         own_runs = [r["started_at"] for r in runs if r["invocation_seq"] == seq]
         if seq == start_seq:
             # The START checkpoint of an at-least-once step is sent without waiting: the body may begin first.
             began = min([attempt["started_at"], *[t for t in own_runs if t <= attempt["started_at"]]])
         else:
-            began = min(own_runs, default=attempt["ended_at"] or invocation.get("started_at") or attempt["started_at"])
+            invocation_began = invocation["started_at"] if invocation else None
+            began = min(own_runs, default=attempt["ended_at"] or invocation_began or attempt["started_at"])
+        ended: datetime | None
+        outcome: SegmentOutcome
         if seq == close_seq:
             ended, outcome = attempt["ended_at"], attempt["outcome"]
         else:
@@ -345,19 +389,19 @@ def _segments(
     return segments
 
 
-def _cut_end(invocation: dict[str, Any], execution: dict[str, Any]) -> tuple[datetime | None, str]:
+def _cut_end(invocation: InvocationSpan | None, execution: TimelineExecution) -> tuple[datetime | None, SegmentOutcome]:
     """Where an attempt's share of an invocation ended when no event closed it there."""
-    ended, end = invocation.get("ended_at"), execution["ended_at"]
+    ended, end = (invocation["ended_at"] if invocation else None), execution["ended_at"]
     if execution["status"] in EXECUTION_ENDED and end is not None:
         return min(
             t for t in (ended, end) if t is not None
-        ), "unfinished" if ended is None or end <= ended else "cut_short"
+        ), AttemptOutcome.UNFINISHED if ended is None or end <= ended else "cut_short"
     if ended is not None:
         return ended, "cut_short"
-    return None, "running"
+    return None, AttemptOutcome.RUNNING
 
 
-def _settled_run(run: dict[str, Any], invocations: list[dict[str, Any]]) -> dict[str, Any]:
+def _settled_run(run: BodyRun, invocations: Sequence[InvocationSpan]) -> BodyRun:
     """A body cut short has no end of its own: it ended with its invocation."""
     if run["ended_at"] is not None:
         return run
@@ -365,13 +409,13 @@ def _settled_run(run: dict[str, Any], invocations: list[dict[str, Any]]) -> dict
     return {**run, "ended_at": ended, "cut_short": True} if ended is not None else run
 
 
-def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]], known: set[str]) -> int:
+def _add_live_body_runs(details: WindowDetails, invocations: Sequence[InvocationSpan], known: set[str]) -> int:
     """Body runs of invocations still running: the engine ingests their journal only when they
     end, so read it (read-only) to show what already ran. Returns how many belong to ``known``
     operations (a body can start before its operation's START checkpoint is stored)."""
     count = 0
     for invocation in invocations:
-        if invocation.get("ended_at") is not None or not invocation.get("request_id"):
+        if invocation["ended_at"] is not None or not invocation["request_id"]:
             continue
         try:
             record = journal_record(journal.read_entries(invocation["request_id"]))
@@ -383,30 +427,33 @@ def _add_live_body_runs(details: WindowDetails, invocations: list[dict[str, Any]
             if run["op_id"] not in details.ops:
                 continue
             details.body_runs[run["op_id"]].append(
-                {
-                    **run,
-                    "invocation_seq": invocation["seq"],
-                    "started_at": datetime.fromisoformat(run["started_at"]),
-                    "ended_at": datetime.fromisoformat(run["ended_at"]) if run["ended_at"] else None,
-                    "outcome": run["outcome"] if run["ended_at"] else "running",
-                    "live": True,
-                }
+                cast(
+                    BodyRun,
+                    {
+                        **run,
+                        "invocation_seq": invocation["seq"],
+                        "started_at": datetime.fromisoformat(run["started_at"]),
+                        "ended_at": datetime.fromisoformat(run["ended_at"]) if run["ended_at"] else None,
+                        "outcome": BodyRunOutcome(run["outcome"]) if run["ended_at"] else "running",
+                        "live": True,
+                    },
+                )
             )
     return count
 
 
-def _fault(row: dict[str, Any]) -> dict[str, Any]:
+def _fault(row: Mapping[str, Any]) -> FaultView:
     """A fault row that came back through json_agg: its timestamps are ISO strings."""
     fault = dict(row)
     for key in ("armed_at", "fired_at"):
         if fault.get(key):
             fault[key] = datetime.fromisoformat(fault[key])
-    return fault
+    return cast(FaultView, fault)
 
 
-def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[AttemptRecord]]:
     """Pair StepStarted with the StepSucceeded/StepFailed that closes it: one attempt each."""
-    result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    result: dict[str, list[AttemptRecord]] = defaultdict(list)
     open_start: dict[str, dict[str, Any]] = {}
     for event in events:
         kind, op_id = event["event_type"], event["op_id"]
@@ -423,7 +470,7 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
                     "close_seq": event["invocation_seq"],
                     "started_at": start["timestamp"] if start else event["timestamp"],
                     "ended_at": event["timestamp"],
-                    "outcome": "succeeded" if kind == "StepSucceeded" else _failed_outcome(event["error"]),
+                    "outcome": AttemptOutcome.SUCCEEDED if kind == "StepSucceeded" else _failed_outcome(event["error"]),
                     "error": event["error"],
                     "next_attempt_delay": retry.get("NextAttemptDelaySeconds"),
                     "retrying": "NextAttemptDelaySeconds" in retry,
@@ -438,7 +485,7 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
                 "close_seq": None,
                 "started_at": start["timestamp"],
                 "ended_at": None,
-                "outcome": "running",
+                "outcome": AttemptOutcome.RUNNING,
                 "error": None,
                 "next_attempt_delay": None,
                 "retrying": False,
@@ -447,9 +494,9 @@ def _attempts_by_op(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return result
 
 
-def _failed_outcome(error: dict[str, Any] | None) -> str:
-    error_type = (error or {}).get("ErrorType", "")
-    return "interrupted" if error_type.endswith("StepInterruptedError") else "failed"
+def _failed_outcome(error: dict[str, Any] | None) -> AttemptOutcome:
+    error_type: str = (error or {}).get("ErrorType", "")
+    return AttemptOutcome.INTERRUPTED if error_type.endswith("StepInterruptedError") else AttemptOutcome.FAILED
 
 
 def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, time_scale: float) -> datetime | None:
@@ -466,27 +513,34 @@ def _deadline(wait_end_ms: int | None, callback_started: dict[str, Any] | None, 
 
 # --- the execution and its counters ---------------------------------------------------------
 
-EXECUTION_VIEW_KEYS = (
-    "arn",
-    "name",
-    "function_name",
-    "status",
-    "pause_state",
-    "input",
-    "result",
-    "error",
-    "started_at",
-    "ended_at",
-    "execution_timeout",
-    "time_scale",
-    "invocation_type",
-    "parent_arn",
-    "counters",
-)
+
+def _execution_view(execution: Mapping[str, Any]) -> TimelineExecution:
+    """The execution as the timeline shows it, from its row (any query selecting its columns)."""
+    pause_state = execution["pause_state"]
+    return {
+        "arn": execution["arn"],
+        "name": execution["name"],
+        "function_name": execution["function_name"],
+        "status": ExecutionStatus(execution["status"]),
+        "pause_state": ExecutionStatus(pause_state) if pause_state is not None else None,
+        "input": execution["input"],
+        "result": execution["result"],
+        "error": execution["error"],
+        "started_at": execution["started_at"],
+        "ended_at": execution["ended_at"],
+        "execution_timeout": execution["execution_timeout"],
+        "time_scale": execution["time_scale"],
+        "invocation_type": execution["invocation_type"],
+        "parent_arn": execution["parent_arn"],
+        "counters": execution["counters"],
+        "queued_since": _queued_since(execution),
+    }
 
 
-def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
-    return {key: execution[key] for key in EXECUTION_VIEW_KEYS}
+def _invocation_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An invocation row with its outcome as an ``InvocationOutcome`` (None while it runs)."""
+    outcome = row["outcome"]
+    return {**row, "outcome": InvocationOutcome(outcome) if outcome is not None else None}
 
 
 # From the invoke message being sent to a worker taking it up normally takes a few tens of
@@ -495,27 +549,27 @@ def _execution_view(execution: dict[str, Any]) -> dict[str, Any]:
 QUEUED_AFTER = timedelta(milliseconds=250)
 
 
-def with_queue_time(invocations: list[dict[str, Any]], execution_started_at: datetime) -> list[dict[str, Any]]:
-    """Each invocation as a dict, with ``queued_at``: when it began to wait for a worker (its
-    message was sent, no earlier than the previous invocation's end), or None if it did not wait
-    noticeably. The wait is neither billed (no function ran) nor a suspension (it was owed)."""
-    result, previous_end = [], execution_started_at
+def with_queue_time(invocations: Sequence[Mapping[str, Any]], execution_started_at: datetime) -> list[InvocationView]:
+    """Each invocation row as an ``InvocationView``, with ``queued_at``: when it began to wait for
+    a worker (its message was sent, no earlier than the previous invocation's end), or None if it
+    did not wait noticeably. The wait is neither billed (no function ran) nor a suspension (it
+    was owed)."""
+    result: list[InvocationView] = []
+    previous_end = execution_started_at
     for row in invocations:
-        invocation = dict(row)
-        sent = invocation.get("dispatched_at")
+        sent: datetime | None = row.get("dispatched_at")
         waited_from = max(sent, previous_end) if sent is not None else None
-        queued = waited_from is not None and invocation["started_at"] - waited_from > QUEUED_AFTER
-        invocation["queued_at"] = waited_from if queued else None
-        result.append(invocation)
-        previous_end = invocation["ended_at"] or invocation["started_at"]
+        queued = waited_from is not None and row["started_at"] - waited_from > QUEUED_AFTER
+        result.append(cast(InvocationView, {**row, "queued_at": waited_from if queued else None}))
+        previous_end = row["ended_at"] or row["started_at"]
     return result
 
 
-def pause_windows(events: list[dict[str, Any]]) -> list[dict[str, datetime | None]]:
+def pause_windows(events: list[dict[str, Any]]) -> list[PauseWindow]:
     """The execution's pauses from its ExecutionPaused / ExecutionResumed events, in order:
     ``{"paused_at", "resumed_at"}``, the last one's ``resumed_at`` None while it lasts (or if a
     stop or another end closed it)."""
-    windows: list[dict[str, datetime | None]] = []
+    windows: list[PauseWindow] = []
     for event in events:
         at = datetime.fromisoformat(event["at"])
         if event["type"] == "ExecutionPaused":
@@ -525,10 +579,10 @@ def pause_windows(events: list[dict[str, Any]]) -> list[dict[str, datetime | Non
     return windows
 
 
-def _queued_since(execution: dict[str, Any]) -> datetime | None:
+def _queued_since(execution: Mapping[str, Any]) -> datetime | None:
     """When the invocation owed now was sent to the workers, while none has taken it up yet (a
     paused execution's owed invocation is not sent until it is resumed)."""
-    if execution["status"] != "RUNNING" or execution["running"] or not execution["needs_invoke"]:
+    if execution["status"] != ExecutionStatus.RUNNING or execution["running"] or not execution["needs_invoke"]:
         return None
     if execution["pause_state"] is not None:
         return None
@@ -536,7 +590,7 @@ def _queued_since(execution: dict[str, Any]) -> datetime | None:
     return dispatched_at
 
 
-def queued_seconds(invocation: dict[str, Any]) -> float:
+def queued_seconds(invocation: InvocationView) -> float:
     queued_at = invocation.get("queued_at")
     return (invocation["started_at"] - queued_at).total_seconds() if queued_at is not None else 0.0
 
@@ -546,13 +600,13 @@ def queued_seconds(invocation: dict[str, Any]) -> float:
 REINVOKED_AFTER = INVOCATION_LOST | {InvocationOutcome.FAILED}
 
 
-def gap_kind(previous: dict[str, Any]) -> str:
+def gap_kind(previous: InvocationView) -> str:
     """What the time between ``previous`` invocation's end and the next one's start was:
     ``"reinvoke"`` after a crash, kill, timeout or failure, else ``"suspended"``."""
     return "reinvoke" if previous["outcome"] in REINVOKED_AFTER else "suspended"
 
 
-def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
+def _reinvoke_seconds(invocations: Sequence[InvocationView]) -> float:
     """Time between a crashed invocation and the next one's message (its queue time apart)."""
     seconds: float = sum(
         max(0.0, (later["started_at"] - earlier["ended_at"]).total_seconds() - queued_seconds(later))
@@ -562,26 +616,28 @@ def _reinvoke_seconds(invocations: list[dict[str, Any]]) -> float:
     return seconds
 
 
-def wall_end(execution: dict[str, Any], invocations: list[dict[str, Any]]) -> datetime:
+def wall_end(execution: TimelineExecution, invocations: Sequence[InvocationSpan]) -> datetime:
     """Where wall time ends: when the execution ended, or later if its last invocation ran on
     (a Stop or a timeout ends the execution at once; the invocation running then is cut short
     after, and is billed until then). Wall time so covers billed time."""
     ends: list[datetime] = [i["ended_at"] or i["started_at"] for i in invocations]
     if execution["ended_at"] is not None:
         ends.append(execution["ended_at"])
-    started_at: datetime = execution["started_at"]
-    return max(ends or [started_at])
+    return max(ends or [execution["started_at"]])
 
 
 def _counters(
-    execution: dict[str, Any],
-    invocations: list[dict[str, Any]],
+    execution: Mapping[str, Any],
+    view: TimelineExecution,
+    invocations: Sequence[InvocationView],
     outline: list[OutlineRow],
     replays: int,
     live_runs: int = 0,
-) -> dict[str, Any]:
+) -> Counters:
+    """Counted over the whole execution: ``execution`` is its Q.timeline_execution row (with the
+    history's and the journal tables' counts), ``view`` the same execution as shown."""
     billed = sum(((i["ended_at"] or i["started_at"]) - i["started_at"]).total_seconds() for i in invocations)
-    wall = (wall_end(execution, invocations) - execution["started_at"]).total_seconds()
+    wall = (wall_end(view, invocations) - view["started_at"]).total_seconds()
     reinvoke = _reinvoke_seconds(invocations)
     queued = sum(queued_seconds(i) for i in invocations)
     return {
@@ -604,11 +660,11 @@ def _counters(
     }
 
 
-def invocation_logs(arn: str, limit: int = 5000) -> list[dict[str, Any]]:
+def invocation_logs(arn: str, limit: int = 5000) -> list[LogLine]:
     """Return the execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
     with db.reading() as conn:
         execution = store.execution_by_arn(conn, arn)
         if execution is None:
             raise ResourceNotFoundException(f"Durable execution not found: {arn}")
         rows = conn.execute(Q.invocation_logs, {"execution_id": execution["id"], "limit": limit}).fetchall()
-    return [{**row, "durableExecutionArn": arn} for row in rows]
+    return [cast(LogLine, {**row, "durableExecutionArn": arn}) for row in rows]
