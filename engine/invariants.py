@@ -7,13 +7,14 @@ tests run it after every demo, comparison and fault; the execution page shows wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import Literal
 
 from engine.rows import EXECUTION_ENDED, INVOCATION_LOST, OPERATION_OPEN
 from engine.timeline import gap_kind, queued_seconds
+from engine.timeline_types import Attempt, InvocationView, Segment, Timeline, TimelineOperation
 
 # Invocations, events and body runs are stamped by different processes (engine, worker) on one
 # machine: a few milliseconds of disagreement are clock reads, not lies.
@@ -36,7 +37,7 @@ RULES = (
 )
 
 
-def violations(data: dict[str, Any]) -> list[str]:
+def violations(data: Timeline) -> list[str]:
     """Return every broken rule of the read model, as ``"<code>: <what is wrong>"`` sentences."""
     return [
         *_open_after_end(data),
@@ -50,11 +51,11 @@ def violations(data: dict[str, Any]) -> list[str]:
     ]
 
 
-def _label(op: dict[str, Any]) -> str:
+def _label(op: TimelineOperation) -> str:
     return f"{op.get('name') or op['type'].lower()} ({op['op_id'][:8]})"
 
 
-def _open_after_end(data: dict[str, Any]) -> Iterator[str]:
+def _open_after_end(data: Timeline) -> Iterator[str]:
     execution = data["execution"]
     if execution["status"] not in EXECUTION_ENDED:
         return
@@ -66,7 +67,7 @@ def _open_after_end(data: dict[str, Any]) -> Iterator[str]:
                 yield f"open-after-end: {_label(op)} attempt {attempt['attempt']} still running on a {execution['status']} execution"
 
 
-def _inside(start: datetime, end: datetime | None, invocation: dict[str, Any]) -> bool:
+def _inside(start: datetime, end: datetime | None, invocation: InvocationView) -> bool:
     if start < invocation["started_at"] - SLACK:
         return False
     ended: datetime | None = invocation["ended_at"]
@@ -75,11 +76,16 @@ def _inside(start: datetime, end: datetime | None, invocation: dict[str, Any]) -
     return end <= ended + SLACK
 
 
-def _attempts_outside_invocations(data: dict[str, Any]) -> Iterator[str]:
-    by_seq = {i["seq"]: i for i in data["invocations"]}
+def _where_it_ran(attempt: Attempt) -> Sequence[Segment | Attempt]:
+    """An attempt's segments; an attempt tied to no invocation stands for its own."""
+    return attempt.get("segments") or [attempt]
+
+
+def _attempts_outside_invocations(data: Timeline) -> Iterator[str]:
+    by_seq: dict[int | None, InvocationView] = {i["seq"]: i for i in data["invocations"]}
     for op in data["operations"]:
         for attempt in op["attempts"]:
-            for segment in attempt.get("segments") or [attempt]:
+            for segment in _where_it_ran(attempt):
                 invocation = by_seq.get(segment["invocation_seq"])
                 if invocation is None or not _inside(segment["started_at"], segment["ended_at"], invocation):
                     yield (
@@ -90,13 +96,13 @@ def _attempts_outside_invocations(data: dict[str, Any]) -> Iterator[str]:
                     )
 
 
-def _orphan_body_runs(data: dict[str, Any]) -> Iterator[str]:
+def _orphan_body_runs(data: Timeline) -> Iterator[str]:
     by_seq = {i["seq"]: i for i in data["invocations"]}
     for op in data["operations"]:
         ran_in = {
             (attempt["attempt"], segment["invocation_seq"])
             for attempt in op["attempts"]
-            for segment in attempt.get("segments") or [attempt]
+            for segment in _where_it_ran(attempt)
         }
         for run in op.get("body_runs") or []:
             if run.get("live"):
@@ -111,11 +117,11 @@ def _orphan_body_runs(data: dict[str, Any]) -> Iterator[str]:
                 )
 
 
-def _billed_mismatch(data: dict[str, Any]) -> Iterator[str]:
+def _billed_mismatch(data: Timeline) -> Iterator[str]:
     invocations = data["invocations"]
     if any(i["ended_at"] is None for i in invocations):
         return  # a running invocation's share grows with the clock
-    billed = sum((i["ended_at"] - i["started_at"]).total_seconds() for i in invocations)
+    billed = sum((i["ended_at"] - i["started_at"]).total_seconds() for i in invocations if i["ended_at"] is not None)
     shown = data["counters"]["billed_seconds"]
     if abs(billed - shown) > 0.002:
         yield f"billed-mismatch: the header bills {shown:.3f} s, the invocations add up to {billed:.3f} s"
@@ -124,13 +130,13 @@ def _billed_mismatch(data: dict[str, Any]) -> Iterator[str]:
         yield f"billed-mismatch: the header bills {shown:.3f} s, more than its wall time of {wall:.3f} s"
 
 
-def _count_mismatches(data: dict[str, Any]) -> Iterator[str]:
+def _count_mismatches(data: Timeline) -> Iterator[str]:
     counters, operations = data["counters"], data["operations"]
     if counters["invocations"] != len(data["invocations"]):
         yield f"count-mismatch: the header counts {counters['invocations']} invocations, the table lists {len(data['invocations'])}"
     if data.get("operation_count", len(operations)) != len(operations) or data.get("offset", 0):
         return  # one window of a long execution: the tables hold only part of what the header counts
-    shown = {
+    shown: dict[Literal["attempts", "body_runs", "replays"], int] = {
         "attempts": sum(len(op["attempts"]) for op in operations),
         "body_runs": sum(len(op.get("body_runs") or []) for op in operations),
         "replays": sum(op.get("replay_count", 0) for op in operations),
@@ -140,7 +146,7 @@ def _count_mismatches(data: dict[str, Any]) -> Iterator[str]:
             yield f"count-mismatch: the header counts {counters[key]} {key.replace('_', ' ')}, the operations table {total}"
 
 
-def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
+def _crash_as_suspended(data: Timeline) -> Iterator[str]:
     """After a crash, kill or timeout the engine re-invokes: that gap is neither drawn nor
     counted as a suspension (the chart draws gaps by ``gap_kind``; the header counts them in
     ``reinvoke_seconds``)."""
@@ -166,7 +172,7 @@ def _crash_as_suspended(data: dict[str, Any]) -> Iterator[str]:
         )
 
 
-def _queue_time(data: dict[str, Any]) -> Iterator[str]:
+def _queue_time(data: Timeline) -> Iterator[str]:
     """Time an invocation waited for a worker lies between the previous invocation's end (or the
     execution's start) and its own start, and the header counts exactly that, apart from both
     billed and suspended time."""
@@ -187,7 +193,7 @@ def _queue_time(data: dict[str, Any]) -> Iterator[str]:
         yield f"queue-time: the invocations waited {total:.3f} s for a worker, the header counts {counted:.3f} s"
 
 
-def _invoked_while_paused(data: dict[str, Any]) -> Iterator[str]:
+def _invoked_while_paused(data: Timeline) -> Iterator[str]:
     """No invocation starts while the execution is paused: between an ExecutionPaused and the
     next ExecutionResumed (or the end, for a pause a stop closed)."""
     end = data["execution"].get("ended_at")
