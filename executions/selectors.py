@@ -7,9 +7,10 @@ import binascii
 import enum
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from aws_durable_execution_sdk_python.exceptions import SerDesError
@@ -25,6 +26,7 @@ from engine import rows, validation
 from engine.contrib.django.models import Effect, Event, Execution, Function, LogLine, Operation, Timer
 from engine.errors import ResourceNotFoundException
 from engine.rows import ExecutionStatus
+from engine.timeline_types import Attempt, Counters, InvocationView, OperationBase, Timeline
 from executions.models import AuditEntry
 
 PAGE_SIZE = 50
@@ -130,7 +132,8 @@ def execution_list(
 
 def quarantined_count() -> int:
     """Executions the background loops have quarantined (a partial index holds just these)."""
-    return Execution.objects.filter(quarantined_at__isnull=False).count()
+    count: int = Execution.objects.filter(quarantined_at__isnull=False).count()
+    return count
 
 
 def _filtered(qs: QuerySet[Execution], filters: ExecutionFilters) -> QuerySet[Execution]:
@@ -217,17 +220,32 @@ def function_names() -> list[str]:
 
 def execution_get(*, pk: int) -> Execution:
     try:
-        return Execution.objects.get(pk=pk)
+        execution: Execution = Execution.objects.get(pk=pk)
     except Execution.DoesNotExist as exc:
         raise Http404("No such execution.") from exc
+    return execution
 
 
 def execution_id_for_arn(*, arn: str) -> int | None:
-    return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
+    pk: int | None = Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
+    return pk
 
 
 ROWS_PER_PAGE = 150  # rows drawn on the timeline and listed in the operations table at a time
 ROW_PAGE_SIZES = (150, 500, 1000)
+
+
+class Pager(TypedDict):
+    """What the page needs to draw "rows 151 to 300 of 10,000", the neighbour links and the page sizes."""
+
+    first: int
+    last: int
+    total: int
+    paged: bool
+    prev: str | None
+    next: str | None
+    sizes: list[tuple[int, str, bool]]  # (rows, query, chosen)
+    query: str
 
 
 @dataclass(frozen=True)
@@ -249,14 +267,14 @@ class RowWindow:
 
     def query(self, offset: int | None = None, size: int | None = None) -> str:
         """The query string for this window (or a neighbour), empty for the default first page."""
-        params = {}
+        params: dict[str, int] = {}
         if (offset if offset is not None else self.offset) > 0:
             params["from"] = offset if offset is not None else self.offset
         if (size or self.size) != ROWS_PER_PAGE:
             params["rows"] = size or self.size
         return urlencode(params)
 
-    def pager(self, total: int) -> dict[str, Any]:
+    def pager(self, total: int) -> Pager:
         """What the page needs to draw "rows 151 to 300 of 10,000", the neighbour links and the page sizes."""
         last = min(total, self.offset + self.size)
         return {
@@ -271,43 +289,59 @@ class RowWindow:
         }
 
 
+class TimelinePage(Timeline):
+    """The execution page's model: the engine's timeline with its counters counted up to now,
+    and what the page adds to it."""
+
+    version: str  # changes whenever anything drawn changes (timeline_version)
+    violations: list[str]  # the rules the record breaks (engine.invariants), shown on the page
+    invocation_running: bool  # an invocation still runs (it can outlive its execution)
+
+
 def execution_timeline_data(
     *, execution: Execution, offset: int = 0, limit: int | None = ROWS_PER_PAGE
-) -> dict[str, Any]:
+) -> TimelinePage:
     """The engine's replay record for one window of rows, with counters over the whole execution.
 
     Only the window's operations are read in detail, so the cost does not grow with the
-    execution beyond a five-column outline of its operations.
+    execution beyond a five-column outline of its operations. The engine's timeline is read,
+    not changed: the page is a new dict around it.
     """
     data = engine.timeline.execution_timeline(execution.arn, offset=max(0, offset), limit=limit)
-    _counters_so_far(data)
-    data["version"] = timeline_version(data)
-    # Shown on the page when not empty: a picture that breaks its own rules must say so.
-    data["violations"] = engine.invariants.violations(data)
-    data["invocation_running"] = any(i["ended_at"] is None for i in data["invocations"])
-    return data
+    shown: Timeline = {**data, "counters": _counters_so_far(data)}
+    return {
+        **shown,
+        "version": timeline_version(shown),
+        # Shown on the page when not empty: a picture that breaks its own rules must say so.
+        "violations": engine.invariants.violations(shown),
+        "invocation_running": any(i["ended_at"] is None for i in shown["invocations"]),
+    }
 
 
-def _counters_so_far(data: dict[str, Any]) -> None:
+def _counters_so_far(data: Timeline) -> Counters:
     """Billed time grows while an invocation runs, wall and suspended time while the execution
-    runs: the header counts them up to now, not up to the last invocation that ended."""
+    runs: the header counts them up to now, not up to the last invocation that ended. Returns
+    the timeline's counters when nothing runs, else new ones."""
     execution = data["execution"]
     now = timezone.now()
     running = [i for i in data["invocations"] if i["ended_at"] is None]
+    counters = data["counters"]
     if execution["ended_at"] is not None and not running:
-        return
-    counters = data["counters"] = dict(data["counters"])
+        return counters
     billed = counters.get("billed_seconds", 0.0) + sum((now - i["started_at"]).total_seconds() for i in running)
-    counters["billed_seconds"] = round(billed, 3)
     # Something still runs (the execution, or an invocation being cut short after it ended):
     # wall time runs to now, as billed time does.
     wall = (now - execution["started_at"]).total_seconds()
-    counters["wall_seconds"] = round(wall, 3)
     idle = wall - billed - counters.get("reinvoke_seconds", 0.0) - counters.get("queued_seconds", 0.0)
-    counters["suspended_seconds"] = round(max(0.0, idle), 3)
+    return {
+        **counters,
+        "billed_seconds": round(billed, 3),
+        "wall_seconds": round(wall, 3),
+        "suspended_seconds": round(max(0.0, idle), 3),
+    }
 
 
-def timeline_version(data: dict[str, Any]) -> str:
+def timeline_version(data: Timeline) -> str:
     """A short digest that changes whenever anything drawn on the page changes.
 
     Every operation change writes a history event, so the last EventId stands for the rows
@@ -339,26 +373,70 @@ def step_names(*, execution: Execution, limit: int = 500) -> list[str]:
     return list(rows[:limit])
 
 
-def operation_detail(*, execution: Execution, op_id: str) -> dict[str, Any]:
+class TimedAttempt(Attempt):
+    duration: timedelta | None  # None while the attempt runs
+
+
+class PanelOperation(OperationBase):
+    """The operation as its panel shows it: the timeline's row, each attempt with its duration."""
+
+    attempts: list[TimedAttempt]
+
+
+class EventRow(TypedDict):
+    """A history event as the history table and the operation panel list it."""
+
+    decoded: str | None  # its result as the handler sees it (sdk_decoded), if it has one
+    EventId: int
+    EventType: str
+    EventTimestamp: datetime
+    Id: str | None
+    Name: str | None
+    ParentId: str | None
+    SubType: str | None
+    invocation_seq: int | None
+    details_key: str
+    details: str  # the details as indented JSON
+
+
+class OperationPanel(TypedDict):
+    """One operation's panel: its timeline row, its document's outcome and its events."""
+
+    operation: PanelOperation
+    doc: dict[str, Any]
+    children: int
+    events: list[EventRow]
+    details_key: str  # the document's ``…Details`` key ("" if it has none)
+    result: str | None  # the checkpointed result payload, as stored
+    result_decoded: str | None
+    error: dict[str, Any] | None
+
+
+def _timed(attempt: Attempt) -> TimedAttempt:
+    ended = attempt["ended_at"]
+    return {**attempt, "duration": ended - attempt["started_at"] if ended else None}
+
+
+def operation_detail(*, execution: Execution, op_id: str) -> OperationPanel:
     """One operation: its row on the timeline, its outcome (result or error), its events."""
     try:
         detail = engine.timeline.operation_detail(execution.arn, op_id)
     except ResourceNotFoundException as exc:
         raise Http404("No such operation in this execution.") from exc
-    for attempt in detail["operation"]["attempts"]:
-        ended = attempt["ended_at"]
-        attempt["duration"] = ended - attempt["started_at"] if ended else None
+    operation = detail["operation"]
     doc = detail["doc"] or {}
     details_key = next((key for key in doc if key.endswith("Details")), "")
     outcome = doc.get(details_key) or {}
     result = outcome.get("Result")
     return {
-        **detail,
+        "operation": {**operation, "attempts": [_timed(attempt) for attempt in operation["attempts"]]},
+        "doc": detail["doc"],
+        "children": detail["children"],
+        "events": [_event_row(row, arn=execution.arn) for row in detail["events"]],
         "details_key": details_key,
         "result": result,
         "result_decoded": sdk_decoded(result, op_id=op_id, arn=execution.arn),
         "error": outcome.get("Error"),
-        "events": [_event_row(row, arn=execution.arn) for row in detail["events"]],
     }
 
 
@@ -372,7 +450,7 @@ def sdk_decoded(payload: Any, *, op_id: str, arn: str) -> str | None:
     if not isinstance(payload, str):
         return None
     try:
-        value = deserialize(None, payload, op_id, arn)
+        value: Any = deserialize(None, payload, op_id, arn)
     except SerDesError:
         try:
             value = json.loads(payload)
@@ -399,7 +477,7 @@ def _readable(value: Any) -> Any:
 
 @dataclass
 class HistoryPage:
-    events: list[dict[str, Any]]
+    events: list[EventRow]
     next_after: int | None = None
     group: str = ""
     types: list[str] = field(default_factory=list)
@@ -418,7 +496,7 @@ def history_page(*, execution: Execution, group: str = "", after: int = 0, limit
     return HistoryPage(events, next_after, group if group in EVENT_GROUPS else "")
 
 
-def _event_row(row: dict[str, Any], arn: str = "") -> dict[str, Any]:
+def _event_row(row: Mapping[str, Any], arn: str = "") -> EventRow:
     doc = row["doc"] or {}
     details_key = f"{row['event_type']}Details"
     payload = ((doc.get(details_key) or {}).get("Result") or {}).get("Payload")
@@ -437,44 +515,73 @@ def _event_row(row: dict[str, Any], arn: str = "") -> dict[str, Any]:
     }
 
 
-def history_export(*, execution: Execution) -> dict[str, Any]:
+class HistoryExport(TypedDict):
+    """``GetDurableExecutionHistory``'s answer. Each event is its stored document, whose keys
+    depend on its type (``StepSucceededDetails`` …), with its ``EventId`` and ``EventTimestamp``."""
+
+    DurableExecutionArn: str
+    Events: list[dict[str, Any]]
+
+
+def history_export(*, execution: Execution) -> HistoryExport:
     """The whole history in ``GetDurableExecutionHistory`` shape (with payloads), in one query."""
     rows = (
         Event.objects.filter(execution_id=execution.id).order_by("event_id").values_list("event_id", "timestamp", "doc")
     )
-    events = []
-    for event_id, timestamp, doc in rows.iterator(chunk_size=2000):
-        event = dict(doc or {})
-        event["EventId"] = event_id
-        event["EventTimestamp"] = timestamp.isoformat()
-        events.append(event)
+    events = [
+        {**(doc or {}), "EventId": event_id, "EventTimestamp": timestamp.isoformat()}
+        for event_id, timestamp, doc in rows.iterator(chunk_size=2000)
+    ]
     return {"DurableExecutionArn": execution.arn, "Events": events}
 
 
 # --- invocations and logs -------------------------------------------------------------------
 
 
-def invocation_logs(*, execution: Execution) -> list[dict[str, Any]]:
+class LogEntry(TypedDict):
+    """A line the function logged (SDK logger or handler output)."""
+
+    invocation_seq: int
+    at: datetime
+    level: str
+    logger: str
+    message: str
+    op_id: str | None
+
+
+def invocation_logs(*, execution: Execution) -> list[LogEntry]:
     """The execution's log lines (SDK logger and handler output), oldest first, each with its invocation."""
     rows = LogLine.objects.filter(execution_id=execution.id).order_by("at", "id")
-    return list(rows.values("invocation_seq", "at", "level", "logger", "message", "op_id")[:LOG_LIMIT])
+    lines: list[LogEntry] = list(rows.values("invocation_seq", "at", "level", "logger", "message", "op_id")[:LOG_LIMIT])
+    return lines
 
 
 INVOCATIONS_LISTED = 100  # the invocations table shows the first and the last this many
 
 
-def invocations_with_logs(data: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class InvocationRow(InvocationView):
+    """An invocation as the invocations table lists it."""
+
+    duration: timedelta  # up to now while it runs
+    logs: list[LogEntry]
+
+
+class SkippedRow(TypedDict):
+    skipped: int  # invocations between the first and the last ones listed
+
+
+def invocations_with_logs(data: Timeline, logs: list[LogEntry]) -> list[InvocationRow | SkippedRow]:
     """Invocations with their log lines and durations: all of them, or with thousands the first
     and last ``INVOCATIONS_LISTED`` and one row saying how many lie between."""
-    by_seq: dict[int, list[dict[str, Any]]] = {}
+    by_seq: dict[int, list[LogEntry]] = {}
     for line in logs:
         by_seq.setdefault(line["invocation_seq"], []).append(line)
     now = timezone.now()
-    invocations = data["invocations"]
+    invocations: list[InvocationView | None] = list(data["invocations"])
     skipped = max(0, len(invocations) - 2 * INVOCATIONS_LISTED)
     if skipped:
         invocations = [*invocations[:INVOCATIONS_LISTED], None, *invocations[-INVOCATIONS_LISTED:]]
-    result = []
+    result: list[InvocationRow | SkippedRow] = []
     for invocation in invocations:
         if invocation is None:
             result.append({"skipped": skipped})
@@ -531,7 +638,8 @@ def pending_callback_list(
 
 
 def pending_callback_count() -> int:
-    return _open_callbacks().count()
+    count: int = _open_callbacks().count()
+    return count
 
 
 def _open_callbacks() -> QuerySet[Operation]:
@@ -607,11 +715,11 @@ def _with_matter(callbacks: list[Operation]) -> list[Operation]:
     logs = _submitter_logs(submitters.values())
     for cb in callbacks:
         submitter = submitters.get((cb.execution_id, cb.parent_id or ""))
-        cb.input_items = decoded_input(cb.execution.input)  # type: ignore[attr-defined]
-        cb.message = _submitter_message(submitter, logs, arn=cb.execution.arn)  # type: ignore[attr-defined]
+        cb.input_items = decoded_input(cb.execution.input)
+        cb.message = _submitter_message(submitter, logs, arn=cb.execution.arn)
         branch, others = _branch_and_siblings(cb, contexts, children)
-        cb.channel = branch  # type: ignore[attr-defined]
-        cb.siblings = others  # type: ignore[attr-defined]
+        cb.channel = branch
+        cb.siblings = others
     return callbacks
 
 
@@ -665,9 +773,11 @@ def _answer_status(branch: Operation, children: dict[tuple[int, str], list[Opera
     while pending:
         op = pending.pop()
         if op.type == "CALLBACK":
-            return op.status
+            status: str = op.status
+            return status
         pending.extend(children.get((op.execution_id, op.op_id), []))
-    return branch.status
+    own: str = branch.status
+    return own
 
 
 def decoded_input(text: str | None) -> list[tuple[str, str]]:
@@ -696,7 +806,10 @@ def function_list() -> list[dict[str, Any]]:
         .annotate(n=Count("id"))
         .values_list("function_name", "n")
     )
-    return [{"function": fn, "recent": recent.get(fn.name, []), "running": running.get(fn.name, 0)} for fn in functions]
+    cards: list[dict[str, Any]] = [
+        {"function": fn, "recent": recent.get(fn.name, []), "running": running.get(fn.name, 0)} for fn in functions
+    ]
+    return cards
 
 
 def _recent_by_function(per_function: int) -> dict[str, list[dict[str, Any]]]:
@@ -722,9 +835,10 @@ def _recent_by_function(per_function: int) -> dict[str, list[dict[str, Any]]]:
 
 def function_get(*, name: str) -> Function:
     try:
-        return Function.objects.get(name=name)
+        function: Function = Function.objects.get(name=name)
     except Function.DoesNotExist as exc:
         raise Http404("No such function.") from exc
+    return function
 
 
 def function_status_counts(*, name: str) -> dict[str, int]:
