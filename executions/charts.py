@@ -18,6 +18,17 @@ import plotly.graph_objects as go
 
 from engine.rows import ATTEMPT_FAILED, BODY_RUN_COMPLETE, OPERATION_ENDED, OperationStatus
 from engine.timeline import QUEUED_AFTER, gap_kind
+from engine.timeline_types import (
+    Attempt,
+    Effect,
+    FaultView,
+    InvocationView,
+    PauseWindow,
+    Segment,
+    Timeline,
+    TimelineExecution,
+    TimelineOperation,
+)
 
 INVOCATIONS_ROW = "inv"
 MAX_ROWS = 150
@@ -282,7 +293,7 @@ class Canvas:
 # --- public ---------------------------------------------------------------------------------
 
 
-def timeline_figure(data: dict[str, Any], *, now: datetime, max_rows: int = MAX_ROWS) -> dict[str, Any]:
+def timeline_figure(data: Timeline, *, now: datetime, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """Return the execution timeline (invocations lane, invocation bands, one row per operation)
     as Plotly's figure JSON.
 
@@ -322,7 +333,7 @@ def _default_template() -> dict[str, Any]:
     return template
 
 
-def drawn_invocations(invocations: list[dict[str, Any]], canvas: Canvas, now: datetime) -> list[dict[str, Any]]:
+def drawn_invocations(invocations: list[InvocationView], canvas: Canvas, now: datetime) -> list[InvocationView]:
     """All invocations, unless there are thousands: then those in the time span first shown, and
     at most the first and last ``MAX_INVOCATIONS // 2`` of those (the history lists every one)."""
     if len(invocations) <= MAX_INVOCATIONS:
@@ -335,7 +346,7 @@ def drawn_invocations(invocations: list[dict[str, Any]], canvas: Canvas, now: da
     return visible
 
 
-def operation_count(data: dict[str, Any]) -> int:
+def operation_count(data: Timeline) -> int:
     """All operations of the execution (the data may hold only one window of them)."""
     return int(data.get("operation_count", len(data["operations"])))
 
@@ -377,7 +388,7 @@ IDLE_BREAK = "idle-break"  # the name of the markers timeline.js shows while idl
 
 
 def idle_rangebreaks(
-    data: dict[str, Any], *, now: datetime, min_gap_seconds: float = IDLE_GAP_SECONDS
+    data: Timeline, *, now: datetime, min_gap_seconds: float = IDLE_GAP_SECONDS
 ) -> list[dict[str, Any]]:
     """Rangebreaks that cut long stretches with no invocation running (compress idle time)."""
     margin = timedelta(seconds=min_gap_seconds / 4)
@@ -387,7 +398,7 @@ def idle_rangebreaks(
     ]
 
 
-def _idle_gaps(data: dict[str, Any], *, now: datetime, min_gap_seconds: float) -> list[tuple[datetime, datetime]]:
+def _idle_gaps(data: Timeline, *, now: datetime, min_gap_seconds: float) -> list[tuple[datetime, datetime]]:
     """Stretches longer than ``min_gap_seconds`` with no invocation running."""
     now = _clock_end(data, now)
     busy = sorted((i["started_at"], i["ended_at"] or now) for i in data["invocations"])
@@ -401,7 +412,7 @@ def _idle_gaps(data: dict[str, Any], *, now: datetime, min_gap_seconds: float) -
     return gaps
 
 
-def _idle_break_markers(data: dict[str, Any], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _idle_break_markers(data: Timeline, now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Where a rangebreak cuts idle time, a dashed line and "⋯ 2.0 min idle ⋯": hidden until
     "Compress idle time" is on (timeline.js shows every shape and annotation named IDLE_BREAK)."""
     margin = timedelta(seconds=IDLE_GAP_SECONDS / 4)
@@ -441,7 +452,7 @@ def _idle_break_markers(data: dict[str, Any], now: datetime) -> tuple[list[dict[
     return shapes, notes
 
 
-def hidden_rows(data: dict[str, Any], max_rows: int = MAX_ROWS) -> int:
+def hidden_rows(data: Timeline, max_rows: int = MAX_ROWS) -> int:
     """Operations of the execution that this figure does not draw."""
     return max(0, operation_count(data) - min(len(data["operations"]), max_rows))
 
@@ -449,12 +460,12 @@ def hidden_rows(data: dict[str, Any], max_rows: int = MAX_ROWS) -> int:
 # --- spans ----------------------------------------------------------------------------------
 
 
-def _clock_end(data: dict[str, Any], now: datetime) -> datetime:
+def _clock_end(data: Timeline, now: datetime) -> datetime:
     """Open bars run to *now* while the execution runs, and stop where a finished execution ended."""
     return data["execution"]["ended_at"] or now
 
 
-def _span(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+def _span(data: Timeline, now: datetime) -> tuple[datetime, datetime]:
     execution = data["execution"]
     start = execution["started_at"]
     ends = [execution["ended_at"] or now]
@@ -469,9 +480,9 @@ def _span(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
 
 
 def _draw_invocations(
-    canvas: Canvas, invocations: list[dict[str, Any]], execution: dict[str, Any], now: datetime
+    canvas: Canvas, invocations: list[InvocationView], execution: TimelineExecution, now: datetime
 ) -> None:
-    previous: dict[str, Any] | None = None
+    previous: InvocationView | None = None
     for invocation in invocations:
         queued_at = invocation.get("queued_at")
         gap_end = queued_at or invocation["started_at"]
@@ -486,7 +497,7 @@ def _draw_invocations(
 
 
 def _draw_owed_invocation(
-    canvas: Canvas, previous: dict[str, Any] | None, execution: dict[str, Any], now: datetime
+    canvas: Canvas, previous: InvocationView | None, execution: TimelineExecution, now: datetime
 ) -> None:
     """After the last invocation of a running execution: suspended, and waiting for a worker
     once the next invocation's message was sent (``queued_since``) and none has taken it up."""
@@ -521,7 +532,7 @@ def _queued(canvas: Canvas, start: datetime, end: datetime, what: str) -> None:
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover, min_ms=0)
 
 
-def _gap(canvas: Canvas, previous: dict[str, Any], end: datetime) -> None:
+def _gap(canvas: Canvas, previous: InvocationView, end: datetime) -> None:
     """The time after ``previous`` ended: a suspension, or the re-invoke after a crash."""
     start = previous["ended_at"]
     if gap_kind(previous) == "reinvoke":
@@ -530,7 +541,7 @@ def _gap(canvas: Canvas, previous: dict[str, Any], end: datetime) -> None:
         _suspended_gap(canvas, start, end)
 
 
-def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end: datetime) -> None:
+def _reinvoke_gap(canvas: Canvas, previous: InvocationView, start: datetime, end: datetime) -> None:
     bars = canvas.bar(
         "reinvoke",
         "Crashed → re-invoke (backoff, not billed)",
@@ -552,7 +563,7 @@ def _reinvoke_gap(canvas: Canvas, previous: dict[str, Any], start: datetime, end
 PAUSED_NAME = "Paused by request (nothing invoked)"
 
 
-def _draw_pauses(canvas: Canvas, pauses: list[dict[str, Any]], execution: dict[str, Any], now: datetime) -> None:
+def _draw_pauses(canvas: Canvas, pauses: list[PauseWindow], execution: TimelineExecution, now: datetime) -> None:
     """Each pause (ExecutionPaused to ExecutionResumed, or to the end a stop made) on the
     invocations lane, over the suspended gap it lies in: no invocation ran because someone
     paused the execution, not because it waited for something."""
@@ -582,7 +593,7 @@ def _suspended_gap(canvas: Canvas, start: datetime, end: datetime) -> None:
     bars.add(INVOCATIONS_ROW, start, end, text="", hover=hover, min_ms=0)
 
 
-def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -> None:
+def _invocation_bar(canvas: Canvas, invocation: InvocationView, now: datetime) -> None:
     outcome = invocation["outcome"] or ("running" if invocation["ended_at"] is None else "failed")
     name, colour, symbol = INVOCATION_STYLE.get(outcome, (f"Invocation → {outcome}", VERMILLION, "x"))
     end = invocation["ended_at"] or now
@@ -619,7 +630,7 @@ def _invocation_bar(canvas: Canvas, invocation: dict[str, Any], now: datetime) -
 # --- operations -----------------------------------------------------------------------------
 
 
-def _draw_operation(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+def _draw_operation(canvas: Canvas, op: TimelineOperation, row: str, now: datetime) -> None:
     if op["type"] == "STEP":
         _draw_attempts(canvas, op, row, now)
         _draw_body_runs(canvas, op, row, now)
@@ -630,11 +641,11 @@ def _draw_operation(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
         _draw_deadline(canvas, op, row)
 
 
-def _op_title(op: dict[str, Any]) -> str:
+def _op_title(op: TimelineOperation) -> str:
     return f"<b>{esc(op['name'] or op['type'].lower())}</b> ({esc(op.get('sub_type') or op['type'])})"
 
 
-def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+def _draw_attempts(canvas: Canvas, op: TimelineOperation, row: str, now: datetime) -> None:
     """One bar per invocation an attempt ran in (the read model's segments): an attempt whose
     invocation died is cut at that invocation's end, and goes on in the next one."""
     attempts = op["attempts"]
@@ -646,7 +657,7 @@ def _draw_attempts(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) 
 
 
 def _draw_attempt_segment(
-    canvas: Canvas, op: dict[str, Any], row: str, attempt: dict[str, Any], segment: dict[str, Any], now: datetime
+    canvas: Canvas, op: TimelineOperation, row: str, attempt: Attempt, segment: Segment | Attempt, now: datetime
 ) -> None:
     outcome = segment["outcome"]
     if outcome == "running" and canvas.finished:
@@ -668,10 +679,10 @@ def _draw_attempt_segment(
 
 def _draw_backoff(
     canvas: Canvas,
-    op: dict[str, Any],
+    op: TimelineOperation,
     row: str,
-    attempt: dict[str, Any],
-    following: dict[str, Any] | None,
+    attempt: Attempt,
+    following: Attempt | None,
     now: datetime,
 ) -> None:
     """The planned delay before the next attempt: from the failure to when the retry began (or is due)."""
@@ -697,7 +708,7 @@ def _draw_backoff(
     ).add(row, attempt["ended_at"], end, text="", hover=hover, min_ms=0)
 
 
-def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+def _draw_body_runs(canvas: Canvas, op: TimelineOperation, row: str, now: datetime) -> None:
     """Each time the step's code really ran: a thin bar under the attempt bar."""
     for run in op.get("body_runs") or []:
         # A run cut short has no end of its own: it ended with its invocation.
@@ -717,7 +728,7 @@ def _draw_body_runs(canvas: Canvas, op: dict[str, Any], row: str, now: datetime)
         )
 
 
-def _draw_span(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> None:
+def _draw_span(canvas: Canvas, op: TimelineOperation, row: str, now: datetime) -> None:
     """Waits, callbacks, contexts and chained invokes: one bar from start to end (or now)."""
     name, colour, pattern = SPAN_STYLE.get(op["type"], (f"{op['type'].title()} operation", LIGHT_GREY, ""))
     key = f"span:{op['type']}"
@@ -733,7 +744,7 @@ def _draw_span(canvas: Canvas, op: dict[str, Any], row: str, now: datetime) -> N
     )
 
 
-def _draw_replays(canvas: Canvas, op: dict[str, Any], row: str) -> None:
+def _draw_replays(canvas: Canvas, op: TimelineOperation, row: str) -> None:
     marks = canvas.mark("replay", "Replayed from checkpoint (no code ran)", BLUE, "diamond-open", size=9)
     drawn = 0
     for replay in op["replays"]:
@@ -747,7 +758,7 @@ def _draw_replays(canvas: Canvas, op: dict[str, Any], row: str) -> None:
         marks.hover[-1] += f"<br>… and {unlisted:,} other replays (not drawn)"
 
 
-def _draw_deadline(canvas: Canvas, op: dict[str, Any], row: str) -> None:
+def _draw_deadline(canvas: Canvas, op: TimelineOperation, row: str) -> None:
     """Deadlines past the drawn span stay off-screen (zoom out to see them) rather than squash the chart."""
     label = "scheduled end" if op["type"] == "WAIT" else "timeout deadline"
     hover = f"{_op_title(op)}<br>{label}: {op['deadline']:%H:%M:%S} UTC ({canvas.elapsed(op['deadline'])})"
@@ -759,7 +770,7 @@ def _draw_deadline(canvas: Canvas, op: dict[str, Any], row: str) -> None:
 # --- effects and faults ---------------------------------------------------------------------
 
 
-def _draw_effects(canvas: Canvas, effects: list[dict[str, Any]], rows: dict[str, str]) -> None:
+def _draw_effects(canvas: Canvas, effects: list[Effect], rows: dict[str, str]) -> None:
     for effect in effects:
         row = rows.get(effect.get("op_id") or "", INVOCATIONS_ROW)
         duplicate = bool(effect.get("duplicate"))
@@ -782,9 +793,7 @@ def _draw_effects(canvas: Canvas, effects: list[dict[str, Any]], rows: dict[str,
             )
 
 
-def _draw_faults(
-    canvas: Canvas, faults: list[dict[str, Any]], shown: list[dict[str, Any]], rows: dict[str, str]
-) -> None:
+def _draw_faults(canvas: Canvas, faults: list[FaultView], shown: list[TimelineOperation], rows: dict[str, str]) -> None:
     by_name = {}
     for op in shown:
         by_name.setdefault(op["name"], rows[op["op_id"]])
@@ -811,19 +820,19 @@ def _draw_faults(
 # --- layout ---------------------------------------------------------------------------------
 
 
-def _full_row_name(op: dict[str, Any]) -> str:
+def _full_row_name(op: TimelineOperation) -> str:
     name = op["name"] or op["type"].lower()
     kind = (op.get("sub_type") or op["type"]).lower()
     return f"{name} · {kind}" if kind not in name.lower() else name
 
 
-def _row_names(shown: list[dict[str, Any]], rows: dict[str, str]) -> dict[str, str]:
+def _row_names(shown: list[TimelineOperation], rows: dict[str, str]) -> dict[str, str]:
     """Row key → the untruncated label, HTML-escaped like every user text in the figure:
     timeline.js decodes it into the tick's tooltip as text."""
     return {rows[op["op_id"]]: esc(_full_row_name(op)) for op in shown}
 
 
-def _row_label(op: dict[str, Any]) -> str:
+def _row_label(op: TimelineOperation) -> str:
     label = _full_row_name(op)
     if len(label) > LABEL_CHARS:
         label = label[: LABEL_CHARS - 1] + "…"
@@ -832,13 +841,13 @@ def _row_label(op: dict[str, Any]) -> str:
 
 
 def _layout(
-    data: dict[str, Any],
-    shown: list[dict[str, Any]],
+    data: Timeline,
+    shown: list[TimelineOperation],
     rows: dict[str, str],
     canvas: Canvas,
     now: datetime,
     *,
-    invocations: list[dict[str, Any]],
+    invocations: list[InvocationView],
 ) -> dict[str, Any]:
     keys = [INVOCATIONS_ROW, *rows.values()]
     labels = ["<b>invocations</b>", *(_row_label(op) for op in shown)]
@@ -941,7 +950,7 @@ def _note(text: str, yshift: int) -> dict[str, Any]:
     }
 
 
-def _window_span(canvas: Canvas, shown: list[dict[str, Any]], now: datetime) -> tuple[datetime, datetime]:
+def _window_span(canvas: Canvas, shown: list[TimelineOperation], now: datetime) -> tuple[datetime, datetime]:
     """When only a window of a long execution is drawn, show that window's time span first, so
     later pages are not squeezed into a sliver. Replays in later invocations lie outside it:
     zoom out (double-click) to see the whole execution."""
@@ -956,7 +965,7 @@ def _x_range(canvas: Canvas) -> list[str]:
     return [_naive(start - pad), _naive(end + pad)]
 
 
-def _bands(invocations: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def _bands(invocations: list[InvocationView], now: datetime) -> list[dict[str, Any]]:
     """A faint band per invocation across every row: which invocation ran (or replayed) what."""
     shapes = []
     for index, invocation in enumerate(invocations):
