@@ -16,6 +16,12 @@ class Demo:
     kind: str = "comparison"
     scenario: str = ""
     default_scale: str = "0.5"
+    # The languages the demo's handler is written in; more than one offers a choice, and both side by side.
+    languages: tuple[str, ...] = ("python",)
+
+    @property
+    def multilingual(self) -> bool:
+        return len(self.languages) > 1
 
 
 DEMOS = (
@@ -28,6 +34,7 @@ DEMOS = (
         ("replay-not-retry",),
         scenario="seed-000",
         default_scale="0.5",
+        languages=("python", "typescript"),
     ),
     Demo(
         "fraud",
@@ -35,8 +42,9 @@ DEMOS = (
         "seed 001",
         "Score, then approve, verify by email and SMS in parallel (first answer wins, one-day callbacks), or escalate. "
         "Idempotency keys on the charge, execution names from the transaction id.",
-        ("fraud-detection",),
+        ("fraud-detection", "fraud-detection-ts"),
         kind="fraud",
+        languages=("python", "typescript"),
         # A one-day callback timeout leaves about 7 minutes: time for a person to read and answer.
         default_scale="0.005",
     ),

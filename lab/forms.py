@@ -35,10 +35,44 @@ def time_scale_field(initial: str) -> forms.TypedChoiceField:
     )
 
 
+LANGUAGE_HELP = (
+    "The same seed handler written for each SDK: Python runs in the worker, TypeScript on Node 22 "
+    "in its own runtime process, as Lambda runs it. Both: side by side, with the same counts."
+)
+
+
+def language_field(initial: str, *, both: bool = True) -> forms.ChoiceField:
+    choices = [("python", "Python"), ("typescript", "TypeScript")]
+    if both:
+        choices.append(("both", "Both, side by side"))
+    # Not required: a run without the field (an older page, a script) runs the Python handler.
+    return forms.ChoiceField(
+        label="Language",
+        choices=choices,
+        initial=initial,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text=LANGUAGE_HELP,
+    )
+
+
 class TimeScaleForm(forms.Form):
-    def __init__(self, *args: Any, initial_scale: str = "0.5", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        initial_scale: str = "0.5",
+        languages: bool = False,
+        initial_language: str = "both",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["time_scale"] = time_scale_field(initial_scale)
+        if languages:
+            self.fields["language"] = language_field(initial_language)
+
+    def languages(self) -> tuple[str, ...]:
+        """The languages to run: one, or both side by side."""
+        return scenarios.LANGUAGE_CHOICES[self.cleaned_data.get("language") or "python"]
 
 
 class ComparisonForm(forms.Form):
@@ -135,10 +169,21 @@ class FraudForm(forms.Form):
         help_text="Below 1000: low risk. 1000 to 9999: medium (customer verification). 10000 and up: high.",
     )
 
-    def __init__(self, *args: Any, initial_scale: str = "0.005", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, initial_scale: str = "0.005", initial_language: str = "python", **kwargs: Any
+    ) -> None:
         kwargs.setdefault("initial", {}).setdefault("transaction_id", uuid.uuid4().hex[:6])
         super().__init__(*args, **kwargs)
+        self.fields["language"] = language_field(initial_language)
+        self.fields[
+            "language"
+        ].help_text = (
+            "Both: the same transaction id in each language's function (tx-<id> in each), to answer and compare."
+        )
         self.fields["time_scale"] = time_scale_field(initial_scale)
+
+    def languages(self) -> tuple[str, ...]:
+        return scenarios.LANGUAGE_CHOICES[self.cleaned_data.get("language") or "python"]
 
     def clean_transaction_id(self) -> str:
         value = self.cleaned_data["transaction_id"].strip()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# The languages a demo's handler is written in: Python runs in the worker, TypeScript on Node 22.
+LANGUAGES = [("python", "Python"), ("typescript", "TypeScript")]
+
 
 class Comparison(models.Model):
     title = models.CharField(max_length=200)
@@ -31,6 +34,10 @@ class Variant(models.Model):
     retry = models.JSONField(default=dict, blank=True)
     fault = models.JSONField(default=dict, blank=True)
     payload = models.TextField()
+    # The function this variant invokes, when it is not the comparison's: a demo run in several
+    # languages runs each language's own function (a TypeScript seed handler per scenario).
+    function_name = models.CharField(max_length=64, blank=True, default="")
+    language = models.CharField(max_length=16, blank=True, default="", choices=LANGUAGES)
     # A plain string, not a foreign key: the engine's executions expire by retention.
     execution_arn = models.CharField(max_length=512, blank=True, default="")
     start_error = models.TextField(blank=True, default="")
@@ -41,3 +48,7 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def invoked_function(self) -> str:
+        return self.function_name or self.comparison.function_name

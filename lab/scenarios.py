@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import demos as demo_functions
 from lab import retry_plan
 
 SEMANTICS = ("AT_LEAST_ONCE_PER_RETRY", "AT_MOST_ONCE_PER_RETRY")
@@ -33,6 +34,9 @@ class VariantSpec:
     semantics: str = ""
     retry: dict[str, Any] = field(default_factory=dict)
     fault: dict[str, Any] = field(default_factory=dict)
+    # Blank: the comparison's function. A TypeScript variant names its own (one per seed scenario).
+    function_name: str = ""
+    language: str = ""
 
     def payload_json(self) -> str:
         return json.dumps(self.payload, sort_keys=True)
@@ -77,14 +81,38 @@ def lab_variants(
     return variants
 
 
-def seed_000_variants() -> list[VariantSpec]:
-    """Seed 000's four scenarios: semantics x (default retry, no retry), a 10 s body under a 3 s Timeout."""
+LANGUAGE_LABEL = {"python": "Python", "typescript": "TypeScript"}
+# What a demo's language choice runs: one language, or both side by side.
+LANGUAGE_CHOICES = {"python": ("python",), "typescript": ("typescript",), "both": ("python", "typescript")}
+SEED_000_RETRIES = ("default", "none")
+
+
+def seed_000_variants(languages: tuple[str, ...] = ("python",)) -> list[VariantSpec]:
+    """Seed 000's four scenarios: semantics x (default retry, no retry), a 10 s body under a 3 s Timeout.
+
+    In Python one function takes the scenario in its input; in TypeScript each scenario is its own
+    export of the seed's handler (``demos/ts/step_semantics_scenarios.ts``), so its own function.
+    With both languages, each language's four follow each other in the same order, and every label
+    names its language.
+    """
     variants = []
-    for sem, retry in itertools.product(SEMANTICS, ("default", "none")):
-        label = f"{SEMANTICS_LABEL[sem]} · {'default retry' if retry == 'default' else 'no retry'}"
-        payload = {"semantics": sem, "retry": retry, "sleep": 10}
-        variants.append(VariantSpec(label, payload, sem, {"kind": retry}, {"kind": "timeout"}))
+    for language in languages:
+        for sem, retry in itertools.product(SEMANTICS, SEED_000_RETRIES):
+            label = seed_000_label(sem, retry)
+            if languages != ("python",):
+                label = f"{label} · {LANGUAGE_LABEL[language]}"
+            spec = {"kind": retry}, {"kind": "timeout"}
+            if language == "python":
+                payload = {"semantics": sem, "retry": retry, "sleep": 10}
+                variants.append(VariantSpec(label, payload, sem, *spec, language="python"))
+            else:
+                function = demo_functions.SEED_000_TS[(sem, retry)]
+                variants.append(VariantSpec(label, {}, sem, *spec, function_name=function, language=language))
     return variants
+
+
+def seed_000_label(semantics: str, retry: str) -> str:
+    return f"{SEMANTICS_LABEL[semantics]} · {'default retry' if retry == 'default' else 'no retry'}"
 
 
 def idempotency_variants(order: str) -> list[VariantSpec]:

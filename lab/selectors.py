@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from engine import timeline
-from engine.contrib.django.models import AsyncInvocation, Execution, Function
+from engine.contrib.django.models import AsyncInvocation, Execution, Function, Operation
 from engine.errors import ResourceNotFoundException
 from engine.rows import ATTEMPT_FAILED
 from lab import retry_plan
@@ -178,10 +178,6 @@ def execution_by_arn(*, arn: str) -> Execution:
     return execution
 
 
-def recent_executions(*, function_name: str, limit: int = 15) -> list[Execution]:
-    return list(Execution.objects.filter(function_name=function_name).order_by("-started_at", "-id")[:limit])
-
-
 def recent_async(*, function_names: tuple[str, ...], limit: int = 20) -> list[AsyncInvocation]:
     return list(AsyncInvocation.objects.filter(function_name__in=function_names).order_by("-created_at", "-id")[:limit])
 
@@ -206,22 +202,70 @@ def execution_pk(*, arn: str) -> int | None:
     return Execution.objects.filter(arn=arn).values_list("id", flat=True).first()
 
 
-def fraud_transactions(*, function_name: str = "fraud-detection", limit: int = 15) -> list[dict[str, Any]]:
-    """Recent transactions with the decision the workflow returned (or None while it runs)."""
+def fraud_transactions(
+    *, function_names: tuple[str, ...] = ("fraud-detection",), limit: int = 15
+) -> list[dict[str, Any]]:
+    """Recent transactions of either language's function, with the decision the workflow returned
+    (or None while it runs)."""
+    executions = Execution.objects.filter(function_name__in=function_names).order_by("-started_at", "-id")
+    runtimes = dict(Function.objects.filter(name__in=function_names).values_list("name", "runtime"))
+    executions = list(executions[:limit])
+    scored = _scored_risks([e.pk for e in executions])
     rows = []
-    for execution in recent_executions(function_name=function_name, limit=limit):
+    for execution in executions:
         result = _json(execution.result) or {}
         tx = _json(execution.input) or {}
+        decision, why = fraud_decision(result)
         rows.append(
             {
                 "execution": execution,
+                "language": language_of(runtimes.get(execution.function_name)),
                 "amount": tx.get("amount"),
-                "decision": result.get("decision"),
-                "why": result.get("why") or (result.get("case") or {}).get("reason", ""),
-                "risk": (result.get("risk") or {}).get("risk"),
+                "decision": decision,
+                "why": why,
+                "risk": scored.get(execution.pk) or (result.get("risk") or {}).get("risk"),
             }
         )
     return rows
+
+
+def _scored_risks(execution_ids: list[int]) -> dict[int, str]:
+    """The risk each execution's ``score-<id>`` step checkpointed, as soon as it did (both
+    handlers name the step so; the Python twin's result is an object with ``risk``)."""
+    steps = Operation.objects.filter(
+        execution_id__in=execution_ids, type="STEP", parent_id__isnull=True, name__startswith="score-"
+    ).values_list("execution_id", "doc")
+    risks = {}
+    for execution_id, doc in steps:
+        result = _json((doc.get("StepDetails") or {}).get("Result"))
+        risk = result.get("v", {}).get("risk", {}).get("v") if isinstance(result, dict) else result
+        if isinstance(risk, str):
+            risks[execution_id] = risk
+    return risks
+
+
+def language_of(runtime: str | None) -> str:
+    """The language a function's handler is written in: Python in the worker, or its Runtime's."""
+    return "typescript" if (runtime or "").startswith("nodejs") else "python"
+
+
+def fraud_decision(result: Any) -> tuple[str | None, str]:
+    """(decision, why) from either handler's result.
+
+    The Python twin returns its decision by name; the seed's TypeScript returns what its last step
+    returned: the capture (``authorized``, ``final``) or the fraud case (``escalated``).
+    """
+    if not isinstance(result, dict) or not result:
+        return None, ""
+    if "decision" in result:
+        return result["decision"], result.get("why") or (result.get("case") or {}).get("reason", "")
+    if result.get("authorized"):
+        return "approved", "customer confirmed" if result.get("final") else "low risk"
+    if "escalated" in result:
+        return (
+            ("escalated", "verification failed or said no") if result["escalated"] else ("sent_to_fraud", "high risk")
+        )
+    return None, ""
 
 
 def _json(text: str | None) -> Any:

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import demos as demo_functions
 import engine
 from engine.contrib.django.models import Execution
 from engine.errors import ServiceError
@@ -24,6 +25,8 @@ from lab import scenarios
 from lab.models import Comparison, Variant
 
 FRAUD_FUNCTION = "fraud-detection"
+# Seed 001's handler in each language: the Python twin in the worker, the seed's TypeScript on Node 22.
+FRAUD_FUNCTIONS = {"python": FRAUD_FUNCTION, "typescript": demo_functions.FRAUD_TS}
 ASYNC_FUNCTIONS = ("async-receipt", "async-receipt-no-retry")
 FIXED_TEMPLATES = "standard,holiday"
 
@@ -73,6 +76,8 @@ def comparison_start(
                 retry=v.retry,
                 fault=v.fault,
                 payload=v.payload_json(),
+                function_name=v.function_name,
+                language=v.language,
             )
             for index, v in enumerate(variants)
         ]
@@ -159,7 +164,7 @@ def _workers_backlogged() -> bool:
 
 def _start_variant(comparison: Comparison, variant: Variant, user: Any = None) -> None:
     params: dict[str, Any] = {
-        "FunctionName": comparison.function_name,
+        "FunctionName": variant.function_name or comparison.function_name,
         "InvocationType": "Event",
         "Payload": variant.payload,
         # Named after the comparison, so starting a variant twice returns the same execution.
@@ -186,7 +191,9 @@ def _start_variant(comparison: Comparison, variant: Variant, user: Any = None) -
 def comparison_rerun(*, user: Any, comparison: Comparison) -> Comparison:
     """Run the same variants again, as a new comparison."""
     variants = [
-        scenarios.VariantSpec(v.label, json.loads(v.payload), v.semantics, v.retry, v.fault)
+        scenarios.VariantSpec(
+            v.label, json.loads(v.payload), v.semantics, v.retry, v.fault, v.function_name, v.language
+        )
         for v in comparison.variants.all()
     ]
     return comparison_start(
@@ -212,8 +219,18 @@ class FraudStart:
     created: bool
 
 
-def fraud_submit(*, user: Any, transaction_id: str, amount: float, time_scale: float, risk: str = "") -> FraudStart:
-    """Start the fraud workflow named ``tx-<id>``; a second submit of the same transaction returns the first."""
+def fraud_submit(
+    *,
+    user: Any,
+    transaction_id: str,
+    amount: float,
+    time_scale: float,
+    risk: str = "",
+    language: str = "python",
+) -> FraudStart:
+    """Start the fraud workflow named ``tx-<id>`` in one language's function; a second submit of
+    the same transaction to the same function returns the first."""
+    function = FRAUD_FUNCTIONS[language]
     payload: dict[str, Any] = {
         "id": transaction_id,
         "amount": amount,
@@ -223,16 +240,16 @@ def fraud_submit(*, user: Any, transaction_id: str, amount: float, time_scale: f
     if risk:
         payload["risk"] = risk
     name = f"tx-{transaction_id}"
-    existed = Execution.objects.filter(function_name=FRAUD_FUNCTION, name=name).exists()
+    existed = Execution.objects.filter(function_name=function, name=name).exists()
     params: dict[str, Any] = {
-        "FunctionName": FRAUD_FUNCTION,
+        "FunctionName": function,
         "InvocationType": "Event",
         "Payload": json.dumps(payload, sort_keys=True),
         "DurableExecutionName": name,
     }
     if time_scale != 1:
         params["TimeScale"] = time_scale
-    detail = {"transaction": transaction_id, "amount": amount}
+    detail = {"transaction": transaction_id, "amount": amount, "language": language}
     response = _refusal_audited(user, "lab.fraud.submit", name, lambda: engine.client().invoke(**params), **detail)
     arn = response["DurableExecutionArn"]
     _audit(user, "lab.fraud.submit", arn, created=not existed, **detail)

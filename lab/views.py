@@ -23,7 +23,7 @@ from executions import selectors as execution_selectors
 from executions.forms import ApproveForm, RejectForm
 from executions.services import can_operate
 from executions.views import safe_next
-from lab import charts, demos, diff, forms, scenarios, selectors, services
+from lab import charts, counts, demos, diff, forms, scenarios, selectors, services
 from lab.models import Comparison
 
 View = Callable[..., HttpResponse]
@@ -93,6 +93,13 @@ def comparison_new(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "lab/compare.html", {"form": form, "can_operate": can_operate(request.user)})
 
 
+# Why a TypeScript variant's body runs and side effects show as "—" in the variants table.
+NODE_UNRECORDED = (
+    "Not recorded for a function run on Node: the engine's body-run and side-effect records come from "
+    "the Python SDK's plugin. The counts table reads body runs from the log and the checkpoints, for both languages."
+)
+
+
 def _comparison_context(comparison: Comparison) -> dict[str, Any]:
     rows = selectors.comparison_rows(comparison=comparison)
     panels = [
@@ -100,9 +107,17 @@ def _comparison_context(comparison: Comparison) -> dict[str, Any]:
         for row in rows
     ]
     now = timezone.now()
+    languages, side_by_side = counts.seed_000_side_by_side(rows) if comparison.scenario == "seed-000" else ([], [])
     return {
         "comparison": comparison,
         "rows": rows,
+        "functions": list(dict.fromkeys(row.variant.invoked_function for row in rows)),
+        "languages": languages,
+        "language_names": [scenarios.LANGUAGE_LABEL[language] for language in languages],
+        "side_by_side": side_by_side,
+        # Diff a variant with its twin in the other language, when there is one.
+        "diff_b": len(rows) // len(languages) if len(languages) > 1 else 1,
+        "NODE_UNRECORDED": NODE_UNRECORDED,
         "running": selectors.any_running(rows),
         "waiting": sum(1 for row in rows if row.status == "WAITING"),
         "parallel": settings.DURABLE_LAB_PARALLEL,
@@ -186,13 +201,15 @@ def demo_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     demo = _demo(slug)
     context: dict[str, Any] = {"demo": demo, "can_operate": can_operate(request.user)}
     scale = _remembered_scale(request, demo)
+    language = request.session.get(f"lab:language:{demo.slug}")
     if demo.kind == "comparison":
-        context.update(
-            form=forms.TimeScaleForm(initial_scale=scale),
-            comparisons=selectors.comparison_list(demo=demo.slug, limit=10),
+        form = forms.TimeScaleForm(
+            initial_scale=scale, languages=demo.multilingual, initial_language=language or "both"
         )
+        context.update(form=form, comparisons=selectors.comparison_list(demo=demo.slug, limit=10))
     elif demo.kind == "fraud":
-        context.update(form=forms.FraudForm(initial_scale=scale), **_fraud_context())
+        context.update(form=forms.FraudForm(initial_scale=scale, initial_language=language or "python"))
+        context.update(_fraud_context())
     else:
         function = request.session.get(f"lab:function:{demo.slug}")  # the choice survives the submit
         context.update(form=forms.AsyncForm(initial_scale=scale, initial={"function": function}), **_async_context())
@@ -212,14 +229,25 @@ def _remember_scale(request: HttpRequest, demo: demos.Demo) -> None:
         request.session[f"lab:scale:{demo.slug}"] = request.POST["time_scale"]
     if request.POST.get("function") in dict(forms.AsyncForm.base_fields["function"].choices):
         request.session[f"lab:function:{demo.slug}"] = request.POST["function"]
+    if demo.multilingual and request.POST.get("language") in scenarios.LANGUAGE_CHOICES:
+        request.session[f"lab:language:{demo.slug}"] = request.POST["language"]
 
 
 def _fraud_context() -> dict[str, Any]:
-    transactions = selectors.fraud_transactions(function_name=services.FRAUD_FUNCTION)
+    transactions = selectors.fraud_transactions(function_names=tuple(services.FRAUD_FUNCTIONS.values()))
+    pending = sorted(
+        (
+            callback
+            for function in services.FRAUD_FUNCTIONS.values()
+            for callback in execution_selectors.pending_callback_list(function_name=function)
+        ),
+        key=lambda callback: (callback.started_at, callback.pk),
+    )
     return {
         "transactions": transactions,
+        "side_by_side": counts.fraud_side_by_side(transactions),
         "running": any(t["execution"].status == "RUNNING" for t in transactions),
-        "pending_callbacks": execution_selectors.pending_callback_list(function_name=services.FRAUD_FUNCTION),
+        "pending_callbacks": pending,
         "approve_form": ApproveForm(),
         "reject_form": RejectForm(),
     }
@@ -245,23 +273,23 @@ def demo_run(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         return _fraud_submit(request, demo)
     if demo.kind == "async":
         return _async_action(request, demo)
-    form = forms.TimeScaleForm(request.POST, initial_scale=demo.default_scale)
+    form = forms.TimeScaleForm(request.POST, initial_scale=demo.default_scale, languages=demo.multilingual)
     if not form.is_valid():
-        messages.error(request, "Pick a time scale from the list.")
+        messages.error(request, "Pick a time scale (and a language) from the lists.")
         return redirect("lab:demo", slug=slug)
     comparison = services.comparison_start(
         user=request.user,
         scenario=demo.scenario,
-        variants=_demo_variants(demo),
+        variants=_demo_variants(demo, form.languages() if demo.multilingual else ("python",)),
         time_scale=form.cleaned_data["time_scale"],
         title=demo.title,
     )
     return redirect("lab:comparison", pk=comparison.pk)
 
 
-def _demo_variants(demo: demos.Demo) -> list[scenarios.VariantSpec]:
+def _demo_variants(demo: demos.Demo, languages: tuple[str, ...]) -> list[scenarios.VariantSpec]:
     if demo.scenario == "seed-000":
-        return scenarios.seed_000_variants()
+        return scenarios.seed_000_variants(languages)
     order = services.demo_order_id()
     return (
         scenarios.idempotency_variants(order) if demo.scenario == "idempotency" else scenarios.express_variants(order)
@@ -274,26 +302,28 @@ def _fraud_submit(request: HtmxHttpRequest, demo: demos.Demo) -> HttpResponse:
         context = {"demo": demo, "form": form, "can_operate": True, **_fraud_context()}
         return render(request, "lab/demo_fraud.html", context, status=400)
     data = form.cleaned_data
-    try:
-        started = services.fraud_submit(
-            user=request.user,
-            transaction_id=data["transaction_id"],
-            amount=data["amount"],
-            time_scale=data["time_scale"],
-        )
-    except ServiceError as exc:
-        messages.error(request, f"{exc.code}: {exc.message}")
-        return redirect("lab:demo", slug=demo.slug)
-    if started.created:
-        messages.success(
-            request, f"Started the workflow for transaction {data['transaction_id']} (tx-{data['transaction_id']})."
-        )
-    else:
-        messages.info(
-            request,
-            f"Transaction {data['transaction_id']} already has a workflow: the same execution was "
-            "returned and no new one started (DurableExecutionName = tx-<id>).",
-        )
+    tx = data["transaction_id"]
+    for language in form.languages():
+        where = f"{scenarios.LANGUAGE_LABEL[language]} ({services.FRAUD_FUNCTIONS[language]})"
+        try:
+            started = services.fraud_submit(
+                user=request.user,
+                transaction_id=tx,
+                amount=data["amount"],
+                time_scale=data["time_scale"],
+                language=language,
+            )
+        except ServiceError as exc:
+            messages.error(request, f"{where}: {exc.code}: {exc.message}")
+            continue
+        if started.created:
+            messages.success(request, f"Started the workflow for transaction {tx} (tx-{tx}) in {where}.")
+        else:
+            messages.info(
+                request,
+                f"Transaction {tx} already has a workflow in {where}: the same execution was "
+                "returned and no new one started (DurableExecutionName = tx-<id>).",
+            )
     return redirect("lab:demo", slug=demo.slug)
 
 
