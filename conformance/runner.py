@@ -61,13 +61,23 @@ class Run:
 
     poll = POLL  # seconds between looks at the history while driving
 
-    def __init__(self, lam: Any, requirement: dict[str, Any], spec: Spec, module: str, suite_id: str) -> None:
+    def __init__(
+        self,
+        lam: Any,
+        requirement: dict[str, Any],
+        spec: Spec,
+        module: str,
+        suite_id: str,
+        function_fields: dict[str, Any] | None = None,
+    ) -> None:
         self.lam = lam
         self.req = requirement
         self.spec = spec
         self.bindings = bind_variables(requirement)
         self.function_name = f"conf-{suite_id}-{uuid.uuid4().hex[:8]}"
         self.module = module
+        # More CreateFunction fields: Runtime and Code for a handler that runs in its own runtime process.
+        self.function_fields = dict(function_fields or {})
         self.arn: str | None = None
         self.sync_response: dict[str, Any] | None = None
 
@@ -85,6 +95,7 @@ class Run:
             Timeout=self.spec.timeout,
             DurableConfig={"ExecutionTimeout": self.spec.execution_timeout, "RetentionPeriodInDays": 1},
             Environment={"Variables": self.spec.environment},
+            **self.function_fields,
         )
 
     def start(self) -> None:
