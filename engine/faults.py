@@ -18,13 +18,14 @@ from engine import db, journal
 from engine.duties.sweep import mark_invocation_lost
 from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
+from engine.rows import ExecutionRow
 from engine.sql import Q
 from engine.store import store
 
 PHASES = {"body_start", "after_body"}
 
 
-def _locked_execution(conn: Any, arn: str) -> dict[str, Any]:
+def _locked_execution(conn: Any, arn: str) -> ExecutionRow:
     execution = store.execution_by_arn(conn, arn, lock=True)
     if execution is None:
         raise ResourceNotFoundException(f"Durable execution not found: {arn}")

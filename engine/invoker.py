@@ -13,10 +13,10 @@ import logging
 import os
 import threading
 import traceback
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from aws_durable_execution_sdk_python.exceptions import CheckpointError, DurableApiErrorCategory
 from aws_durable_execution_sdk_python.execution import (
@@ -44,12 +44,12 @@ from engine.errors import InvalidCheckpointError, InvalidCheckpointTokenError
 log = logging.getLogger(__name__)
 
 
-def operation_from_doc(doc: dict[str, Any]) -> Operation:
+def operation_from_doc(doc: Mapping[str, Any]) -> Operation:
     """The SDK's ``Operation`` for one of the engine's operation documents.
 
     ``engine.speedups`` replaces this with a conversion that skips the SDK's deep copy.
     """
-    return Operation.from_json_dict(doc)
+    return Operation.from_json_dict(cast(MutableMapping[str, Any], doc))  # it deep-copies, never writes
 
 
 class EngineServiceClient:

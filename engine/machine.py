@@ -14,12 +14,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from engine.errors import InvalidCheckpointError
-from engine.rows import OperationStatus
+from engine.rows import OperationDoc, OperationStatus
 
 OP_TYPES = frozenset({"EXECUTION", "CONTEXT", "STEP", "WAIT", "CALLBACK", "CHAINED_INVOKE"})
 ACTIONS = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
@@ -94,7 +94,7 @@ class ChainedInvoke:
 class Transition:
     """Everything one batch (or one service-side completion) changes."""
 
-    ops: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ops: dict[str, OperationDoc] = field(default_factory=dict)
     touched: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     timers: list[tuple[str, str, datetime]] = field(default_factory=list)
@@ -102,13 +102,13 @@ class Transition:
     invokes: list[ChainedInvoke] = field(default_factory=list)
     finish: Finish | None = None
 
-    def touch(self, op: dict[str, Any]) -> None:
-        self.ops[op["Id"]] = op
+    def touch(self, op: Mapping[str, Any]) -> None:
+        self.ops[op["Id"]] = cast(OperationDoc, op)  # the machine built it as one
         if op["Id"] not in self.touched:
             self.touched.append(op["Id"])
 
     @property
-    def changed_ops(self) -> list[dict[str, Any]]:
+    def changed_ops(self) -> list[OperationDoc]:
         """The operations it touched, in the order it first touched them."""
         return [self.ops[op_id] for op_id in self.touched]
 
@@ -205,6 +205,13 @@ def _copy(op: Mapping[str, Any] | None) -> dict[str, Any] | None:
     except TypeError:  # what orjson refuses, the stdlib copies as it always did
         copy = json.loads(json.dumps(op))
     return copy
+
+
+def _own_copy(op: Mapping[str, Any]) -> dict[str, Any]:
+    """The machine changes its own copy of a stored operation, never the caller's."""
+    copied = _copy(op)
+    assert copied is not None
+    return copied
 
 
 def _new_op(update: Mapping[str, Any], status: str, clock: Clock) -> dict[str, Any]:
@@ -335,8 +342,9 @@ def _apply_wait(
     change.events.append(make_event("WaitStarted", op, details))
 
 
-def fire_wait(op: dict[str, Any], clock: Clock) -> Transition:
+def fire_wait(stored: Mapping[str, Any], clock: Clock) -> Transition:
     """Complete a WAIT whose timer is due."""
+    op = _own_copy(stored)
     change = Transition()
     if op["Status"] != "STARTED":
         return change
@@ -349,8 +357,9 @@ def fire_wait(op: dict[str, Any], clock: Clock) -> Transition:
     return change
 
 
-def fire_retry(op: dict[str, Any]) -> Transition:
+def fire_retry(stored: Mapping[str, Any]) -> Transition:
     """Move a STEP whose retry delay has elapsed from PENDING to READY (no history event)."""
+    op = _own_copy(stored)
     change = Transition()
     if op["Status"] != "PENDING":
         return change
@@ -385,9 +394,15 @@ def _apply_callback(
 
 
 def complete_callback(
-    op: dict[str, Any], clock: Clock, *, result: str | None = None, error: dict[str, Any] | None = None, status: str
+    stored: Mapping[str, Any],
+    clock: Clock,
+    *,
+    result: str | None = None,
+    error: dict[str, Any] | None = None,
+    status: str,
 ) -> Transition:
     """Close a STARTED callback: SUCCEEDED (result), FAILED or TIMED_OUT (error)."""
+    op = _own_copy(stored)
     change = Transition()
     _close(op, status, clock)
     details = op.setdefault("CallbackDetails", {})
@@ -476,9 +491,15 @@ def chained_invoke_started(
 
 
 def complete_chained_invoke(
-    op: dict[str, Any], clock: Clock, *, status: str, result: str | None = None, error: dict[str, Any] | None = None
+    stored: Mapping[str, Any],
+    clock: Clock,
+    *,
+    status: str,
+    result: str | None = None,
+    error: dict[str, Any] | None = None,
 ) -> Transition:
     """Close a chained invoke from its target's outcome."""
+    op = _own_copy(stored)
     change = Transition()
     _close(op, status, clock)
     details = op.setdefault("ChainedInvokeDetails", {})

@@ -7,10 +7,11 @@ JSON and SQL as that text, so rows keep plain strings and nothing changes on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 
 class ExecutionStatus(StrEnum):
@@ -111,6 +112,65 @@ BODY_RUN_COMPLETE = frozenset({BodyRunOutcome.SUCCEEDED, BodyRunOutcome.FAILED})
 ATTEMPT_FAILED = frozenset({AttemptOutcome.FAILED, AttemptOutcome.INTERRUPTED})
 
 
+class OperationDoc(TypedDict, total=False):
+    """An operation as AWS's API has it (``GetDurableExecutionState``'s ``Operations``): the
+    document the store keeps in ``durable_operation.doc`` and the SDK reads. A dict because it
+    crosses to the SDK and to JSON as it is; the machine works on its own copies."""
+
+    Id: Required[str]
+    Type: Required[str]  # EXECUTION, STEP, WAIT, CALLBACK, CONTEXT, CHAINED_INVOKE
+    Status: Required[str]  # an OperationStatus
+    ParentId: str
+    Name: str
+    SubType: str
+    StartTimestamp: int  # milliseconds since the epoch
+    EndTimestamp: int
+    ExecutionDetails: dict[str, Any]
+    StepDetails: dict[str, Any]
+    WaitDetails: dict[str, Any]
+    CallbackDetails: dict[str, Any]
+    ContextDetails: dict[str, Any]
+    ChainedInvokeDetails: dict[str, Any]
+
+
+class ExecutionRow(TypedDict):
+    """An execution row as a duty works on it: its own copy, read from the store, changed by the
+    duty and written back (``save_execution``, or the guarded statements). The same columns as
+    ``Execution``, which is the read-only form the API answers from."""
+
+    id: int
+    arn: str
+    function_name: str
+    name: str
+    input: str | None
+    status: str
+    result: str | None
+    error: dict[str, Any] | None
+    started_at: datetime
+    ended_at: datetime | None
+    execution_timeout: int
+    retention_days: int
+    time_scale: float
+    invocation_type: str
+    invocation_seq: int
+    token_seq: int
+    running: bool
+    lease_until: datetime | None
+    needs_invoke: bool
+    invoke_reason: str
+    dispatched_at: datetime | None
+    consecutive_failures: int
+    op_seq: int
+    seen_seq: int
+    event_seq: int
+    parent_arn: str | None
+    parent_op_id: str | None
+    counters: dict[str, Any]
+    pending_finish: dict[str, Any] | None
+    pause_state: str | None
+    pause: dict[str, Any] | None
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """An execution row as the store reads it (``execution_by_arn`` and the list queries select
@@ -184,3 +244,13 @@ class DueTimer:
     kind: str
     op_id: str
     due_at: datetime
+
+
+# The execution row's columns, in the order the store's statements select them.
+EXECUTION_COLUMNS = tuple(field.name for field in fields(Execution))
+
+
+def execution_row(row: Mapping[str, Any]) -> ExecutionRow:
+    """A duty's own copy of the execution columns of a wider row (a checkpoint's snapshot, a
+    claim, a callback's lookup carry more)."""
+    return cast(ExecutionRow, {key: row[key] for key in EXECUTION_COLUMNS})

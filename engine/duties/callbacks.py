@@ -27,22 +27,23 @@ from engine.errors import (
     ResourceNotFoundException,
 )
 from engine.machine import Clock
+from engine.rows import ExecutionRow, OperationDoc, execution_row
 from engine.store import store
 
 
-def _open_callback(callback_id: str) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+def _open_callback(callback_id: str) -> tuple[ExecutionRow, OperationDoc, int | None]:
     """The callback's execution (read without a lock), its operation, and its function's timeout;
     refused if the callback is over."""
     with db.connection() as conn:
-        execution = store.execution_by_callback(conn, callback_id)
-    if execution is None:
+        row = store.execution_by_callback(conn, callback_id)
+    if row is None:
         raise ResourceNotFoundException(f"Callback {callback_id!r} not found.")
-    op, fn_timeout = execution.pop("callback_op"), execution.pop("fn_timeout")
+    execution, op, fn_timeout = execution_row(row), row["callback_op"], row["fn_timeout"]
     _check_callback_open(callback_id, execution, op)
     return execution, op, fn_timeout
 
 
-def _check_callback_open(callback_id: str, execution: dict[str, Any], op: dict[str, Any]) -> None:
+def _check_callback_open(callback_id: str, execution: ExecutionRow, op: dict[str, Any]) -> None:
     """Refuse an answer to a callback that is over. Both states only ever move on from open, so an
     unlocked read that finds either over is as final as a locked one."""
     if op["Status"] == "TIMED_OUT":
@@ -80,7 +81,12 @@ def _answer_callback(
     # Guarded by the row as read, running or not: the handler must then run again, now or
     # after the running invocation ends.
     guard = {
-        key: execution[key] for key in ("token_seq", "op_seq", "event_seq", "invocation_seq", "running", "pause_state")
+        "token_seq": execution["token_seq"],
+        "op_seq": execution["op_seq"],
+        "event_seq": execution["event_seq"],
+        "invocation_seq": execution["invocation_seq"],
+        "running": execution["running"],
+        "pause_state": execution["pause_state"],
     }
     with unit_of_work(now, transaction=False) as work:  # one statement: its own transaction
         written, _ = write_change(

@@ -26,6 +26,7 @@ from engine.duties.unit import (
     guarded_unit_of_work,
     optimistically,
     save_execution,
+    sequence_guard,
     utcnow,
 )
 from engine.errors import (
@@ -33,6 +34,7 @@ from engine.errors import (
     InvalidCheckpointTokenError,
 )
 from engine.machine import Clock, Transition
+from engine.rows import ExecutionRow, OperationDoc, execution_row
 from engine.store import store
 
 
@@ -43,8 +45,8 @@ class CheckpointCache:
     changed the execution, which the guarded write checks; then a checkpoint is one statement.
     """
 
-    ops: dict[str, dict[str, Any]]
-    execution: dict[str, Any] | None = None
+    ops: dict[str, OperationDoc]
+    execution: ExecutionRow | None = None
     # When each wait this invocation started is due, to the microsecond as its timer has it: an
     # operation's ScheduledEndTimestamp is only to the millisecond.
     wait_due: dict[str, datetime] = field(default_factory=dict)
@@ -55,13 +57,13 @@ class CheckpointSnapshot:
     """What a checkpoint decides from: the execution row, the operations the batch refers to,
     the operations the handler has not seen yet, and whether some timer of it is due."""
 
-    execution: dict[str, Any]
-    ops: dict[str, dict[str, Any]]
-    unseen: list[dict[str, Any]] = field(default_factory=list)
+    execution: ExecutionRow
+    ops: dict[str, OperationDoc]
+    unseen: list[OperationDoc] = field(default_factory=list)
     timers_due: bool = False
 
 
-Answer = tuple[str | None, list[dict[str, Any]]]
+Answer = tuple[str | None, list[OperationDoc]]
 
 
 def checkpoint(
@@ -109,7 +111,7 @@ def _checkpoint(
     return new_token, list(({op["Id"]: op for op in delta} | {op["Id"]: op for op in fired}).values())
 
 
-def cache_execution(cache: CheckpointCache | None) -> dict[str, Any] | None:
+def cache_execution(cache: CheckpointCache | None) -> ExecutionRow | None:
     return cache.execution if cache is not None else None
 
 
@@ -132,19 +134,20 @@ def _read_snapshot(arn: str, updates: list[dict[str, Any]], now: datetime) -> Ch
         row = store.read_checkpoint_snapshot(conn, arn, sorted(_referenced(updates)), now)
     if row is None:
         raise InvalidCheckpointTokenError("Invalid checkpoint token")
-    execution = {key: row[key] for key in row if key not in SNAPSHOT_EXTRAS}
+    execution = execution_row(row)
     ops = {op["Id"]: op for op in row["referenced_ops"]}
     return CheckpointSnapshot(execution, ops, row["unseen_ops"], row["timers_due"])
 
 
 def _checkpoint_in_one_statement(
     snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[ExecutionRow, bool]:
     """Nothing but this batch to write: one statement, guarded by the sequence numbers the
     snapshot has. Return the execution as written and whether some timer of it is due."""
     seen = snapshot.execution
-    guard = {key: seen[key] for key in ("token_seq", "op_seq", "event_seq")}
-    execution = dict(seen, token_seq=seen["token_seq"] + 1)
+    guard = sequence_guard(seen)
+    execution = seen.copy()
+    execution["token_seq"] += 1
     add_to_counters(execution, checkpoints=1, updates=updates)
     with db.connection() as conn:  # one statement: its own transaction
         written, timers_due = write_change(
@@ -157,7 +160,7 @@ def _checkpoint_in_one_statement(
 
 def _checkpoint_in_transaction(
     snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime
-) -> tuple[str | None, list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[str | None, list[OperationDoc], ExecutionRow]:
     """A batch that starts chained invokes, finishes the execution, or meets due timers."""
     with guarded_unit_of_work(snapshot.execution, now) as (work, execution):
         add_to_counters(execution, checkpoints=1, updates=updates)
@@ -166,7 +169,7 @@ def _checkpoint_in_transaction(
 
 
 def _remember(
-    cache: CheckpointCache | None, execution: dict[str, Any] | None, delta: list[dict[str, Any]], change: Transition
+    cache: CheckpointCache | None, execution: ExecutionRow | None, delta: list[OperationDoc], change: Transition
 ) -> None:
     """Keep the invocation's view current: the row as this checkpoint left it (None once the
     invocation must stop), the operations of the answer, and the exact due time of its waits."""
@@ -181,12 +184,9 @@ def _referenced(updates: list[dict[str, Any]]) -> set[str]:
     return {u["Id"] for u in updates} | {u["ParentId"] for u in updates if u.get("ParentId")}
 
 
-SNAPSHOT_EXTRAS = frozenset({"referenced_ops", "unseen_ops", "timers_due"})
-
-
 def _checkpoint_general(
-    work: UnitOfWork, execution: dict[str, Any], change: Transition
-) -> tuple[str | None, list[dict[str, Any]]]:
+    work: UnitOfWork, execution: ExecutionRow, change: Transition
+) -> tuple[str | None, list[OperationDoc]]:
     """A batch that starts chained invokes, finishes the execution, or meets due timers."""
     apply_transition(work, execution, change, execution["invocation_seq"])
     if change.finish is not None:
@@ -209,13 +209,13 @@ def _checkpoint_general(
     return make_token(execution), delta
 
 
-def _check_token(execution: dict[str, Any], token: str) -> None:
+def _check_token(execution: ExecutionRow, token: str) -> None:
     expected = (execution["id"], execution["invocation_seq"], execution["token_seq"])
     if not execution["running"] or parse_token(token) != expected:
         raise InvalidCheckpointTokenError("Invalid checkpoint token")
 
 
-def get_state(arn: str, token: str) -> list[dict[str, Any]]:
+def get_state(arn: str, token: str) -> list[OperationDoc]:
     """Return every operation of the execution (read-only; the token is checked, not rotated)."""
     with db.transaction() as conn:
         execution = store.execution_by_arn(conn, arn)

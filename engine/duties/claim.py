@@ -20,6 +20,7 @@ from engine.duties.checkpoint import CheckpointCache
 from engine.duties.finish import finish_execution
 from engine.duties.tokens import make_token
 from engine.duties.unit import ExecutionChanged, guarded_unit_of_work, optimistically, save_execution, utcnow
+from engine.rows import OperationDoc, execution_row
 from engine.store import store
 
 LEASE_GRACE = timedelta(seconds=2)
@@ -34,7 +35,7 @@ class Ticket:
     seq: int
     request_id: str
     token: str
-    operations: list[dict[str, Any]]
+    operations: list[OperationDoc]
     function: dict[str, Any]
     started_at: datetime
     deadline: datetime
@@ -72,36 +73,36 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
         if row is None:
             _claim_refused(store.unclaimed_execution(conn, execution_id, generation))
             return None
-        ops, ops_seq = row.pop("ops"), row.pop("ops_seq")
-        if ops_seq != row["op_seq"]:
+        ops: list[OperationDoc] = row["ops"]
+        if row["ops_seq"] != row["op_seq"]:
             ops = list(store.load_ops(conn, execution_id).values())
+    execution = execution_row(row)
     function = {
-        key[3:]: row.pop(key)
+        key[3:]: row[key]
         for key in ("fn_name", "fn_handler", "fn_timeout", "fn_environment", "fn_runtime", "fn_code_sha256")
     }
-    deadline, faults = row.pop("deadline"), row.pop("faults")
     return Ticket(
         execution_id,
-        row["arn"],
-        row["invocation_seq"],
+        execution["arn"],
+        execution["invocation_seq"],
         request_id,
-        make_token(row),
+        make_token(execution),
         ops,
         function,
         now,
-        deadline,
-        faults,
-        CheckpointCache({op["Id"]: op for op in ops}, execution=row),
+        row["deadline"],
+        row["faults"],
+        CheckpointCache({op["Id"]: op for op in ops}, execution=execution),
     )
 
 
-def _claim_refused(seen: dict[str, Any] | None) -> None:
+def _claim_refused(row: dict[str, Any] | None) -> None:
     """Nothing claimed: drop the message, or fail an execution whose function is gone."""
-    if seen is None or not seen["claimable"]:
+    if row is None or not row["claimable"]:
         return None
-    if seen["function_found"]:
+    if row["function_found"]:
         raise ExecutionChanged  # it became claimable after the claim looked: claim again
-    with guarded_unit_of_work(seen) as (work, execution):
+    with guarded_unit_of_work(execution_row(row)) as (work, execution):
         error = {"ErrorType": "ResourceNotFoundException", "ErrorMessage": "Function was deleted."}
         finish_execution(work, execution, machine.Finish("FAILED", error=error))
         save_execution(work.conn, execution)

@@ -8,7 +8,7 @@ transaction opened by the guarded UPDATE. Either way a changed execution means: 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -30,12 +30,13 @@ from engine.duties.unit import (
     optimistically,
     request_invoke,
     save_execution,
+    sequence_guard,
     timeout_seconds,
     unit_of_work,
     utcnow,
 )
 from engine.machine import Clock, Transition
-from engine.rows import HandlerStatus, Invocation, InvocationOutcome
+from engine.rows import ExecutionRow, HandlerStatus, Invocation, InvocationOutcome, OperationDoc
 from engine.store import store
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def _complete_from_cache(
     cache = ticket.cache
     if cache is None or cache.execution is None:
         return False
-    execution = dict(cache.execution)
+    execution = cache.execution.copy()
     record = journal_record(entries)
     if execution["parent_arn"] or record.fired_faults or execution["op_seq"] > execution["seen_seq"]:
         return False  # a parent to tell, faults to mark, or operations the handler has not seen
@@ -134,10 +135,10 @@ def _complete_from_cache(
     ]
     ops = []
     if finish is not None:
-        op, event = closed_execution_op(dict(cache.ops[execution_op_id(execution)]), finish, now)
+        op, event = closed_execution_op(cache.ops[execution_op_id(execution)], finish, now)
         ops, events = [op], [*events, (event, None)]
-        execution.update(status=finish.status, result=finish.result, ended_at=now)
-    guard = {key: execution[key] for key in ("token_seq", "op_seq", "event_seq")}
+        execution.update({"status": finish.status, "result": finish.result, "ended_at": now})
+    guard = sequence_guard(execution)
     execution["token_seq"] += 1
     if record.body_runs:
         add_to_counters(execution, body_runs=len(record.body_runs))
@@ -148,7 +149,7 @@ def _complete_from_cache(
         ended, sequences = store.end_invocation_guarded(
             work.conn, execution, ticket.seq, guard, ending, (record.body_runs, record.log_lines)
         )
-        execution.update(sequences.columns())
+        sequences.write_into(execution)
         if ended is not None:
             work.journals_done.append(ticket.request_id)
             if wake is not None:
@@ -156,7 +157,7 @@ def _complete_from_cache(
     return ended is not None
 
 
-def _waits_due(ops: dict[str, dict[str, Any]], wait_due: dict[str, datetime], clock: Clock) -> Transition:
+def _waits_due(ops: Mapping[str, OperationDoc], wait_due: dict[str, datetime], clock: Clock) -> Transition:
     """The invocation's waits whose time has come, completed (on copies), as their timers would.
 
     A wait this invocation started is due when its timer is (``wait_due``, exact to the
@@ -167,13 +168,13 @@ def _waits_due(ops: dict[str, dict[str, Any]], wait_due: dict[str, datetime], cl
     change = Transition()
     for op in ops.values():
         if op["Type"] == "WAIT" and op["Status"] == "STARTED" and _wait_is_due(op, wait_due, clock.now, now_ms):
-            fired = machine.fire_wait(dict(op), clock)  # it sets top-level keys only: a shallow copy will do
+            fired = machine.fire_wait(op, clock)  # completed on the machine's own copy
             change.touch(fired.ops[op["Id"]])
             change.events += fired.events
     return change
 
 
-def _wait_is_due(op: dict[str, Any], wait_due: dict[str, datetime], now: datetime, now_ms: int) -> bool:
+def _wait_is_due(op: Mapping[str, Any], wait_due: dict[str, datetime], now: datetime, now_ms: int) -> bool:
     due = wait_due.get(op["Id"])
     if due is not None:
         return due <= now
@@ -181,7 +182,7 @@ def _wait_is_due(op: dict[str, Any], wait_due: dict[str, datetime], now: datetim
     return scheduled_end is not None and scheduled_end < now_ms
 
 
-def apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
+def apply_pending_finish(work: UnitOfWork, execution: ExecutionRow) -> bool:
     """Close an execution the SDK finished from a checkpoint, now that its invocation has ended."""
     pending = execution.get("pending_finish")
     if pending is None or execution["status"] != "RUNNING":
@@ -192,7 +193,7 @@ def apply_pending_finish(work: UnitOfWork, execution: dict[str, Any]) -> bool:
     return True
 
 
-def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+def _known_ops(cache: CheckpointCache | None, execution: ExecutionRow) -> dict[str, OperationDoc] | None:
     """Every operation of the execution by id, from the invocation's cache, if nobody else has
     touched one since the invocation's last checkpoint (its op sequence number is the stored one)."""
     if cache is None or cache.execution is None or cache.execution["op_seq"] != execution["op_seq"]:
@@ -201,7 +202,7 @@ def _known_ops(cache: CheckpointCache | None, execution: dict[str, Any]) -> dict
 
 
 def _judge_output(
-    execution: dict[str, Any],
+    execution: ExecutionRow,
     output: dict[str, Any] | None,
     raised: dict[str, Any] | None,
     has_pending: Callable[[], bool],
@@ -229,7 +230,7 @@ def _judge_output(
     return {"SUCCEEDED": "succeeded", "FAILED": "failed", "PENDING": "suspended"}[status], None
 
 
-def _has_pending_work(work: UnitOfWork, execution: dict[str, Any], known_ops: dict[str, dict[str, Any]] | None) -> bool:
+def _has_pending_work(work: UnitOfWork, execution: ExecutionRow, known_ops: Mapping[str, OperationDoc] | None) -> bool:
     """From every operation, if the invocation's view has them exactly; else one query."""
     if known_ops is not None:
         return machine.has_pending_work(list(known_ops.values()))
@@ -247,7 +248,7 @@ def _handler_finish(outcome: str, output: dict[str, Any] | None, error: dict[str
 
 def close_invocation(
     work: UnitOfWork,
-    execution: dict[str, Any],
+    execution: ExecutionRow,
     invocation: Invocation,
     outcome: str,
     error: dict[str, Any] | None,
@@ -272,7 +273,7 @@ def close_invocation(
     )
     work.journals_done.append(invocation.request_id)
     if execution["invocation_seq"] == invocation.seq:
-        execution.update(running=False, lease_until=None, token_seq=execution["token_seq"] + 1)
+        execution.update({"running": False, "lease_until": None, "token_seq": execution["token_seq"] + 1})
 
 
 def _invocation_completed(
@@ -290,11 +291,11 @@ def _invocation_completed(
 
 def _after_invocation(
     work: UnitOfWork,
-    execution: dict[str, Any],
+    execution: ExecutionRow,
     output: dict[str, Any] | None,
     outcome: str,
     error: dict[str, Any] | None,
-    known_ops: dict[str, dict[str, Any]] | None = None,
+    known_ops: Mapping[str, OperationDoc] | None = None,
     interrupted: bool = False,
 ) -> None:
     finish = _handler_finish(outcome, output, error)

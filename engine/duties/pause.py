@@ -34,6 +34,7 @@ from engine.duties.unit import (
     utcnow,
 )
 from engine.errors import ResourceConflictException, ResourceNotFoundException
+from engine.rows import ExecutionRow
 from engine.store import store
 
 # AWS: "An execution with a paused timeout still times out 366 days after it started."
@@ -69,13 +70,13 @@ def _pause(arn: str, reason: str | None, timeout_paused: bool, client_token: str
         save_execution(work.conn, execution)
 
 
-def settle_pause(work: UnitOfWork, execution: dict[str, Any]) -> None:
+def settle_pause(work: UnitOfWork, execution: ExecutionRow) -> None:
     """PAUSING becomes PAUSED once no invocation is at work: ExecutionPaused in the history, and
     the execution timeout held if the pause asked for that. Called by the pause itself and where
     a running invocation gives way (its checkpoint answered without a token, its end)."""
     if execution["pause_state"] != "PAUSING" or execution["status"] != "RUNNING":
         return
-    request = dict(execution["pause"]["Pause"])
+    request = dict(_pause_requests(execution)["Pause"])
     details: dict[str, Any] = {
         "PauseRequestTimestamp": request["RequestTimestamp"],
         "ExecutionTimeoutPaused": request["ExecutionTimeoutPaused"],
@@ -89,7 +90,7 @@ def settle_pause(work: UnitOfWork, execution: dict[str, Any]) -> None:
         if due is not None:
             request["TimeoutDue"] = due.isoformat()
             store.set_timer(work.conn, execution["id"], "execution_timeout", "", _timeout_cap(execution))
-    execution["pause_state"], execution["pause"] = "PAUSED", {**execution["pause"], "Pause": request}
+    execution["pause_state"], execution["pause"] = "PAUSED", {**_pause_requests(execution), "Pause": request}
 
 
 def resume_execution(arn: str, *, reason: str | None, client_token: str | None) -> None:
@@ -116,7 +117,7 @@ def _resume(arn: str, reason: str | None, client_token: str | None, _attempt: in
                 details["Reason"] = machine.payload_detail(reason)
             _record(work, execution, "ExecutionResumed", details)
             _release_timeout(work, execution)
-        execution["pause_state"], execution["pause"] = None, {**execution["pause"], "Resume": request}
+        execution["pause_state"], execution["pause"] = None, {**_pause_requests(execution), "Resume": request}
         if execution["needs_invoke"]:
             request_invoke(work, execution, execution["invoke_reason"])
         save_execution(work.conn, execution)
@@ -139,7 +140,7 @@ def _delete(arn: str, _attempt: int) -> datetime:
     return work.now
 
 
-def _read(arn: str) -> dict[str, Any]:
+def _read(arn: str) -> ExecutionRow:
     with db.connection() as conn:
         seen = store.execution_by_arn(conn, arn)
     if seen is None:
@@ -147,7 +148,7 @@ def _read(arn: str) -> dict[str, Any]:
     return seen
 
 
-def _repeated(seen: dict[str, Any], kind: str, client_token: str | None, **params: Any) -> bool:
+def _repeated(seen: ExecutionRow, kind: str, client_token: str | None, **params: Any) -> bool:
     """Whether this is the last pause (or resume) of the execution sent again with its client
     token and the same parameters within 15 minutes: AWS then answers success and does nothing.
     The same token with other parameters is a new request (and refused as a conflict)."""
@@ -159,24 +160,30 @@ def _repeated(seen: dict[str, Any], kind: str, client_token: str | None, **param
     return datetime.fromisoformat(last["RequestTimestamp"]) > utcnow() - CLIENT_TOKEN_WINDOW
 
 
-def _record(work: UnitOfWork, execution: dict[str, Any], event_type: str, details: dict[str, Any]) -> None:
+def _record(work: UnitOfWork, execution: ExecutionRow, event_type: str, details: dict[str, Any]) -> None:
     """Append a service event about the whole execution (its EXECUTION operation's id and name)."""
     op = {"Id": execution_op_id(execution), "Name": execution["name"]}
     event = machine.make_event(event_type, op, details)
     sequences, _, _ = store.write_transition(
         work.conn, execution, [], [event], [], [], work.now, invocation_seq=None, mark_seen=False
     )
-    execution.update(sequences.columns())
+    sequences.write_into(execution)
 
 
-def _timeout_cap(execution: dict[str, Any]) -> datetime:
-    started_at: datetime = execution["started_at"]
-    return started_at + PAUSED_TIMEOUT_CAP
+def _timeout_cap(execution: ExecutionRow) -> datetime:
+    return execution["started_at"] + PAUSED_TIMEOUT_CAP
 
 
-def _release_timeout(work: UnitOfWork, execution: dict[str, Any]) -> None:
+def _pause_requests(execution: ExecutionRow) -> dict[str, Any]:
+    """The execution's last Pause and Resume requests (a paused or resumed execution has them)."""
+    requests = execution["pause"]
+    assert requests is not None, "a pause state without its request"
+    return requests
+
+
+def _release_timeout(work: UnitOfWork, execution: ExecutionRow) -> None:
     """Move the held execution timeout on by the time spent paused (at most to the 366-day cap)."""
-    request = execution["pause"]["Pause"]
+    request = _pause_requests(execution)["Pause"]
     if "TimeoutDue" not in request:
         return
     paused_for = work.now - datetime.fromisoformat(request["PausedAt"])

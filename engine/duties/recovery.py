@@ -9,6 +9,7 @@ from typing import Any
 from engine import machine
 from engine.duties.finish import finish_execution
 from engine.duties.unit import UnitOfWork, request_invoke
+from engine.rows import ExecutionRow
 from engine.store import store
 
 DEFAULT_INVOCATION_RETRY = {
@@ -38,7 +39,7 @@ NOT_REINVOKED = frozenset(
 )
 
 
-def schedule_recovery(work: UnitOfWork, execution: dict[str, Any], error: dict[str, Any]) -> None:
+def schedule_recovery(work: UnitOfWork, execution: ExecutionRow, error: dict[str, Any]) -> None:
     """After a failed, crashed or timed-out invocation: invoke again with backoff, or give up."""
     if error.get("ErrorType") in NOT_REINVOKED:
         finish_execution(work, execution, machine.Finish("FAILED", error=error))

@@ -21,6 +21,7 @@ from engine.errors import (
     DurableExecutionAlreadyStartedException,
 )
 from engine.machine import Clock
+from engine.rows import ExecutionRow
 from engine.store import store
 
 
@@ -35,19 +36,19 @@ class StartRequest:
     parent_op_id: str | None = None
 
 
-def start_execution(request: StartRequest) -> tuple[dict[str, Any], bool]:
+def start_execution(request: StartRequest) -> tuple[ExecutionRow, bool]:
     """Create an execution (or return the existing one of that name); return (row, created)."""
     return optimistically("start", request.name or "a new execution", partial(_start, request))
 
 
-def _start(request: StartRequest, _attempt: int) -> tuple[dict[str, Any], bool]:
+def _start(request: StartRequest, _attempt: int) -> tuple[ExecutionRow, bool]:
     # A start is one statement, so it needs no transaction block around it (two round trips fewer).
     with unit_of_work(transaction=False) as work:
         row, created = start_execution_txn(work, request)
     return row, created
 
 
-def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[dict[str, Any], bool]:
+def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[ExecutionRow, bool]:
     fn = request.function
     config = fn["durable_config"] or {}
     execution_uuid = str(uuid.uuid4())
@@ -85,7 +86,7 @@ def start_execution_txn(work: UnitOfWork, request: StartRequest) -> tuple[dict[s
     return row, True
 
 
-def _existing_execution(conn: Conn, function_name: str, name: str, payload: str | None) -> dict[str, Any]:
+def _existing_execution(conn: Conn, function_name: str, name: str, payload: str | None) -> ExecutionRow:
     existing = store.execution_by_name(conn, function_name, name)
     if existing is None:  # purged between the INSERT and this read: the name is free again
         raise ExecutionChanged

@@ -27,7 +27,8 @@ def _stop(arn: str, error: dict[str, Any] | None, _attempt: int) -> datetime:
     if seen is None:
         raise ResourceNotFoundException(f"Durable execution {arn!r} not found.")
     if seen["status"] == "STOPPED":
-        stopped_at: datetime = seen["ended_at"]
+        stopped_at = seen["ended_at"]
+        assert stopped_at is not None  # an ended execution has its end time
         return stopped_at
     if seen["status"] != "RUNNING":
         raise InvalidParameterValueException(f"Durable execution is already {seen['status']}; it cannot be stopped.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from engine import db, machine
 from engine.duties.finish import finish_execution
@@ -16,6 +15,7 @@ from engine.duties.loops import guarded
 from engine.duties.transition import apply_service_change
 from engine.duties.unit import UnitOfWork, guarded_unit_of_work, optimistically, request_invoke, save_execution, utcnow
 from engine.machine import Clock
+from engine.rows import ExecutionRow
 from engine.store import store
 
 REASON_BY_TIMER = {
@@ -55,14 +55,14 @@ def _fire_timers(execution_id: int, _attempt: int) -> int:
     return 1
 
 
-def fire_due_timers_in(work: UnitOfWork, execution: dict[str, Any]) -> None:
+def fire_due_timers_in(work: UnitOfWork, execution: ExecutionRow) -> None:
     for timer in store.take_due_timers(work.conn, work.now, 1000, execution["id"]):
         if execution["status"] != "RUNNING":
             continue
         _fire_timer(work, execution, timer.kind, timer.op_id)
 
 
-def _fire_timer(work: UnitOfWork, execution: dict[str, Any], kind: str, op_id: str) -> None:
+def _fire_timer(work: UnitOfWork, execution: ExecutionRow, kind: str, op_id: str) -> None:
     clock = Clock(work.now, execution["time_scale"])
     if kind == "execution_timeout":
         message = f"Execution timed out after {execution['execution_timeout']} seconds."

@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import (
@@ -18,7 +19,7 @@ REGION = os.environ.get("DURABLE_REGION", "us-east-1")
 ACCOUNT = os.environ.get("DURABLE_ACCOUNT_ID", "123456789012")
 
 
-def make_token(execution: dict[str, Any]) -> str:
+def make_token(execution: Mapping[str, Any]) -> str:
     raw = f"{execution['id']}.{execution['invocation_seq']}.{execution['token_seq']}"
     return base64.b64encode(raw.encode()).decode()
 

@@ -14,12 +14,11 @@ from engine.duties.start import StartRequest, start_execution_txn
 from engine.duties.tokens import function_name_of
 from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
 from engine.machine import Clock, Transition
+from engine.rows import ExecutionRow
 from engine.store import store
 
 
-def apply_transition(
-    work: UnitOfWork, execution: dict[str, Any], change: Transition, invocation_seq: int | None
-) -> None:
+def apply_transition(work: UnitOfWork, execution: ExecutionRow, change: Transition, invocation_seq: int | None) -> None:
     """Write a transition: operations, history, timers and chained invokes."""
     for invoke in change.invokes:
         _start_chained_invoke(work, execution, change, invoke)
@@ -28,7 +27,7 @@ def apply_transition(
 
 
 def write_change(
-    conn: Conn, execution: dict[str, Any], change: Transition, now: datetime, **options: Any
+    conn: Conn, execution: ExecutionRow, change: Transition, now: datetime, **options: Any
 ) -> tuple[bool, bool]:
     """``store.write_transition`` of what a transition changed (``options`` are its keywords),
     with ``execution`` brought up to the sequences the write assigned; return (written, some
@@ -36,12 +35,12 @@ def write_change(
     sequences, written, timers_due = store.write_transition(
         conn, execution, change.changed_ops, change.events, change.timers, change.cancel_timers, now, **options
     )
-    execution.update(sequences.columns())
+    sequences.write_into(execution)
     return written, timers_due
 
 
 def _start_chained_invoke(
-    work: UnitOfWork, execution: dict[str, Any], change: Transition, invoke: machine.ChainedInvoke
+    work: UnitOfWork, execution: ExecutionRow, change: Transition, invoke: machine.ChainedInvoke
 ) -> None:
     op = change.ops[invoke.op_id]
     target = store.get_function(work.conn, function_name_of(invoke.function_name))
@@ -51,6 +50,7 @@ def _start_chained_invoke(
             "ErrorMessage": f"Function not found: {invoke.function_name}",
         }
         failed = machine.complete_chained_invoke(op, Clock(work.now), status="FAILED", error=error)
+        change.ops[invoke.op_id] = failed.ops[invoke.op_id]  # the machine closed its own copy
         position = change.events.index(invoke.started_event) + 1
         change.events[position:position] = failed.events
         return
@@ -69,7 +69,7 @@ def _start_chained_invoke(
     invoke.started_event["ChainedInvokeStartedDetails"]["DurableExecutionArn"] = child["arn"]
 
 
-def apply_service_change(work: UnitOfWork, execution: dict[str, Any], change: Transition, reason: str) -> None:
+def apply_service_change(work: UnitOfWork, execution: ExecutionRow, change: Transition, reason: str) -> None:
     if not change.touched:
         return
     apply_transition(work, execution, change, None)

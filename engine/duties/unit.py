@@ -15,7 +15,7 @@ the worker, the web process or a test). The duties keep no per-invocation state 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,7 @@ from engine.db import Conn
 from engine.errors import (
     ResourceConflictException,
 )
+from engine.rows import ExecutionRow
 from engine.store import store
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,7 @@ def optimistically(duty: str, subject: object, attempt: Callable[[int], T]) -> T
 
 
 @contextmanager
-def guarded_unit_of_work(
-    seen: dict[str, Any], now: datetime | None = None
-) -> Iterator[tuple[UnitOfWork, dict[str, Any]]]:
+def guarded_unit_of_work(seen: ExecutionRow, now: datetime | None = None) -> Iterator[tuple[UnitOfWork, ExecutionRow]]:
     """The transaction of a duty that writes more than one statement. Its first statement takes
     the execution's row lock only if the row is as ``seen`` (the duty's snapshot) has it, and
     yields the row as it is now; raises ExecutionChanged (nothing written) otherwise."""
@@ -161,7 +160,12 @@ def mark_undispatched(execution_ids: list[int]) -> None:
         log.exception("could not mark executions %s as not dispatched", execution_ids)
 
 
-def save_execution(conn: Conn, execution: dict[str, Any], *extra: str) -> None:
+def sequence_guard(seen: ExecutionRow) -> dict[str, int]:
+    """The guard of a running invocation's own write: the sequence numbers it last saw."""
+    return {"token_seq": seen["token_seq"], "op_seq": seen["op_seq"], "event_seq": seen["event_seq"]}
+
+
+def save_execution(conn: Conn, execution: ExecutionRow, *extra: str) -> None:
     fields = [
         "status",
         "result",
@@ -183,10 +187,11 @@ def save_execution(conn: Conn, execution: dict[str, Any], *extra: str) -> None:
         "pause",
         *extra,
     ]
-    store.update_execution(conn, execution["id"], **{key: execution[key] for key in fields})
+    columns: Mapping[str, Any] = execution
+    store.update_execution(conn, execution["id"], **{key: columns[key] for key in fields})
 
 
-def request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, timeout: float | None = None) -> None:
+def request_invoke(work: UnitOfWork, execution: ExecutionRow, reason: str, timeout: float | None = None) -> None:
     """Mark that the handler must run again; queue it now unless an invocation is running or
     the execution is paused (resuming queues it then)."""
     execution["needs_invoke"] = True
@@ -196,7 +201,7 @@ def request_invoke(work: UnitOfWork, execution: dict[str, Any], reason: str, tim
         work.dispatch[execution["id"]] = timeout if timeout is not None else _function_timeout(work.conn, execution)
 
 
-def _function_timeout(conn: Conn, execution: dict[str, Any]) -> float:
+def _function_timeout(conn: Conn, execution: ExecutionRow) -> float:
     fn = store.get_function(conn, execution["function_name"])
     return timeout_seconds(fn["timeout"] if fn else None)
 
@@ -206,7 +211,7 @@ def timeout_seconds(timeout: int | None) -> float:
     return float(timeout) if timeout is not None else 3.0
 
 
-def add_to_counters(execution: dict[str, Any], **increments: int) -> None:
+def add_to_counters(execution: ExecutionRow, **increments: int) -> None:
     counters = dict(execution.get("counters") or {})
     for key, value in increments.items():
         counters[key] = counters.get(key, 0) + value

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -26,12 +26,11 @@ from typing import Any
 
 from engine import clock, db
 from engine.machine import PENDING_STATUSES
-from engine.rows import DueTimer, Execution, Invocation
+from engine.rows import DueTimer, Execution, ExecutionRow, Invocation, OperationDoc, execution_row
 from engine.store import records, use
 from engine.store.records import OWN_TIMER_KINDS, SCHEDULER_LOOKS_EVERY, Sequences, numbered, op_record
 
 Row = dict[str, Any]
-EXECUTION_COLUMNS = tuple(f.name for f in fields(Execution))
 EXECUTION_DEFAULTS: Row = {
     "status": "RUNNING",
     "result": None,
@@ -129,8 +128,8 @@ def _copy(row: Mapping[str, Any] | None) -> Row | None:
     return None if row is None else copy.deepcopy(dict(row))
 
 
-def _execution(row: Mapping[str, Any]) -> Row:
-    return {key: copy.deepcopy(row[key]) for key in EXECUTION_COLUMNS}
+def _execution(row: Mapping[str, Any]) -> ExecutionRow:
+    return copy.deepcopy(execution_row(row))
 
 
 def _invocation(row: Mapping[str, Any]) -> Invocation:
@@ -174,7 +173,7 @@ class MemoryStore:
 
     def insert_started_execution(
         self, conn: Connection, values: Mapping[str, Any], op: Row, event: Row, timeout_at: datetime
-    ) -> Row | None:
+    ) -> ExecutionRow | None:
         database = conn.database
         with database.lock:
             tables = database.tables
@@ -201,11 +200,11 @@ class MemoryStore:
             None,
         )
 
-    def execution_by_name(self, conn: Connection, function_name: str, name: str) -> Row | None:
+    def execution_by_name(self, conn: Connection, function_name: str, name: str) -> ExecutionRow | None:
         row = self._by(conn.database.tables, function_name=function_name, name=name)
         return None if row is None else _execution(row)
 
-    def execution_by_arn(self, conn: Connection, arn: str, *, lock: bool = False) -> Row | None:
+    def execution_by_arn(self, conn: Connection, arn: str, *, lock: bool = False) -> ExecutionRow | None:
         row = self._by(conn.database.tables, arn=arn)
         return None if row is None else _execution(row)
 
@@ -213,7 +212,7 @@ class MemoryStore:
         row = self.execution_by_arn(conn, arn)
         return None if row is None else Execution(**row)
 
-    def execution_by_id(self, conn: Connection, execution_id: int, *, lock: bool = False) -> Row | None:
+    def execution_by_id(self, conn: Connection, execution_id: int, *, lock: bool = False) -> ExecutionRow | None:
         row = conn.database.tables.executions.get(execution_id)
         return None if row is None else _execution(row)
 
@@ -256,12 +255,14 @@ class MemoryStore:
     def _ordered_ops(tables: Tables, execution_id: int) -> list[Row]:
         return sorted(tables.operations.get(execution_id, {}).values(), key=lambda op: op["ordinal"])
 
-    def load_ops(self, conn: Connection, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, Row]:
+    def load_ops(
+        self, conn: Connection, execution_id: int, op_ids: Iterable[str] | None = None
+    ) -> dict[str, OperationDoc]:
         wanted = None if op_ids is None else set(op_ids)
         ops = self._ordered_ops(conn.database.tables, execution_id)
         return {op["op_id"]: copy.deepcopy(op["doc"]) for op in ops if wanted is None or op["op_id"] in wanted}
 
-    def ops_touched_since(self, conn: Connection, execution_id: int, seq: int) -> list[Row]:
+    def ops_touched_since(self, conn: Connection, execution_id: int, seq: int) -> list[OperationDoc]:
         ops = self._ordered_ops(conn.database.tables, execution_id)
         return [copy.deepcopy(op["doc"]) for op in ops if op["touch_seq"] > seq]
 
@@ -447,7 +448,7 @@ class MemoryStore:
 
     def execution_with_invocation(
         self, conn: Connection, execution_id: int, seq: int
-    ) -> tuple[Row | None, Invocation | None]:
+    ) -> tuple[ExecutionRow | None, Invocation | None]:
         row = conn.database.tables.executions.get(execution_id)
         if row is None:
             return None, None
@@ -692,7 +693,7 @@ class MemoryStore:
         self,
         conn: Connection,
         execution: Mapping[str, Any],
-        ops: list[Row],
+        ops: Sequence[Mapping[str, Any]],
         events: list[Row],
         timers: list[tuple[str, str, datetime]],
         cancel: list[tuple[str, str]],
@@ -811,7 +812,7 @@ class MemoryStore:
             fn = tables.functions.get(execution["function_name"])
             return {"written": True, "fn_timeout": fn["timeout"] if fn else None}, sequences
 
-    def lock_if_unchanged(self, conn: Connection, seen: Mapping[str, Any]) -> Row | None:
+    def lock_if_unchanged(self, conn: Connection, seen: Mapping[str, Any]) -> ExecutionRow | None:
         row = conn.database.tables.executions.get(seen["id"])
         if row is None:
             return None

@@ -4,7 +4,7 @@ rows, and the statements themselves, with the reasons for their shapes, are in t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from engine.db import Conn
 from engine.machine import PENDING_STATUSES
-from engine.rows import DueTimer, Execution, Invocation
+from engine.rows import DueTimer, Execution, ExecutionRow, Invocation, OperationDoc, execution_row
 from engine.sql import Q
 from engine.store.records import (
     GUARDED_COLUMNS,
@@ -64,7 +64,7 @@ def get_code(conn: Conn, sha256: str) -> bytes | None:
 
 def insert_started_execution(
     conn: Conn, values: Mapping[str, Any], op: dict[str, Any], event: dict[str, Any], timeout_at: datetime
-) -> dict[str, Any] | None:
+) -> ExecutionRow | None:
     """Start an execution in one statement: its row (already asking to be invoked), its EXECUTION
     operation, ``ExecutionStarted`` and its execution-timeout timer. Return None, and write
     nothing, if the (function, name) pair is already taken.
@@ -73,7 +73,7 @@ def insert_started_execution(
     costs what the bare INSERT + COMMIT it must pay anyway costs, plus the JSON.
     """
     record = op_record(1, op)
-    return conn.execute(
+    row = conn.execute(
         Q.insert_started_execution,
         {
             **values,
@@ -87,15 +87,18 @@ def insert_started_execution(
             "timeout_at": timeout_at,
         },
     ).fetchone()
+    return None if row is None else execution_row(row)
 
 
-def execution_by_name(conn: Conn, function_name: str, name: str) -> dict[str, Any] | None:
-    return conn.execute(Q.execution_by_name, {"function_name": function_name, "name": name}).fetchone()
+def execution_by_name(conn: Conn, function_name: str, name: str) -> ExecutionRow | None:
+    row = conn.execute(Q.execution_by_name, {"function_name": function_name, "name": name}).fetchone()
+    return None if row is None else execution_row(row)
 
 
-def execution_by_arn(conn: Conn, arn: str, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_by_arn(conn: Conn, arn: str, *, lock: bool = False) -> ExecutionRow | None:
     query = Q.execution_by_arn_for_update if lock else Q.execution_by_arn
-    return conn.execute(query, {"arn": arn}).fetchone()
+    row = conn.execute(query, {"arn": arn}).fetchone()
+    return None if row is None else execution_row(row)
 
 
 def execution_at(conn: Conn, arn: str) -> Execution | None:
@@ -104,9 +107,10 @@ def execution_at(conn: Conn, arn: str) -> Execution | None:
         return cursor.execute(Q.execution_by_arn, {"arn": arn}).fetchone()
 
 
-def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+def execution_by_id(conn: Conn, execution_id: int, *, lock: bool = False) -> ExecutionRow | None:
     query = Q.execution_by_id_for_update if lock else Q.execution_by_id
-    return conn.execute(query, {"id": execution_id}).fetchone()
+    row = conn.execute(query, {"id": execution_id}).fetchone()
+    return None if row is None else execution_row(row)
 
 
 def list_function_executions(
@@ -141,7 +145,7 @@ def has_pending_work(conn: Conn, execution_id: int) -> bool:
 # --- operations -------------------------------------------------------------------------------
 
 
-def load_ops(conn: Conn, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+def load_ops(conn: Conn, execution_id: int, op_ids: Iterable[str] | None = None) -> dict[str, OperationDoc]:
     """Return operation documents by id (all of them, or the named ones) in first-seen order."""
     if op_ids is None:
         rows = conn.execute(Q.all_operations, {"execution_id": execution_id}).fetchall()
@@ -150,7 +154,7 @@ def load_ops(conn: Conn, execution_id: int, op_ids: Iterable[str] | None = None)
     return {row["doc"]["Id"]: row["doc"] for row in rows}
 
 
-def ops_touched_since(conn: Conn, execution_id: int, seq: int) -> list[dict[str, Any]]:
+def ops_touched_since(conn: Conn, execution_id: int, seq: int) -> list[OperationDoc]:
     rows = conn.execute(Q.operations_touched_since, {"execution_id": execution_id, "seq": seq}).fetchall()
     return [row["doc"] for row in rows]
 
@@ -364,7 +368,7 @@ def end_invocation(
 def write_transition(
     conn: Conn,
     execution: Mapping[str, Any],
-    ops: list[dict[str, Any]],
+    ops: Sequence[Mapping[str, Any]],
     events: list[dict[str, Any]],
     timers: list[tuple[str, str, datetime]],
     cancel: list[tuple[str, str]],
@@ -479,14 +483,15 @@ def end_invocation_guarded(
 # --- optimistic duties: a snapshot read without a lock, and the guarded first statement ----------
 
 
-def lock_if_unchanged(conn: Conn, seen: Mapping[str, Any]) -> dict[str, Any] | None:
+def lock_if_unchanged(conn: Conn, seen: Mapping[str, Any]) -> ExecutionRow | None:
     """Open a duty's transaction: lock the execution row only if it is still as the duty's
     snapshot ``seen`` has it, and return the row as it is now; None (nothing locked, nothing
     written) if another writer changed it in between, so the duty reads again and retries."""
     guard = {key: seen[key] for key in GUARDED_COLUMNS}
-    return conn.execute(
+    row = conn.execute(
         Q.lock_if_unchanged, {**guard, "no_pending_finish": seen.get("pending_finish") is None}
     ).fetchone()
+    return None if row is None else execution_row(row)
 
 
 def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datetime) -> dict[str, Any] | None:
@@ -497,15 +502,13 @@ def read_checkpoint_snapshot(conn: Conn, arn: str, op_ids: list[str], now: datet
     return conn.execute(Q.read_checkpoint_snapshot, {"arn": arn, "ids": Jsonb(op_ids), "now": now}).fetchone()
 
 
-def execution_with_invocation(
-    conn: Conn, execution_id: int, seq: int
-) -> tuple[dict[str, Any] | None, Invocation | None]:
+def execution_with_invocation(conn: Conn, execution_id: int, seq: int) -> tuple[ExecutionRow | None, Invocation | None]:
     """The execution and one of its invocations, in one statement and without a lock."""
     row = conn.execute(Q.execution_with_invocation, {"seq": seq, "execution_id": execution_id}).fetchone()
     if row is None:
         return None, None
-    invocation = {name: row.pop(f"inv_{name}") for name in _INVOCATION_FIELDS}
-    return row, Invocation(**invocation) if row.pop("inv_found") else None
+    invocation = Invocation(**{name: row[f"inv_{name}"] for name in _INVOCATION_FIELDS}) if row["inv_found"] else None
+    return execution_row(row), invocation
 
 
 def unclaimed_execution(conn: Conn, execution_id: int, generation: int | None) -> dict[str, Any] | None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.rows import ExecutionRow
+
 # The scheduler looks at the timers at least this often (engine.scheduler.MAX_SLEEP): a timer due
 # later than that from now is fired on time without a NOTIFY to wake it.
 SCHEDULER_LOOKS_EVERY = timedelta(seconds=0.5)
@@ -44,7 +46,7 @@ GUARDED_COLUMNS = (
 class Sequences:
     """An execution's touch, event and seen sequence numbers once a write has numbered its
     operations and events. The store only returns them: the duty that owns the execution row
-    copies them into it (``execution.update(sequences.columns())``)."""
+    copies them into it (``sequences.write_into(execution)``)."""
 
     op_seq: int
     event_seq: int
@@ -53,14 +55,18 @@ class Sequences:
     def columns(self) -> dict[str, int]:
         return {"op_seq": self.op_seq, "event_seq": self.event_seq, "seen_seq": self.seen_seq}
 
+    def write_into(self, execution: ExecutionRow) -> None:
+        """Copy them into the duty's own execution row."""
+        execution["op_seq"], execution["event_seq"], execution["seen_seq"] = self.op_seq, self.event_seq, self.seen_seq
+
 
 def numbered(
     execution: Mapping[str, Any],
-    ops: Iterable[dict[str, Any]],
+    ops: Iterable[Mapping[str, Any]],
     events: Iterable[tuple[dict[str, Any], int | None]],
     *,
     mark_seen: bool,
-    unseen_ops: Iterable[dict[str, Any]] = (),
+    unseen_ops: Iterable[Mapping[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sequences]:
     """The rows to write for ``ops`` and ``events`` (each with the invocation that recorded it),
     numbered after the execution's current sequences, and the sequences that follow. With
@@ -73,7 +79,7 @@ def numbered(
     return op_records, event_records, Sequences(op_seq, event_seq, seen_seq)
 
 
-def op_record(seq: int, op: dict[str, Any]) -> dict[str, Any]:
+def op_record(seq: int, op: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "op_id": op["Id"],
         "seq": seq,
