@@ -25,8 +25,12 @@ from typing import Any
 from engine import timeline
 from engine.contrib.django.models import LogLine
 from engine.errors import ResourceNotFoundException
+from engine.rows import ExecutionStatus, OperationStatus
 from lab import scenarios
 from lab.selectors import VariantRow
+
+# A callback someone answered (approved or rejected), as against one still open or timed out.
+ANSWERED = frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED})
 
 SEED_000_STEP = "Step #2"
 # Attempt outcomes that a body produced (its result or its own error); "interrupted" is the
@@ -142,7 +146,7 @@ SEED_000_SAYS = {
     ("AT_MOST_ONCE_PER_RETRY", "default"): SeedSays(
         "every second invocation",
         "one per body run",
-        ("TIMED_OUT", "FAILED"),
+        (ExecutionStatus.TIMED_OUT, ExecutionStatus.FAILED),
         "runs every second invocation, each time in a new attempt; the retry strategy, not a loop, decides the end",
     ),
     ("AT_MOST_ONCE_PER_RETRY", "none"): SeedSays(
@@ -265,7 +269,7 @@ def fraud_counts(execution_pk: int, arn: str, language: str, decision: str | Non
         runs=tuple(sum(runs[index] for runs in per_step) for index in range(invocations)),
         attempts=sum(len(op["attempts"]) for op in steps),
         callbacks=len(callbacks),
-        answered=sum(1 for op in callbacks if op["status"] in {"SUCCEEDED", "FAILED"}),
+        answered=sum(1 for op in callbacks if op["status"] in ANSWERED),
         decision=decision or "",
     )
 
