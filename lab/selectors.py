@@ -14,6 +14,7 @@ from engine import timeline
 from engine.contrib.django.models import AsyncInvocation, Execution, Function, Operation
 from engine.errors import ResourceNotFoundException
 from engine.rows import ATTEMPT_FAILED
+from engine.timeline_types import Timeline
 from lab import retry_plan
 from lab.models import Comparison, Variant
 
@@ -33,7 +34,7 @@ class ActualRetry:
 @dataclass
 class VariantRow:
     variant: Variant
-    data: dict[str, Any] | None
+    data: Timeline | None
     time_scale: float
     planned: list[retry_plan.PlannedRetry] = field(default_factory=list)
     actual: list[ActualRetry] = field(default_factory=list)
@@ -115,7 +116,7 @@ def _row(variant: Variant, time_scale: float, execution_pk: int | None) -> Varia
     return row
 
 
-def _timeline(arn: str) -> dict[str, Any] | None:
+def _timeline(arn: str) -> Timeline | None:
     if not arn:
         return None
     try:
@@ -124,7 +125,7 @@ def _timeline(arn: str) -> dict[str, Any] | None:
         return None
 
 
-def actual_retries(data: dict[str, Any], time_scale: float) -> tuple[str, list[ActualRetry]]:
+def actual_retries(data: Timeline, time_scale: float) -> tuple[str, list[ActualRetry]]:
     """The step with the most attempts, and for each of its failed attempts what followed."""
     steps = [op for op in data["operations"] if op["type"] == "STEP"]
     if not steps:
