@@ -201,6 +201,15 @@ def _known_ops(cache: CheckpointCache | None, execution: ExecutionRow) -> dict[s
     return cache.ops
 
 
+# A runtime process (engine/runtimes) that outlived the Timeout or died is reported by the worker
+# that watched it, not found by the sweeper; it is recorded as the in-worker path records the same
+# ending, so the timeline draws a timeout and a crash alike in every runtime.
+RAISED_OUTCOMES = {
+    "Sandbox.Timedout": InvocationOutcome.TIMED_OUT,
+    "Runtime.ExitError": InvocationOutcome.CRASHED,
+}
+
+
 def _judge_output(
     execution: ExecutionRow,
     output: dict[str, Any] | None,
@@ -211,7 +220,7 @@ def _judge_output(
     itself is wrong. ``has_pending`` says whether some operation still waits on the service
     (asked only for a PENDING output), from the invocation's view or from the store."""
     if raised is not None:
-        return "failed", raised
+        return RAISED_OUTCOMES.get(raised.get("ErrorType"), InvocationOutcome.FAILED), raised
     if not isinstance(output, dict) or output.get("Status") not in HANDLER_STATUSES:
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "Invalid handler output."}
     status = output["Status"]

@@ -245,4 +245,5 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
     invocations = list(Invocation.objects.filter(execution__arn=arn).order_by("seq").values("outcome", "error"))
     first = invocations[0]["error"]
     assert first["ErrorType"] == "Runtime.ExitError" and "signal 9" in first["ErrorMessage"], invocations
+    assert invocations[0]["outcome"] == "crashed", invocations
     assert invocations[-1]["error"] is None and invocations[-1]["outcome"] == "succeeded", invocations

@@ -182,6 +182,10 @@ def test_timeout_kills_the_runtime_process(lambda_client: Any, code_function: An
     described = finished(lambda_client, arn, timeout=30)
     assert described["Status"] == "FAILED"
     assert described["Error"]["ErrorType"] == "Sandbox.Timedout", described
+    from engine.contrib.django.models import Invocation
+
+    outcomes = set(Invocation.objects.filter(execution__arn=arn).values_list("outcome", flat=True))
+    assert outcomes == {"timed_out"}, outcomes  # as the in-worker path records a Timeout, not "failed"
     wait_until(lambda: _gone(pid), timeout=10, message="the runtime process to die")
 
 
@@ -197,8 +201,10 @@ def test_sigkilled_runtime_is_exit_error_and_the_execution_recovers(
     assert described["Status"] == "SUCCEEDED", described
     from engine.contrib.django.models import Invocation
 
-    errors = list(Invocation.objects.filter(execution__arn=arn).order_by("seq").values_list("error", flat=True))
+    rows = list(Invocation.objects.filter(execution__arn=arn).order_by("seq").values_list("outcome", "error"))
+    outcomes, errors = [outcome for outcome, _ in rows], [error for _, error in rows]
     assert errors[0]["ErrorType"] == "Runtime.ExitError" and "signal 9" in errors[0]["ErrorMessage"], errors
+    assert outcomes[0] == "crashed", outcomes  # as a worker child's death is recorded
     assert errors[-1] is None
 
 
