@@ -688,8 +688,8 @@ def test_invoke_of_a_handler_that_cannot_be_imported_returns_the_error_at_once(l
 
 def _quarantine(arn: str) -> None:
     from engine import db
-    from engine.store import store
     from engine.duties.unit import utcnow
+    from engine.store import store
 
     with db.pool().connection() as conn:
         execution = store.execution_by_arn(conn, arn)

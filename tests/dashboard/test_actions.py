@@ -236,8 +236,8 @@ def test_user_payloads_are_escaped_everywhere(op_client: Client, dash_functions,
 def _quarantined(execution: Execution) -> Execution:
     """Quarantine the execution as a background loop does after repeated failures."""
     from engine import db
-    from engine.store import store
     from engine.duties.unit import utcnow
+    from engine.store import store
 
     note = {"loop": "timers", "failures": 3, "first_failed_at": "2026-01-01T00:00:00+00:00", "error": "Boom"}
     with db.pool().connection() as conn:

@@ -9,8 +9,8 @@ from typing import Any
 
 import engine
 from engine import db, invoker
-from engine.store import store
 from engine.duties.unit import PlainCall
+from engine.store import store
 from tests.conftest import wait_until
 
 Row = dict[str, Any]

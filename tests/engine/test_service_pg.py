@@ -23,7 +23,6 @@ from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesCo
 
 import engine
 from engine import db, journal, machine
-from engine.store import store
 from engine.duties.callbacks import complete_callback
 from engine.duties.checkpoint import CheckpointCache, checkpoint, get_state
 from engine.duties.claim import LEASE_GRACE, Ticket, claim_invocation
@@ -46,6 +45,7 @@ from engine.errors import (
     ServiceError,
 )
 from engine.sql import Q
+from engine.store import store
 from tests.conftest import Stack, wait_until
 from tests.engine.support import (
     Recorder,

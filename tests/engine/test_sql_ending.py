@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from engine import db
-from engine.store import store
 from engine.sql import Q
+from engine.store import store
 
 # The statement before the rewrite, verbatim: the oracle the new one must agree with.
 PRE_REWRITE = """
