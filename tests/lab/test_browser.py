@@ -11,7 +11,6 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,12 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("DURABLE_SCREENSHOTS") or ROOT / "tests" / "screenshots")
 PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1440, "height": 900}
-PASSWORD = "lab-browser-pw"
 
 
 @pytest.fixture
-def page(chromium: Any, web_server: str) -> Iterator[Any]:
-    """A logged-in staff user's tab (through the real login form); page errors fail the test."""
-    from django.contrib.auth import get_user_model
-
-    username = f"teacher-{uuid.uuid4().hex[:6]}"
-    get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=web_server)
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    tab.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
-    tab.goto("/accounts/login/")
-    tab.fill("#id_username", username)
-    tab.fill("#id_password", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_load_state("networkidle")
-    yield tab
-    context.close()
-    assert problems == []
+def page(staff_tab: Any) -> Any:
+    """A logged-in staff user's tab; page errors and console errors fail the test."""
+    return staff_tab("teacher")
 
 
 def shot(tab: Any, name: str) -> None:
@@ -57,6 +39,7 @@ def test_seed_000_comparison_from_the_ui_shows_four_timelines_and_the_table(page
     shot(page, "lab-home")
     page.click("text=Replay is not retry")
     page.select_option("#id_time_scale", "0.5")
+    page.check("#language-choice input[value=python]")  # the four Python variants (both languages: eight)
     page.click("#run-demo")
     page.wait_for_url(re.compile(r".*/lab/comparisons/\d+/$"))
     page.wait_for_selector("#timelines-plot .main-svg")

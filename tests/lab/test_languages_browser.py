@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +17,12 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("DURABLE_SCREENSHOTS") or ROOT / "tests" / "screenshots")
 WIDTHS = {"1440": {"width": 1440, "height": 900}, "390": {"width": 390, "height": 844}}
-PASSWORD = "lab-languages-pw"
 
 
 @pytest.fixture
-def page(chromium: Any, web_server: str, ts_stack: Any) -> Iterator[Any]:
+def page(staff_tab: Any, ts_stack: Any) -> Any:
     """A logged-in staff user's tab; page errors and console errors fail the test."""
-    from django.contrib.auth import get_user_model
-
-    username = f"polyglot-{uuid.uuid4().hex[:6]}"
-    get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    context = chromium.new_context(viewport=WIDTHS["1440"], base_url=web_server)
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    tab.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
-    tab.goto("/accounts/login/")
-    tab.fill("#id_username", username)
-    tab.fill("#id_password", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_load_state("networkidle")
-    yield tab
-    context.close()
-    assert problems == []
+    return staff_tab("polyglot")
 
 
 def shots(tab: Any, name: str) -> None:
