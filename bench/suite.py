@@ -1,4 +1,4 @@
-"""Runs the benchmark suite (benchmarks.md B1-B9) in a database of its own and writes the results.
+"""Runs the benchmark suite (benchmarks.md B1-B10) in a database of its own and writes the results.
 
 In-process benchmarks (B1, B4, B4b, B5, the B8 peer) run first, while no worker or scheduler
 is connected, so commit counts see only the measured work. Then the bench starts its own
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import conformance, dashboard, inprocess, peer, report, seams, stackbench, wirebench
+from bench import conformance, dashboard, inprocess, peer, report, runtimebench, seams, stackbench, wirebench
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
 
@@ -88,6 +88,8 @@ def run_in_process(ctx: BenchContext) -> None:
         ctx.database.truncate_engine_tables()
         attempt(ctx, "B4b", inprocess.b4b, ctx)
         attempt(ctx, "B8", run_peer, ctx)
+        ctx.database.truncate_engine_tables()
+        attempt(ctx, "B10", lambda: runtimebench.b10(ctx, env=child_env(ctx.database)))
 
 
 def run_peer(ctx: BenchContext) -> None:

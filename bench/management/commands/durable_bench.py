@@ -22,7 +22,7 @@ class Command(BaseCommand):
             nargs="+",
             default=[],
             metavar="KEY",
-            help="run only these benchmarks (B1 B2a B2b B3 B4 B4b B5 B6 B7 B8 B9); bench/results/latest.json is left alone",
+            help="run only these benchmarks (B1 B2a B2b B3 B4 B4b B5 B6 B7 B8 B9 B10); bench/results/latest.json is left alone",
         )
 
     def handle(self, *args: Any, quick: bool, json: Path | None, only: list[str], **options: Any) -> None:
