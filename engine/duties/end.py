@@ -220,7 +220,7 @@ def _judge_output(
     itself is wrong. ``has_pending`` says whether some operation still waits on the service
     (asked only for a PENDING output), from the invocation's view or from the store."""
     if raised is not None:
-        return RAISED_OUTCOMES.get(raised.get("ErrorType"), InvocationOutcome.FAILED), raised
+        return RAISED_OUTCOMES.get(str(raised.get("ErrorType")), InvocationOutcome.FAILED), raised
     if not isinstance(output, dict) or output.get("Status") not in HANDLER_STATUSES:
         return "failed", {"ErrorType": "InvalidParameterValueException", "ErrorMessage": "Invalid handler output."}
     status = output["Status"]
