@@ -178,6 +178,7 @@ def test_a_lab_comparison_draws_its_small_multiples_with_the_versioned_bundle(lo
     page.goto("/lab/")
     page.click("text=Replay is not retry")
     page.select_option("#id_time_scale", "0.5")
+    page.check("#language-choice input[value=python]")  # the four Python variants (both languages: eight)
     page.click("#run-demo")
     page.wait_for_url(re.compile(r".*/lab/comparisons/\d+/$"))
     page.wait_for_selector("text=all variants finished", timeout=150_000)
