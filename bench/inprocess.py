@@ -45,7 +45,11 @@ def engine_seconds_per_step(ctx: BenchContext, fn: dict[str, Any], steps: int) -
     elapsed = time.perf_counter() - start
     state = ctx.execution(row["id"])
     if state["status"] != "SUCCEEDED":
-        raise RuntimeError(f"B1 execution ended {state['status']}")
+        with engine_db.transaction() as conn:
+            ended = conn.execute(
+                "SELECT outcome, error FROM durable_invocation WHERE execution_id = %s ORDER BY seq", (row["id"],)
+            ).fetchall()
+        raise RuntimeError(f"the execution of {fn['name']} is {state['status']} after its invocation: {ended}")
     return elapsed / steps
 
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import io
 import statistics
-import time
 import uuid
 import zipfile
 from typing import Any
 
 from bench.harness import ROOT
+from bench.inprocess import engine_seconds_per_step
 from bench.wirebench import web_server
-from engine import db as engine_db
-from engine import invoker, registry, runtimes
+from engine import registry, runtimes
 
 STEPS = 200
 ROUNDS = 3
@@ -94,16 +93,4 @@ def _code_function(name: str) -> dict[str, Any]:
 
 
 def _invocation_seconds(ctx: Any, fn: dict[str, Any], steps: int) -> float:
-    row = ctx.start(fn, {"steps": steps})
-    ctx.dispatcher.drain()
-    began = time.perf_counter()
-    invoker.run_invocation(row["id"])
-    elapsed = time.perf_counter() - began
-    status = ctx.execution(row["id"])["status"]
-    if status != "SUCCEEDED":
-        with engine_db.transaction() as conn:
-            ended = conn.execute(
-                "SELECT outcome, error FROM durable_invocation WHERE execution_id = %s ORDER BY seq", (row["id"],)
-            ).fetchall()
-        raise RuntimeError(f"B10 execution of {fn['name']} is {status} after its invocation: {ended}")
-    return elapsed
+    return engine_seconds_per_step(ctx, fn, steps) * steps

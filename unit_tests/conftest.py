@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import handler_paths, speedups
-from engine.duties.unit import current_dispatcher, set_dispatcher
+from engine import handler_paths
 from engine.store import memory
-from unit_tests.scenarios import START, Driver, InlineDispatcher
+from unit_tests.scenarios import START, Driver, inline_dispatch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,15 +35,6 @@ def database(tmp_path: Path) -> Iterator[memory.MemoryDatabase]:
 
 @pytest.fixture
 def run(database: memory.MemoryDatabase) -> Iterator[Driver]:
-    """A scenario driver on the memory database, with invocations run inline. The SDK seams are
-    installed as the worker installs them: without them the SDK's checkpointing thread makes
-    every invocation wait about 0.1 s for its batch, which is all the time these tests take."""
-    saved = current_dispatcher()
-    dispatcher = InlineDispatcher()
-    set_dispatcher(dispatcher)
-    speedups.install()
-    try:
+    """A scenario driver on the memory database, with invocations run inline."""
+    with inline_dispatch() as dispatcher:
         yield Driver(dispatcher, database.clock)
-    finally:
-        speedups.uninstall()
-        set_dispatcher(saved)

@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import json
 import re
+import typing
 from enum import StrEnum
 from pathlib import Path
 
@@ -90,6 +91,13 @@ def test_the_execution_row_has_exactly_the_columns_its_queries_select() -> None:
             cursor.execute(text, dict.fromkeys(PLACEHOLDER.findall(text)))  # NULLs: no row, but the columns
             assert cursor.description is not None
             assert [column.name for column in cursor.description] == fields, name
+
+
+def test_the_duties_working_row_has_the_same_columns_as_the_read_only_one() -> None:
+    # rows.execution_row casts to ExecutionRow from Execution's fields: the two must not drift.
+    typed = typing.get_type_hints(rows.ExecutionRow)
+    assert list(typed) == [field.name for field in dataclasses.fields(Execution)]
+    assert typed == typing.get_type_hints(Execution)
 
 
 def test_an_execution_row_is_read_only_and_reports_its_pause() -> None:

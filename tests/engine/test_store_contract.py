@@ -12,22 +12,15 @@ from typing import Any
 
 import pytest
 
-from engine import clock, speedups
-from engine.duties.unit import current_dispatcher, set_dispatcher
+from engine import clock
 from engine.store import memory
-from unit_tests.scenarios import SCENARIOS, START, Driver, InlineDispatcher, record
+from unit_tests.scenarios import SCENARIOS, START, Driver, InlineDispatcher, inline_dispatch, record
 
 
 @pytest.fixture
 def inline() -> Iterator[InlineDispatcher]:
-    saved = current_dispatcher()
-    dispatcher = InlineDispatcher()
-    set_dispatcher(dispatcher)
-    speedups.install()
-    try:
+    with inline_dispatch() as dispatcher:
         yield dispatcher
-    finally:
-        set_dispatcher(saved)
 
 
 def _run(scenario: str, dispatcher: InlineDispatcher, fake: memory.FakeClock, suffix: str) -> dict[str, Any]:
