@@ -11,13 +11,11 @@ Half speed (time scale 0.5): the 60 s ExecutionTimeout becomes 30 s; the 3 s Tim
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import signal
 import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from lab import counts, selectors
 from lab.models import Comparison
 from tests.conftest import Stack, wait_until
 from tests.lab.support import finished_rows, operator_client
+from tests.runtimes.conftest import zipped
 
 SCALE = "0.5"
 LEAST_DEFAULT, LEAST_NONE, MOST_DEFAULT, MOST_NONE = (
@@ -204,14 +203,6 @@ export const handler = withDurableExecution(async (event: Nap, context) => {
 """
 
 
-def _zipped(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
 def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts_stack: Stack, tmp_path: Path) -> None:
     import engine
     from engine.contrib.django.models import Invocation
@@ -223,7 +214,7 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
         Runtime="nodejs22.x",
         Role="arn:aws:iam::123456789012:role/durable-lab",
         Handler="app.handler",
-        Code={"ZipFile": _zipped({"app.ts": NAPPER})},
+        Code={"ZipFile": zipped({"app.ts": NAPPER})},
         Timeout=20,
         DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
     )
