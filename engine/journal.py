@@ -346,8 +346,11 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
-def read_entries(request_id: str) -> list[dict[str, Any]]:
-    """Return the journal's entries (a torn last line from a killed process is skipped)."""
+def read_entries(request_id: str, *, host_lost: bool = False) -> list[dict[str, Any]]:
+    """Return the journal's entries (a torn last line from a killed process is skipped).
+
+    ``host_lost``: the invocation ran on a host that is gone (issue 19), so its file is out of
+    reach and its record is what was shipped to PostgreSQL while it ran."""
     path = journal_path(request_id)
     if not path.exists():
         return []

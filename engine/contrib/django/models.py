@@ -350,3 +350,23 @@ class AsyncInvocation(EngineRow):
             models.Index(fields=["status", "-created_at"], name="durable_async_status"),
             models.Index(fields=["function_name", "-created_at"], name="durable_async_function"),
         ]
+
+
+class Worker(EngineRow):
+    """A worker process on some host (issue 19): ``role`` is "main" (the Celery parent, which
+    renews the host's lease) or "pool" (a child that runs invocations). A host is live while one
+    of its processes' ``heartbeat_at`` is within the lease; ``lost_at`` is set when another host
+    found it gone and recorded its invocations lost."""
+
+    host_id = models.CharField(max_length=128)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    role = models.CharField(max_length=8)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True)
+    lost_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "durable_worker"
+        managed = False
