@@ -83,8 +83,18 @@ web: install
 	$(PY) -m gunicorn --config=python:durable_site.gunicorn_config --bind=127.0.0.1:$(PORT) --threads=8 \
 	  durable_site.wsgi:application
 
+## worker: this host's Celery worker on the `durable` queue. Another machine joins with the same
+## DATABASE_URL and CELERY_BROKER_URL (both required there: unset, each falls back to this checkout's
+## own embedded server, which no other machine sees). DURABLE_WORKERS processes (default 2), or
+## DURABLE_AUTOSCALE="max,min" for Celery's autoscaling; DURABLE_HOST_ID names the host (hostname).
+DURABLE_WORKERS ?= 2
 worker: install
-	$(PY) -m celery -A durable_site worker -P prefork -c 2 -Q durable -l INFO
+	@if [ "$${DATABASE_URL:+1}" != "$${CELERY_BROKER_URL:+1}" ]; then \
+	  echo "WARNING: only one of DATABASE_URL and CELERY_BROKER_URL is set; the other is this checkout's embedded" \
+	       "server, which no other machine reaches (see README: Running on more than one machine)" >&2; fi
+	$(PY) -m celery -A durable_site worker -P prefork \
+	  $(if $(DURABLE_AUTOSCALE),--autoscale=$(DURABLE_AUTOSCALE),-c $(DURABLE_WORKERS)) \
+	  -Q durable -n "durable-$$$$@$${DURABLE_HOST_ID:-%h}" -l INFO
 
 scheduler: install
 	$(PY) manage.py durable_scheduler
