@@ -36,4 +36,5 @@ urlpatterns = [
     path("functions/", views.function_list, name="functions"),
     path("functions/<str:name>/", views.function_detail, name="function"),
     path("audit/", views.audit_list, name="audit"),
+    path("workers/", views.workers_page, name="workers"),
 ]

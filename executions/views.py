@@ -22,7 +22,7 @@ from django_htmx.middleware import HtmxDetails
 from engine import validation
 from engine.contrib.django.models import Execution, Operation
 from engine.errors import ServiceError
-from executions import charts, forms, selectors, services
+from executions import charts, forms, selectors, services, workers
 from executions.templatetags.dashboard import utc
 
 View = Callable[..., HttpResponse]
@@ -562,3 +562,14 @@ def audit_list(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "403.html", {"reason": "The audit trail is for staff."}, status=403)
     entries, older = selectors.audit_list(before_id=query_int(request, "before"))
     return render(request, "executions/audit.html", {"entries": entries, "older": older})
+
+
+# --- workers and queue (issue 19) -----------------------------------------------------------
+
+
+@login_required
+@require_GET
+def workers_page(request: HtmxHttpRequest) -> HttpResponse:
+    """Hosts, their worker processes and the queue; the page polls its own ``#workers`` part."""
+    context = {"w": workers.workers_page(), "broker": workers.broker_address(), "queue": workers.QUEUE}
+    return render(request, _partial(request, "executions/workers.html", "workers"), context)
