@@ -571,5 +571,11 @@ def audit_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def workers_page(request: HtmxHttpRequest) -> HttpResponse:
     """Hosts, their worker processes and the queue; the page polls its own ``#workers`` part."""
-    context = {"w": workers.workers_page(), "broker": workers.broker_address(), "queue": workers.QUEUE}
+    page = workers.workers_page()
+    context = {
+        "w": page,
+        "lease_s": f"{page.lease.total_seconds():g}",
+        "broker": workers.broker_address(),
+        "queue": workers.QUEUE,
+    }
     return render(request, _partial(request, "executions/workers.html", "workers"), context)

@@ -163,7 +163,7 @@ LEFT JOIN LATERAL (
 ) cur ON w.stopped_at IS NULL
 LEFT JOIN durable_execution e ON e.id = cur.execution_id
 WHERE w.stopped_at IS NULL OR w.stopped_at >= %s
-ORDER BY w.host_id, w.role <> 'main', w.started_at, w.pid
+ORDER BY w.host_id, w.stopped_at IS NOT NULL, w.role <> 'main', w.started_at, w.pid
 """
 
 OLDER_STOPPED_SQL = "SELECT host_id, count(*) FROM durable_worker WHERE stopped_at < %s GROUP BY host_id"
@@ -212,8 +212,9 @@ def _process(row: tuple[Any, ...], *, now: datetime, lease: timedelta) -> Proces
         stopped_at=stopped,
         lost_at=lost,
         invocations_run=ran,
-        execution_id=execution_id if state == BUSY else None,
-        invocation_seq=seq if state == BUSY else None,
+        # A lost process's open invocation is the one its host was running when it went silent.
+        execution_id=execution_id if state in (BUSY, LOST) else None,
+        invocation_seq=seq if state in (BUSY, LOST) else None,
         function_name=fn,
         execution_name=name,
         state=state,
