@@ -5,7 +5,9 @@ point, enabled by ``DURABLE_EXECUTION_PLUGINS=durable-lab``) records each step b
 and end; a logging handler and a stdout tee record the invocation's log lines. Entries go to
 a per-invocation JSON-lines file, flushed line by line but never fsynced: no database commit
 is added to the hot path, and the file outlives a SIGKILL of the process. The engine ingests
-the file when the invocation completes, or when the sweeper finds the invocation lost.
+the file when the invocation completes, or when the sweeper finds the invocation lost. In a
+worker process the lines are also shipped to PostgreSQL while the invocation runs
+(``engine.journal_shipping``), so that a lost host's invocation can be recorded from them.
 
 The same hooks fire armed faults ("kill at body start", "kill after the body, before its
 completion is checkpointed") and the Timeout watchdog kills the process at the deadline.
@@ -22,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,8 @@ from aws_durable_execution_sdk_python.plugin import (
     UserFunctionEndInfo,
     UserFunctionStartInfo,
 )
+
+from engine import journal_shipping
 
 MAX_LOG_LINES = 2000
 
@@ -51,6 +55,12 @@ def _journal_dir(data_dir: str) -> Path:
 
 def journal_path(request_id: str) -> Path:
     return journal_dir() / f"{request_id}.jsonl"
+
+
+def shipped_marker_path(request_id: str) -> Path:
+    """Touched before the first chunk of the journal is shipped: whoever ingests the file (the
+    worker child, or its parent when the child died) then knows there are chunks to delete."""
+    return journal_dir() / f"{request_id}.shipped"
 
 
 def fault_signal_path(execution_id: int) -> Path:
@@ -105,6 +115,8 @@ class Journal:
         kill_on_fault: bool,
         execution_id: int | None = None,
         invocation_seq: int | None = None,
+        *,
+        ship: bool = False,
     ) -> None:
         self.request_id = request_id
         self.execution_id = execution_id
@@ -118,6 +130,12 @@ class Journal:
         self._signal_seen = _signal_mark(self._signal) if self._signal else 0
         self._log_lines = 0
         self.step = threading.local()
+        # Lines written since the last shipment (None: not shipped), and how to wake the shipper.
+        self._unshipped: list[str] | None = None
+        self._wake_shipper: Callable[[], None] | None = None
+        if ship:
+            self._unshipped = []
+            self._wake_shipper = journal_shipping.shipper.follow(self)
 
     def write(self, entry: dict[str, Any]) -> None:
         line = json.dumps({"at": _now(), **entry}, default=str)
@@ -125,6 +143,29 @@ class Journal:
             if not self._file.closed:
                 self._file.write(line + "\n")
                 self._file.flush()
+                if self._unshipped is not None:
+                    self._unshipped.append(line)  # all the hot path pays for shipping
+                    if len(self._unshipped) == 1 and self._wake_shipper is not None:
+                        self._wake_shipper()
+
+    @property
+    def shipped_marker(self) -> Path:
+        return shipped_marker_path(self.request_id)
+
+    def take_unshipped(self) -> list[str]:
+        """The lines written since the last call (the shipper's thread takes them)."""
+        with self._lock:
+            lines = self._unshipped
+            if not lines:
+                return []
+            self._unshipped = []
+        return lines
+
+    def put_back(self, lines: list[str]) -> None:
+        """Lines whose shipment failed go before the ones written since, to be shipped again."""
+        with self._lock:
+            if self._unshipped is not None:
+                self._unshipped[:0] = lines
 
     def log(self, level: str, logger: str, message: str) -> None:
         if self._log_lines >= MAX_LOG_LINES:
@@ -180,8 +221,12 @@ class Journal:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def close(self) -> None:
+        if self._unshipped is not None:
+            # No chunk of it may land after its file is ingested: the file is the full record.
+            journal_shipping.shipper.retire(self)
         with self._lock:
             self._file.close()
+            self._unshipped = None
 
 
 # The journal of the invocation this process runs: one at a time, as in a Lambda sandbox and a
@@ -277,7 +322,9 @@ def recording(
     watchdog SIGKILL it, exactly as a Lambda sandbox dies when its Timeout passes.
     """
     global _current
-    journal = Journal(request_id, faults, deadline_seconds is not None, execution_id, invocation_seq)
+    may_be_killed = deadline_seconds is not None
+    ship = execution_id is not None and journal_shipping.shipping_here(may_be_killed)
+    journal = Journal(request_id, faults, may_be_killed, execution_id, invocation_seq, ship=ship)
     handler = _JournalLogHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
@@ -346,11 +393,20 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
+# Request ids whose record was read from their shipped chunks: their ``discard`` deletes them.
+_read_from_chunks: set[str] = set()
+
+HOST_LOST = "host lost"
+
+
 def read_entries(request_id: str, *, host_lost: bool = False) -> list[dict[str, Any]]:
     """Return the journal's entries (a torn last line from a killed process is skipped).
 
     ``host_lost``: the invocation ran on a host that is gone (issue 19), so its file is out of
-    reach and its record is what was shipped to PostgreSQL while it ran."""
+    reach and its record is what was shipped to PostgreSQL while it ran, which may lack the last
+    moments: an entry ``record_incomplete`` at the end says so, for the timeline to show."""
+    if host_lost:
+        return _shipped_record(request_id)
     path = journal_path(request_id)
     if not path.exists():
         return []
@@ -363,5 +419,22 @@ def read_entries(request_id: str, *, host_lost: bool = False) -> list[dict[str, 
     return entries
 
 
+def _shipped_record(request_id: str) -> list[dict[str, Any]]:
+    entries = journal_shipping.shipped_entries(request_id)
+    _read_from_chunks.add(request_id)
+    last = entries[-1].get("at") if entries else None
+    return [*entries, {"t": "record_incomplete", "reason": HOST_LOST, "at": _now(), "last_shipped_at": last}]
+
+
 def discard(request_id: str) -> None:
+    """Forget an ingested invocation's journal: its file, and its shipped chunks if it has any
+    (the in-process dispatchers of tests and benchmarks ship nothing: one failed unlink is all
+    they pay here)."""
     journal_path(request_id).unlink(missing_ok=True)
+    try:
+        shipped_marker_path(request_id).unlink()
+    except FileNotFoundError:
+        if request_id not in _read_from_chunks:
+            return
+    _read_from_chunks.discard(request_id)
+    journal_shipping.delete_chunks(request_id)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, cast
 from psycopg.rows import tuple_row
 
 from engine import db, journal
-from engine.duties.end import journal_record
+from engine.duties.end import RECORD_INCOMPLETE, journal_record
 from engine.errors import ResourceNotFoundException
 from engine.rows import (
     EXECUTION_ENDED,
@@ -538,9 +538,14 @@ def _execution_view(execution: Mapping[str, Any]) -> TimelineExecution:
 
 
 def _invocation_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An invocation row with its outcome as an ``InvocationOutcome`` (None while it runs)."""
+    """An invocation row with its outcome as an ``InvocationOutcome`` (None while it runs), and
+    why its record is incomplete if it is (its host was lost: only what was shipped was kept)."""
     outcome = row["outcome"]
-    return {**row, "outcome": InvocationOutcome(outcome) if outcome is not None else None}
+    return {
+        **row,
+        "outcome": InvocationOutcome(outcome) if outcome is not None else None,
+        "record_incomplete": (row["error"] or {}).get(RECORD_INCOMPLETE),
+    }
 
 
 # From the invoke message being sent to a worker taking it up normally takes a few tens of

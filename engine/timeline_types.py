@@ -67,6 +67,9 @@ class InvocationView(InvocationSpan):
     pid: int | None
     dispatched_at: datetime | None
     queued_at: datetime | None  # when it began to wait for a worker, if it waited noticeably
+    # Why its step body runs and log lines are known to be incomplete ("host lost": only what its
+    # worker shipped while it ran was kept), or None: the record is whole.
+    record_incomplete: str | None
 
 
 class Replay(TypedDict):

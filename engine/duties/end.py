@@ -119,8 +119,13 @@ def _complete_from_cache(
         return False
     execution = cache.execution.copy()
     record = journal_record(entries)
-    if execution["parent_arn"] or record.fired_faults or execution["op_seq"] > execution["seen_seq"]:
-        return False  # a parent to tell, faults to mark, or operations the handler has not seen
+    if (
+        execution["parent_arn"]
+        or record.fired_faults
+        or record.incomplete
+        or execution["op_seq"] > execution["seen_seq"]
+    ):
+        return False  # a parent to tell, faults to mark, a gap to mark, or operations the handler has not seen
     has_pending = partial(machine.has_pending_work, list(cache.ops.values()))
     outcome, error = _judge_output(execution, output, raised, has_pending)
     if outcome not in (InvocationOutcome.SUSPENDED, InvocationOutcome.SUCCEEDED):
@@ -264,9 +269,14 @@ def close_invocation(
     entries: list[dict[str, Any]],
 ) -> None:
     """Write InvocationCompleted, the invocation's outcome and its journal in one statement, and
-    release the lease; a new token sequence fences the old one."""
+    release the lease; a new token sequence fences the old one.
+
+    A record known to be incomplete (its host was lost: only what was shipped remains) is marked
+    on the stored invocation's error, ``RecordIncomplete``, which the timeline reads; the history
+    event keeps the error as Lambda reports it."""
     event = _invocation_completed(invocation.started_at, work.now, invocation.request_id, error)
     record = journal_record(entries)
+    stored_error = error if record.incomplete is None else {**(error or {}), RECORD_INCOMPLETE: record.incomplete}
     if record.body_runs:
         add_to_counters(execution, body_runs=len(record.body_runs))
     for fault_id, at in record.fired_faults:
@@ -276,7 +286,13 @@ def close_invocation(
         work.conn,
         execution["id"],
         invocation.seq,
-        {"event_id": execution["event_seq"], "event": event, "now": work.now, "outcome": outcome, "error": error},
+        {
+            "event_id": execution["event_seq"],
+            "event": event,
+            "now": work.now,
+            "outcome": outcome,
+            "error": stored_error,
+        },
         record.body_runs,
         record.log_lines,
     )
@@ -330,13 +346,19 @@ def unstorable_journal_entry(exc: BaseException) -> dict[str, Any]:
     return {"t": "log", "at": utcnow().isoformat(), "level": "ERROR", "logger": "durable", "message": message[:4000]}
 
 
+# The key of a stored invocation error that says its record is incomplete, and why ("host lost").
+RECORD_INCOMPLETE = "RecordIncomplete"
+
+
 @dataclass
 class JournalRecord:
-    """What the worker's journal adds to the store: step body runs, log lines, fired faults."""
+    """What the worker's journal adds to the store: step body runs, log lines, fired faults; and
+    why the record is incomplete, if it is known to be (``engine.journal.read_entries``)."""
 
     body_runs: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[dict[str, Any]] = field(default_factory=list)
     fired_faults: list[tuple[int, str]] = field(default_factory=list)
+    incomplete: str | None = None
 
 
 def journal_record(entries: list[dict[str, Any]]) -> JournalRecord:
@@ -354,8 +376,19 @@ def journal_record(entries: list[dict[str, Any]]) -> JournalRecord:
             record.log_lines.append({key: entry.get(key) for key in ("at", "level", "logger", "message", "op_id")})
         elif kind == "fault":
             record.fired_faults.append((entry["fault_id"], entry["at"]))  # the journal stamps every line
+        elif kind == "record_incomplete":
+            record.incomplete = str(entry.get("reason") or "unknown")
+            record.log_lines.append(_incomplete_line(entry, record.incomplete))
     record.body_runs.extend(_body_run(start, None, "interrupted") for start in open_runs.values())
     return record
+
+
+def _incomplete_line(entry: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The log line that says, among the invocation's own, where its record stops."""
+    last = entry.get("last_shipped_at")
+    since = f"nothing after {last} reached the database" if last else "none of it reached the database"
+    message = f"record incomplete: {reason}; {since}. Step body runs and log lines after that are missing."
+    return {"at": entry.get("at"), "level": "WARNING", "logger": "durable", "message": message, "op_id": None}
 
 
 def _body_run(start: dict[str, Any], ended_at: str | None, outcome: str) -> dict[str, Any]:
