@@ -133,7 +133,8 @@ def workers_page(*, backlog: Backlog | None = None) -> WorkersPage:
 
 
 def _db_now() -> datetime:
-    # Heartbeats are written with the database's clock: ages are measured against the same one.
+    # One clock for every age on the page, the one all hosts share; a worker host whose own clock
+    # (which stamps its heartbeats) is off by more than a fraction of the lease is a problem anyway.
     return _rows("SELECT now()", [])[0][0]  # type: ignore[no-any-return]
 
 
@@ -148,21 +149,24 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 # One row per process shown: its current invocation (the newest open one it started since it
 # registered: a pid can be reused by a later process) and how many it has run since it started.
 PROCESSES_SQL = """
+WITH shown AS (SELECT * FROM durable_worker WHERE stopped_at IS NULL OR stopped_at >= %s),
+ran AS (
+    -- One pass over the invocations for all processes (a hash join), not one scan per process.
+    SELECT s.id, count(*) AS n FROM shown s
+    JOIN durable_invocation i ON i.worker = s.host_id AND i.pid = s.pid AND i.started_at >= s.started_at
+        AND (s.stopped_at IS NULL OR i.started_at <= s.stopped_at)
+    GROUP BY s.id
+)
 SELECT w.id, w.host_id, w.hostname, w.pid, w.role, w.started_at, w.heartbeat_at, w.stopped_at, w.lost_at,
        COALESCE(ran.n, 0), cur.execution_id, cur.seq, e.function_name, e.name
-FROM durable_worker w
-LEFT JOIN LATERAL (
-    SELECT count(*) AS n FROM durable_invocation i
-    WHERE i.worker = w.host_id AND i.pid = w.pid AND i.started_at >= w.started_at
-      AND (w.stopped_at IS NULL OR i.started_at <= w.stopped_at)
-) ran ON true
+FROM shown w
+LEFT JOIN ran ON ran.id = w.id
 LEFT JOIN LATERAL (
     SELECT i.execution_id, i.seq FROM durable_invocation i
     WHERE i.worker = w.host_id AND i.pid = w.pid AND i.ended_at IS NULL AND i.started_at >= w.started_at
     ORDER BY i.started_at DESC LIMIT 1
 ) cur ON w.stopped_at IS NULL
 LEFT JOIN durable_execution e ON e.id = cur.execution_id
-WHERE w.stopped_at IS NULL OR w.stopped_at >= %s
 ORDER BY w.host_id, w.stopped_at IS NOT NULL, w.role <> 'main', w.started_at, w.pid
 """
 

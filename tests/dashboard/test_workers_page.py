@@ -23,6 +23,7 @@ from kombu import Connection, Exchange, Producer, Queue
 
 from engine import workers as engine_workers
 from executions import workers
+from tests.conftest import wait_until
 from tests.dashboard import shared_workers
 from tests.dashboard.shared_workers import Scene
 
@@ -314,3 +315,33 @@ def test_the_nav_links_the_page_and_marks_it_current(viewer_client: Client) -> N
 def test_htmx_polls_get_only_the_live_part(viewer_client: Client) -> None:
     part = viewer_client.get("/workers/", headers={"HX-Request": "true"}).content.decode()
     assert part.lstrip().startswith('<div id="workers"') and "<html" not in part
+
+
+# --- with the session's real worker ---------------------------------------------------------
+
+
+def test_a_real_invocation_shows_its_process_busy_then_counted(
+    op_client: Client, dash_functions: dict[str, str], stack: Any
+) -> None:
+    """End to end: the session's worker registered itself; while it runs a slow step the page
+    names the process running it and links the execution, and afterwards counts the invocation."""
+    payload = {"function": "dash-slow-step", "payload": '{"seconds": 3}', "invocation_type": "Event", "time_scale": "1"}
+    response = op_client.post("/executions/start/", payload)
+    assert response.status_code == 302, response.content[-2000:]
+    pk = int(response["Location"].rstrip("/").split("/")[-1])
+    link = f'href="/executions/{pk}/"'
+
+    def busy_row() -> str | None:
+        rows = re.findall(r'<tr data-pid="\d+" data-state="busy".*?</tr>', page_of(op_client), flags=re.S)
+        return next((row for row in rows if link in row), None)
+
+    row = wait_until(busy_row, timeout=30, interval=0.3, message="a busy process running the execution")
+    pid = int(re.search(r'data-pid="(\d+)"', row).group(1))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT worker FROM durable_invocation WHERE execution_id = %s AND ended_at IS NULL", [pk])
+        (host,) = cursor.fetchone()
+        wait_until(
+            lambda: one(cursor, "SELECT status <> 'RUNNING' FROM durable_execution WHERE id = %s", [pk]), timeout=60
+        )
+        card = host_card(page_of(op_client), host)
+        assert int(number(process_row(card, pid), "run")) == run_by(cursor, host, pid) >= 1
