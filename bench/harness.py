@@ -257,10 +257,11 @@ class DoneWatcher:
 
 
 class Stack:
-    """A Celery worker (prefork -c 2) and the scheduler, as subprocesses of the bench."""
+    """A Celery worker (prefork -c 2, or ``concurrency``) and the scheduler, as subprocesses of the bench."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
         self.env = env
+        self.concurrency = concurrency
         self.logs = Path(tempfile.mkdtemp(prefix="durable-bench-"))
         self.worker: subprocess.Popen[str] | None = None
         self.scheduler: subprocess.Popen[str] | None = None
@@ -277,7 +278,7 @@ class Stack:
             "-P",
             "prefork",
             "-c",
-            "2",
+            str(self.concurrency),
             "-Q",
             "durable",
             "--without-gossip",

@@ -1,9 +1,10 @@
-"""Runs the benchmark suite (benchmarks.md B1-B10) in a database of its own and writes the results.
+"""Runs the benchmark suite (benchmarks.md B1-B11) in a database of its own and writes the results.
 
 In-process benchmarks (B1, B4, B4b, B5, the B8 peer) run first, while no worker or scheduler
 is connected, so commit counts see only the measured work. Then the bench starts its own
 Celery worker (prefork -c 2) and scheduler for B2, B6, B7, the B8 engine side, B3 and B9
-(which starts the web server too).
+(which starts the web server too). Last, B11 starts workers of its own: 1, 2 and 4 processes,
+and two "hosts".
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench import conformance, dashboard, inprocess, peer, report, runtimebench, seams, stackbench, wirebench
+from bench import (
+    conformance,
+    dashboard,
+    inprocess,
+    peer,
+    report,
+    runtimebench,
+    scalebench,
+    seams,
+    stackbench,
+    wirebench,
+)
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
 
@@ -213,6 +225,9 @@ def run(*, quick: bool, json_path: Path | None, out: TextIO, only: frozenset[str
         }
         run_in_process(ctx)
         run_on_stack(ctx, broker)
+        if not ctx.quick:  # B11 starts workers of its own, once the suite's worker has stopped
+            env = child_env(database) | {"CELERY_BROKER_URL": broker}
+            attempt(ctx, "B11", scalebench.run, ctx, env)
     finally:
         ctx.close_pools()
         restore_database(original_name)

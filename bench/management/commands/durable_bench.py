@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 class Command(BaseCommand):
     help = (
-        "Run benchmarks B1-B9 against the configured PostgreSQL and broker, in a database the bench "
+        "Run benchmarks B1-B11 against the configured PostgreSQL and broker, in a database the bench "
         "creates and drops; write bench/results/latest.json and print floor/target/stretch verdicts."
     )
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
             nargs="+",
             default=[],
             metavar="KEY",
-            help="run only these benchmarks (B1 B2a B2b B3 B4 B4b B5 B6 B7 B8 B9 B10); bench/results/latest.json is left alone",
+            help="run only these benchmarks (B1 B2a B2b B3 B4 B4b B5 B6 B7 B8 B9 B10 B11); bench/results/latest.json is left alone",
         )
 
     def handle(self, *args: Any, quick: bool, json: Path | None, only: list[str], **options: Any) -> None:
