@@ -295,24 +295,26 @@ def waiting_list(*, now: datetime, limit: int = WAITING_SHOWN) -> tuple[list[Wai
 # --- the broker -----------------------------------------------------------------------------
 
 
-def queue_backlog(*, queue: str | None = None, broker_url: str | None = None) -> Backlog:
+def queue_backlog(
+    *, queue: str | None = None, broker_url: str | None = None, transport_options: dict[str, Any] | None = None
+) -> Backlog:
     """Messages waiting in the broker queue, by a passive declare on the app's broker connection
     (it creates nothing; redis, amqp and the filesystem transport all answer it). A broker that
-    cannot be reached is an answer too: the page says so instead of failing. ``broker_url``
-    (tests) asks another broker than the app's."""
+    cannot be reached is an answer too: the page says so instead of failing. ``broker_url`` and
+    ``transport_options`` (tests) ask another broker than the app's."""
     try:
-        with _broker_connection(broker_url) as conn:
+        with _broker_connection(broker_url, transport_options) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_SECONDS)
             return _declare_passive(conn, queue or QUEUE)
     except Exception as exc:  # any transport's failure: the page must render regardless
         return Backlog(messages=None, error=f"{type(exc).__name__}: {exc}".strip()[:300])
 
 
-def _broker_connection(broker_url: str | None) -> Any:
+def _broker_connection(broker_url: str | None, transport_options: dict[str, Any] | None = None) -> Any:
     if broker_url is None:
         return _celery_app().connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS)
     kombu: Any = importlib.import_module("kombu")  # untyped; Celery is a transport, not a page dependency
-    return kombu.Connection(broker_url, connect_timeout=BROKER_TIMEOUT_SECONDS)
+    return kombu.Connection(broker_url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=transport_options)
 
 
 def _declare_passive(conn: Any, queue: str) -> Backlog:

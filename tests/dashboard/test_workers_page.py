@@ -9,6 +9,7 @@ independently of ``executions/workers.py``."""
 from __future__ import annotations
 
 import html
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -229,6 +230,16 @@ def test_empty_state_explains_how_to_start_a_worker(viewer_client: Client, rolle
     assert number(page, "hosts-live") == "0"
 
 
+def test_registered_hosts_none_live_warns_that_nothing_serves_the_queue(
+    viewer_client: Client, scene: Scene, rolled_back: Any
+) -> None:
+    assert 'id="no-live-worker"' not in page_of(viewer_client)
+    rolled_back.execute("UPDATE durable_worker SET stopped_at = now() WHERE stopped_at IS NULL")
+    page = page_of(viewer_client)
+    assert 'id="no-live-worker"' in page and "No worker has registered yet" not in page
+    assert number(page, "hosts-live") == "0" == str(live_hosts(rolled_back))
+
+
 def test_the_empty_state_is_gone_once_a_worker_registers(viewer_client: Client, scene: Scene) -> None:
     assert "No worker has registered yet" not in page_of(viewer_client)
 
@@ -258,11 +269,7 @@ def private_queue() -> Iterator[str]:
 
 
 def publish(queue: str, n: int) -> None:
-    with Connection(settings.CELERY_BROKER_URL) as conn:
-        target = Queue(queue, Exchange(queue), routing_key=queue)
-        producer = Producer(conn.default_channel)
-        for i in range(n):
-            producer.publish({"n": i}, exchange=target.exchange, routing_key=queue, declare=[target])
+    publish_to(settings.CELERY_BROKER_URL, queue, n)
 
 
 def test_backlog_is_the_brokers_count_of_the_queue(private_queue: str) -> None:
@@ -291,6 +298,40 @@ def test_an_unreachable_broker_is_said_on_the_page(viewer_client: Client, monkey
     page = page_of(viewer_client)
     assert 'id="broker-error"' in page and "could not be reached" in page and number(page, "backlog") == "?"
     assert "127.0.0.1:9" in page
+
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def publish_to(url: str, queue: str, n: int, options: dict[str, Any] | None = None) -> None:
+    with Connection(url, transport_options=options or {}) as conn:
+        target = Queue(queue, Exchange(queue), routing_key=queue)
+        producer = Producer(conn.default_channel)
+        for i in range(n):
+            producer.publish({"n": i}, exchange=target.exchange, routing_key=queue, declare=[target])
+
+
+def test_backlog_on_amqp_is_rabbitmqs_count(private_queue: str) -> None:
+    """RabbitMQ (when this machine runs one): a passive declare's message_count."""
+    if workers.queue_backlog(queue=private_queue, broker_url=AMQP).error:
+        pytest.skip("no RabbitMQ at 127.0.0.1:5672")
+    try:
+        publish_to(AMQP, private_queue, 5)
+        backlog = workers.queue_backlog(queue=private_queue, broker_url=AMQP)
+        assert backlog.messages == 5 and not backlog.error
+    finally:
+        with Connection(AMQP) as conn:
+            Queue(private_queue, Exchange(private_queue), routing_key=private_queue)(conn.default_channel).delete()
+
+
+def test_backlog_on_the_filesystem_transport_counts_its_message_files(tmp_path: Any, private_queue: str) -> None:
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(tmp_path)}
+    publish_to("filesystem://", private_queue, 3, options)
+    backlog = workers.queue_backlog(queue=private_queue, broker_url="filesystem://", transport_options=options)
+    files = [name for name in os.listdir(folder) if name.endswith(f".{private_queue}.msg")]
+    assert backlog.messages == len(files) == 3 and not backlog.error
 
 
 def test_an_unreachable_amqp_broker_is_an_error_not_a_number() -> None:
