@@ -10,10 +10,10 @@ from typing import Any, NoReturn
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.signals import celeryd_init, worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import celeryd_init, worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 from celery.worker.request import Request
 
-from engine import async_invoke, db, invoker, speedups
+from engine import async_invoke, db, invoker, speedups, worker_host
 from engine.duties.loops import is_outage
 from engine.duties.sweep import mark_process_lost
 from engine.duties.unit import PlainCall
@@ -131,11 +131,33 @@ def _install_speedups(**_: Any) -> None:
 
 
 @worker_process_init.connect
-def _prepare_pool_child(**_: Any) -> None:
-    """A pool child freezes its startup heap before its first task, not during it; it installs
-    the seams itself too (idempotent), for a pool that does not fork from the worker."""
+def _prepare_pool_child(sender: Any = None, **_: Any) -> None:
+    """A pool child registers itself in durable_worker and freezes its startup heap before its
+    first task, not during it; it installs the seams itself too (idempotent), for a pool that
+    does not fork from the worker."""
     _install_speedups()
+    worker_host.register_pool_process(str(sender or ""))
     invoker.freeze_startup_heap()
+
+
+# The parent's registration, lease and control listener (engine.worker_host); None until the
+# worker starts, and in every process that is not a Celery worker's parent.
+_host: worker_host.WorkerHost | None = None
+
+
+@worker_init.connect
+def _keep_lease(sender: Any = None, **_: Any) -> None:
+    """The worker's parent registers itself and keeps its processes' lease from now on."""
+    global _host
+    _host = worker_host.WorkerHost.for_node(str(getattr(sender, "hostname", "") or ""))
+    _host.start()
+
+
+@worker_shutdown.connect
+def _give_up_lease(**_: Any) -> None:
+    """A clean stop says goodbye: its rows are stopped, so no host waits out its lease."""
+    if _host is not None:
+        _host.stop()
 
 
 @worker_process_shutdown.connect

@@ -8,7 +8,6 @@ an execution whose function was deleted fails.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from engine.duties.tokens import make_token
 from engine.duties.unit import ExecutionChanged, guarded_unit_of_work, optimistically, save_execution, utcnow
 from engine.rows import OperationDoc, execution_row
 from engine.store import store
+from engine.workers import host_id
 
 LEASE_GRACE = timedelta(seconds=2)
 
@@ -64,7 +64,7 @@ def _claim(execution_id: int, generation: int | None, _attempt: int) -> Ticket |
         "now": now,
         "lease_grace": LEASE_GRACE,
         "request_id": request_id,
-        "worker": socket.gethostname(),
+        "worker": host_id(),
         "pid": os.getpid(),
         "generation": generation,
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -27,7 +26,9 @@ from engine.duties.unit import (
     timeout_seconds,
     utcnow,
 )
+from engine.rows import Invocation
 from engine.store import store
+from engine.workers import host_id, lease_seconds
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +65,48 @@ def _is_zombie(pid: int) -> bool:
 
 
 def recover_lost_invocations(limit: int = 200) -> int:
-    """Find invocations whose process died or outlived its Timeout; record and fence them."""
+    """Find invocations whose process died, whose host was lost, or that outlived their Timeout;
+    record and fence them.
+
+    A process of this host is checked by its pid. One of another host is lost with its host: one
+    that registered worker processes (``durable_worker``) of which none renewed its lease, and
+    the invocation's pid was one of them. An invocation of a host that never registered (an
+    in-process run elsewhere) is left to its deadline. Several hosts may run this at once: the
+    record is guarded (``_record_lost_once``), so an invocation is recorded lost once."""
     now = utcnow()
-    host = socket.gethostname()
+    host = host_id()
     with db.transaction() as conn:
         running = store.running_invocations(conn, now, limit)
+        lost = _lost_hosts(conn, running, host, now)
+    # Before the records: a lost host is marked by the time its first invocation reads lost.
+    _mark_hosts_lost({i.worker for i in running if i.pid in lost.get(i.worker, ())}, now)
     recovered = 0
     for invocation in running:
         timed_out = now >= invocation.deadline + LEASE_GRACE
         crashed = invocation.worker == host and not _pid_alive(invocation.pid)
-        if timed_out or crashed:
-            outcome = "timed_out" if timed_out and not crashed else "crashed"
-            record = partial(_record_lost, invocation.execution_id, invocation.seq, outcome)
+        host_lost = invocation.pid in lost.get(invocation.worker, ())
+        if timed_out or crashed or host_lost:
+            outcome = "timed_out" if timed_out and not (crashed or host_lost) else "crashed"
+            record = partial(_record_lost, invocation.execution_id, invocation.seq, outcome, host_lost=host_lost)
             recovered += guarded("recovery", invocation.execution_id, record)
     return recovered
+
+
+def _lost_hosts(conn: Any, running: list[Invocation], host: str, now: datetime) -> dict[str, set[int]]:
+    """The other hosts of ``running`` that are lost, with their workers' pids; no query at all
+    while every invocation runs on this host (one machine)."""
+    others = sorted({i.worker for i in running if i.worker and i.worker != host})
+    if not others:
+        return {}
+    return store.lost_hosts(conn, others, now, timedelta(seconds=lease_seconds()))
+
+
+def _mark_hosts_lost(hosts: set[str], now: datetime) -> None:
+    """Note when a lost host was found gone (its rows' lost_at), for the workers page."""
+    if hosts:
+        with db.transaction() as conn:
+            for host in sorted(hosts):
+                store.mark_host_lost(conn, host, now)
 
 
 def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
@@ -95,25 +124,29 @@ def mark_process_lost(execution_id: int, pid: int) -> int:
     worker lost, another host's worker).
     """
     with db.connection() as conn:
-        seq = store.invocation_run_by(conn, execution_id, socket.gethostname(), pid)
+        seq = store.invocation_run_by(conn, execution_id, host_id(), pid)
     return 0 if seq is None else _record_lost(execution_id, seq, "crashed")
 
 
-def _record_lost(execution_id: int, seq: int, outcome: str) -> int:
+def _record_lost(execution_id: int, seq: int, outcome: str, *, host_lost: bool = False) -> int:
+    """``host_lost``: the invocation's host is gone, so its replay record is the part shipped to
+    PostgreSQL (``journal.read_entries``), not a file of this host."""
     try:
-        return _record_lost_with(execution_id, seq, outcome, None)
+        return _record_lost_with(execution_id, seq, outcome, None, host_lost)
     except psycopg.DataError as exc:
         log.error("the journal of execution %s's invocation %s could not be stored: %s", execution_id, seq, exc)
-        return _record_lost_with(execution_id, seq, outcome, [unstorable_journal_entry(exc)])
+        return _record_lost_with(execution_id, seq, outcome, [unstorable_journal_entry(exc)], host_lost)
 
 
-def _record_lost_with(execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None) -> int:
-    record = partial(_record_lost_once, execution_id, seq, outcome, entries)
+def _record_lost_with(
+    execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, host_lost: bool
+) -> int:
+    record = partial(_record_lost_once, execution_id, seq, outcome, entries, host_lost)
     return optimistically("record of a lost invocation", f"execution {execution_id}", record)
 
 
 def _record_lost_once(
-    execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, _attempt: int
+    execution_id: int, seq: int, outcome: str, entries: list[dict[str, Any]] | None, host_lost: bool, _attempt: int
 ) -> int:
     with db.connection() as conn:
         seen, invocation = store.execution_with_invocation(conn, execution_id, seq)
@@ -123,7 +156,7 @@ def _record_lost_once(
         if outcome == "crashed" and store.killed_now(conn, execution_id, seq):
             outcome = "killed"
     if entries is None:
-        entries = journal.read_entries(invocation.request_id)
+        entries = journal.read_entries(invocation.request_id, host_lost=host_lost)
     with guarded_unit_of_work(seen) as (work, execution):
         kinds = {entry.get("t") for entry in entries}
         if "fault" in kinds:

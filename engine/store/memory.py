@@ -17,6 +17,7 @@ there is: the duties' guards are tested for what they decide, not for races.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ class Tables:
     body_runs: list[Row] = field(default_factory=list)
     logs: list[Row] = field(default_factory=list)
     faults: dict[int, Row] = field(default_factory=dict)
+    workers: dict[int, Row] = field(default_factory=dict)  # durable_worker, by id
     next_id: int = 1
 
 
@@ -862,6 +864,83 @@ class MemoryStore:
             tables.body_runs = [run for run in tables.body_runs if run["execution_id"] not in gone]
             tables.logs = [line for line in tables.logs if line["execution_id"] not in gone]
             tables.faults = {i: f for i, f in tables.faults.items() if f["execution_id"] not in gone}
+
+    # --- worker processes and the control channel (issue 19) -------------------------------
+
+    @staticmethod
+    def _own_workers(conn: Connection, worker: Mapping[str, Any]) -> list[Row]:
+        return [
+            row
+            for row in conn.database.tables.workers.values()
+            if row["host_id"] == worker["host_id"]
+            and row["hostname"] == worker["hostname"]
+            and row["started_at"] >= worker["since"]
+            and row["stopped_at"] is None
+        ]
+
+    def register_worker(self, conn: Connection, worker: Mapping[str, Any], pid: int, role: str, now: datetime) -> int:
+        with conn.database.lock:
+            worker_id = conn.database.new_id()
+            conn.database.tables.workers[worker_id] = {
+                "id": worker_id,
+                "host_id": worker["host_id"],
+                "hostname": worker["hostname"],
+                "pid": pid,
+                "role": role,
+                "started_at": now,
+                "heartbeat_at": now,
+                "stopped_at": None,
+                "lost_at": None,
+            }
+            return worker_id
+
+    def renew_workers(
+        self, conn: Connection, worker: Mapping[str, Any], pids: list[int], now: datetime, beat: timedelta
+    ) -> None:
+        with conn.database.lock:
+            for row in self._own_workers(conn, worker):
+                if row["pid"] in pids:
+                    row["heartbeat_at"] = now
+                elif row["heartbeat_at"] < now - beat:
+                    row["stopped_at"] = now
+
+    def stop_workers(self, conn: Connection, worker: Mapping[str, Any], now: datetime) -> None:
+        with conn.database.lock:
+            for row in self._own_workers(conn, worker):
+                row["stopped_at"] = now
+
+    def lost_hosts(self, conn: Connection, hosts: list[str], now: datetime, lease: timedelta) -> dict[str, set[int]]:
+        by_host: dict[str, list[Row]] = {}
+        for row in conn.database.tables.workers.values():
+            if row["host_id"] in hosts:
+                by_host.setdefault(row["host_id"], []).append(row)
+        return {
+            host: {row["pid"] for row in rows}
+            for host, rows in by_host.items()
+            if not any(_worker_live(row, now, lease) for row in rows)
+        }
+
+    def worker_process_state(self, conn: Connection, host_id: str, pid: int, now: datetime, lease: timedelta) -> Row:
+        rows = [row for row in conn.database.tables.workers.values() if row["host_id"] == host_id]
+        return {
+            "registered": bool(rows),
+            "live": any(_worker_live(row, now, lease) for row in rows),
+            "process_running": any(row["pid"] == pid and row["stopped_at"] is None for row in rows),
+        }
+
+    def mark_host_lost(self, conn: Connection, host_id: str, now: datetime) -> None:
+        with conn.database.lock:
+            for row in conn.database.tables.workers.values():
+                if row["host_id"] == host_id and row["stopped_at"] is None and row["lost_at"] is None:
+                    row["lost_at"] = now
+
+    def notify_control(self, conn: Connection, message: Mapping[str, Any]) -> None:
+        with conn.database.lock:
+            conn.database.notifications.append(("durable_control", json.dumps(message)))
+
+
+def _worker_live(row: Row, now: datetime, lease: timedelta) -> bool:
+    return row["stopped_at"] is None and row["heartbeat_at"] >= now - lease
 
 
 # --- putting it in PostgreSQL's place ---------------------------------------------------------

@@ -4,6 +4,7 @@ rows, and the statements themselves, with the reasons for their shapes, are in t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -549,3 +550,48 @@ def purge_executions(conn: Conn, ids: list[int]) -> None:
     for table in RETAINED_TABLES:
         conn.execute(sql.SQL(Q.purge_rows_of).format(table=sql.Identifier(table)), {"ids": ids})
     conn.execute(Q.purge_executions, {"ids": ids})
+
+
+# --- worker processes and the control channel (issue 19) --------------------------------------
+
+
+def _worker_key(worker: Mapping[str, Any]) -> dict[str, Any]:
+    return {"host_id": worker["host_id"], "hostname": worker["hostname"], "since": worker["since"]}
+
+
+def register_worker(conn: Conn, worker: Mapping[str, Any], pid: int, role: str, now: datetime) -> int:
+    params = {"host_id": worker["host_id"], "hostname": worker["hostname"], "pid": pid, "role": role, "now": now}
+    row = conn.execute(Q.register_worker, params).fetchone()
+    assert row is not None  # INSERT ... RETURNING
+    return int(row["id"])
+
+
+def renew_workers(conn: Conn, worker: Mapping[str, Any], pids: list[int], now: datetime, beat: timedelta) -> None:
+    """Renew the lease of this worker's live processes ``pids``; stop its rows of processes gone."""
+    conn.execute(Q.renew_workers, {**_worker_key(worker), "pids": pids, "now": now, "beat": beat})
+
+
+def stop_workers(conn: Conn, worker: Mapping[str, Any], now: datetime) -> None:
+    conn.execute(Q.stop_workers, {**_worker_key(worker), "now": now})
+
+
+def lost_hosts(conn: Conn, hosts: list[str], now: datetime, lease: timedelta) -> dict[str, set[int]]:
+    """Of ``hosts``, those that registered workers and have none live: host id -> the pids they ran."""
+    rows = conn.execute(Q.lost_hosts, {"hosts": hosts, "now": now, "lease": lease}).fetchall()
+    return {row["host_id"]: set(row["pids"]) for row in rows}
+
+
+def worker_process_state(conn: Conn, host_id: str, pid: int, now: datetime, lease: timedelta) -> dict[str, Any]:
+    """Whether ``host_id`` registered, is live, and runs ``pid`` as a worker process not stopped."""
+    row = conn.execute(Q.worker_process_state, {"host_id": host_id, "pid": pid, "now": now, "lease": lease}).fetchone()
+    assert row is not None  # an aggregate: always one row
+    return row
+
+
+def mark_host_lost(conn: Conn, host_id: str, now: datetime) -> None:
+    conn.execute(Q.mark_host_lost, {"host_id": host_id, "now": now})
+
+
+def notify_control(conn: Conn, message: Mapping[str, Any]) -> None:
+    """Send ``message`` to every worker parent's listener when the caller's transaction commits."""
+    conn.execute(Q.notify_control, {"message": json.dumps(message)})
