@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,8 +24,9 @@ from django.db import connection
 from engine import workers as engine_workers
 
 QUEUE = "durable"
-# A stopped process stays on the page this long: a restart's goodbye is worth seeing, a week of
-# them is not (their count is still shown).
+# A stopped process (or one found lost) stays on the page this long: a restart's goodbye is worth
+# seeing, a week of them is not (their count is still shown). A lost host's rows are never stopped
+# (no process of it is left to say goodbye), so it is the finding that ages them out.
 STOPPED_SHOWN = timedelta(hours=1)
 WAITING_SHOWN = 50
 # The page polls every few seconds: an unreachable broker must not hold each poll for long.
@@ -138,7 +139,7 @@ def _db_now() -> datetime:
     return _rows("SELECT now()", [])[0][0]  # type: ignore[no-any-return]
 
 
-def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _rows(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
@@ -149,7 +150,10 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 # One row per process shown: its current invocation (the newest open one it started since it
 # registered: a pid can be reused by a later process) and how many it has run since it started.
 PROCESSES_SQL = """
-WITH shown AS (SELECT * FROM durable_worker WHERE stopped_at IS NULL OR stopped_at >= %s),
+WITH shown AS (
+    SELECT * FROM durable_worker
+    WHERE (stopped_at IS NULL AND (lost_at IS NULL OR lost_at >= %(cut)s)) OR stopped_at >= %(cut)s
+),
 ran AS (
     -- One pass over the invocations for all processes (a hash join), not one scan per process.
     SELECT s.id, count(*) AS n FROM shown s
@@ -170,7 +174,11 @@ LEFT JOIN durable_execution e ON e.id = cur.execution_id
 ORDER BY w.host_id, w.stopped_at IS NOT NULL, w.role <> 'main', w.started_at, w.pid
 """
 
-OLDER_STOPPED_SQL = "SELECT host_id, count(*) FROM durable_worker WHERE stopped_at < %s GROUP BY host_id"
+OLDER_STOPPED_SQL = """
+SELECT host_id, count(*) FROM durable_worker
+WHERE stopped_at < %(cut)s OR (stopped_at IS NULL AND lost_at < %(cut)s)
+GROUP BY host_id
+"""
 
 # Open invocations by the host that runs them (a partial index holds exactly these rows).
 RUNNING_SQL = "SELECT worker, count(*) FROM durable_invocation WHERE ended_at IS NULL GROUP BY worker"
@@ -179,8 +187,9 @@ RUNNING_SQL = "SELECT worker, count(*) FROM durable_invocation WHERE ended_at IS
 def host_list(*, now: datetime, lease: timedelta) -> list[Host]:
     """Hosts with their processes: live first, then lost, then stopped; hosts that run
     invocations without having registered (a worker from before registration) last."""
-    processes = [_process(row, now=now, lease=lease) for row in _rows(PROCESSES_SQL, [now - STOPPED_SHOWN])]
-    older = dict(_rows(OLDER_STOPPED_SQL, [now - STOPPED_SHOWN]))
+    cut = {"cut": now - STOPPED_SHOWN}
+    processes = [_process(row, now=now, lease=lease) for row in _rows(PROCESSES_SQL, cut)]
+    older = dict(_rows(OLDER_STOPPED_SQL, cut))
     running = dict(_rows(RUNNING_SQL, []))
     by_host: dict[str, list[Process]] = defaultdict(list)
     for process in processes:
@@ -251,7 +260,7 @@ def _host(host_id: str, processes: list[Process], *, now: datetime, lease: timed
 
 
 def _with_older(host: Host, older: int) -> Host:
-    return Host(**{**host.__dict__, "older_stopped": older}) if older else host
+    return replace(host, older_stopped=older) if older else host
 
 
 def _unregistered(worker: str, running: int) -> Host:

@@ -45,14 +45,15 @@ class Scene:
     lost: str
     stopped: str
     old: str
+    old_lost: str
     ghost: str
     function: str
     executions: dict[str, int] = field(default_factory=dict)
 
 
 def build(cursor: Any) -> Scene:
-    """Four registered hosts (live, lost, stopped, stopped long ago), one that runs an invocation
-    without having registered, and executions that wait, are paused or run."""
+    """Five registered hosts (live, lost, stopped, stopped long ago, found lost long ago), one that
+    runs an invocation without having registered, and executions that wait, are paused or run."""
     tag = uuid.uuid4().hex[:6]
     scene = Scene(
         tag=tag,
@@ -60,6 +61,7 @@ def build(cursor: Any) -> Scene:
         lost=f"lost-{tag}",
         stopped=f"stopped-{tag}",
         old=f"old-{tag}",
+        old_lost=f"oldlost-{tag}",
         ghost=f"ghost-{tag}",
         function=f"wk-{tag}",
     )
@@ -112,6 +114,7 @@ def _workers(cursor: Any, scene: Scene) -> None:
     _worker(cursor, scene.stopped, 300, "main", started=1200, beat=600, stopped=600)
     _worker(cursor, scene.stopped, 301, "pool", started=1200, beat=600, stopped=600)
     _worker(cursor, scene.old, 400, "pool", started=99_000, beat=9000, stopped=9000)  # hidden: stopped 2.5 h ago
+    _worker(cursor, scene.old_lost, 500, "main", started=99_000, beat=9000, lost=7200)  # hidden: found lost 2 h ago
 
 
 def _invocation(cursor: Any, scene: Scene, key: str, seq: int, host: str, pid: int, *, ago: float, open_: bool) -> None:
@@ -136,5 +139,5 @@ def delete(cursor: Any, scene: Scene) -> None:
     ids = list(scene.executions.values())
     cursor.execute("DELETE FROM durable_invocation WHERE execution_id = ANY(%s)", [ids])
     cursor.execute("DELETE FROM durable_execution WHERE id = ANY(%s)", [ids])
-    hosts = [scene.live, scene.lost, scene.stopped, scene.old]
+    hosts = [scene.live, scene.lost, scene.stopped, scene.old, scene.old_lost]
     cursor.execute("DELETE FROM durable_worker WHERE host_id = ANY(%s)", [hosts])
