@@ -432,7 +432,7 @@ def discard(request_id: str) -> None:
     they pay here)."""
     journal_path(request_id).unlink(missing_ok=True)
     try:
-        shipped_marker_path(request_id).unlink()
+        os.unlink(f"{journal_dir()}/{request_id}.shipped")  # shipped_marker_path's, without a Path: ~1 µs
     except FileNotFoundError:
         if request_id not in _read_from_chunks:
             return

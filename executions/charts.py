@@ -604,6 +604,10 @@ def _invocation_bar(canvas: Canvas, invocation: InvocationView, now: datetime) -
     )
     if error:
         hover += f"<br>{plain_error(error)}"
+    if invocation.get("record_incomplete"):  # its host was lost: only what it shipped was kept
+        hover += (
+            f"<br><b>record incomplete: {esc(invocation['record_incomplete'])}</b> (body runs, logs after it missing)"
+        )
     # Room for the reason only on wide bars; it is always in the hover and the invocations table.
     wide = (end - invocation["started_at"]) / (canvas.end - canvas.start) > 0.08
     text = f"#{invocation['seq']} {invocation['reason']}" if wide else f"#{invocation['seq']}"

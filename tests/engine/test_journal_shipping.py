@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from engine.duties.claim import Ticket, claim_invocation
 from engine.duties.end import close_invocation
 from engine.duties.unit import guarded_unit_of_work, save_execution
 from engine.store import store
+from executions import charts
 from tests.conftest import TEMP_DIR, Stack, wait_until
 from tests.dashboard.support import _real_database, make_user  # noqa: F401  (_real_database: a fixture)
 from tests.engine.support import Recorder, Register, execution_row, invocations, start, terminal
@@ -186,13 +187,20 @@ def test_a_record_marked_incomplete_is_stored_shown_on_the_timeline_and_its_chun
     assert recorded["outcome"] == "crashed" and recorded["error"]["RecordIncomplete"] == "host lost"
     assert [(run["name"], run["outcome"]) for run in body_runs(ticket.execution_id)] == [("charge", "interrupted")]
     assert any(m.startswith("record incomplete: host lost;") for m in log_messages(ticket.execution_id))
-    shown = timeline.execution_timeline(arn)["invocations"][0]
-    assert shown["record_incomplete"] == "host lost"
+    data = timeline.execution_timeline(arn)
+    assert data["invocations"][0]["record_incomplete"] == "host lost"
+    figure = charts.timeline_figure(data, now=datetime.now(UTC))
+    hovers = [str(h) for trace in figure["data"] for h in _as_list(trace.get("hovertext"))]
+    assert any("record incomplete: host lost" in hover for hover in hovers)
     viewer = Client()
     viewer.force_login(make_user(staff=True))
     page = viewer.get(reverse("executions:detail", args=[ticket.execution_id])).content.decode()
     assert "record incomplete: host lost" in page
     running.close()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value else []
 
 
 def test_a_whole_record_is_not_marked() -> None:
