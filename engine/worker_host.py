@@ -131,7 +131,7 @@ class WorkerHost:
         outage = Outage()
         while not self.stopping.is_set():
             try:
-                with _control_connection() as conn:
+                with _control_connection(f"durable worker {self.identity.host_id} {os.getpid()}") as conn:
                     self._serve(conn, outage)
             except Exception as exc:
                 if not is_outage(exc):
@@ -192,8 +192,9 @@ class WorkerHost:
 
 
 @contextlib.contextmanager
-def _control_connection() -> Iterator[Conn]:
+def _control_connection(name: str) -> Iterator[Conn]:
     """A connection of its own (autocommit, for LISTEN): never one of the pool's, which pool
-    children inherit across fork."""
-    with psycopg.connect(db.dsn(), autocommit=True, connect_timeout=5, row_factory=dict_row) as conn:
+    children inherit across fork. Its application_name says whose it is in pg_stat_activity."""
+    dsn = db.dsn()
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5, row_factory=dict_row, application_name=name) as conn:
         yield conn

@@ -16,15 +16,21 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine import db, faults
+from engine.duties.claim import claim_invocation
+from engine.duties.sweep import recover_lost_invocations
+from engine.duties.unit import utcnow
 from engine.errors import InvalidParameterValueException
 from engine.scheduler import RECOVERY_EVERY
+from engine.store import store
 from engine.workers import host_id
 from tests.conftest import ROOT, TEMP_DIR, Stack, _child_env, _stop_group, _wait_for_log, wait_until, worker_argv
 
@@ -247,3 +253,49 @@ def test_a_fault_armed_here_fires_in_an_invocation_on_another_host(hosts: Hosts,
             (arn,),
         ).fetchall()
     assert [row["invocation_seq"] for row in fired] == [1]
+
+
+def test_the_lease_thread_waits_out_a_lost_database_connection(hosts: Hosts) -> None:
+    other = hosts.start_worker(concurrency=1)
+    wait_until(lambda: len(worker_rows(other.host_id)) == 2, 10, message="main and pool rows")
+    name = f"durable worker {other.host_id} {other.proc.pid}"
+    with db.connection() as conn:
+        cut = conn.execute(
+            "SELECT now() AS at, count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (name,),
+        ).fetchone()
+    assert cut is not None and cut["ended"] == 1
+    wait_until(
+        lambda: all(row["heartbeat_at"] > cut["at"] for row in worker_rows(other.host_id)),
+        10,
+        message="the lease renewed on a new connection",
+    )
+    assert other.proc.poll() is None
+    log = other.log.read_text()
+    assert log.count("database unavailable") == 1 and "database available again" in log
+
+
+def test_hosts_recording_one_lost_invocation_at_once_record_it_once(
+    client: Any, functions: Any, recorder: Any, no_scheduler: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = functions("tests.handlers.invocations.three_steps")
+    client.invoke(FunctionName=name, InvocationType="Event", Payload="{}")
+    far = f"far-{uuid.uuid4().hex[:8]}"
+    with monkeypatch.context() as patch:
+        patch.setenv("DURABLE_HOST_ID", far)
+        ticket = claim_invocation(recorder.invoked.pop())
+    assert ticket is not None
+    long_ago = utcnow() - timedelta(minutes=1)
+    with db.transaction() as conn:  # a host that registered this process, then went silent
+        store.register_worker(conn, {"host_id": far, "hostname": f"celery@{far}"}, os.getpid(), "pool", long_ago)
+    with ThreadPoolExecutor(4) as pool:
+        recorded = list(pool.map(lambda _: recover_lost_invocations(), range(4)))
+    assert sum(recorded) == 1
+    with db.connection() as conn:
+        completed = conn.execute(
+            "SELECT count(*) AS n FROM durable_event WHERE execution_id = %s AND event_type = 'InvocationCompleted'",
+            (ticket.execution_id,),
+        ).fetchone()
+    assert completed is not None and completed["n"] == 1
+    assert recorder.invoked == [ticket.execution_id]  # invoked again, once
