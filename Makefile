@@ -92,7 +92,7 @@ worker: install
 	@if [ "$${DATABASE_URL:+1}" != "$${CELERY_BROKER_URL:+1}" ]; then \
 	  echo "WARNING: only one of DATABASE_URL and CELERY_BROKER_URL is set; the other is this checkout's embedded" \
 	       "server, which no other machine reaches (see README: Running on more than one machine)" >&2; fi
-	$(PY) -m celery -A durable_site worker -P prefork \
+	exec $(PY) -m celery -A durable_site worker -P prefork \
 	  $(if $(DURABLE_AUTOSCALE),--autoscale=$(DURABLE_AUTOSCALE),-c $(DURABLE_WORKERS)) \
 	  -Q durable -n "durable-$$$$@$${DURABLE_HOST_ID:-%h}" -l INFO
 

@@ -84,6 +84,7 @@ def b11(live: Live, *, env: dict[str, str]) -> None:
     ctx = live.ctx
     ctx.function("bench-b11", "bench.handlers.steps")
     rates: dict[str, list[float]] = {key: [] for key, _, _ in CONFIGURATIONS}
+    load_before = os.getloadavg()[0]  # other jobs on the machine flatter the larger configurations
     for round_no in range(B11_ROUNDS):
         # A-B-C-D, then D-C-B-A: a machine whose load drifts during the run favours none of them.
         order = CONFIGURATIONS if round_no % 2 == 0 else tuple(reversed(CONFIGURATIONS))
@@ -114,6 +115,7 @@ def b11(live: Live, *, env: dict[str, str]) -> None:
         "steps": B11_STEPS,
         "rounds": B11_ROUNDS,
         "cpus": os.cpu_count(),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "runs": runs,
         "ratios": ratios,
     }

@@ -233,6 +233,8 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
     for row in lost:
         assert row["outcome"] == "crashed" and row["error"]["ErrorType"] == "Runtime.ExitError", row
     assert delays[-1] <= RECOVERY_BOUND, f"recorded {delays} s after the loss; bound {RECOVERY_BOUND} s"
+    # ... and not before the lease ran out: the last beat came at most a quarter lease before the loss.
+    assert delays[0] >= LEASE * 0.75 - 0.3, f"recorded {delays} s after the loss, before the lease ran out"
     assert all(row["worker"] == host_b_id for row in invocations if row["started_at"].timestamp() > kill_at)
     for arn in {row["arn"] for row in lost}:
         last = [row for row in invocations if row["arn"] == arn][-1]
