@@ -419,6 +419,14 @@ def read_entries(request_id: str, *, host_lost: bool = False) -> list[dict[str, 
     return entries
 
 
+def live_entries(request_id: str) -> list[dict[str, Any]]:
+    """A running invocation's entries so far: its file if it runs on this host, else what its
+    worker on another host has shipped (a read model's view; the last interval may be missing)."""
+    if journal_path(request_id).exists():
+        return read_entries(request_id)
+    return journal_shipping.shipped_entries(request_id)
+
+
 def _shipped_record(request_id: str) -> list[dict[str, Any]]:
     entries = journal_shipping.shipped_entries(request_id)
     _read_from_chunks.add(request_id)

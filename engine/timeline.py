@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
+import psycopg
 from psycopg.rows import tuple_row
 
 from engine import db, journal
@@ -411,15 +412,21 @@ def _settled_run(run: BodyRun, invocations: Sequence[InvocationSpan]) -> BodyRun
 
 def _add_live_body_runs(details: WindowDetails, invocations: Sequence[InvocationSpan], known: set[str]) -> int:
     """Body runs of invocations still running: the engine ingests their journal only when they
-    end, so read it (read-only) to show what already ran. Returns how many belong to ``known``
+    end, so read it (read-only; shipped chunks if it runs on another host) to show what already
+    ran. Returns how many belong to ``known``
     operations (a body can start before its operation's START checkpoint is stored)."""
     count = 0
     for invocation in invocations:
         if invocation["ended_at"] is not None or not invocation["request_id"]:
             continue
         try:
-            record = journal_record(journal.read_entries(invocation["request_id"]))
-        except (KeyError, TypeError, ValueError):  # a journal being written, or a bad one: the page shows what it can
+            record = journal_record(journal.live_entries(invocation["request_id"]))
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            psycopg.Error,
+        ):  # a journal being written, or a bad one: the page shows what it can
             log.warning("journal of invocation %s unreadable; its live body runs are not shown", invocation["seq"])
             continue
         for run in record.body_runs:

@@ -76,7 +76,7 @@ def gate() -> Iterator[Path]:
 
 
 def test_a_worker_ships_the_running_invocations_journal_within_a_second_and_deletes_it_after(
-    stack: Stack, client: engine.LambdaClient, functions: Register, gate: Path
+    stack: Stack, client: engine.LambdaClient, functions: Register, gate: Path, tmp_path: Path
 ) -> None:
     arn = start(client, functions(SLOW), json.dumps({"gate": str(gate)}))
     execution_id = execution_row(arn)["id"]
@@ -90,12 +90,22 @@ def test_a_worker_ships_the_running_invocations_journal_within_a_second_and_dele
     chunk = next(c for c in chunks(execution_id) if found in c["entries"])
     assert (chunk["shipped_at"] - datetime.fromisoformat(found["at"])).total_seconds() < 1.0
     assert {c["request_id"] for c in chunks(execution_id)} == {invocations(arn)[0]["request_id"]}
+    with pytest.MonkeyPatch.context() as elsewhere:
+        # A dashboard on another host has no journal file: it shows the live body run from the chunks.
+        elsewhere.setenv("DURABLE_DATA_DIR", str(tmp_path))
+        wait_until(lambda: _live_run_of(arn, "slow"), timeout=10, message="the live body run from the chunks")
 
     gate.touch()
     assert terminal(client, arn)["Status"] == "SUCCEEDED"
     wait_until(lambda: not chunks(execution_id), timeout=10, message="the chunks to be deleted")
     assert [(run["name"], run["outcome"]) for run in body_runs(execution_id)] == [("slow", "succeeded")]
     assert "shipped a\\u0000b" in log_messages(execution_id)  # the file's record, ingested as before
+
+
+def _live_run_of(arn: str, name: str) -> bool:
+    operations = timeline.execution_timeline(arn)["operations"]
+    runs = [run for op in operations if op["name"] == name for run in op["body_runs"]]
+    return any(run.get("live") and run["outcome"] == "running" for run in runs)
 
 
 def _shipped_nul_line(execution_id: int) -> dict[str, Any] | None:
