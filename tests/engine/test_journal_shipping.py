@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ from tests.conftest import TEMP_DIR, Stack, wait_until
 from tests.dashboard.support import _real_database, make_user  # noqa: F401  (_real_database: a fixture)
 from tests.engine.support import Recorder, Register, execution_row, invocations, start, terminal
 
+ROOT = Path(__file__).resolve().parents[2]
 SLOW = "tests.handlers.shipping.slow"
 ECHO = "tests.handlers.engine_sdk.echo"
 LOST = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Runtime exited without providing a reason"}
@@ -300,3 +303,42 @@ def test_shipping_takes_no_time_on_the_writers_side(claimed: tuple[str, Ticket])
     per_write = (time.perf_counter() - started) / 2000
     running.close()
     assert per_write < 0.001  # no round trip (a shipment is ~1 ms); a file write is ~10 µs
+
+
+# --- a SIGKILL loses at most the last interval ------------------------------------------------------
+
+_WRITER = """
+import os, sys, time
+from engine import db, journal
+db.configure(os.environ["DATABASE_URL"])
+request_id, execution_id, seq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+running = journal.Journal(request_id, [], True, execution_id, seq, ship=True)
+print("writing", flush=True)
+while True:
+    running.log("INFO", "writer", "tick")
+    time.sleep(0.02)
+"""
+
+
+def test_a_killed_process_loses_at_most_the_last_interval_of_its_record(
+    claimed: tuple[str, Ticket], tmp_path: Path
+) -> None:
+    _, ticket = claimed
+    env = {**os.environ, "DURABLE_DATA_DIR": str(tmp_path), "DURABLE_JOURNAL_SHIP_MS": "300"}
+    args = [ticket.request_id, str(ticket.execution_id), str(ticket.seq)]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+        time.sleep(1.5)
+        killed_at = datetime.now(UTC)
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.wait(timeout=10)
+    last = datetime.fromisoformat(shipped(ticket.execution_id)[-1]["at"])
+    # One interval (300 ms) and the shipment's round trip, with room for a busy machine.
+    assert (killed_at - last).total_seconds() < 0.8
+    assert len(shipped(ticket.execution_id)) > 20  # every interval before the kill was shipped
+    journal_shipping.delete_chunks(ticket.request_id)  # nobody ingests this one
