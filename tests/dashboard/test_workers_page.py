@@ -389,3 +389,12 @@ def test_a_real_invocation_shows_its_process_busy_then_counted(
         )
         card = host_card(page_of(op_client), host)
         assert int(number(process_row(card, pid), "run")) == run_by(cursor, host, pid) >= 1
+
+
+def test_the_read_module_is_clean_under_mypy_strict() -> None:
+    """``executions/workers.py`` is typed as strictly as the selectors (pyproject's mypy ``files``
+    names the engine and selectors.py; this holds the page's reads to the same gate)."""
+    from tests.test_types import run_mypy
+
+    result = run_mypy("--strict", "executions/workers.py")
+    assert result.returncode == 0, f"mypy found type errors:\n{result.stdout}{result.stderr}"
