@@ -533,6 +533,7 @@ RETAINED_TABLES = (
     "durable_log",
     "durable_effect",
     "durable_fault",
+    "durable_journal_chunk",  # a running invocation's shipped replay record (issue 19)
 )
 
 
