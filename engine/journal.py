@@ -57,12 +57,6 @@ def journal_path(request_id: str) -> Path:
     return journal_dir() / f"{request_id}.jsonl"
 
 
-def shipped_marker_path(request_id: str) -> Path:
-    """Touched before the first chunk of the journal is shipped: whoever ingests the file (the
-    worker child, or its parent when the child died) then knows there are chunks to delete."""
-    return journal_dir() / f"{request_id}.shipped"
-
-
 def fault_signal_path(execution_id: int) -> Path:
     """Touched by ``signal_faults_changed``: tells a running invocation to re-read its armed faults."""
     return journal_dir() / f"faults-{execution_id}.signal"
@@ -133,6 +127,7 @@ class Journal:
         # Lines written since the last shipment (None: not shipped), and how to wake the shipper.
         self._unshipped: list[str] | None = None
         self._wake_shipper: Callable[[], None] | None = None
+        self._noted_shipped = False
         if ship:
             self._unshipped = []
             self._wake_shipper = journal_shipping.shipper.follow(self)
@@ -148,9 +143,15 @@ class Journal:
                     if len(self._unshipped) == 1 and self._wake_shipper is not None:
                         self._wake_shipper()
 
-    @property
-    def shipped_marker(self) -> Path:
-        return shipped_marker_path(self.request_id)
+    def note_shipped(self) -> None:
+        """Called by the shipper's thread before the journal's first chunk: the file then says
+        it has chunks, and whoever ingests it (this process, or its parent if it dies) deletes
+        them (``read_entries``, ``discard``)."""
+        with self._lock:
+            if not self._file.closed and not self._noted_shipped:
+                self._file.write(json.dumps({"at": _now(), "t": SHIPPED}) + "\n")
+                self._file.flush()
+                self._noted_shipped = True
 
     def take_unshipped(self) -> list[str]:
         """The lines written since the last call (the shipper's thread takes them)."""
@@ -393,8 +394,10 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
-# Request ids whose record was read from their shipped chunks: their ``discard`` deletes them.
-_read_from_chunks: set[str] = set()
+# The journal line that says the invocation has shipped chunks (never returned as an entry), and
+# the request ids read here that have some: their ``discard`` deletes them.
+SHIPPED = "shipped"
+_has_chunks: set[str] = set()
 
 HOST_LOST = "host lost"
 
@@ -407,42 +410,50 @@ def read_entries(request_id: str, *, host_lost: bool = False) -> list[dict[str, 
     moments: an entry ``record_incomplete`` at the end says so, for the timeline to show."""
     if host_lost:
         return _shipped_record(request_id)
+    entries, shipped = _file_entries(request_id)
+    if shipped:
+        _has_chunks.add(request_id)
+    return entries
+
+
+def _file_entries(request_id: str) -> tuple[list[dict[str, Any]], bool]:
+    """The file's entries, and whether it says chunks of it were shipped."""
     path = journal_path(request_id)
     if not path.exists():
-        return []
-    entries = []
+        return [], False
+    entries, shipped = [], False
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return entries
+        if entry.get("t") == SHIPPED:
+            shipped = True
+        else:
+            entries.append(entry)
+    return entries, shipped
 
 
 def live_entries(request_id: str) -> list[dict[str, Any]]:
     """A running invocation's entries so far: its file if it runs on this host, else what its
     worker on another host has shipped (a read model's view; the last interval may be missing)."""
     if journal_path(request_id).exists():
-        return read_entries(request_id)
+        return _file_entries(request_id)[0]
     return journal_shipping.shipped_entries(request_id)
 
 
 def _shipped_record(request_id: str) -> list[dict[str, Any]]:
     entries = journal_shipping.shipped_entries(request_id)
-    _read_from_chunks.add(request_id)
+    _has_chunks.add(request_id)
     last = entries[-1].get("at") if entries else None
     return [*entries, {"t": "record_incomplete", "reason": HOST_LOST, "at": _now(), "last_shipped_at": last}]
 
 
 def discard(request_id: str) -> None:
-    """Forget an ingested invocation's journal: its file, and its shipped chunks if it has any
-    (the in-process dispatchers of tests and benchmarks ship nothing: one failed unlink is all
-    they pay here)."""
+    """Forget an ingested invocation's journal: its file, and its shipped chunks if reading it
+    found some (the in-process dispatchers of tests and benchmarks ship nothing: a set lookup is
+    all they pay here)."""
     journal_path(request_id).unlink(missing_ok=True)
-    try:
-        os.unlink(f"{journal_dir()}/{request_id}.shipped")  # shipped_marker_path's, without a Path: ~1 µs
-    except FileNotFoundError:
-        if request_id not in _read_from_chunks:
-            return
-    _read_from_chunks.discard(request_id)
-    journal_shipping.delete_chunks(request_id)
+    if request_id in _has_chunks:
+        _has_chunks.discard(request_id)
+        journal_shipping.delete_chunks(request_id)

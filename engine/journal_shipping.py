@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
@@ -58,8 +57,7 @@ class Shipped(Protocol):
     execution_id: int | None
     invocation_seq: int | None
 
-    @property
-    def shipped_marker(self) -> Path: ...
+    def note_shipped(self) -> None: ...
 
     def take_unshipped(self) -> list[str]: ...
 
@@ -151,8 +149,8 @@ class Shipper:
         if journal.execution_id is None or journal.invocation_seq is None:
             return False
         try:
-            # The marker first: whoever ingests this invocation's file then deletes its chunks.
-            journal.shipped_marker.touch()
+            # Said in the file first: whoever ingests it then deletes this invocation's chunks.
+            journal.note_shipped()
             self._connection().execute(
                 Q.ship_journal_chunk,
                 {

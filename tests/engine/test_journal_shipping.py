@@ -342,3 +342,16 @@ def test_a_killed_process_loses_at_most_the_last_interval_of_its_record(
     assert (killed_at - last).total_seconds() < 0.8
     assert len(shipped(ticket.execution_id)) > 20  # every interval before the kill was shipped
     journal_shipping.delete_chunks(ticket.request_id)  # nobody ingests this one
+
+
+def test_the_file_says_it_was_shipped_and_its_ingestion_deletes_the_chunks(claimed: tuple[str, Ticket]) -> None:
+    _, ticket = claimed
+    running = shipping_journal(ticket)
+    running.write({"t": "body_start", "op_id": "op-1", "name": "charge", "attempt": 1})
+    assert journal_shipping.shipper.ship() == 1
+    running.close()
+    assert '"t": "shipped"' in journal.journal_path(ticket.request_id).read_text()
+    assert [e["t"] for e in journal.read_entries(ticket.request_id)] == ["body_start"]  # never an entry
+    assert chunks(ticket.execution_id)
+    journal.discard(ticket.request_id)  # as after the ingestion
+    assert chunks(ticket.execution_id) == []
