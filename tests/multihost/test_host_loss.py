@@ -47,6 +47,8 @@ from tests.conftest import ROOT, TEMP_DIR, Stack, _child_env, _stop_group, _wait
 from tests.multihost.handlers import TABLE, expected
 from tests.truth import assert_truthful
 
+pytestmark = pytest.mark.slow  # about 40 s: two hosts started, 100 executions, a lease waited out
+
 HANDLER = "tests.multihost.handlers.journey"
 LEASE = 3.0  # seconds: both hosts' lease, by which each host's scheduler judges the other
 EXECUTIONS = 100
