@@ -355,3 +355,21 @@ def test_the_file_says_it_was_shipped_and_its_ingestion_deletes_the_chunks(claim
     assert chunks(ticket.execution_id)
     journal.discard(ticket.request_id)  # as after the ingestion
     assert chunks(ticket.execution_id) == []
+
+
+def test_the_sweeps_record_of_a_lost_hosts_invocation_keeps_the_marker(claimed: tuple[str, Ticket]) -> None:
+    """Through the sweep's own path (engine.duties.sweep), recovery included."""
+    from engine.duties import sweep
+
+    arn, ticket = claimed
+    running = shipping_journal(ticket)
+    running.write({"t": "body_start", "op_id": "op-1", "name": "charge", "attempt": 1})
+    journal_shipping.shipper.ship()
+    journal.journal_path(ticket.request_id).unlink()
+    assert sweep._record_lost(ticket.execution_id, ticket.seq, "crashed", host_lost=True) == 1
+    recorded = invocations(arn)[0]
+    assert recorded["error"] == {**LOST, "RecordIncomplete": "host lost"}
+    assert timeline.execution_timeline(arn)["invocations"][0]["record_incomplete"] == "host lost"
+    assert chunks(ticket.execution_id) == []
+    assert execution_row(arn)["needs_invoke"]  # invoked again, as any lost invocation
+    running.close()
