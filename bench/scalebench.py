@@ -31,6 +31,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench.harness import Stack
 from bench.stackbench import Live, connect
 
@@ -71,33 +73,49 @@ def _steps_per_second(live: Live, executions: int) -> float:
     return executions * B11_STEPS / (done - start)
 
 
-def _measure(live: Live, env: dict[str, str], *, processes: int, hosts: tuple[str, ...]) -> float:
+def _measure(live: Live, env: dict[str, str], *, processes: int, hosts: tuple[str, ...]) -> tuple[float, list[int]]:
+    """Steps/s of the timed load, and how many of its invocations each worker process ran."""
     with _workers(env, processes=processes, hosts=hosts):
         # Warm every process (handler import, SDK, connections) before the clock starts.
         warm = [live.start("bench-b11", {"steps": 5}) for _ in range(processes * max(1, len(hosts)) * 2)]
         for arn in warm:
             live.watcher.wait(arn, timeout=120)
-        return _steps_per_second(live, B11_EXECUTIONS)
+        with psycopg.connect(live.ctx.dsn, autocommit=True) as conn:
+            before = conn.execute("SELECT coalesce(max(id), 0) FROM durable_invocation").fetchone()[0]
+        rate = _steps_per_second(live, B11_EXECUTIONS)
+        with psycopg.connect(live.ctx.dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT count(*) FROM durable_invocation WHERE id > %s GROUP BY worker, pid ORDER BY 1 DESC", (before,)
+            ).fetchall()
+        return rate, [row[0] for row in rows]
 
 
 def b11(live: Live, *, env: dict[str, str]) -> None:
     ctx = live.ctx
     ctx.function("bench-b11", "bench.handlers.steps")
     rates: dict[str, list[float]] = {key: [] for key, _, _ in CONFIGURATIONS}
+    spread: dict[str, list[list[int]]] = {key: [] for key, _, _ in CONFIGURATIONS}
     load_before = os.getloadavg()[0]  # other jobs on the machine flatter the larger configurations
     for round_no in range(B11_ROUNDS):
         # A-B-C-D, then D-C-B-A: a machine whose load drifts during the run favours none of them.
         order = CONFIGURATIONS if round_no % 2 == 0 else tuple(reversed(CONFIGURATIONS))
         for key, processes, hosts in order:
             ctx.database.truncate_engine_tables()
-            rates[key].append(_measure(live, env, processes=processes, hosts=hosts))
-            ctx.log(f"B11 round {round_no + 1}: {key.replace('_', ' ')}: {rates[key][-1]:.0f} steps/s")
+            rate, per_process = _measure(live, env, processes=processes, hosts=hosts)
+            rates[key].append(rate)
+            spread[key].append(per_process)
+            ctx.log(
+                f"B11 round {round_no + 1}: {key.replace('_', ' ')}: {rate:.0f} steps/s "
+                f"(invocations per process: {per_process})"
+            )
     runs = {
         key: {
             "processes": processes * max(1, len(hosts)),
             "hosts": list(hosts) or None,
             "steps_per_s": statistics.median(rates[key]),
             "rounds_steps_per_s": rates[key],
+            # Timed invocations each worker process ran, per round: an idle process shows here.
+            "rounds_invocations_per_process": spread[key],
         }
         for key, processes, hosts in CONFIGURATIONS
     }
