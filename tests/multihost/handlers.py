@@ -70,5 +70,6 @@ def journey(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     context.wait(Duration.from_seconds(1), name="pause")
     b = context.step(lambda _: _body(key, "b", n * 3, seconds), name="b", config=AT_MOST_ONCE)
     answer = context.create_callback(name="approval").result()
-    c = context.step(lambda _: _body(key, "c", n * 5, seconds), name="c")
+    c_seconds = float(event.get("sleep_c", seconds))
+    c = context.step(lambda _: _body(key, "c", n * 5, c_seconds), name="c")
     return {"key": key, "a": a, "b": b, "answer": answer, "c": c}

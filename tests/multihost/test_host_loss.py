@@ -52,7 +52,8 @@ pytestmark = pytest.mark.slow  # about 40 s: two hosts started, 100 executions, 
 HANDLER = "tests.multihost.handlers.journey"
 LEASE = 3.0  # seconds: both hosts' lease, by which each host's scheduler judges the other
 EXECUTIONS = 100
-STEP_SECONDS = 0.1  # how long each step body works: long enough for the kill to land inside some
+STEP_SECONDS = 0.1  # how long each step body works
+C_SECONDS = 0.4  # step c's body: the kill is aimed inside one, begun less than 0.2 s before
 # A lost invocation is recorded once the lease ran out and the next recovery round looked: allow
 # the lease, one round, and time for a loaded 2-core machine to get there.
 RECOVERY_BOUND = LEASE + RECOVERY_EVERY + 2.0
@@ -148,13 +149,14 @@ def _answer_callbacks(lam: Any, function: str, answered: set[str]) -> None:
         answered.add(row["callback_id"])
 
 
-def _body_running_on(host: Host) -> bool:
-    """True while host's invocations are inside a step body (begun, not ended)."""
+def _body_running_on(host: Host, step: str) -> bool:
+    """True while one of host's invocations is inside step's body (begun, not ended)."""
     return bool(
         _rows(
-            "SELECT 1 FROM multihost_body_run r WHERE r.host = %s AND r.ended_at IS NULL "
-            "AND r.started_at > clock_timestamp() - interval '2 seconds'",
+            "SELECT 1 FROM multihost_body_run r WHERE r.host = %s AND r.step = %s AND r.ended_at IS NULL "
+            "AND r.started_at > clock_timestamp() - interval '200 milliseconds'",
             host.host_id,
+            step,
         )
     )
 
@@ -189,7 +191,7 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
         key: lam.invoke(
             FunctionName=function,
             InvocationType="Event",
-            Payload=json.dumps({"n": n, "key": key, "sleep": STEP_SECONDS}),
+            Payload=json.dumps({"n": n, "key": key, "sleep": STEP_SECONDS, "sleep_c": C_SECONDS}),
         )["DurableExecutionArn"]
         for key, n in keys.items()
     }
@@ -200,8 +202,8 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
         assert time.monotonic() < deadline, f"{_finished(function)} of {EXECUTIONS} finished in 90 s"
         _answer_callbacks(lam, function, answered)
         # Mid-run: a quarter of the executions are past their at-most-once step, and host A is
-        # inside a step body right now.
-        if kill_at is None and _past_b(function) >= EXECUTIONS // 4 and _body_running_on(host_a):
+        # inside the body of an at-least-once step (c) right now, which must then run again on B.
+        if kill_at is None and _past_b(function) >= EXECUTIONS // 4 and _body_running_on(host_a, "c"):
             kill_at = host_a.lose()
         assert host_b.worker.poll() is None and host_b.scheduler.poll() is None, host_b.worker_log.read_text()[-3000:]
         time.sleep(0.05)
@@ -269,15 +271,19 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in _rows("SELECT * FROM multihost_body_run WHERE key LIKE %s ORDER BY id", f"{unique}-%"):
         runs.setdefault((row["key"], row["step"]), []).append(row)
-    rerun = Counter()
+    rerun: Counter[str] = Counter()
+    cut_short: Counter[str] = Counter()
     for key, arn in arns.items():
         by_name = {op["name"]: op for op in ops[executions[arn]["id"]]}
         for step in ("a", "b", "c"):
             done = runs.get((key, step), [])
             op = by_name[step]
             assert 1 <= len(done) <= 2, (key, step, done)
-            # The run whose result was checkpointed is the last; none began after the checkpoint.
+            # The run whose result was checkpointed is the last, and it ended; none began after
+            # the checkpoint.
+            assert done[-1]["ended_at"] is not None, (key, step, done)
             assert all(run["started_at"] <= op["ended_at"] for run in done), (key, step, done, op["ended_at"])
+            cut_short[step] += sum(run["ended_at"] is None for run in done)
             if len(done) == 2:  # again only after a run on host A that the loss cut short
                 first, again = done
                 assert first["host"] == host_a_id and first["started_at"].timestamp() < kill_at, (key, step, done)
@@ -285,6 +291,8 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
                 rerun[step] += 1
             if step == "b":  # at most once per attempt
                 assert len(done) <= op["doc"]["StepDetails"]["Attempt"], (key, done, op["doc"])
+
+    assert cut_short["c"] >= 1 and rerun["c"] >= 1, f"no body of c cut short and run again: {cut_short}, {rerun}"
 
     # The engine's replay record: host B's invocations count the same body runs; of host A's, what
     # was shipped before the loss (every run that began a second or more before it) is kept.
@@ -324,5 +332,5 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
     )[0]["n"]
     print(
         f"\nhost A lost at {datetime.fromtimestamp(kill_at, UTC):%H:%M:%S.%f}: {len(lost)} invocations recorded "
-        f"Runtime.ExitError {delays[0]:.2f}-{delays[-1]:.2f} s later (lease {LEASE} s); bodies run again: {dict(rerun)}; executions whose message was sent again: {redispatched}"
+        f"Runtime.ExitError {delays[0]:.2f}-{delays[-1]:.2f} s later (lease {LEASE} s); bodies cut short: {dict(cut_short)}, run again: {dict(rerun)}; executions whose message was sent again: {redispatched}"
     )
