@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from engine import db, journal
+from engine import db, journal, journal_shipping
 from engine.db import Conn
 from engine.duties.loops import is_outage
 from engine.duties.sweep import mark_invocation_lost
@@ -60,6 +60,9 @@ def register_pool_process(hostname: str) -> None:
     reached costs only the record: the child still serves, and an invocation it runs is found
     lost by its deadline rather than by its host's lease."""
     identity = WorkerIdentity(host_id(), hostname, utcnow())
+    # Everything this process runs may be lost with its host, out-of-process handlers included
+    # (they run with no Timeout of the worker's own, so the journal would not ship them otherwise).
+    journal_shipping.ship_from_this_process()
     try:
         with db.transaction() as conn:
             store.register_worker(conn, identity.key(), os.getpid(), "pool", utcnow())

@@ -45,7 +45,7 @@ def test_every_write_through_the_models_is_refused_and_changes_nothing(write: st
 
 def test_every_engine_model_is_unmanaged_and_read_only() -> None:
     models = list(apps.get_app_config("durable_engine").get_models())
-    assert len(models) == 11
+    assert len(models) == 12
     for model in models:
         assert issubclass(model, EngineRow) and model._meta.managed is False, model.__name__
         assert type(model._default_manager.get_queryset()).__name__ == "ReadOnlyQuerySet", model.__name__

@@ -320,7 +320,12 @@ def test_backlog_on_amqp_is_rabbitmqs_count(private_queue: str) -> None:
         pytest.skip("no RabbitMQ at 127.0.0.1:5672")
     try:
         publish_to(AMQP, private_queue, 5)
-        backlog = workers.queue_backlog(queue=private_queue, broker_url=AMQP)
+        # RabbitMQ counts a publish (sent without confirms) a moment after the client returns.
+        backlog = wait_until(
+            lambda: (found := workers.queue_backlog(queue=private_queue, broker_url=AMQP)).messages == 5 and found,
+            timeout=10,
+            message="RabbitMQ to count the 5 messages",
+        )
         assert backlog.messages == 5 and not backlog.error
     finally:
         with Connection(AMQP) as conn:
