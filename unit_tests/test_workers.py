@@ -109,3 +109,26 @@ def test_an_invocation_whose_process_is_not_a_registered_worker_waits_for_its_de
     database.clock.advance(LEASE + 0.5)
     assert recover_lost_invocations() == 0
     assert _outcome(database, execution_id) is None
+
+
+def test_messages_a_lost_host_may_have_taken_are_sent_again_once(
+    run: Driver, database: memory.MemoryDatabase
+) -> None:
+    """A host lost with messages in its prefetch (taken, never started): no invocation of its is
+    running, so only the loss itself says those messages must be sent again: every message sent
+    before the loss was found (the generation check drops the older copies), once: a host already
+    marked lost does not send them again."""
+    run.start(run.register("taken-by-far", HANDLER))
+    taken = run.dispatcher.owed.pop()
+    _register(database, _worker(database, "far"), 4242, "pool")
+    database.clock.advance(LEASE + 0.5)
+    run.start(run.register("sent-after", HANDLER))
+    sent_after = run.dispatcher.owed.pop()
+    assert recover_lost_invocations() == 0  # nothing was running
+    assert run.dispatcher.owed == [taken, sent_after]  # both sent before the loss was found
+    assert database.tables.executions[taken]["redispatches"] == 1
+    assert all(row["lost_at"] == database.clock.now() for row in _rows(database, "far").values())
+    run.dispatcher.owed.clear()
+    database.clock.advance(1)
+    assert recover_lost_invocations() == 0
+    assert run.dispatcher.owed == []  # marked lost: found once

@@ -78,8 +78,11 @@ def recover_lost_invocations(limit: int = 200) -> int:
     with db.transaction() as conn:
         running = store.running_invocations(conn, now, limit)
         lost = _lost_hosts(conn, running, host, now)
+        newly_lost = store.newly_lost_hosts(conn, now, timedelta(seconds=lease_seconds()))
     # Before the records: a lost host is marked by the time its first invocation reads lost.
-    _mark_hosts_lost({i.worker for i in running if i.pid in lost.get(i.worker, ())}, now)
+    _mark_hosts_lost({i.worker for i in running if i.pid in lost.get(i.worker, ())} | set(newly_lost), now)
+    if newly_lost:
+        _resend_messages_taken_by_lost_hosts(newly_lost, now)
     recovered = 0
     for invocation in running:
         timed_out = now >= invocation.deadline + LEASE_GRACE
@@ -107,6 +110,17 @@ def _mark_hosts_lost(hosts: set[str], now: datetime) -> None:
         with db.transaction() as conn:
             for host in sorted(hosts):
                 store.mark_host_lost(conn, host, now)
+
+
+def _resend_messages_taken_by_lost_hosts(hosts: list[str], now: datetime) -> None:
+    """A lost host may have taken messages into its prefetch without starting them; the broker
+    gives them back only when its visibility timeout runs out (an hour on Redis). Every message
+    sent before the loss was found is sent again now: the generation check drops the older copy
+    wherever it is, so a message a live host still holds costs one message, not a second run."""
+    sent = redispatch_stranded(now=now, taken_before=now)
+    log.warning(
+        "host(s) %s lost: their invocations are recorded and %s waiting message(s) sent again", ", ".join(hosts), sent
+    )
 
 
 def mark_invocation_lost(execution_id: int, seq: int, outcome: str) -> int:
@@ -179,13 +193,13 @@ LOST_ERRORS = {
 }
 
 
-def redispatch_stranded(limit: int = 100, now: datetime | None = None) -> int:
+def redispatch_stranded(limit: int = 100, now: datetime | None = None, taken_before: datetime | None = None) -> int:
     """Queue again the invocations whose message is presumed lost (``store.presumed_lost``); return
     how many were sent. Each waiting invocation has at most one message presumed in flight: a
     slow queue is not flooded. A message carries its generation; the worker drops one that a
     newer message for the same invocation has superseded."""
     with db.connection() as conn:
-        rows = store.presumed_lost(conn, now or utcnow(), REDISPATCH_AFTER, REDISPATCH_BACKSTOP, limit)
+        rows = store.presumed_lost(conn, now or utcnow(), REDISPATCH_AFTER, REDISPATCH_BACKSTOP, limit, taken_before)
     return sum(guarded("redispatch", row["id"], partial(_redispatch, row["id"])) for row in rows)
 
 

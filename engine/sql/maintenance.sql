@@ -6,14 +6,17 @@
 -- message is presumed lost when it was never sent (dispatched_at NULL: the broker refused it),
 -- when the workers have since started an invocation from a message sent more than after later
 -- than it (the queue is read in order: it went past this one), or, whatever the workers do, when
--- it has waited backstop doubled by each re-dispatch so far (at most 64 times backstop). A queue
--- that is merely slow, or has no worker reading it, is left alone.
+-- it has waited backstop doubled by each re-dispatch so far (at most 64 times backstop), or when
+-- it was sent before taken_before (a host was found lost then: it may have taken the message into
+-- its prefetch without starting it). A queue that is merely slow, or has no worker reading it, is
+-- left alone.
 WITH last_consumed AS (SELECT max(dispatched_at) AS consumed FROM durable_invocation)
 SELECT e.id, e.redispatches FROM durable_execution e, last_consumed
 WHERE e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.quarantined_at IS NULL AND e.pause_state IS NULL
     AND (e.dispatched_at IS NULL
         OR e.dispatched_at < %(now)s - %(after)s AND last_consumed.consumed > e.dispatched_at + %(after)s
-        OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6)))
+        OR e.dispatched_at < %(now)s - %(backstop)s * power(2, least(e.redispatches, 6))
+        OR e.dispatched_at <= %(taken_before)s)
 ORDER BY e.dispatched_at NULLS FIRST LIMIT %(limit)s
 
 -- name: mark_redispatched

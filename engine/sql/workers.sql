@@ -33,6 +33,17 @@ WHERE host_id = ANY(%(hosts)s)
 GROUP BY host_id
 HAVING NOT bool_or(stopped_at IS NULL AND heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval)
 
+-- name: newly_lost_hosts
+-- Hosts that went without a goodbye and are not marked lost yet: rows not stopped, not marked,
+-- none renewed within the lease. Read through the partial index of live rows, every sweep.
+SELECT host_id FROM durable_worker
+WHERE stopped_at IS NULL AND lost_at IS NULL
+GROUP BY host_id
+HAVING max(heartbeat_at) < %(now)s::timestamptz - %(lease)s::interval
+    AND NOT EXISTS (SELECT 1 FROM durable_worker live WHERE live.host_id = durable_worker.host_id
+        AND live.stopped_at IS NULL AND live.heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval)
+ORDER BY host_id
+
 -- name: worker_process_state
 -- What "kill now" needs to know of the process running an invocation on another host: whether
 -- the host registered at all, whether it is live, and whether the process is a registered worker

@@ -531,7 +531,13 @@ class MemoryStore:
     # --- re-dispatch and quarantine -------------------------------------------------------
 
     def presumed_lost(
-        self, conn: Connection, now: datetime, after: timedelta, backstop: timedelta, limit: int
+        self,
+        conn: Connection,
+        now: datetime,
+        after: timedelta,
+        backstop: timedelta,
+        limit: int,
+        taken_before: datetime | None = None,
     ) -> list[Row]:
         tables = conn.database.tables
         sent = [row["dispatched_at"] for row in tables.invocations.values() if row["dispatched_at"] is not None]
@@ -542,7 +548,8 @@ class MemoryStore:
             if at is None:
                 return True
             overtaken = at < now - after and consumed is not None and consumed > at + after
-            return bool(overtaken or at < now - backstop * 2 ** min(row["redispatches"], 6))
+            taken = taken_before is not None and at <= taken_before
+            return bool(overtaken or taken or at < now - backstop * 2 ** min(row["redispatches"], 6))
 
         owed = [
             row
@@ -927,6 +934,12 @@ class MemoryStore:
             "live": any(_worker_live(row, now, lease) for row in rows),
             "process_running": any(row["pid"] == pid and row["stopped_at"] is None for row in rows),
         }
+
+    def newly_lost_hosts(self, conn: Connection, now: datetime, lease: timedelta) -> list[str]:
+        rows = list(conn.database.tables.workers.values())
+        unmarked = {row["host_id"] for row in rows if row["stopped_at"] is None and row["lost_at"] is None}
+        live = {row["host_id"] for row in rows if _worker_live(row, now, lease)}
+        return sorted(unmarked - live)
 
     def mark_host_lost(self, conn: Connection, host_id: str, now: datetime) -> None:
         with conn.database.lock:

@@ -282,16 +282,20 @@ def running_invocations(conn: Conn, now: datetime, limit: int) -> list[Invocatio
         return cursor.execute(Q.running_invocations, {"limit": limit}).fetchall()
 
 
-def presumed_lost(conn: Conn, now: datetime, after: timedelta, backstop: timedelta, limit: int) -> list[dict[str, Any]]:
+def presumed_lost(
+    conn: Conn, now: datetime, after: timedelta, backstop: timedelta, limit: int, taken_before: datetime | None = None
+) -> list[dict[str, Any]]:
     """Executions owing an invocation whose message is presumed lost, with its ``redispatches``.
 
     A message is presumed lost when it was never sent (``dispatched_at`` NULL: the broker refused
     it), when the workers have since started an invocation from a message sent more than
     ``after`` later than it (the queue is read in order: it went past this one), or, whatever the
     workers do, when it has waited ``backstop`` doubled by each re-dispatch so far (at most 64
-    times ``backstop``). A queue that is merely slow, or has no worker reading it, is left alone.
+    times ``backstop``), or when it was sent before ``taken_before`` (a host found lost then may
+    have taken it without starting it). A queue that is merely slow, or has no worker reading it,
+    is left alone.
     """
-    params = {"now": now, "after": after, "backstop": backstop, "limit": limit}
+    params = {"now": now, "after": after, "backstop": backstop, "limit": limit, "taken_before": taken_before}
     return conn.execute(Q.presumed_lost, params).fetchall()
 
 
@@ -587,6 +591,11 @@ def worker_process_state(conn: Conn, host_id: str, pid: int, now: datetime, leas
     row = conn.execute(Q.worker_process_state, {"host_id": host_id, "pid": pid, "now": now, "lease": lease}).fetchone()
     assert row is not None  # an aggregate: always one row
     return row
+
+
+def newly_lost_hosts(conn: Conn, now: datetime, lease: timedelta) -> list[str]:
+    """Hosts whose processes all went without a goodbye past the lease, not yet marked lost."""
+    return [row["host_id"] for row in conn.execute(Q.newly_lost_hosts, {"now": now, "lease": lease})]
 
 
 def mark_host_lost(conn: Conn, host_id: str, now: datetime) -> None:

@@ -338,11 +338,9 @@ def test_losing_a_host_mid_run_loses_nothing(two_hosts: tuple[Host, Host], lam: 
     for arn in {row["arn"] for row in lost}:
         assert_truthful(arn)
     # A message host A had taken from the broker but not yet started (no invocation yet; Celery
-    # acks late, so the broker holds it for its visibility timeout) is not the lease's to
-    # recover: the sweep sends it again once the queue has moved past it (REDISPATCH_AFTER), or
-    # after REDISPATCH_BACKSTOP (5 min) if nothing was sent after it. Near the end of the run
-    # that leaves the execution stranded, and the test fails at its deadline listing it
-    # (needs_invoke, redispatches 0): seen once in eight runs on 2026-12-04.
+    # acks late, so the broker holds it for its visibility timeout) is sent again when the sweep
+    # finds the host lost: before that, such an execution stayed stranded near the end of the
+    # run until the 5-minute backstop (seen once in eight runs on 2026-12-04).
     redispatched = _rows(
         "SELECT count(*) AS n FROM durable_execution WHERE function_name = %s AND redispatches > 0", function
     )[0]["n"]
