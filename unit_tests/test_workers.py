@@ -111,9 +111,7 @@ def test_an_invocation_whose_process_is_not_a_registered_worker_waits_for_its_de
     assert _outcome(database, execution_id) is None
 
 
-def test_messages_a_lost_host_may_have_taken_are_sent_again_once(
-    run: Driver, database: memory.MemoryDatabase
-) -> None:
+def test_messages_a_lost_host_may_have_taken_are_sent_again_once(run: Driver, database: memory.MemoryDatabase) -> None:
     """A host lost with messages in its prefetch (taken, never started): no invocation of its is
     running, so only the loss itself says those messages must be sent again: every message sent
     before the loss was found (the generation check drops the older copies), once: a host already
