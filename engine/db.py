@@ -26,6 +26,18 @@ _dsn: str | None = None
 Conn = psycopg.Connection[DictRow]
 _pool: ConnectionPool[Conn] | None = None
 _pool_pid: int | None = None
+_lock_held_across_fork = False
+
+
+def hold_lock_across_fork() -> None:
+    """Fork only while this module's lock is free (the at-fork idiom): a process whose threads
+    use the engine while another thread forks (a Celery worker's parent recording a kill while
+    it forks a pool child) would otherwise hand the child the lock held, and the child would
+    hang at its first query. Idempotent."""
+    global _lock_held_across_fork
+    if not _lock_held_across_fork:
+        os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)
+        _lock_held_across_fork = True
 
 
 def configure(dsn: str) -> None:

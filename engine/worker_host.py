@@ -116,7 +116,8 @@ class WorkerHost:
         return cls(WorkerIdentity(host_id(), hostname, utcnow()))
 
     def start(self) -> None:
-        _fork_with_engine_pool_lock_free()
+        # This thread records kills through engine.db while Celery's main thread forks children.
+        db.hold_lock_across_fork()
         self.thread = threading.Thread(target=self.run, name="durable-worker-lease", daemon=True)
         self.thread.start()
 
@@ -193,21 +194,6 @@ class WorkerHost:
             os.kill(pid, signal.SIGKILL)
         log.warning("execution %s: killed process %s of invocation %s (kill now)", execution_id, pid, seq)
         mark_invocation_lost(execution_id, seq, "killed")
-
-
-_fork_guarded = False
-
-
-def _fork_with_engine_pool_lock_free() -> None:
-    """Fork pool children only while ``engine.db``'s lock is free. This thread records a kill
-    through ``engine.db``, whose pool() takes that lock, while Celery's main thread forks the
-    dead child's replacement: a child forked while the lock is held would inherit it held and
-    hang at its first query. Holding it across fork (the at-fork idiom) rules that out."""
-    global _fork_guarded
-    if not _fork_guarded:
-        lock = db._lock
-        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release)
-        _fork_guarded = True
 
 
 @contextlib.contextmanager

@@ -73,15 +73,16 @@ def recover_lost_invocations(limit: int = 200) -> int:
     the invocation's pid was one of them. An invocation of a host that never registered (an
     in-process run elsewhere) is left to its deadline. Several hosts may run this at once: the
     record is guarded (``_record_lost_once``), so an invocation is recorded lost once."""
-    now = utcnow()
+    now, lease = utcnow(), timedelta(seconds=lease_seconds())
     host = host_id()
     with db.transaction() as conn:
         running = store.running_invocations(conn, now, limit)
-        lost = _lost_hosts(conn, running, host, now)
-        newly_lost = store.newly_lost_hosts(conn, now, timedelta(seconds=lease_seconds()))
-    # Before the records: a lost host is marked by the time its first invocation reads lost.
-    _mark_hosts_lost({i.worker for i in running if i.pid in lost.get(i.worker, ())} | set(newly_lost), now)
+        lost = _lost_hosts(conn, running, host, now, lease)
+        # Every lost host with an invocation here still has unmarked rows, so it is among these.
+        newly_lost = store.newly_lost_hosts(conn, now, lease)
     if newly_lost:
+        # Before the records: a lost host is marked by the time its first invocation reads lost.
+        _mark_hosts_lost(newly_lost, now)
         _resend_messages_taken_by_lost_hosts(newly_lost, now)
     recovered = 0
     for invocation in running:
@@ -95,21 +96,22 @@ def recover_lost_invocations(limit: int = 200) -> int:
     return recovered
 
 
-def _lost_hosts(conn: Any, running: list[Invocation], host: str, now: datetime) -> dict[str, set[int]]:
+def _lost_hosts(
+    conn: Any, running: list[Invocation], host: str, now: datetime, lease: timedelta
+) -> dict[str, set[int]]:
     """The other hosts of ``running`` that are lost, with their workers' pids; no query at all
     while every invocation runs on this host (one machine)."""
     others = sorted({i.worker for i in running if i.worker and i.worker != host})
     if not others:
         return {}
-    return store.lost_hosts(conn, others, now, timedelta(seconds=lease_seconds()))
+    return store.lost_hosts(conn, others, now, lease)
 
 
-def _mark_hosts_lost(hosts: set[str], now: datetime) -> None:
+def _mark_hosts_lost(hosts: list[str], now: datetime) -> None:
     """Note when a lost host was found gone (its rows' lost_at), for the workers page."""
-    if hosts:
-        with db.transaction() as conn:
-            for host in sorted(hosts):
-                store.mark_host_lost(conn, host, now)
+    with db.transaction() as conn:
+        for host in hosts:
+            store.mark_host_lost(conn, host, now)
 
 
 def _resend_messages_taken_by_lost_hosts(hosts: list[str], now: datetime) -> None:
