@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -28,6 +27,7 @@ from django.urls import reverse
 from psycopg_pool import PoolTimeout
 
 from engine.contrib.django.models import Execution
+from tests.broker import queued_messages
 from tests.browser.fixtures import _free_port
 from tests.conftest import wait_until
 from tests.dashboard.support import PASSWORD, _real_database, make_user  # noqa: F401  (fixture)
@@ -194,8 +194,7 @@ def _start_form_token(web_server: str, cookie: str) -> tuple[str, str]:
 
 
 def _queued_messages() -> int:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    return sum(broker.llen(key) for key in broker.scan_iter("durable*") if broker.type(key) == b"list")
+    return queued_messages("durable")
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
@@ -24,6 +23,7 @@ from kombu import Connection, Exchange, Producer, Queue
 
 from engine import workers as engine_workers
 from executions import workers
+from tests.broker import queued_messages
 from tests.conftest import wait_until
 from tests.dashboard import shared_workers
 from tests.dashboard.shared_workers import Scene
@@ -134,12 +134,6 @@ def waiting(cursor: Any) -> tuple[int, float | None]:
     )
     count, oldest = cursor.fetchone()
     return int(count), (float(oldest) if oldest is not None else None)
-
-
-def redis_messages(queue: str) -> int:
-    """The broker's own count: kombu's redis transport keeps a queue as lists (one per priority)."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    return sum(int(client.llen(key)) for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list")
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -276,10 +270,10 @@ def publish(queue: str, n: int) -> None:
 
 
 def test_backlog_is_the_brokers_count_of_the_queue(private_queue: str) -> None:
-    assert workers.queue_backlog(queue=private_queue).messages == 0 == redis_messages(private_queue)
+    assert workers.queue_backlog(queue=private_queue).messages == 0 == queued_messages(private_queue)
     publish(private_queue, 7)
     backlog = workers.queue_backlog(queue=private_queue)
-    assert backlog.messages == redis_messages(private_queue) == 7 and not backlog.error
+    assert backlog.messages == queued_messages(private_queue) == 7 and not backlog.error
 
 
 def test_the_page_shows_the_backlog_of_its_queue(
@@ -288,7 +282,7 @@ def test_the_page_shows_the_backlog_of_its_queue(
     monkeypatch.setattr(workers, "QUEUE", private_queue)
     publish(private_queue, 4)
     page = page_of(viewer_client)
-    assert int(number(page, "backlog")) == redis_messages(private_queue) == 4
+    assert int(number(page, "backlog")) == queued_messages(private_queue) == 4
     assert f"queue <b>{private_queue}</b>" in page
 
 

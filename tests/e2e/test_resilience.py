@@ -24,6 +24,7 @@ from engine.duties.claim import claim_invocation
 from engine.duties.loops import QUARANTINE_AFTER
 from engine.duties.sweep import REDISPATCH_BACKSTOP, redispatch_stranded
 from engine.duties.unit import PlainCall, current_dispatcher, set_dispatcher, utcnow
+from tests.broker import redis_client
 from tests.conftest import Stack, wait_until
 from tests.dashboard.support import make_user
 
@@ -198,10 +199,7 @@ def broker() -> Any:
     url = os.environ.get("CELERY_BROKER_URL", "")
     if not url.startswith("redis"):
         pytest.skip("counts the messages of a Redis broker")
-    import redis
-
-    # kombu's name for a unix socket (the embedded broker) is redis-py's unix://.
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
+    return redis_client(url)
 
 
 def _redispatches(arns: list[str]) -> list[int]:
