@@ -130,3 +130,28 @@ def test_messages_a_lost_host_may_have_taken_are_sent_again_once(run: Driver, da
     database.clock.advance(1)
     assert recover_lost_invocations() == 0
     assert run.dispatcher.owed == []  # marked lost: found once
+
+
+def test_a_host_whose_last_worker_stopped_cleanly_is_not_lost(run: Driver, database: memory.MemoryDatabase) -> None:
+    """A worker killed while another of its host ran leaves rows that never renew. When the last
+    worker then says goodbye, the host was shut down, not lost: no message is sent again."""
+    killed, last = _worker(database, "h1"), _worker(database, "h1") | {"hostname": "celery@h1-b"}
+    _register(database, killed, 200, "main")
+    _register(database, last, 300, "main")
+    database.clock.advance(LEASE + 0.5)
+    with db.transaction() as conn:
+        store.renew_workers(conn, last, [300], database.clock.now(), timedelta(seconds=2.5))
+        store.stop_workers(conn, last, database.clock.now())
+    run.start(run.register("waits-for-a-worker", HANDLER))
+    run.dispatcher.owed.clear()
+    database.clock.advance(LEASE + 0.5)
+    with db.connection() as conn:
+        assert store.newly_lost_hosts(conn, database.clock.now(), timedelta(seconds=LEASE)) == []
+    assert recover_lost_invocations() == 0
+    assert run.dispatcher.owed == []
+    # The same host dying later, without a goodbye, is lost.
+    again = _worker(database, "h1") | {"hostname": "celery@h1-c"}
+    _register(database, again, 400, "main")
+    database.clock.advance(LEASE + 0.5)
+    with db.connection() as conn:
+        assert store.newly_lost_hosts(conn, database.clock.now(), timedelta(seconds=LEASE)) == ["h1"]

@@ -35,13 +35,18 @@ HAVING NOT bool_or(stopped_at IS NULL AND heartbeat_at >= %(now)s::timestamptz -
 
 -- name: newly_lost_hosts
 -- Hosts that went without a goodbye and are not marked lost yet: rows not stopped, not marked,
--- none renewed within the lease. Read through the partial index of live rows, every sweep.
+-- none renewed within the lease, and the host's last word was not a goodbye. A worker killed
+-- while another of its host ran leaves rows that never renew; when the host's last worker then
+-- stops cleanly, the host was shut down, not lost (its killed worker's invocations are recorded
+-- through their pids all the same). Read through the partial index of live rows, every sweep.
 SELECT host_id FROM durable_worker
 WHERE stopped_at IS NULL AND lost_at IS NULL
 GROUP BY host_id
 HAVING max(heartbeat_at) < %(now)s::timestamptz - %(lease)s::interval
     AND NOT EXISTS (SELECT 1 FROM durable_worker live WHERE live.host_id = durable_worker.host_id
         AND live.stopped_at IS NULL AND live.heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval)
+    AND max(heartbeat_at) >= coalesce((SELECT max(said.stopped_at) FROM durable_worker said
+        WHERE said.host_id = durable_worker.host_id), '-infinity')
 ORDER BY host_id
 
 -- name: worker_process_state

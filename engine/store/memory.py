@@ -268,6 +268,20 @@ class MemoryStore:
         ops = self._ordered_ops(conn.database.tables, execution_id)
         return [copy.deepcopy(op["doc"]) for op in ops if op["touch_seq"] > seq]
 
+    def defer_outcome(self, conn: Connection, execution_id: int, op_id: str, outcome: Mapping[str, Any]) -> None:
+        with conn.database.lock:
+            op = conn.database.tables.operations.get(execution_id, {}).get(op_id)
+            if op is not None:
+                op["deferred_outcome"] = copy.deepcopy(dict(outcome))
+
+    def take_deferred_outcomes(self, conn: Connection, execution_id: int) -> list[tuple[OperationDoc, dict[str, Any]]]:
+        taken = []
+        with conn.database.lock:
+            for op in self._ordered_ops(conn.database.tables, execution_id):
+                if op.get("deferred_outcome") is not None:
+                    taken.append((copy.deepcopy(op["doc"]), op.pop("deferred_outcome")))
+        return taken
+
     def execution_by_callback(self, conn: Connection, callback_id: str) -> Row | None:
         tables = conn.database.tables
         for execution_id, ops in tables.operations.items():
@@ -937,9 +951,20 @@ class MemoryStore:
 
     def newly_lost_hosts(self, conn: Connection, now: datetime, lease: timedelta) -> list[str]:
         rows = list(conn.database.tables.workers.values())
-        unmarked = {row["host_id"] for row in rows if row["stopped_at"] is None and row["lost_at"] is None}
+        last_beat: dict[str, datetime] = {}
+        for row in rows:
+            if row["stopped_at"] is None and row["lost_at"] is None:
+                last_beat[row["host_id"]] = max(row["heartbeat_at"], last_beat.get(row["host_id"], row["heartbeat_at"]))
         live = {row["host_id"] for row in rows if _worker_live(row, now, lease)}
-        return sorted(unmarked - live)
+        goodbye: dict[str, datetime] = {}
+        for row in rows:
+            if row["stopped_at"] is not None:
+                goodbye[row["host_id"]] = max(row["stopped_at"], goodbye.get(row["host_id"], row["stopped_at"]))
+        return sorted(
+            host
+            for host, beat in last_beat.items()
+            if host not in live and (host not in goodbye or beat >= goodbye[host])
+        )
 
     def mark_host_lost(self, conn: Connection, host_id: str, now: datetime) -> None:
         with conn.database.lock:
