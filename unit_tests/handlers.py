@@ -23,3 +23,14 @@ def answered_while_running(event: Any, context: DurableContext) -> dict[str, Any
     answer = context.wait_for_callback(answer_at_once, name="self-answering")
     after = context.step(lambda _: "after", name="after")
     return {"answer": answer, "after": after}
+
+
+@durable_execution
+def invokes_target(event: Any, context: DurableContext) -> Any:
+    """A chained invoke of the function the event names."""
+    return context.invoke(event["target"], "ping")
+
+
+def plain_echo(event: Any, context: Any) -> Any:
+    """A plain (non-durable) function: it answers with what it was sent."""
+    return event

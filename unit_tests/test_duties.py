@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine import db
+from engine import db, invoker
 from engine.duties.checkpoint import checkpoint
 from engine.duties.tokens import make_token
 from engine.duties.unit import ATTEMPTS, ExecutionChanged, ExecutionContended, optimistically
@@ -148,3 +148,30 @@ def test_what_the_store_returns_is_the_callers_to_change(run: Driver) -> None:
         again = store.execution_by_arn(conn, arn)
         assert again is not None and again["counters"] == {}
         assert next(iter(store.load_ops(conn, row["id"]).values()))["Status"] == "STARTED"
+
+
+def test_a_chained_invoke_that_ends_while_its_parent_runs_is_closed_when_that_invocation_ends(
+    run: Driver, database: memory.MemoryDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target answers before the parent's invocation has ended (here: at once, as the
+    checkpoint that started it commits). Its outcome waits on the operation: the history reads
+    the invocation's end first, as AWS's does, and the next invocation sees the result."""
+    target = f"plain-echo{run.suffix}"
+    run.client.create_function(FunctionName=target, Handler="unit_tests.handlers.plain_echo", Timeout=5)
+    monkeypatch.setattr(run.dispatcher, "call_plain", invoker.call_plain_function)
+    arn = run.start(run.register("invoker", "unit_tests.handlers.invokes_target"), {"target": target})
+    assert run.run_owed() == 2
+    assert run.history(arn) == [
+        "ExecutionStarted",
+        "ChainedInvokeStarted",
+        "InvocationCompleted",
+        "ChainedInvokeSucceeded",
+        "InvocationCompleted",
+        "ExecutionSucceeded",
+    ]
+    assert run.execution(arn)["Result"] == '"ping"'
+    assert _invocations(database, arn) == [
+        {"reason": "start", "outcome": "suspended"},
+        {"reason": "child_finished", "outcome": "succeeded"},
+    ]
+    assert all(op.get("deferred_outcome") is None for ops in database.tables.operations.values() for op in ops.values())

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from engine import db, machine
-from engine.duties.transition import apply_service_change, write_change
+from engine.duties.transition import close_chained_invoke, write_change
 from engine.duties.unit import (
     ExecutionChanged,
     guarded_unit_of_work,
@@ -128,8 +128,5 @@ def _complete_plain_invoke(
         return
     status = "FAILED" if error is not None else "SUCCEEDED"
     with guarded_unit_of_work(seen) as (work, execution):
-        change = machine.complete_chained_invoke(
-            op, Clock(work.now, execution["time_scale"]), status=status, result=result, error=error
-        )
-        apply_service_change(work, execution, change, "child_finished")
+        close_chained_invoke(work, execution, op, status, result, error)
         save_execution(work.conn, execution)

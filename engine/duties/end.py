@@ -23,6 +23,7 @@ from engine.duties.finish import closed_execution_op, execution_op_id, finish_ex
 from engine.duties.pause import settle_pause
 from engine.duties.recovery import schedule_recovery
 from engine.duties.timers import REASON_BY_TIMER, fire_due_timers_in
+from engine.duties.transition import apply_deferred_outcomes
 from engine.duties.unit import (
     UnitOfWork,
     add_to_counters,
@@ -90,6 +91,7 @@ def _end(
         if apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             save_execution(work.conn, execution)
             return
+        apply_deferred_outcomes(work, execution)
         if outcome == "suspended":
             # Its timers that came due while it ran are this invocation's to fire (the scheduler
             # holds them back), and now they wake the execution at once.
@@ -124,8 +126,11 @@ def _complete_from_cache(
         or record.fired_faults
         or record.incomplete
         or execution["op_seq"] > execution["seen_seq"]
+        or execution["needs_invoke"]
     ):
-        return False  # a parent to tell, faults to mark, a gap to mark, or operations the handler has not seen
+        # A parent to tell, faults to mark, a gap to mark, operations the handler has not seen,
+        # or something that came while it ran (a chained invoke's outcome waits for this ending).
+        return False
     has_pending = partial(machine.has_pending_work, list(cache.ops.values()))
     outcome, error = _judge_output(execution, output, raised, has_pending)
     if outcome not in (InvocationOutcome.SUSPENDED, InvocationOutcome.SUCCEEDED):

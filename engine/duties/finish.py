@@ -10,9 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from engine import machine
-from engine.duties.transition import apply_service_change
+from engine.duties.transition import close_chained_invoke
 from engine.duties.unit import ExecutionChanged, UnitOfWork, save_execution
-from engine.machine import Clock
 from engine.rows import ExecutionRow, OperationDoc
 from engine.store import store
 
@@ -86,8 +85,5 @@ def _complete_parent_invoke(work: UnitOfWork, child: ExecutionRow, finish: machi
     error = finish.error
     if finish.status == "TIMED_OUT":
         error = {"ErrorType": "ChainedInvoke.Timeout", "ErrorMessage": (finish.error or {}).get("ErrorMessage", "")}
-    change = machine.complete_chained_invoke(
-        op, Clock(work.now, parent["time_scale"]), status=finish.status, result=finish.result, error=error
-    )
-    apply_service_change(work, parent, change, "child_finished")
+    close_chained_invoke(work, parent, op, finish.status, finish.result, error)
     save_execution(work.conn, parent)

@@ -18,6 +18,7 @@ from engine.duties.end import apply_pending_finish, close_invocation, unstorable
 from engine.duties.loops import guarded
 from engine.duties.pause import settle_pause
 from engine.duties.recovery import schedule_recovery
+from engine.duties.transition import apply_deferred_outcomes
 from engine.duties.unit import (
     guarded_unit_of_work,
     mark_undispatched,
@@ -182,6 +183,7 @@ def _record_lost_once(
         error = LOST_ERRORS[outcome]
         close_invocation(work, execution, invocation, outcome, dict(error), entries)
         if not apply_pending_finish(work, execution) and execution["status"] == "RUNNING":
+            apply_deferred_outcomes(work, execution)
             schedule_recovery(work, execution, dict(error))
             settle_pause(work, execution)
         save_execution(work.conn, execution)

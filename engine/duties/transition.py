@@ -14,7 +14,7 @@ from engine.duties.start import StartRequest, start_execution_txn
 from engine.duties.tokens import function_name_of
 from engine.duties.unit import PlainCall, UnitOfWork, request_invoke
 from engine.machine import Clock, Transition
-from engine.rows import ExecutionRow
+from engine.rows import ExecutionRow, OperationDoc
 from engine.store import store
 
 
@@ -74,3 +74,44 @@ def apply_service_change(work: UnitOfWork, execution: ExecutionRow, change: Tran
         return
     apply_transition(work, execution, change, None)
     request_invoke(work, execution, reason)
+
+
+def close_chained_invoke(
+    work: UnitOfWork,
+    execution: ExecutionRow,
+    op: OperationDoc,
+    status: str,
+    result: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Close ``execution``'s chained invoke ``op`` from its target's outcome, in ``work`` (the
+    execution's row is locked).
+
+    While an invocation of the execution runs, the outcome waits on the operation until that
+    invocation ends (``apply_deferred_outcomes``): the handler could not see it before its next
+    invocation anyway, and the history then reads InvocationCompleted before the invoke's end,
+    as AWS's does, however fast the target was."""
+    outcome = {"status": status, "result": result, "error": error}
+    if execution["running"]:
+        store.defer_outcome(work.conn, execution["id"], op["Id"], outcome)
+        request_invoke(work, execution, "child_finished")
+        # A new op_seq fences the invocation's one-statement ending, which would not look for it.
+        execution["op_seq"] += 1
+        return
+    clock = Clock(work.now, execution["time_scale"])
+    change = machine.complete_chained_invoke(op, clock, status=status, result=result, error=error)
+    apply_service_change(work, execution, change, "child_finished")
+
+
+def apply_deferred_outcomes(work: UnitOfWork, execution: ExecutionRow) -> None:
+    """At the end of an invocation (its ending written, the row locked): close the chained
+    invokes whose outcome came while it ran. Only such an outcome (or another change that came
+    meanwhile) leaves ``needs_invoke`` set on a running execution, so most endings read nothing."""
+    if not execution["needs_invoke"]:
+        return
+    for op, outcome in store.take_deferred_outcomes(work.conn, execution["id"]):
+        clock = Clock(work.now, execution["time_scale"])
+        change = machine.complete_chained_invoke(
+            op, clock, status=outcome["status"], result=outcome.get("result"), error=outcome.get("error")
+        )
+        apply_transition(work, execution, change, None)

@@ -26,3 +26,17 @@ ORDER BY event_id LIMIT %(limit)s
 -- The same with ReverseOrder: newest first, so the comparison and the order both turn round.
 SELECT event_id, timestamp, doc FROM durable_event WHERE execution_id = %(execution_id)s AND event_id < %(after)s
 ORDER BY event_id DESC LIMIT %(limit)s
+
+-- name: defer_outcome
+-- A chained invoke's outcome that came while the parent's invocation ran: kept on the operation
+-- (its document unchanged) until that invocation ends (take_deferred_outcomes).
+UPDATE durable_operation SET deferred_outcome = %(outcome)s
+WHERE execution_id = %(execution_id)s AND op_id = %(op_id)s
+
+-- name: take_deferred_outcomes
+-- The outcomes kept for an execution's operations, cleared as they are read, in first-seen order.
+WITH taken AS (
+    UPDATE durable_operation SET deferred_outcome = NULL
+    WHERE execution_id = %(execution_id)s AND deferred_outcome IS NOT NULL
+    RETURNING ordinal, doc, deferred_outcome)
+SELECT doc, deferred_outcome FROM taken ORDER BY ordinal

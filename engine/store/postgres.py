@@ -160,6 +160,17 @@ def ops_touched_since(conn: Conn, execution_id: int, seq: int) -> list[Operation
     return [row["doc"] for row in rows]
 
 
+def defer_outcome(conn: Conn, execution_id: int, op_id: str, outcome: Mapping[str, Any]) -> None:
+    """Keep a chained invoke's outcome on its operation until the running invocation ends."""
+    conn.execute(Q.defer_outcome, {"execution_id": execution_id, "op_id": op_id, "outcome": Jsonb(dict(outcome))})
+
+
+def take_deferred_outcomes(conn: Conn, execution_id: int) -> list[tuple[OperationDoc, dict[str, Any]]]:
+    """The outcomes ``defer_outcome`` kept, with their operations, cleared as they are read."""
+    rows = conn.execute(Q.take_deferred_outcomes, {"execution_id": execution_id}).fetchall()
+    return [(row["doc"], row["deferred_outcome"]) for row in rows]
+
+
 def execution_by_callback(conn: Conn, callback_id: str) -> dict[str, Any] | None:
     """The execution a callback id belongs to, read without a lock, with ``callback_op`` (the
     callback's operation document) and ``fn_timeout`` (its function's, None if deleted)."""

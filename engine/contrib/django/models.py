@@ -175,6 +175,8 @@ class Operation(EngineRow):
     ended_at = models.DateTimeField(null=True)
     callback_id = models.CharField(max_length=128, null=True, unique=True)
     doc = models.JSONField()
+    # A chained invoke's outcome that arrived while an invocation ran, applied when it ends.
+    deferred_outcome = models.JSONField(null=True)
 
     class Meta:
         db_table = "durable_operation"
