@@ -215,6 +215,19 @@ class Journal:
                 return fault
         return None
 
+    def body_started(self, op_id: str, name: str | None, attempt: int) -> dict[str, Any] | None:
+        """A step body begins (this thread's log lines are its own until it ends); return the
+        armed fault due at its start, if any."""
+        self.step.op_id, self.step.attempt = op_id, attempt
+        self.write({"t": "body_start", "op_id": op_id, "name": name, "attempt": attempt})
+        return self.fault_due(name, "body_start")
+
+    def body_ended(self, op_id: str, name: str | None, outcome: str) -> dict[str, Any] | None:
+        """A step body ended (``succeeded`` or ``failed``); return the armed fault due after it."""
+        self.write({"t": "body_end", "op_id": op_id, "outcome": outcome})
+        self.step.op_id = self.step.attempt = None
+        return self.fault_due(name, "after_body")
+
     def fire(self, fault: dict[str, Any]) -> None:
         """Kill this process now, as a Lambda sandbox dies: no error, no unsent checkpoint."""
         self.write({"t": "fault", "fault_id": fault["id"], "phase": fault["phase"], "step_name": fault["step_name"]})
@@ -259,9 +272,7 @@ class JournalPlugin(DurableInstrumentationPlugin):
         if journal is None or info.operation_type != OperationType.STEP:
             return
         attempt = info.attempt or 1  # the SDK reports the 1-based attempt (StepContext.attempt)
-        journal.step.op_id, journal.step.attempt = info.operation_id, attempt
-        journal.write({"t": "body_start", "op_id": info.operation_id, "name": info.name, "attempt": attempt})
-        fault = journal.fault_due(info.name, "body_start")
+        fault = journal.body_started(info.operation_id, info.name, attempt)
         if fault is not None:
             journal.fire(fault)
 
@@ -269,9 +280,7 @@ class JournalPlugin(DurableInstrumentationPlugin):
         journal = _current
         if journal is None or info.operation_type != OperationType.STEP:
             return
-        journal.write({"t": "body_end", "op_id": info.operation_id, "outcome": info.outcome.value.lower()})
-        journal.step.op_id = journal.step.attempt = None
-        fault = journal.fault_due(info.name, "after_body")
+        fault = journal.body_ended(info.operation_id, info.name, info.outcome.value.lower())
         if fault is not None:
             journal.fire(fault)
 

@@ -87,6 +87,8 @@ def _end(
         known_ops = _known_ops(ticket.cache, execution)
         has_pending = partial(_has_pending_work, work, execution, known_ops)
         outcome, error = _judge_output(execution, output, raised, has_pending)
+        if outcome == InvocationOutcome.CRASHED and any(entry.get("t") == "fault" for entry in entries):
+            outcome = InvocationOutcome.KILLED  # an armed fault killed its runtime process
         close_invocation(work, execution, invocation, outcome, error, entries)
         if apply_pending_finish(work, execution) or execution["status"] != "RUNNING":
             save_execution(work.conn, execution)

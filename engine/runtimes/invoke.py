@@ -57,8 +57,11 @@ def call_out_of_process(ticket: Ticket) -> Outcome:
             "deadlineMs": int(ticket.deadline.timestamp() * 1000),
             "tenantId": None,
         }
-        answer = child.invoke({"event": invocation_event(ticket), "context": context}, deadline, _log_line)
+        answer = child.invoke({"event": invocation_event(ticket), "context": context}, deadline, _log_line, _record)
         return _outcome(answer)
+    except FaultFired:
+        _discard(child)  # killed where the fault was armed: in its step body, or before its result is sent
+        return None, dict(FAULT_KILLED)
     except Timeout:
         _discard(child)
         current = journal.current()
@@ -99,6 +102,36 @@ def _outcome(answer: dict[str, Any]) -> Outcome:
     raise RuntimeFailure(
         "Runtime.InvalidResponse", f"Runtime answered neither output nor error: {json.dumps(answer)[:200]}"
     )
+
+
+class FaultFired(Exception):
+    """An armed fault is due where the runtime's step body is: the runtime process is killed."""
+
+
+# As a worker process killed by a fault is recorded (engine.duties.sweep.LOST_ERRORS).
+FAULT_KILLED = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"}
+OUTCOMES = ("succeeded", "failed")
+
+
+def _record(record: dict[str, Any]) -> None:
+    """A step body's start or end in the runtime process, into the invocation's journal as the
+    in-worker plugin writes it (engine.journal.JournalPlugin). The runtime waits meanwhile: an
+    armed fault due there kills it before the body runs, or before its result is checkpointed."""
+    current = journal.current()
+    kind, op_id, name = record.get("t"), record.get("op_id"), record.get("name")
+    if current is None or not isinstance(op_id, str) or not (name is None or isinstance(name, str)):
+        return
+    op_id, name = op_id[:64], name[:256] if name else None
+    attempt, outcome = record.get("attempt"), record.get("outcome")
+    if kind == "body_start" and isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
+        fault = current.body_started(op_id, name, attempt)
+    elif kind == "body_end" and outcome in OUTCOMES:
+        fault = current.body_ended(op_id, name, str(outcome))
+    else:
+        return
+    if fault is not None:
+        current.fire(fault)  # written to the journal; this worker process lives on
+        raise FaultFired
 
 
 def _log_line(stream: str, line: str) -> None:

@@ -24,6 +24,10 @@ MAX_LINE = 64 * 1024 * 1024
 READ_CHUNK = 65536
 
 LogSink = Callable[[str, str], None]  # (stream name, line)
+# A step body's start or end the runtime reports ({"record": {...}} on fd 3); it waits for the
+# answer ("continue") before the body goes on, so a sink that raises stops it where it is.
+RecordSink = Callable[[dict[str, Any]], None]
+CONTINUE = b'{"continue":true}\n'
 
 
 class RuntimeFailure(Exception):
@@ -96,13 +100,18 @@ class RuntimeProcess:
             str(error.get("errorMessage") or f"Runtime was not ready: {json.dumps(answer)[:300]}"),
         )
 
-    def invoke(self, request: dict[str, Any], deadline: float, sink: LogSink) -> dict[str, Any]:
+    def invoke(
+        self, request: dict[str, Any], deadline: float, sink: LogSink, on_record: RecordSink | None = None
+    ) -> dict[str, Any]:
         self.last_used = time.monotonic()
         line = (json.dumps(request, separators=(",", ":"), default=str) + "\n").encode()
-        return self._exchange(line, deadline, sink)
+        return self._exchange(line, deadline, sink, on_record)
 
-    def _exchange(self, request: bytes | None, deadline: float, sink: LogSink) -> dict[str, Any]:
-        """Send ``request`` (if any), then read until one answer line; logs flow to ``sink`` meanwhile."""
+    def _exchange(
+        self, request: bytes | None, deadline: float, sink: LogSink, on_record: RecordSink | None = None
+    ) -> dict[str, Any]:
+        """Send ``request`` (if any), then read until one answer line; logs flow to ``sink`` and
+        step bodies' records to ``on_record`` meanwhile."""
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         pending = memoryview(request or b"")
         names = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr", self.answers: "answer"}
@@ -124,9 +133,21 @@ class RuntimeProcess:
                         pending = self._write(stdin, pending, selector)
                         continue
                     answer = self._read(fd, names[fd], selector, sink)
+                    while answer is not None and "record" in answer:
+                        self._drain_logs(names, selector, sink)  # what the body printed before it
+                        self._take_record(answer["record"], on_record, stdin)
+                        answer = self._buffered_answer()
                     if answer is not None:
                         self._drain_logs(names, selector, sink)
                         return answer
+
+    def _take_record(self, record: Any, on_record: RecordSink | None, stdin: int) -> None:
+        """Hand a record to ``on_record`` (which may raise, leaving the runtime waiting), then let
+        the runtime go on."""
+        if on_record is not None and isinstance(record, dict):
+            on_record(record)
+        with contextlib.suppress(BrokenPipeError, BlockingIOError):  # gone: its answer pipe says so next
+            os.write(stdin, CONTINUE)
 
     def _drain_logs(self, names: dict[int, str], selector: selectors.BaseSelector, sink: LogSink) -> None:
         """The log lines already written when the answer came: this invocation's, not the next one's."""
@@ -160,16 +181,27 @@ class RuntimeProcess:
                 return None
             raise self._died()
         buffer += chunk
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
-            if name != "answer":
+        if name == "answer":
+            answer = self._buffered_answer()
+            if answer is not None:
+                return answer
+        else:
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
                 sink(name, line.decode(errors="replace"))
-                continue
-            return _answer(line)
         if len(buffer) > MAX_LINE:
             raise RuntimeFailure("Runtime.InvalidResponse", f"Runtime wrote a {name} line over {MAX_LINE} bytes.")
         return None
+
+    def _buffered_answer(self) -> dict[str, Any] | None:
+        """The next whole line already read from the answer pipe, if there is one."""
+        buffer = self._buffers.setdefault(self.answers, bytearray())
+        if b"\n" not in buffer:
+            return None
+        line, _, rest = bytes(buffer).partition(b"\n")
+        buffer[:] = rest
+        return _answer(line)
 
     def _died(self) -> RuntimeFailure:
         try:

@@ -3,7 +3,8 @@
 Started as ``<python> python_bootstrap.py`` in the function's unpacked code directory, it loads
 ``_HANDLER`` (``module.attr``; the module may sit in a sub-package, ``pkg.module.attr``), says
 ``{"ready": true}`` on file descriptor 3, then answers one request line from stdin at a time.
-Only this file writes to fd 3: the handler's stdout and stderr are its log.
+Only this file (and the step-body record it loads, ``python_record/``) writes to fd 3: the
+handler's stdout and stderr are its log.
 """
 
 from __future__ import annotations  # the annotations are never evaluated: any Python 3 runs this
@@ -15,6 +16,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from importlib import metadata
 from typing import IO, Any
 
 ANSWERS = 3
@@ -91,6 +93,37 @@ def serve(handler: Callable[..., Any], requests: Iterable[str], answers: IO[str]
         answers.flush()
 
 
+RECORD_PLUGIN = "durable-lab-record"
+SDK = "aws-durable-execution-sdk-python"
+
+
+def calls_plugins_in_step(version: str) -> bool:
+    """SDK 3 calls a plugin's hooks on the step's own thread, before and after its body; SDK 2
+    calls them later, on a thread pool of its own, which can neither stop a body nor say when it
+    ran."""
+    major = version.split(".", 1)[0]
+    return major.isdigit() and int(major) >= 3
+
+
+def open_record_channel(answers: IO[str]) -> None:
+    """Let the SDK load the step-body record (python_record/durable_lab_record.py), talking over
+    the answer pipe and stdin. A handler whose SDK cannot host it runs unrecorded."""
+    try:
+        if not calls_plugins_in_step(metadata.version(SDK)):
+            return
+    except metadata.PackageNotFoundError:
+        return
+    sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "python_record"))
+    configured = os.environ.get("DURABLE_EXECUTION_PLUGINS", "")
+    if RECORD_PLUGIN not in configured.split(","):
+        os.environ["DURABLE_EXECUTION_PLUGINS"] = ",".join(filter(None, [configured, RECORD_PLUGIN]))
+    try:
+        import durable_lab_record  # type: ignore[import-not-found]  # (on the path set above)
+    except ImportError:
+        return
+    durable_lab_record.channel = (lambda record: answer(answers, record), sys.stdin.readline)
+
+
 def main() -> int:
     answers = os.fdopen(ANSWERS, "w", encoding="utf-8")
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
@@ -98,6 +131,7 @@ def main() -> int:
     sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here or entry == root]
     if root not in sys.path:
         sys.path.insert(0, root)
+    open_record_channel(answers)
     handler, error = load_handler(os.environ.get("_HANDLER", ""))
     if error is not None:
         answer(answers, {"ready": False, "error": error})

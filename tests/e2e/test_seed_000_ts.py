@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,12 +172,11 @@ def test_every_run_is_what_the_seed_says_and_the_page_says_so(both: dict[str, An
     assert len(shown) == 8
 
 
-def test_the_log_count_matches_the_engines_body_run_record_where_the_engine_has_one(both: dict[str, Any]) -> None:
-    """For Python the engine records each body run (the SDK plugin's journal): the counts' log-based
-    reading must say the same, invocation by invocation; otherwise it could not stand in for Node."""
+def test_the_log_count_matches_the_engines_body_run_record(both: dict[str, Any]) -> None:
+    """The engine records each body run, in either language (the SDK's plugin hooks: in the
+    worker for Python, in the runtime process for TypeScript): the counts' log-based reading, the
+    seed's own method, must say the same, invocation by invocation."""
     for row in both["rows"]:
-        if row.variant.language != "python":
-            continue
         seed = counts.seed_000_counts(row)
         assert seed is not None and row.data is not None
         step = next(op for op in row.data["operations"] if op["name"] == counts.SEED_000_STEP)
@@ -223,6 +223,7 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
     arn = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
     killed = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60, message="the Node pid"))
     assert "node" in Path(f"/proc/{killed}/cmdline").read_bytes().decode(errors="replace")
+    time.sleep(1)  # well inside the step's 3 s body
     os.kill(killed, signal.SIGKILL)
 
     def ended() -> dict[str, Any] | None:
@@ -238,3 +239,52 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
     assert first["ErrorType"] == "Runtime.ExitError" and "signal 9" in first["ErrorMessage"], invocations
     assert invocations[0]["outcome"] == "crashed", invocations
     assert invocations[-1]["error"] is None and invocations[-1]["outcome"] == "succeeded", invocations
+    # The step's body was cut short by the kill, then ran again to its end: the engine's record.
+    runs = _body_runs(arn, "nap")
+    assert runs[0] == (1, "interrupted") and runs[-1] == (len(invocations), "succeeded"), runs
+
+
+def _body_runs(arn: str, step: str) -> list[tuple[int, str]]:
+    from engine.contrib.django.models import BodyRun
+
+    runs = BodyRun.objects.filter(execution__arn=arn, name=step).order_by("started_at")
+    return list(runs.values_list("invocation_seq", "outcome"))
+
+
+def test_a_fault_armed_after_a_typescript_step_body_kills_its_runtime_before_the_result_is_saved(
+    ts_stack: Stack, tmp_path: Path
+) -> None:
+    """At-least-once, shown in TypeScript: the body ran to its end, the runtime died before the
+    step's result was checkpointed, so the next invocation runs the body again."""
+    import engine
+    from engine import faults
+    from engine.contrib.django.models import Fault, Invocation
+
+    lam = engine.client()
+    name = f"ts-fault-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs22.x",
+        Role="arn:aws:iam::123456789012:role/durable-lab",
+        Handler="app.handler",
+        Code={"ZipFile": zipped({"app.ts": NAPPER})},
+        Timeout=20,
+        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
+    )
+    pidfile = tmp_path / "pid"
+    payload = json.dumps({"pidfile": str(pidfile), "seconds": 2})
+    arn = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
+    killed = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60, message="the Node pid"))
+    faults.arm(arn, "nap", "after_body", user="tester")  # while its 2 s body runs
+
+    def ended() -> dict[str, Any] | None:
+        described = lam.get_durable_execution(DurableExecutionArn=arn)
+        return None if described["Status"] == "RUNNING" else described
+
+    described = wait_until(ended, timeout=90, message="the execution to end")
+    assert described["Status"] == "SUCCEEDED", described
+    assert json.loads(described["Result"])["pid"] != killed
+    invocations = list(Invocation.objects.filter(execution__arn=arn).order_by("seq").values_list("outcome", flat=True))
+    assert invocations == ["killed", "succeeded"], invocations
+    assert Fault.objects.get(execution__arn=arn).invocation_seq == 1
+    assert _body_runs(arn, "nap") == [(1, "succeeded"), (2, "succeeded")]

@@ -88,17 +88,43 @@ class RuntimeProcess:
                 preexec_fn=self._responses_on_fd3,
             )
         os.close(self._their_end)
-        self.responses = os.fdopen(responses, "rb")
+        # Unbuffered: select() must see every line not yet read (a record and what follows it).
+        self.responses = os.fdopen(responses, "rb", buffering=0)
+        self.records: list[dict[str, Any]] = []  # the step bodies' records, each answered as the invoker does
 
     def _responses_on_fd3(self) -> None:  # runs in the child, between fork and exec
         os.dup2(self._their_end, 3)
 
     def response(self, timeout: float) -> dict[str, Any]:
-        ready, _, _ = select.select([self.responses], [], [], timeout)
-        assert ready, f"no response on fd 3 within {timeout} s; log:\n{self.logs.read_text()}"
+        """The next response that is not a record (records are answered meanwhile)."""
+        while True:
+            ready, _, _ = select.select([self.responses], [], [], timeout)
+            assert ready, f"no response on fd 3 within {timeout} s; log:\n{self.logs.read_text()}"
+            response = self._line()
+            if response is not None:
+                return response
+
+    def _line(self) -> dict[str, Any] | None:
+        """Read one line; answer it and return None if it is a step body's record."""
         line = self.responses.readline()
         assert line, f"fd 3 closed (exit {self.proc.poll()}); log:\n{self.logs.read_text()}"
-        return dict(json.loads(line))
+        response = dict(json.loads(line))
+        if "record" not in response:
+            return response
+        self.records.append(response["record"])
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b'{"continue":true}\n')
+        self.proc.stdin.flush()
+        return None
+
+    def pump(self, seconds: float) -> list[dict[str, Any]]:
+        """Answer the records that come within ``seconds``; return the responses that are not records."""
+        responses, deadline = [], time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and select.select([self.responses], [], [], left)[0]:
+            response = self._line()
+            if response is not None:
+                responses.append(response)
+        return responses
 
     def send(self, event: Any, context: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -184,12 +210,18 @@ def test_a_typescript_handler_steps_waits_and_succeeds_out_of_process(
     assert first is not None and first.arn == arn
     assert run(runtime, first) == {"output": {"Status": "PENDING"}}
     assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    # The step's body ran once, and the SDK's plugin hooks said so (record_plugin.mjs).
+    assert runtime.records == [
+        {"t": "body_start", "op_id": md5_16("1"), "name": "greet", "attempt": 1},
+        {"t": "body_end", "op_id": md5_16("1"), "name": "greet", "outcome": "succeeded"},
+    ]
 
     woken = wait_until(lambda: fire_due_timers() or None, timeout=30, message="the 1 s wait to end")
     assert woken == 1
     second = claim_invocation(recorder.invoked[-1])
     assert second is not None and second.seq == first.seq + 1
     assert run(runtime, second) == {"output": {"Status": "SUCCEEDED", "Result": '"hello Ada"'}}
+    assert len(runtime.records) == 2, "a replayed step's body does not run again"
     assert runtime.proc.poll() is None, "the runtime stays warm between invocations"
 
     described = client.get_durable_execution(DurableExecutionArn=arn)
@@ -274,6 +306,7 @@ def test_the_seed_000_experiment_starts_its_10_s_step_out_of_process(
     runtime.send(*invocation(ticket))
 
     def step_2_started() -> list[str] | None:
+        assert runtime.pump(0.1) == []
         events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
         seen = [f"{e['EventType']} {e.get('Name')}" for e in events if e["EventType"].startswith("Step")]
         return seen if "StepStarted Step #2" in seen else None
@@ -283,7 +316,12 @@ def test_the_seed_000_experiment_starts_its_10_s_step_out_of_process(
         "StepSucceeded Step #1",
         "StepStarted Step #2",
     ]
-    assert not select.select([runtime.responses], [], [], 1)[0], "step #2's body runs 10 s"
+    assert runtime.pump(1) == [], "step #2's body runs 10 s"
+    assert [(record["t"], record["name"]) for record in runtime.records] == [
+        ("body_start", "Step #1"),
+        ("body_end", "Step #1"),
+        ("body_start", "Step #2"),
+    ]
     runtime.proc.kill()  # what the invoker does when the function's 3 s Timeout passes
     log = runtime.logs.read_text()
     assert "Execution started." in log and "Hello from step #1" in log and "inside step 2" in log

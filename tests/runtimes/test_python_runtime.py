@@ -272,3 +272,81 @@ def test_warm_runtime_processes_serve_later_executions(
     pids = [json.loads(lambda_client.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()) for _ in range(5)]
     # One warm process per worker child at most (each child keeps its own pool), not one per execution.
     assert len(set(pids)) <= len(runtime_stack.worker_pids()) < len(pids), pids
+
+
+RECORDED = """
+from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
+
+RETRY_ONCE = StepConfig(
+    retry_strategy=create_retry_strategy(
+        RetryStrategyConfig(max_attempts=2, initial_delay=Duration.from_seconds(1), jitter_strategy=JitterStrategy.NONE)
+    )
+)
+
+
+@durable_execution
+def handler(event, context: DurableContext):
+    def charge(step: StepContext) -> str:
+        print("charging, attempt", step.attempt)
+        if step.attempt == 1:
+            raise RuntimeError("the card service is down")
+        return "charged"
+
+    charged = context.step(charge, name="charge", config=RETRY_ONCE)
+    shipped = context.step(lambda _: "shipped", name="ship")
+    return [charged, shipped]
+"""
+
+
+def _body_runs(arn: str) -> list[tuple[str | None, int, int, str]]:
+    from engine.contrib.django.models import BodyRun
+
+    runs = BodyRun.objects.filter(execution__arn=arn).order_by("started_at")
+    return list(runs.values_list("name", "invocation_seq", "attempt", "outcome"))
+
+
+def test_step_bodies_out_of_process_are_recorded_as_in_the_worker(lambda_client: Any, code_function: Any) -> None:
+    """The runtime's own SDK reports each step body's start and end (its plugin interface):
+    the body runs, attempts and log lines are the engine's record, as for an in-worker handler."""
+    name = code_function({"app.py": RECORDED})
+    arn = lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")["DurableExecutionArn"]
+    described = finished(lambda_client, arn, timeout=60)
+    assert described["Status"] == "SUCCEEDED", described
+    assert _body_runs(arn) == [("charge", 1, 1, "failed"), ("charge", 2, 2, "succeeded"), ("ship", 2, 1, "succeeded")]
+    from engine.contrib.django.models import LogLine, Operation
+
+    charge_id = Operation.objects.get(execution__arn=arn, name="charge").op_id
+    lines = LogLine.objects.filter(execution__arn=arn, logger="stdout", message__startswith="charging")
+    assert sorted(lines.values_list("message", "op_id")) == [
+        ("charging, attempt 1", charge_id),
+        ("charging, attempt 2", charge_id),
+    ]
+
+
+def test_an_armed_fault_kills_the_runtime_process_inside_the_step_body(
+    lambda_client: Any, code_function: Any, tmp_path: Path
+) -> None:
+    """Armed while the invocation runs, fired at the step body's start: the runtime process dies
+    there (its body cut short, as a killed worker's is), the invocation is recorded killed at
+    once, and the next one runs the body to its end."""
+    from engine import faults
+
+    name = code_function({"app.py": SLEEPER})
+    pidfile = tmp_path / "pid"
+    payload = json.dumps({"pidfile": str(pidfile), "sleep": 2}).encode()
+    arn = lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
+    pid = _child_pid(pidfile)  # sleeping before its step
+    faults.arm(arn, "after", "body_start", user="tester")
+    described = finished(lambda_client, arn, timeout=60)
+    assert described["Status"] == "SUCCEEDED", described
+    assert _gone(pid)
+    from engine.contrib.django.models import Fault, Invocation
+
+    rows = list(Invocation.objects.filter(execution__arn=arn).order_by("seq").values_list("outcome", "error"))
+    assert [outcome for outcome, _ in rows] == ["killed", "succeeded"], rows
+    assert rows[0][1] == {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"}
+    fault = Fault.objects.get(execution__arn=arn)
+    assert fault.fired_at is not None and fault.invocation_seq == 1
+    assert _body_runs(arn) == [("after", 1, 1, "interrupted"), ("after", 2, 1, "succeeded")]

@@ -9,6 +9,8 @@
 //   → fd 3: {"ready": true} | {"ready": false, "error": {...}} (then exit 1)
 //   ← stdin: {"event": <DurableExecutionInvocationInput>, "context": {"awsRequestId", "functionName",
 //            "deadlineMs", "tenantId"}}
+//   → fd 3, while it runs: {"record": {"t": "body_start" | "body_end", ...}} (record_plugin.mjs),
+//     each answered by one line on stdin before the step attempt goes on
 //   → fd 3: {"output": <handler return value>} | {"error": {"errorType", "errorMessage", "stackTrace"}}
 //   EOF on stdin: exit 0.
 
@@ -149,6 +151,35 @@ function crash(errorType) {
 process.on("uncaughtException", crash("Runtime.UncaughtException"));
 process.on("unhandledRejection", crash("Runtime.UnhandledPromiseRejection"));
 
+// Lines from stdin, one at a time, to whoever asks first: the main loop (requests) or, while an
+// invocation runs, the record channel (the invoker's answer to each record).
+const queued = [];
+const waiting = [];
+let stdinClosed = false;
+function nextLine() {
+  if (queued.length) return Promise.resolve(queued.shift());
+  if (stdinClosed) return Promise.resolve(null);
+  return new Promise((resolve) => waiting.push(resolve));
+}
+
+// The step-body record (record_plugin.mjs): one exchange at a time, as parallel branches' step
+// attempts may overlap.
+let recordTurn = Promise.resolve();
+globalThis[Symbol.for("durable-lab.record-channel")] = {
+  exchange(record) {
+    const mine = recordTurn.then(async () => {
+      respond({ record });
+      await nextLine();
+    });
+    recordTurn = mine.catch(() => {});
+    return mine;
+  },
+};
+const RECORD_PLUGIN = new URL("./record_plugin.mjs", import.meta.url).href;
+process.env.DURABLE_EXECUTION_PLUGINS = [process.env.DURABLE_EXECUTION_PLUGINS, RECORD_PLUGIN]
+  .filter((name) => name?.trim())
+  .join(",");
+
 async function main() {
   const root = process.env.LAMBDA_TASK_ROOT || process.cwd();
   let handler;
@@ -164,7 +195,12 @@ async function main() {
   respond({ ready: true });
   phase = "idle";
   const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
+  lines.on("line", (line) => (waiting.length ? waiting.shift()(line) : queued.push(line)));
+  lines.on("close", () => {
+    stdinClosed = true;
+    for (const resolve of waiting.splice(0)) resolve(null);
+  });
+  for (let line = await nextLine(); line !== null; line = await nextLine()) {
     if (!line.trim()) continue;
     phase = "busy";
     respond(await invoke(handler, line));
