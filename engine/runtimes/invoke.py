@@ -8,6 +8,7 @@ the execution it is running.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from engine import journal
+from engine import effects, journal
 from engine.duties.claim import Ticket
 from engine.duties.unit import utcnow
 from engine.runtimes import RUNTIMES, RuntimeUnavailable, code, settings
@@ -113,14 +114,19 @@ FAULT_KILLED = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation wa
 OUTCOMES = ("succeeded", "failed")
 
 
-def _record(record: dict[str, Any]) -> None:
+def _record(record: dict[str, Any]) -> dict[str, Any] | None:
     """A step body's start or end in the runtime process, into the invocation's journal as the
-    in-worker plugin writes it (engine.journal.JournalPlugin). The runtime waits meanwhile: an
-    armed fault due there kills it before the body runs, or before its result is checkpointed."""
+    in-worker plugin writes it (engine.journal.JournalPlugin), or a side effect its handler
+    counts (``engine.effects.record``). The runtime waits meanwhile: an armed fault due there
+    kills it before the body runs, or before its result is checkpointed."""
     current = journal.current()
     kind, op_id, name = record.get("t"), record.get("op_id"), record.get("name")
-    if current is None or not isinstance(op_id, str) or not (name is None or isinstance(name, str)):
-        return
+    if current is None:
+        return None
+    if kind == "effect":
+        return _effect(record)
+    if not isinstance(op_id, str) or not (name is None or isinstance(name, str)):
+        return None
     op_id, name = op_id[:64], name[:256] if name else None
     attempt, outcome = record.get("attempt"), record.get("outcome")
     if kind == "body_start" and isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
@@ -128,10 +134,23 @@ def _record(record: dict[str, Any]) -> None:
     elif kind == "body_end" and outcome in OUTCOMES:
         fault = current.body_ended(op_id, name, str(outcome))
     else:
-        return
+        return None
     if fault is not None:
         current.fire(fault)  # written to the journal; this worker process lives on
         raise FaultFired
+    return None
+
+
+def _effect(record: dict[str, Any]) -> dict[str, Any]:
+    """``engine.effects.record`` for the runtime's handler; a bad argument is its error, not ours."""
+    kind, key, idempotency_key = record.get("kind"), record.get("key"), record.get("idempotency_key")
+    limits = [(kind, 64), (key, 256)] + ([] if idempotency_key is None else [(idempotency_key, 256)])
+    if not all(isinstance(text, str) and 0 < len(text) <= most and "\x00" not in text for text, most in limits):
+        return {
+            "error": "kind (at most 64 characters), key and idempotency_key (256) must be non-empty text without NUL"
+        }
+    result = effects.record(str(kind), str(key), idempotency_key)
+    return {"effect": dataclasses.asdict(result)}
 
 
 def _log_line(stream: str, line: str) -> None:

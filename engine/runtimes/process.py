@@ -24,10 +24,10 @@ MAX_LINE = 64 * 1024 * 1024
 READ_CHUNK = 65536
 
 LogSink = Callable[[str, str], None]  # (stream name, line)
-# A step body's start or end the runtime reports ({"record": {...}} on fd 3); it waits for the
-# answer ("continue") before the body goes on, so a sink that raises stops it where it is.
-RecordSink = Callable[[dict[str, Any]], None]
-CONTINUE = b'{"continue":true}\n'
+# A step body's start or end, or a side effect, the runtime reports ({"record": {...}} on fd 3).
+# It waits for the answer ({"continue": true} and what the sink returns) before the body goes on,
+# so a sink that raises stops it where it is.
+RecordSink = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class RuntimeFailure(Exception):
@@ -144,10 +144,10 @@ class RuntimeProcess:
     def _take_record(self, record: Any, on_record: RecordSink | None, stdin: int) -> None:
         """Hand a record to ``on_record`` (which may raise, leaving the runtime waiting), then let
         the runtime go on."""
-        if on_record is not None and isinstance(record, dict):
-            on_record(record)
+        reply = on_record(record) if on_record is not None and isinstance(record, dict) else None
+        line = json.dumps({"continue": True, **(reply or {})}, separators=(",", ":")) + "\n"
         with contextlib.suppress(BrokenPipeError, BlockingIOError):  # gone: its answer pipe says so next
-            os.write(stdin, CONTINUE)
+            os.write(stdin, line.encode())
 
     def _drain_logs(self, names: dict[int, str], selector: selectors.BaseSelector, sink: LogSink) -> None:
         """The log lines already written when the answer came: this invocation's, not the next one's."""

@@ -106,22 +106,20 @@ def calls_plugins_in_step(version: str) -> bool:
 
 
 def open_record_channel(answers: IO[str]) -> None:
-    """Let the SDK load the step-body record (python_record/durable_lab_record.py), talking over
-    the answer pipe and stdin. A handler whose SDK cannot host it runs unrecorded."""
-    try:
-        if not calls_plugins_in_step(metadata.version(SDK)):
-            return
-    except metadata.PackageNotFoundError:
-        return
+    """Open ``python_record/durable_lab.py``'s channel over the answer pipe and stdin (its
+    ``record_effect``), and let the SDK load it as the step-body record where the SDK can host
+    it; elsewhere handlers run unrecorded."""
     sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "python_record"))
-    configured = os.environ.get("DURABLE_EXECUTION_PLUGINS", "")
-    if RECORD_PLUGIN not in configured.split(","):
-        os.environ["DURABLE_EXECUTION_PLUGINS"] = ",".join(filter(None, [configured, RECORD_PLUGIN]))
     try:
-        import durable_lab_record  # type: ignore[import-not-found]  # (on the path set above)
-    except ImportError:
+        import durable_lab  # type: ignore[import-not-found]  # (on the path set above)
+
+        version = metadata.version(SDK)
+    except (ImportError, metadata.PackageNotFoundError):
         return
-    durable_lab_record.channel = (lambda record: answer(answers, record), sys.stdin.readline)
+    durable_lab.channel = (lambda record: answer(answers, record), sys.stdin.readline)
+    configured = os.environ.get("DURABLE_EXECUTION_PLUGINS", "")
+    if calls_plugins_in_step(version) and RECORD_PLUGIN not in configured.split(","):
+        os.environ["DURABLE_EXECUTION_PLUGINS"] = ",".join(filter(None, [configured, RECORD_PLUGIN]))
 
 
 def main() -> int:

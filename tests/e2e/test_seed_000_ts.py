@@ -189,12 +189,14 @@ def test_the_log_count_matches_the_engines_body_run_record(both: dict[str, Any])
 NAPPER = """
 import { writeFileSync } from 'node:fs';
 import { withDurableExecution } from '@aws/durable-execution-sdk-js';
+import { recordEffect } from 'durable-lab';
 
 type Nap = { pidfile: string; seconds: number };
 
 export const handler = withDurableExecution(async (event: Nap, context) => {
   writeFileSync(event.pidfile, String(process.pid));
   const napped = await context.step('nap', async () => {
+    await recordEffect('nap', 'the one nap');
     await new Promise((resolve) => setTimeout(resolve, event.seconds * 1000));
     return process.pid;
   });
@@ -288,3 +290,12 @@ def test_a_fault_armed_after_a_typescript_step_body_kills_its_runtime_before_the
     assert invocations == ["killed", "succeeded"], invocations
     assert Fault.objects.get(execution__arn=arn).invocation_seq == 1
     assert _body_runs(arn, "nap") == [(1, "succeeded"), (2, "succeeded")]
+    # The body's side effect happened twice, the second time a duplicate, each in its invocation.
+    from engine.contrib.django.models import Effect, Operation
+
+    nap_id = Operation.objects.get(execution__arn=arn, name="nap").op_id
+    effects = Effect.objects.filter(execution__arn=arn).order_by("at")
+    assert list(effects.values_list("op_id", "invocation_seq", "attempt", "duplicate")) == [
+        (nap_id, 1, 1, False),
+        (nap_id, 2, 1, True),
+    ]

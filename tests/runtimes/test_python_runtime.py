@@ -276,6 +276,7 @@ def test_warm_runtime_processes_serve_later_executions(
 
 RECORDED = """
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from durable_lab import EffectError, record_effect
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 
@@ -290,6 +291,11 @@ RETRY_ONCE = StepConfig(
 def handler(event, context: DurableContext):
     def charge(step: StepContext) -> str:
         print("charging, attempt", step.attempt)
+        record_effect("payment", "order-1")
+        try:
+            record_effect("payment", "")
+        except EffectError as refused:
+            print("refused:", refused)
         if step.attempt == 1:
             raise RuntimeError("the card service is down")
         return "charged"
@@ -323,6 +329,16 @@ def test_step_bodies_out_of_process_are_recorded_as_in_the_worker(lambda_client:
         ("charging, attempt 1", charge_id),
         ("charging, attempt 2", charge_id),
     ]
+    # Its side effects are counted as an in-worker handler's are: the retry charged again.
+    from engine.contrib.django.models import Effect
+
+    effects = Effect.objects.filter(execution__arn=arn).order_by("at")
+    assert list(effects.values_list("kind", "op_id", "invocation_seq", "attempt", "duplicate")) == [
+        ("payment", charge_id, 1, 1, False),
+        ("payment", charge_id, 2, 2, True),
+    ]
+    refused = LogLine.objects.filter(execution__arn=arn, message__startswith="refused: kind")
+    assert refused.count() == 2  # a bad argument is the handler's error, and nothing is stored
 
 
 def test_an_armed_fault_kills_the_runtime_process_inside_the_step_body(

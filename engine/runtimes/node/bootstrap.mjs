@@ -55,8 +55,13 @@ function isBare(specifier) {
   return !/^(\.{0,2}\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(specifier);
 }
 
+// `import { recordEffect } from "durable-lab"` in a handler: the record module, whose channel
+// this process opens (record_plugin.mjs).
+const DURABLE_LAB_MODULE = new URL("./record_plugin.mjs", import.meta.url).href;
+
 registerHooks({
   resolve(specifier, context, nextResolve) {
+    if (specifier === "durable-lab") return { url: DURABLE_LAB_MODULE, shortCircuit: true };
     try {
       return nextResolve(specifier, context);
     } catch (err) {
@@ -169,14 +174,18 @@ globalThis[Symbol.for("durable-lab.record-channel")] = {
   exchange(record) {
     const mine = recordTurn.then(async () => {
       respond({ record });
-      await nextLine();
+      const answer = await nextLine();
+      try {
+        return JSON.parse(answer ?? "{}");
+      } catch {
+        return {};
+      }
     });
     recordTurn = mine.catch(() => {});
     return mine;
   },
 };
-const RECORD_PLUGIN = new URL("./record_plugin.mjs", import.meta.url).href;
-process.env.DURABLE_EXECUTION_PLUGINS = [process.env.DURABLE_EXECUTION_PLUGINS, RECORD_PLUGIN]
+process.env.DURABLE_EXECUTION_PLUGINS = [process.env.DURABLE_EXECUTION_PLUGINS, DURABLE_LAB_MODULE]
   .filter((name) => name?.trim())
   .join(",");
 

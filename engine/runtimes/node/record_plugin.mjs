@@ -8,7 +8,20 @@
 // SDK calls onOperationAttemptEnd only after the step's result is checkpointed, and a fault armed
 // "after the body" must strike before that checkpoint, as it does in the worker.
 
+//
+// A handler counts a side effect as an in-worker handler does with engine.effects.record:
+//   import { recordEffect } from "durable-lab";
+//   await recordEffect("payment", orderId, idempotencyKey); // { performed, duplicate, idempotency_key_used }
+
 const CHANNEL = Symbol.for("durable-lab.record-channel"); // set by bootstrap.mjs
+
+export async function recordEffect(kind, key, idempotencyKey = null) {
+  const channel = globalThis[CHANNEL];
+  if (!channel) throw new Error("recordEffect() must be called inside a handler Durable Lab runs");
+  const answer = await channel.exchange({ t: "effect", kind, key, idempotency_key: idempotencyKey });
+  if (!answer?.effect) throw new Error(answer?.error ?? "the invoker did not record the effect");
+  return answer.effect;
+}
 
 function exchange(record) {
   return globalThis[CHANNEL]?.exchange(record);

@@ -1,15 +1,21 @@
-"""Durable Lab's record of step bodies in a Python runtime process (stdlib and the handler's SDK).
+"""Durable Lab in a Python runtime process: the step-body record, and ``record_effect`` for handlers.
 
 ``python_bootstrap.py`` puts this directory on ``sys.path`` (its ``.dist-info`` names the entry
 point the SDK loads through ``DURABLE_EXECUTION_PLUGINS=durable-lab-record``) and opens the
 channel. Each step body's start and end is sent to the invoker as ``{"record": {...}}`` on the
-answer pipe, and the body waits for ``{"continue": true}`` on stdin: the invoker writes it to the
-invocation's journal, and kills this process instead if an armed fault is due there. An SDK without
-the plugin interface runs its handlers unrecorded.
+answer pipe, and the body waits for the invoker's answer on stdin: the invoker writes it to the
+invocation's journal, and kills this process instead if an armed fault is due there. An SDK that
+cannot host the plugin runs its handlers unrecorded.
+
+A handler counts a side effect as an in-worker handler does with ``engine.effects.record``::
+
+    from durable_lab import record_effect
+    record_effect("payment", order_id, idempotency_key=key)  # {"performed", "duplicate", ...}
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable
@@ -22,21 +28,37 @@ from aws_durable_execution_sdk_python.plugin import (
     UserFunctionStartInfo,
 )
 
-# (send a record, wait for the answer); set by the bootstrap. None: records go nowhere.
+# (send a record, read the answer line); set by the bootstrap. None: not in a runtime process.
 channel: tuple[Callable[[dict[str, Any]], None], Callable[[], str]] | None = None
 _lock = threading.Lock()  # step bodies of parallel branches run on threads: one exchange at a time
 
 
-def _exchange(record: dict[str, Any]) -> None:
+class EffectError(Exception):
+    """The invoker refused the effect (what it says is why)."""
+
+
+def _exchange(record: dict[str, Any]) -> dict[str, Any]:
     if channel is None:
-        return
+        return {}
     send, receive = channel
     with _lock:
         # What the body printed so far reaches the invoker first: its log lines are the body's.
         sys.stdout.flush()
         sys.stderr.flush()
         send({"record": record})
-        receive()
+        answer = json.loads(receive() or "{}")
+    return answer if isinstance(answer, dict) else {}
+
+
+def record_effect(kind: str, key: str, idempotency_key: str | None = None) -> dict[str, bool]:
+    """Record a side effect of the running step (``engine.effects.record``'s rules); return
+    ``{"performed", "duplicate", "idempotency_key_used"}``."""
+    if channel is None:
+        raise EffectError("record_effect() must be called inside a handler Durable Lab runs")
+    answer = _exchange({"t": "effect", "kind": kind, "key": key, "idempotency_key": idempotency_key})
+    if "effect" not in answer:
+        raise EffectError(str(answer.get("error") or "the invoker did not record the effect"))
+    return dict(answer["effect"])
 
 
 class RecordPlugin(DurableInstrumentationPlugin):
