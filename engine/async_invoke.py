@@ -14,7 +14,6 @@ redelivered message finds the row already claimed (or not yet due) and does noth
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from engine.duties.loops import is_outage, through_outages
 from engine.duties.tokens import function_arn
 from engine.duties.unit import current_dispatcher, utcnow
 from engine.errors import InvalidParameterValueException, ResourceNotFoundException
-from engine.invoker import HandlerLoadError, error_object, function_environment, load_function_handler
+from engine.invoker import call_plain_handler, error_object
 from engine.sql import Q
 from engine.store import store
 
@@ -210,29 +209,9 @@ def _due(row: dict[str, Any], now: datetime) -> bool:
 
 def _run_handler(fn: dict[str, Any], row: dict[str, Any]) -> Attempt:
     started = utcnow()
-    result, error = _call(
-        fn,
-        row["payload"],
-        PlainContext(
-            row["request_id"],
-            fn["name"],
-            started + timedelta(seconds=float(fn["timeout"])),
-        ),
-    )
+    context = PlainContext(row["request_id"], fn["name"], started + timedelta(seconds=float(fn["timeout"])))
+    result, error = call_plain_handler(fn, row["payload"], context, row["request_id"])
     return Attempt(row["attempt_count"], started, utcnow(), result, error)
-
-
-def _call(fn: dict[str, Any], payload: str | None, context: PlainContext) -> tuple[str | None, dict[str, Any] | None]:
-    try:
-        handler: Callable[..., Any] = load_function_handler(fn)
-    except HandlerLoadError as exc:  # a function error for Lambda too: an event is retried, then dead-lettered
-        return None, exc.error
-    try:
-        event = json.loads(payload) if payload else {}
-        with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
-            return json.dumps(handler(event, context)), None
-    except Exception as exc:  # the function's own error: what Lambda reports as FunctionError
-        return None, error_object(exc)
 
 
 def _settle(row: dict[str, Any], attempt: Attempt) -> None:

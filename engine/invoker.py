@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import traceback
+import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import partial
@@ -317,20 +318,24 @@ def call_handler(ticket: Ticket) -> tuple[dict[str, Any] | None, dict[str, Any] 
     return output, None
 
 
-def call_plain_handler(fn: dict[str, Any], payload: str | None) -> tuple[str | None, dict[str, Any] | None]:
-    """Call a plain (non-durable) function once; return (JSON result, None) or (None, error)."""
+def call_plain_handler(
+    fn: dict[str, Any], payload: str | None, context: Any = None, request_id: str | None = None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """Call a plain (non-durable) function once, in the worker or (with its own code) in its
+    runtime process; return (JSON result, None) or (None, error)."""
     if fn.get("code_sha256"):
-        message = "Plain (non-durable) functions with their own code cannot be invoked yet; give it a DurableConfig."
-        return None, {"ErrorType": "Runtime.InvalidRuntime", "ErrorMessage": message}
+        from engine.runtimes.invoke import call_plain_out_of_process
+
+        return call_plain_out_of_process(fn, payload, request_id or str(uuid.uuid4()))
     try:
         handler = load_function_handler(fn)
-    except HandlerLoadError as exc:
+    except HandlerLoadError as exc:  # a function error for Lambda too: an event is retried, then dead-lettered
         return None, exc.error
     try:
         event = json.loads(payload) if payload else {}
         with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
-            return json.dumps(handler(event, None)), None
-    except Exception as exc:
+            return json.dumps(handler(event, context)), None
+    except Exception as exc:  # the function's own error: what Lambda reports as FunctionError
         return None, error_object(exc)
 
 

@@ -15,11 +15,12 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine import effects, journal
 from engine.duties.claim import Ticket
+from engine.duties.tokens import function_arn
 from engine.duties.unit import utcnow
 from engine.runtimes import RUNTIMES, RuntimeUnavailable, code, settings
 from engine.runtimes.process import RuntimeFailure, RuntimeProcess, Timeout
@@ -51,7 +52,7 @@ def call_out_of_process(ticket: Ticket) -> Outcome:
     deadline = time.monotonic() + max(0.0, (ticket.deadline - utcnow()).total_seconds())
     child: RuntimeProcess | None = None
     try:
-        child = _acquire(ticket, deadline)
+        child = _acquire(fn, ticket.arn, ticket.deadline + KEY_GRACE, deadline)
         context = {
             "awsRequestId": ticket.request_id,
             "functionName": fn["name"],
@@ -83,6 +84,40 @@ def call_out_of_process(ticket: Ticket) -> Outcome:
         raise
 
 
+def call_plain_out_of_process(
+    fn: dict[str, Any], payload: str | None, request_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """A plain (non-durable) function's one call in its runtime process: the payload is the event,
+    and any JSON value the answer. Return (JSON result, None) or (None, error), as in the worker."""
+    try:
+        event = json.loads(payload) if payload else {}
+    except ValueError as exc:
+        return None, {"ErrorType": "InvalidRequestContentException", "ErrorMessage": f"Payload is not JSON: {exc}"}
+    timeout = float(fn["timeout"] or 3)
+    deadline = time.monotonic() + timeout
+    ends = utcnow() + timedelta(seconds=timeout)
+    child: RuntimeProcess | None = None
+    try:
+        # Its key is bound to the function's own ARN: a plain call reaches no durable execution.
+        child = _acquire(fn, function_arn(fn["name"]), ends + KEY_GRACE, deadline)
+        context = {"awsRequestId": request_id, "functionName": fn["name"], "deadlineMs": int(ends.timestamp() * 1000)}
+        answer = child.invoke({"event": event, "context": context}, deadline, _log_line)
+    except Timeout:
+        _discard(child)
+        return None, {"ErrorType": "Sandbox.Timedout", "ErrorMessage": f"Task timed out after {timeout:.2f} seconds"}
+    except RuntimeFailure as exc:
+        _discard(child)
+        return None, exc.error
+    except RuntimeUnavailable as exc:
+        return None, {"ErrorType": "Runtime.InvalidRuntime", "ErrorMessage": str(exc)}
+    except Exception:
+        _discard(child)
+        raise
+    if "output" in answer:
+        return json.dumps(answer["output"]), None
+    return None, _error_of(answer)
+
+
 def _outcome(answer: dict[str, Any]) -> Outcome:
     if "output" in answer:
         output = answer["output"]
@@ -93,9 +128,14 @@ def _outcome(answer: dict[str, Any]) -> Outcome:
                 "ErrorMessage": f"Handler returned {text}; is it wrapped with the durable execution SDK?",
             }
         return output, None
+    return None, _error_of(answer)
+
+
+def _error_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The error object of an answer without output, or InvalidResponse if it has neither."""
     error = answer.get("error")
     if isinstance(error, dict):
-        return None, {
+        return {
             "ErrorType": str(error.get("errorType") or "Runtime.Unknown"),
             "ErrorMessage": str(error.get("errorMessage") or ""),
             "StackTrace": [str(line) for line in error.get("stackTrace") or []][:50],
@@ -159,8 +199,8 @@ def _log_line(stream: str, line: str) -> None:
         current.log("ERROR" if stream == "stderr" else "INFO", stream, line)
 
 
-def _acquire(ticket: Ticket, deadline: float) -> RuntimeProcess:
-    fn = ticket.function
+def _acquire(fn: dict[str, Any], arn: str, expires: datetime, deadline: float) -> RuntimeProcess:
+    """A warm runtime process for ``fn`` (or a new one), its key bound to ``arn`` until ``expires``."""
     runtime = RUNTIMES.get(fn["runtime"] or "")
     if runtime is None:
         raise RuntimeUnavailable(f"Runtime {fn['runtime']!r} is not available here; use one of {sorted(RUNTIMES)}.")
@@ -169,15 +209,14 @@ def _acquire(ticket: Ticket, deadline: float) -> RuntimeProcess:
     key = (fn["name"], fn["code_sha256"], fn["runtime"], tuple(argv), _fingerprint(variables))
     _stop_idle()
     child = _pool.pop(key, None)
-    expires = ticket.deadline + KEY_GRACE
     if child is not None and child.alive():
         _pool[key] = child
         if child.access_key_id and settings.credentials is not None:
-            settings.credentials.rebind(child.access_key_id, ticket.arn, expires)
+            settings.credentials.rebind(child.access_key_id, arn, expires)
         return child
     if child is not None:
         child.kill()
-    child = _start(ticket, argv, variables, expires, deadline)
+    child = _start(fn, arn, argv, variables, expires, deadline)
     _pool[key] = child
     while len(_pool) > POOL_SIZE:
         _, oldest = _pool.popitem(last=False)
@@ -185,15 +224,16 @@ def _acquire(ticket: Ticket, deadline: float) -> RuntimeProcess:
     return child
 
 
-def _start(ticket: Ticket, argv: list[str], variables: dict[str, str], expires: Any, deadline: float) -> RuntimeProcess:
-    fn = ticket.function
+def _start(
+    fn: dict[str, Any], arn: str, argv: list[str], variables: dict[str, str], expires: datetime, deadline: float
+) -> RuntimeProcess:
     try:
         directory = str(code.unpacked(fn["code_sha256"]))
     except (OSError, code.InvalidCode) as exc:
         raise RuntimeFailure("Runtime.InvalidEntrypoint", f"The function's code could not be unpacked: {exc}") from exc
     if settings.credentials is None:
         raise RuntimeFailure("Runtime.InvalidEntrypoint", "No credential issuer is configured for runtime processes.")
-    key_id, secret = settings.credentials.issue(ticket.arn, expires)
+    key_id, secret = settings.credentials.issue(arn, expires)
     env = {name: os.environ[name] for name in BASE_VARIABLES if name in os.environ}
     env.update(variables)
     env.update(

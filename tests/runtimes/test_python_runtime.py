@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +367,60 @@ def test_an_armed_fault_kills_the_runtime_process_inside_the_step_body(
     fault = Fault.objects.get(execution__arn=arn)
     assert fault.fired_at is not None and fault.invocation_seq == 1
     assert _body_runs(arn) == [("after", 1, 1, "interrupted"), ("after", 2, 1, "succeeded")]
+
+
+PLAIN_PY = """
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("no such order")
+    return {"echo": event, "request": context.aws_request_id}
+"""
+
+PLAIN_TS = """
+export const handler = async (event: { n: number }) => ({ doubled: event.n * 2, pid: process.pid });
+"""
+
+INVOKES_PLAIN = """
+from aws_durable_execution_sdk_python import DurableContext, durable_execution
+
+
+@durable_execution
+def handler(event, context: DurableContext):
+    return context.invoke(event["target"], {"n": 21})
+"""
+
+
+def _plain_function(lambda_client: Any, files: dict[str, str], runtime: str, handler: str) -> str:
+    """A plain (non-durable) function with its own code: no DurableConfig."""
+    from tests.runtimes.conftest import ROLE, zipped
+
+    name = f"plain-{uuid.uuid4().hex[:10]}"
+    lambda_client.create_function(
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": zipped(files)}, Timeout=10
+    )
+    return name
+
+
+def test_a_plain_function_with_its_own_code_answers_in_its_runtime_process(
+    lambda_client: Any, code_function: Any
+) -> None:
+    """Lambda's ordinary functions, from a zip: a synchronous call's answer and its error, an
+    event's run, and a durable function's chained invoke of one (in Node)."""
+    python = _plain_function(lambda_client, {"app.py": PLAIN_PY}, "python3.12", "app.handler")
+    answer = lambda_client.invoke(FunctionName=python, Payload=b'{"order": 7}')
+    assert "FunctionError" not in answer
+    body = json.loads(answer["Payload"].read())
+    assert body["echo"] == {"order": 7} and body["request"]
+    failed = lambda_client.invoke(FunctionName=python, Payload=b'{"fail": true}')
+    assert failed["FunctionError"] == "Unhandled"
+    error = json.loads(failed["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("ValueError", "no such order")
+
+    node = _plain_function(lambda_client, {"index.ts": PLAIN_TS}, "nodejs22.x", "index.handler")
+    invoker = code_function({"app.py": INVOKES_PLAIN})
+    payload = json.dumps({"target": node}).encode()
+    arn = lambda_client.invoke(FunctionName=invoker, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
+    described = finished(lambda_client, arn, timeout=60)
+    assert described["Status"] == "SUCCEEDED", described
+    result = json.loads(described["Result"])
+    assert result["doubled"] == 42 and result["pid"] != os.getpid()
