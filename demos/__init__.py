@@ -7,10 +7,10 @@ zip of that folder), so the lab can run each seed in both languages and compare 
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
+
+from engine.runtimes.code import zip_files
 
 TS_DIR = Path(__file__).resolve().parent / "ts"
 TS_RUNTIME = "nodejs22.x"
@@ -22,13 +22,7 @@ def ts_code() -> dict[str, bytes]:
     The entries carry a fixed timestamp and order, so the same sources give the same bytes, the
     same CodeSha256 at every ``migrate``, and the workers keep their warm Node processes.
     """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted(TS_DIR.glob("*.ts")):
-            entry = zipfile.ZipInfo(source.name, date_time=(2026, 1, 1, 0, 0, 0))
-            entry.external_attr = 0o644 << 16
-            archive.writestr(entry, source.read_bytes(), zipfile.ZIP_DEFLATED)
-    return {"ZipFile": buffer.getvalue()}
+    return {"ZipFile": zip_files(TS_DIR, sorted(TS_DIR.glob("*.ts")))}
 
 
 # Seed 000's four scenarios in TypeScript: one export each of ts/step_semantics_scenarios.ts, as the

@@ -225,6 +225,19 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+@contextlib.contextmanager
+def temporary_folder(prefix: str = "durable-stack-") -> Iterator[Path]:
+    """A folder of its own outside pytest's: pgserver's system user must reach a private data
+    folder in it, and pytest closes its own folders to other users whenever a pytest session
+    starts (another test run on the machine, or a test's own subprocess session)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1, message: str = "condition") -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail the test on timeout."""
     deadline = time.monotonic() + timeout

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +19,7 @@ from typing import Any
 import pytest
 
 from engine.contrib.django.management.commands.durable import Command as DurableCommand
+from engine.runtimes.code import zip_directory
 from tests.conftest import ROOT, wait_until
 
 HELLO_EVENTS = [
@@ -230,6 +235,34 @@ def test_create_function_with_shorthand_then_update_get_and_invoke(stack, unique
     )
     assert response["StatusCode"] == 200 and "Payload" not in response, response
     assert json.loads(outfile.read_text()) == {"greeting": "Hello, file!", "loud": "HELLO, FILE!"}
+
+
+def test_a_local_folder_is_the_functions_code_and_an_edit_is_a_new_version(stack, unique, tmp_path: Path):
+    """``--code-dir`` zips the folder (its sub-folders, not its caches) as the function's code."""
+    folder = tmp_path / "orders"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "__pycache__").mkdir()
+    (folder / "app.py").write_text("from lib.answer import ANSWER\n\ndef handler(event, context):\n    return ANSWER\n")
+    (folder / "lib" / "answer.py").write_text("ANSWER = 'first'\n")
+    (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"not code")
+    name = f"cli-dir-{unique}"
+    args = ["--function-name", name, "--runtime", "python3.11", "--handler", "app.handler", "--code-dir", str(folder)]
+    created = ok("create-function", *args)
+    with zipfile.ZipFile(io.BytesIO(zip_directory(folder))) as archive:
+        assert archive.namelist() == ["app.py", "lib/answer.py"]
+    assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(zip_directory(folder)).digest()).decode()
+    assert ok("invoke", "--function-name", name, "--payload", "{}", str(tmp_path / "1.json"))["StatusCode"] == 200
+    assert json.loads((tmp_path / "1.json").read_text()) == "first"
+
+    assert (
+        ok("update-function-code", "--function-name", name, "--code-dir", str(folder))["CodeSha256"]
+        == created["CodeSha256"]
+    )  # the same files: the same version
+    (folder / "lib" / "answer.py").write_text("ANSWER = 'edited'\n")
+    updated = ok("update-function-code", "--function-name", name, "--code-dir", str(folder))
+    assert updated["CodeSha256"] != created["CodeSha256"]
+    assert ok("invoke", "--function-name", name, "--payload", "{}", str(tmp_path / "2.json"))["StatusCode"] == 200
+    assert json.loads((tmp_path / "2.json").read_text()) == "edited"
 
 
 def test_invoke_request_response_prints_metadata_and_payload(stack, unique):
@@ -543,6 +576,14 @@ SERVICE_ERRORS += [
 ]
 
 USAGE_ERRORS = [
+    (
+        ["create-function", "--function-name", "x", "--handler", "app.handler", "--code-dir", "/no/such/folder"],
+        "Error parsing parameter '--code-dir': /no/such/folder is not a directory.",
+    ),
+    (
+        ["update-function-code", "--function-name", "x", "--code-dir", "/tmp", "--zip-file", "fileb:///x.zip"],
+        "argument --zip-file: not allowed with argument --code-dir",
+    ),
     (
         ["invoke", "--function-name", "hello-steps", "--payload", '{"name": '],
         "Error parsing parameter '--payload': Invalid JSON",

@@ -10,12 +10,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ import pytest
 
 from durable_site import embedded
 from tests.browser.fixtures import _free_port
+from tests.conftest import temporary_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 # The machine's redis-server if it has one, else the Valkey server the project installs from pip.
@@ -192,16 +190,6 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [proc for proc in processes if running(proc)]
 
 
-@contextmanager
-def _temporary_folder() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="durable-stack-"))
-    folder.chmod(0o755)  # pgserver's own user must reach the private data folder
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _broker(folder: Path) -> tuple[str, PrivateRedis | None]:
     """A private Redis, so only this stack's worker takes its messages."""
     redis_server = PrivateRedis(folder)
@@ -222,7 +210,7 @@ def _postmaster(data_dir: Path) -> psutil.Process | None:
 
 def test_killed_parts_are_restarted_and_ctrl_c_ends_every_process() -> None:
     """Zero-config, as `make run` starts it: its own embedded PostgreSQL in its own data folder."""
-    with _temporary_folder() as folder:
+    with temporary_folder() as folder:
         broker_url, redis_server = _broker(folder)
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         stack = RunningStack(folder, {**env, "CELERY_BROKER_URL": broker_url})
@@ -281,7 +269,7 @@ def _unfinished(db: PrivatePostgres, arns: list[str]) -> int:
 
 
 def test_stack_survives_a_database_and_a_broker_outage(capsys: pytest.CaptureFixture[str]) -> None:
-    with _temporary_folder() as folder:
+    with temporary_folder() as folder:
         db = PrivatePostgres(folder)
         broker_url, redis_server = _broker(folder)
         env = {**os.environ, "DATABASE_URL": db.url, "CELERY_BROKER_URL": broker_url}

@@ -53,6 +53,32 @@ def zip_bytes(code: Any) -> bytes | None:
     return bytes(data)
 
 
+FIXED_TIME = (2026, 1, 1, 0, 0, 0)
+NOT_CODE = frozenset({"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache"})
+
+
+def zip_directory(root: Path) -> bytes:
+    """A local folder's files (its sub-folders too, less caches and version control) as
+    ``Code.ZipFile``: for quick work on a function, without zipping by hand."""
+    if not root.is_dir():
+        raise InvalidCode(f"{root} is not a directory.")
+    files = [path for path in sorted(root.rglob("*")) if path.is_file() and not NOT_CODE & set(path.parts)]
+    return zip_files(root, files)
+
+
+def zip_files(root: Path, files: list[Path]) -> bytes:
+    """``files`` (under ``root``) as a zip whose bytes depend only on their names, modes and
+    contents: the same sources give the same CodeSha256, and the workers keep their warm runtime
+    processes when nothing changed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            entry = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=FIXED_TIME)
+            entry.external_attr = (0o755 if os.access(path, os.X_OK) else 0o644) << 16
+            archive.writestr(entry, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 def check_zip(data: bytes) -> None:
     """Refuse what Lambda refuses, and anything that could write outside its own directory."""
     if len(data) > MAX_ZIPPED_BYTES:

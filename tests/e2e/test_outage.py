@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, wait_until, worker_argv
+from tests.conftest import ROOT, temporary_folder, wait_until, worker_argv
 
 OUTAGE_SECONDS = 5.0
 WAIT_SECONDS = 3  # the handler's wait comes due while the server is down
@@ -52,7 +52,12 @@ class PrivateServer:
 
 @pytest.fixture
 def private(tmp_path: Path) -> Iterator[tuple[PrivateServer, dict[str, str]]]:
-    server = PrivateServer(tmp_path / "pg")
+    with temporary_folder("durable-outage-") as folder:
+        yield from _private_server(folder, tmp_path)
+
+
+def _private_server(folder: Path, tmp_path: Path) -> Iterator[tuple[PrivateServer, dict[str, str]]]:
+    server = PrivateServer(folder / "pg")
     env = {
         **os.environ,
         "DATABASE_URL": server.url,
