@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from durable_site import terminal
-from tests.test_stack_supervisor import ROOT, RunningStack, _temporary_folder, _wait_for
+from tests.conftest import temporary_folder
+from tests.test_stack_supervisor import ROOT, RunningStack, _wait_for
 
 # Every demo the script starts waits for its end, so the supervisor has seen it in the history.
 DEMOS = """
@@ -61,7 +62,7 @@ def _run_demos(stack: RunningStack, *demos: str) -> None:
 
 
 def test_make_run_prints_one_line_per_start_end_and_fault_and_tags_handler_output() -> None:
-    with _temporary_folder() as folder:
+    with temporary_folder() as folder:
         stack = RunningStack(folder, _zero_config_env())
         try:
             _run_demos(stack, HELLO, KILL, TIMEOUT)
@@ -93,7 +94,7 @@ def test_make_run_prints_one_line_per_start_end_and_fault_and_tags_handler_outpu
 
 
 def test_verbose_brings_back_every_log_line() -> None:
-    with _temporary_folder() as folder:
+    with temporary_folder() as folder:
         stack = RunningStack(folder, _zero_config_env(DURABLE_VERBOSE="1"))
         try:
             _run_demos(stack, KILL)

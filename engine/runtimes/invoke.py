@@ -23,7 +23,7 @@ from engine.duties.claim import Ticket
 from engine.duties.tokens import function_arn
 from engine.duties.unit import utcnow
 from engine.runtimes import RUNTIMES, RuntimeUnavailable, code, settings
-from engine.runtimes.process import RuntimeFailure, RuntimeProcess, Timeout
+from engine.runtimes.process import RecordSink, RuntimeFailure, RuntimeProcess, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +48,48 @@ def invocation_event(ticket: Ticket) -> dict[str, Any]:
 
 def call_out_of_process(ticket: Ticket) -> Outcome:
     """Run the invocation in the function's runtime process; return (output, None) or (None, error)."""
-    fn = ticket.function
-    deadline = time.monotonic() + max(0.0, (ticket.deadline - utcnow()).total_seconds())
+    context = {
+        "awsRequestId": ticket.request_id,
+        "functionName": ticket.function["name"],
+        "deadlineMs": int(ticket.deadline.timestamp() * 1000),
+        "tenantId": None,
+    }
+    request = {"event": invocation_event(ticket), "context": context}
+    answer, error = _call(ticket.function, ticket.arn, ticket.deadline, request, _record)
+    return (None, error) if answer is None else _outcome(answer)
+
+
+def call_plain_out_of_process(
+    fn: dict[str, Any], payload: str | None, request_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    """A plain (non-durable) function's one call in its runtime process: the payload is the event,
+    and any JSON value the answer. Return (JSON result, None) or (None, error), as in the worker."""
+    try:
+        event = json.loads(payload) if payload else {}
+    except ValueError as exc:
+        return None, {"ErrorType": "InvalidRequestContentException", "ErrorMessage": f"Payload is not JSON: {exc}"}
+    ends = utcnow() + timedelta(seconds=float(fn["timeout"] or 3))
+    context = {"awsRequestId": request_id, "functionName": fn["name"], "deadlineMs": int(ends.timestamp() * 1000)}
+    # Its key is bound to the function's own ARN: a plain call reaches no durable execution.
+    answer, error = _call(fn, function_arn(fn["name"]), ends, {"event": event, "context": context})
+    if answer is None:
+        return None, error
+    if "output" in answer:
+        return json.dumps(answer["output"]), None
+    return None, _error_of(answer)
+
+
+def _call(
+    fn: dict[str, Any], arn: str, ends: datetime, request: dict[str, Any], on_record: RecordSink | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Send ``request`` to a runtime process of ``fn`` (its key bound to ``arn`` until shortly
+    after ``ends``, the Timeout); return (its answer, None), or (None, the error the call ends
+    with) if the process timed out, died, could not start, or was killed by an armed fault."""
+    deadline = time.monotonic() + max(0.0, (ends - utcnow()).total_seconds())
     child: RuntimeProcess | None = None
     try:
-        child = _acquire(fn, ticket.arn, ticket.deadline + KEY_GRACE, deadline)
-        context = {
-            "awsRequestId": ticket.request_id,
-            "functionName": fn["name"],
-            "deadlineMs": int(ticket.deadline.timestamp() * 1000),
-            "tenantId": None,
-        }
-        answer = child.invoke({"event": invocation_event(ticket), "context": context}, deadline, _log_line, _record)
-        return _outcome(answer)
+        child = _acquire(fn, arn, ends + KEY_GRACE, deadline)
+        return child.invoke(request, deadline, _log_line, on_record), None
     except FaultFired:
         _discard(child)  # killed where the fault was armed: in its step body, or before its result is sent
         return None, dict(FAULT_KILLED)
@@ -82,40 +111,6 @@ def call_out_of_process(ticket: Ticket) -> Outcome:
     except Exception:
         _discard(child)
         raise
-
-
-def call_plain_out_of_process(
-    fn: dict[str, Any], payload: str | None, request_id: str
-) -> tuple[str | None, dict[str, Any] | None]:
-    """A plain (non-durable) function's one call in its runtime process: the payload is the event,
-    and any JSON value the answer. Return (JSON result, None) or (None, error), as in the worker."""
-    try:
-        event = json.loads(payload) if payload else {}
-    except ValueError as exc:
-        return None, {"ErrorType": "InvalidRequestContentException", "ErrorMessage": f"Payload is not JSON: {exc}"}
-    timeout = float(fn["timeout"] or 3)
-    deadline = time.monotonic() + timeout
-    ends = utcnow() + timedelta(seconds=timeout)
-    child: RuntimeProcess | None = None
-    try:
-        # Its key is bound to the function's own ARN: a plain call reaches no durable execution.
-        child = _acquire(fn, function_arn(fn["name"]), ends + KEY_GRACE, deadline)
-        context = {"awsRequestId": request_id, "functionName": fn["name"], "deadlineMs": int(ends.timestamp() * 1000)}
-        answer = child.invoke({"event": event, "context": context}, deadline, _log_line)
-    except Timeout:
-        _discard(child)
-        return None, {"ErrorType": "Sandbox.Timedout", "ErrorMessage": f"Task timed out after {timeout:.2f} seconds"}
-    except RuntimeFailure as exc:
-        _discard(child)
-        return None, exc.error
-    except RuntimeUnavailable as exc:
-        return None, {"ErrorType": "Runtime.InvalidRuntime", "ErrorMessage": str(exc)}
-    except Exception:
-        _discard(child)
-        raise
-    if "output" in answer:
-        return json.dumps(answer["output"]), None
-    return None, _error_of(answer)
 
 
 def _outcome(answer: dict[str, Any]) -> Outcome:

@@ -210,20 +210,7 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
     from engine.contrib.django.models import Invocation
 
     lam = engine.client()
-    name = f"ts-kill-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="nodejs22.x",
-        Role="arn:aws:iam::123456789012:role/durable-lab",
-        Handler="app.handler",
-        Code={"ZipFile": zipped({"app.ts": NAPPER})},
-        Timeout=20,
-        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
-    )
-    pidfile = tmp_path / "pid"
-    payload = json.dumps({"pidfile": str(pidfile), "seconds": 3})
-    arn = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
-    killed = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60, message="the Node pid"))
+    arn, killed = _start_napper(lam, "ts-kill", tmp_path, seconds=3)
     assert "node" in Path(f"/proc/{killed}/cmdline").read_bytes().decode(errors="replace")
     time.sleep(1)  # well inside the step's 3 s body
     os.kill(killed, signal.SIGKILL)
@@ -246,6 +233,25 @@ def test_a_sigkilled_node_runtime_is_an_exit_error_and_the_execution_recovers(ts
     assert runs[0] == (1, "interrupted") and runs[-1] == (len(invocations), "succeeded"), runs
 
 
+def _start_napper(lam: Any, prefix: str, tmp_path: Path, seconds: int) -> tuple[str, int]:
+    """A new NAPPER function's execution, once its runtime process has said its pid."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs22.x",
+        Role="arn:aws:iam::123456789012:role/durable-lab",
+        Handler="app.handler",
+        Code={"ZipFile": zipped({"app.ts": NAPPER})},
+        Timeout=20,
+        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
+    )
+    pidfile = tmp_path / "pid"
+    payload = json.dumps({"pidfile": str(pidfile), "seconds": seconds})
+    arn = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60, message="the Node pid"))
+    return arn, pid
+
+
 def _body_runs(arn: str, step: str) -> list[tuple[int, str]]:
     from engine.contrib.django.models import BodyRun
 
@@ -263,20 +269,7 @@ def test_a_fault_armed_after_a_typescript_step_body_kills_its_runtime_before_the
     from engine.contrib.django.models import Fault, Invocation
 
     lam = engine.client()
-    name = f"ts-fault-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="nodejs22.x",
-        Role="arn:aws:iam::123456789012:role/durable-lab",
-        Handler="app.handler",
-        Code={"ZipFile": zipped({"app.ts": NAPPER})},
-        Timeout=20,
-        DurableConfig={"ExecutionTimeout": 120, "RetentionPeriodInDays": 1},
-    )
-    pidfile = tmp_path / "pid"
-    payload = json.dumps({"pidfile": str(pidfile), "seconds": 2})
-    arn = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload)["DurableExecutionArn"]
-    killed = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60, message="the Node pid"))
+    arn, killed = _start_napper(lam, "ts-fault", tmp_path, seconds=2)
     faults.arm(arn, "nap", "after_body", user="tester")  # while its 2 s body runs
 
     def ended() -> dict[str, Any] | None:
