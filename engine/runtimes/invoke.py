@@ -22,6 +22,7 @@ from engine import effects, journal
 from engine.duties.claim import Ticket
 from engine.duties.tokens import function_arn
 from engine.duties.unit import utcnow
+from engine.rows import BodyRunOutcome
 from engine.runtimes import RUNTIMES, RuntimeUnavailable, code, settings
 from engine.runtimes.process import RecordSink, RuntimeFailure, RuntimeProcess, Timeout
 
@@ -146,7 +147,8 @@ class FaultFired(Exception):
 
 # As a worker process killed by a fault is recorded (engine.duties.sweep.LOST_ERRORS).
 FAULT_KILLED = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"}
-OUTCOMES = ("succeeded", "failed")
+# A body the runtime saw end: it returned or raised (one that did not end is interrupted).
+ENDED = frozenset({BodyRunOutcome.SUCCEEDED, BodyRunOutcome.FAILED})
 
 
 def _record(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,7 +168,7 @@ def _record(record: dict[str, Any]) -> dict[str, Any] | None:
     attempt, outcome = record.get("attempt"), record.get("outcome")
     if kind == "body_start" and isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
         fault = current.body_started(op_id, name, attempt)
-    elif kind == "body_end" and outcome in OUTCOMES:
+    elif kind == "body_end" and outcome in ENDED:
         fault = current.body_ended(op_id, name, str(outcome))
     else:
         return None
