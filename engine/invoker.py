@@ -323,16 +323,19 @@ def call_plain_handler(
 ) -> tuple[str | None, dict[str, Any] | None]:
     """Call a plain (non-durable) function once, in the worker or (with its own code) in its
     runtime process; return (JSON result, None) or (None, error)."""
+    try:
+        event = json.loads(payload) if payload else {}
+    except ValueError as exc:
+        return None, error_object(exc)
     if fn.get("code_sha256"):
         from engine.runtimes.invoke import call_plain_out_of_process
 
-        return call_plain_out_of_process(fn, payload, request_id or str(uuid.uuid4()))
+        return call_plain_out_of_process(fn, event, request_id or str(uuid.uuid4()))
     try:
         handler = load_function_handler(fn)
     except HandlerLoadError as exc:  # a function error for Lambda too: an event is retried, then dead-lettered
         return None, exc.error
     try:
-        event = json.loads(payload) if payload else {}
         with function_environment(fn["environment"] or {}, fn["name"], fn["timeout"]):
             return json.dumps(handler(event, context)), None
     except Exception as exc:  # the function's own error: what Lambda reports as FunctionError

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine import effects, journal
 from engine.duties.claim import Ticket
+from engine.duties.sweep import LOST_ERRORS
 from engine.duties.tokens import function_arn
 from engine.duties.unit import utcnow
 from engine.rows import BodyRunOutcome
@@ -61,14 +62,10 @@ def call_out_of_process(ticket: Ticket) -> Outcome:
 
 
 def call_plain_out_of_process(
-    fn: dict[str, Any], payload: str | None, request_id: str
+    fn: dict[str, Any], event: Any, request_id: str
 ) -> tuple[str | None, dict[str, Any] | None]:
-    """A plain (non-durable) function's one call in its runtime process: the payload is the event,
-    and any JSON value the answer. Return (JSON result, None) or (None, error), as in the worker."""
-    try:
-        event = json.loads(payload) if payload else {}
-    except ValueError as exc:
-        return None, {"ErrorType": "InvalidRequestContentException", "ErrorMessage": f"Payload is not JSON: {exc}"}
+    """A plain (non-durable) function's one call in its runtime process: any JSON value is its
+    answer. Return (JSON result, None) or (None, error), as in the worker."""
     ends = utcnow() + timedelta(seconds=float(fn["timeout"] or 3))
     context = {"awsRequestId": request_id, "functionName": fn["name"], "deadlineMs": int(ends.timestamp() * 1000)}
     # Its key is bound to the function's own ARN: a plain call reaches no durable execution.
@@ -93,7 +90,7 @@ def _call(
         return child.invoke(request, deadline, _log_line, on_record), None
     except FaultFired:
         _discard(child)  # killed where the fault was armed: in its step body, or before its result is sent
-        return None, dict(FAULT_KILLED)
+        return None, dict(LOST_ERRORS["killed"])  # as a worker process killed by a fault is recorded
     except Timeout:
         _discard(child)
         current = journal.current()
@@ -145,8 +142,6 @@ class FaultFired(Exception):
     """An armed fault is due where the runtime's step body is: the runtime process is killed."""
 
 
-# As a worker process killed by a fault is recorded (engine.duties.sweep.LOST_ERRORS).
-FAULT_KILLED = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "Invocation was killed by fault injection"}
 # A body the runtime saw end: it returned or raised (one that did not end is interrupted).
 ENDED = frozenset({BodyRunOutcome.SUCCEEDED, BodyRunOutcome.FAILED})
 
