@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 import engine
 from engine import faults, journal
 from tests.engine import support
@@ -73,8 +75,16 @@ def test_a_signal_is_trusted_once_it_is_older_than_a_file_time_tick(tmp_path: Pa
 
 
 def test_an_unchanged_signal_is_only_looked_at(
-    client: engine.LambdaClient, functions: Register, recorder: Recorder
+    client: engine.LambdaClient,
+    functions: Register,
+    recorder: Recorder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A folder of this test's own: the worker's control-channel listener touches the shared
+    # signal file when it hears of a fault armed, at a moment of its choosing, which would
+    # make the "unchanged" signal below change.
+    monkeypatch.setenv("DURABLE_DATA_DIR", str(tmp_path))
     with running_journal(client, functions, recorder) as (arn, running, signal):
         faults.arm(arn, "A", "body_start")
         old = time.time_ns() - 10**9
