@@ -195,6 +195,33 @@ def apply_batch(
     return change
 
 
+_STEP_ENDINGS = frozenset({"SUCCEED", "FAIL", "RETRY"})
+
+
+def may_be_lost_in_a_crash(updates: list[dict[str, Any]]) -> bool:
+    """Whether a batch may be committed without waiting for the disk (PostgreSQL's asynchronous
+    commit), so that a database crash soon after it may lose it: a batch that only ends steps, and
+    starts none but those it ends.
+
+    Losing such a batch is the same as the handler's process dying just before sending it, which
+    each step's semantics already answer for: an at-least-once step's body runs again; an
+    at-most-once step is seen started but not ended, interrupted, and goes to its retry strategy.
+    A crash loses only a tail of such batches, since each durable commit makes every earlier one
+    durable too, and everything that must not be lost is such a commit: a step START sent alone
+    (an at-most-once step's, before its body runs), a callback id handed out, a wait, a chained
+    invoke, a child context, the execution's end.
+    """
+    started: set[str] = set()
+    for update in updates:
+        if update["Type"] != "STEP":
+            return False
+        if update["Action"] == "START":
+            started.add(update["Id"])
+        else:  # validate_batch allows only SUCCEED, FAIL or RETRY here
+            started.discard(update["Id"])
+    return bool(updates) and not started
+
+
 def _copy(op: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A deep copy of a JSON document; orjson's round trip is several times faster than the stdlib's."""
     if op is None:

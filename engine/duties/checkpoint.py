@@ -9,6 +9,7 @@ UPDATE. Guard missed: read again, decide again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -101,7 +102,8 @@ def _checkpoint(
         token_out, delta, execution = _checkpoint_in_transaction(snapshot, change, len(updates), now)
         _remember(cache, execution if token_out is not None else None, delta, change)
         return token_out, delta
-    execution, timers_due = _checkpoint_in_one_statement(snapshot, change, len(updates), now)
+    durable = not (asynchronous_commit_allowed() and machine.may_be_lost_in_a_crash(updates))
+    execution, timers_due = _checkpoint_in_one_statement(snapshot, change, len(updates), now, durable)
     delta = list(({op["Id"]: op for op in snapshot.unseen} | {op["Id"]: op for op in change.changed_ops}).values())
     _remember(cache, execution, delta, change)
     if not timers_due:
@@ -139,11 +141,18 @@ def _read_snapshot(arn: str, updates: list[dict[str, Any]], now: datetime) -> Ch
     return CheckpointSnapshot(execution, ops, row["unseen_ops"], row["timers_due"])
 
 
+def asynchronous_commit_allowed() -> bool:
+    """``DURABLE_ASYNC_COMMIT`` (on unless ``off``): may a batch that a database crash may lose
+    (``machine.may_be_lost_in_a_crash``) be committed without waiting for the disk?"""
+    return os.environ.get("DURABLE_ASYNC_COMMIT", "on").lower() not in {"off", "0", "false", "no"}
+
+
 def _checkpoint_in_one_statement(
-    snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime
+    snapshot: CheckpointSnapshot, change: Transition, updates: int, now: datetime, durable: bool
 ) -> tuple[ExecutionRow, bool]:
     """Nothing but this batch to write: one statement, guarded by the sequence numbers the
-    snapshot has. Return the execution as written and whether some timer of it is due."""
+    snapshot has, committed without waiting for the disk unless ``durable``. Return the
+    execution as written and whether some timer of it is due."""
     seen = snapshot.execution
     guard = sequence_guard(seen)
     execution = seen.copy()
@@ -151,7 +160,14 @@ def _checkpoint_in_one_statement(
     add_to_counters(execution, checkpoints=1, updates=updates)
     with db.connection() as conn:  # one statement: its own transaction
         written, timers_due = write_change(
-            conn, execution, change, now, invocation_seq=execution["invocation_seq"], mark_seen=True, guard=guard
+            conn,
+            execution,
+            change,
+            now,
+            invocation_seq=execution["invocation_seq"],
+            mark_seen=True,
+            guard=guard,
+            durable=durable,
         )
     if not written:
         raise ExecutionChanged

@@ -50,6 +50,8 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM set_timers WHERE due_at < %(now)s + %(hor
 -- still as the invocation last saw it (token, op and event sequence numbers), still RUNNING,
 -- not finishing, and still running an invocation. The scheduler holds back the invocation's
 -- own timers for RUNNING_GRACE, no longer than it ever sleeps, so those need no NOTIFY.
+-- Unless durable, the statement's own transaction commits without waiting for the WAL flush
+-- (set_config's local setting lasts until that commit, so the session keeps its own).
 WITH guarded_execution AS (
     UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
         token_seq = %(token_seq)s, counters = %(counters)s
@@ -85,7 +87,8 @@ set_timers AS (
     WHERE EXISTS (SELECT 1 FROM guarded_execution)
     ON CONFLICT (execution_id, kind, op_id) DO UPDATE SET due_at = EXCLUDED.due_at
     RETURNING kind, due_at)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM set_timers WHERE due_at < %(now)s + %(horizon)s
+SELECT CASE WHEN NOT %(durable)s THEN set_config('synchronous_commit', 'off', true) END AS commit_mode,
+    CASE WHEN EXISTS (SELECT 1 FROM set_timers WHERE due_at < %(now)s + %(horizon)s
             AND kind <> ALL(ARRAY['wait', 'retry', 'callback_timeout', 'callback_heartbeat']))
         THEN pg_notify('durable_timers', %(id)s::text) END AS notified,
     EXISTS (SELECT 1 FROM guarded_execution) AS written,

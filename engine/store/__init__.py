@@ -143,6 +143,7 @@ class Store(Protocol):
         mark_seen: bool,
         guard: Mapping[str, Any] | None = None,
         wake: str | None = None,
+        durable: bool = True,
     ) -> tuple[Sequences, bool, bool]: ...
     def end_invocation_guarded(
         self,

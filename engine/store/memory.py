@@ -726,6 +726,7 @@ class MemoryStore:
         mark_seen: bool,
         guard: Mapping[str, Any] | None = None,
         wake: str | None = None,
+        durable: bool = True,
     ) -> tuple[Sequences, bool, bool]:
         database = conn.database
         with database.lock:

@@ -394,6 +394,7 @@ def write_transition(
     mark_seen: bool,
     guard: Mapping[str, Any] | None = None,
     wake: str | None = None,
+    durable: bool = True,
 ) -> tuple[Sequences, bool, bool]:
     """Write a state-machine transition in one statement: operations, history (recorded as
     ``invocation_seq``'s, or the service's for None), timers and the execution row's counters.
@@ -408,8 +409,11 @@ def write_transition(
     then needs no lock taken beforehand. With ``wake`` (a reason) the writer is the service, not
     an invocation: the guard also holds ``invocation_seq`` and ``running`` as the writer read
     them, and the execution is marked to be invoked for that reason (dispatched now unless an
-    invocation is running). Return (the new sequences, written, some timer of the execution is due).
+    invocation is running). Without ``durable`` (a guarded write only) the statement's commit does
+    not wait for the disk: a database crash soon after may lose it. Return (the new sequences,
+    written, some timer of the execution is due).
     """
+    assert durable or guard is not None, "only an invocation's guarded write may skip the disk"
     op_records, event_records, sequences = numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
@@ -433,6 +437,7 @@ def write_transition(
             "counters": Jsonb(execution["counters"]),
             "horizon": SCHEDULER_LOOKS_EVERY,
             "wake": wake,
+            "durable": durable,
             **{f"guard_{key}": value for key, value in (guard or {}).items()},
         },
     ).fetchone()

@@ -776,3 +776,41 @@ def test_an_empty_batch_changes_nothing() -> None:
 )
 def test_has_pending_work_knows_what_the_service_owes(op_type: str, status: str, pending: bool) -> None:
     assert machine.has_pending_work([{"Id": "a", "Type": op_type, "Status": status}]) is pending
+
+
+# --- which batches a database crash may lose (asynchronous commit) ----------------------------
+
+
+def _update(op_type: str, action: str, op_id: str = "a") -> Doc:
+    return {"Id": op_id, "Type": op_type, "Action": action}
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [_update("STEP", "START"), _update("STEP", "SUCCEED")],  # an at-least-once step, start to end
+        [_update("STEP", "SUCCEED")],
+        [_update("STEP", "FAIL")],
+        [_update("STEP", "RETRY")],
+        [_update("STEP", "SUCCEED", "a"), _update("STEP", "START", "b"), _update("STEP", "FAIL", "b")],
+    ],
+)
+def test_a_batch_that_only_ends_steps_may_be_lost_in_a_crash(batch: list[Doc]) -> None:
+    assert machine.may_be_lost_in_a_crash(batch)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [],  # nothing to lose, and nothing gained
+        [_update("STEP", "START")],  # an at-most-once step's START, before its body runs
+        [_update("STEP", "SUCCEED", "a"), _update("STEP", "START", "b")],
+        [_update("CALLBACK", "START")],  # a callback id handed out
+        [_update("WAIT", "START")],
+        [_update("CHAINED_INVOKE", "START")],
+        [_update("CONTEXT", "START"), _update("STEP", "START", "b"), _update("STEP", "SUCCEED", "b")],
+        [_update("STEP", "SUCCEED"), _update("EXECUTION", "SUCCEED", "x")],  # the execution's end
+    ],
+)
+def test_a_batch_that_starts_or_hands_out_anything_must_reach_the_disk(batch: list[Doc]) -> None:
+    assert not machine.may_be_lost_in_a_crash(batch)

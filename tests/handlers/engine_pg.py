@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
-from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
+from aws_durable_execution_sdk_python.config import CallbackConfig, Duration, StepConfig, StepSemantics
 from aws_durable_execution_sdk_python.exceptions import CallbackError, InvokeError
+from aws_durable_execution_sdk_python.retries import JitterStrategy, RetryStrategyConfig, create_retry_strategy
+from aws_durable_execution_sdk_python.types import StepContext
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
 
@@ -114,3 +118,54 @@ def poller(event: dict[str, Any], context: DurableContext) -> dict[str, int]:
 
     config = WaitForConditionConfig(wait_strategy=strategy, initial_state={"n": 0})
     return context.wait_for_condition(lambda state, ctx: {"n": state["n"] + 1}, config, name="poll")
+
+
+# --- a database crash in the middle of a run (tests/e2e/test_database_crash.py) ---------------
+
+
+def _ledger(event: dict[str, Any], line: str) -> None:
+    """Write down a body's run in a file: outside the database, which a crash cannot take back."""
+    with open(event["ledger"], "a", encoding="utf-8") as ledger:
+        ledger.write(line + "\n")
+
+
+def _crash_database_once(event: dict[str, Any], name: str) -> None:
+    """SIGQUIT the database's postmaster (an immediate shutdown: what its WAL buffers hold and no
+    disk has is lost, as in a crash) the first time the body ``name`` runs; wait until it is gone."""
+    marker = Path(f"{event['ledger']}.{name}")
+    if marker.exists():
+        return
+    marker.touch()
+    pid = int(Path(event["postmaster_pid_file"]).read_text().split()[0])
+    os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+@durable_execution
+def crash_mid_run(event: dict[str, Any], context: DurableContext) -> str:
+    """Two database crashes: one right after three at-least-once steps (the last one's end at
+    least was never flushed to disk), one in an at-most-once step's body (its START was)."""
+    for i in range(3):
+        context.step(lambda _, i=i: _ledger(event, f"before-{i}"), name=f"before-{i}")
+    _crash_database_once(event, "between-steps")  # handler code: it runs again on each replay
+
+    def charge(step: StepContext) -> str:
+        _ledger(event, f"charge attempt {step.attempt}")
+        _crash_database_once(event, "in-charge")
+        return "charged"
+
+    once = StepConfig(
+        step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
+        retry_strategy=create_retry_strategy(
+            RetryStrategyConfig(
+                max_attempts=3, initial_delay=Duration.from_seconds(1), jitter_strategy=JitterStrategy.NONE
+            )
+        ),
+    )
+    return context.step(charge, name="charge", config=once)
