@@ -161,7 +161,8 @@ class Execution(EngineRow):
 
 
 class Operation(EngineRow):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="operations")
+    # No index of its own: the unique (execution, op_id) one serves (migration 0013).
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="operations", db_index=False)
     op_id = models.CharField(max_length=64)
     ordinal = models.PositiveIntegerField()
     parent_id = models.CharField(max_length=64, null=True)
@@ -173,7 +174,7 @@ class Operation(EngineRow):
     touch_seq = models.BigIntegerField(default=0)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True)
-    callback_id = models.CharField(max_length=128, null=True, unique=True)
+    callback_id = models.CharField(max_length=128, null=True, unique=True)  # among callbacks (migration 0013)
     doc = models.JSONField()
     # A chained invoke's outcome that arrived while an invocation ran, applied when it ends.
     deferred_outcome = models.JSONField(null=True)
@@ -186,12 +187,17 @@ class Operation(EngineRow):
         ]
         indexes = [
             models.Index(fields=["execution", "ordinal"], name="durable_op_ordinal"),
-            models.Index(fields=["type", "status"], name="durable_op_type_status"),
+            models.Index(
+                fields=["execution"],
+                name="durable_op_open_callbacks",
+                condition=models.Q(type="CALLBACK", status="STARTED"),
+            ),
         ]
 
 
 class Event(EngineRow):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the unique (execution, event_id) one serves (migration 0013).
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events", db_index=False)
     event_id = models.PositiveIntegerField()
     event_type = models.CharField(max_length=32)
     timestamp = models.DateTimeField()
