@@ -31,6 +31,7 @@ from bench import (
 )
 from bench.context import BenchContext
 from bench.harness import ROOT, BenchDatabase, Stack, StatementCounter, fsync_probe
+from engine.duties.checkpoint import asynchronous_commit_allowed
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
@@ -222,6 +223,8 @@ def run(*, quick: bool, json_path: Path | None, out: TextIO, only: frozenset[str
             "quick": quick,
             "only": sorted(only),
             "fsync_probe": fsync_probe(ROOT / ".data"),
+            # Checkpoints that only end steps commit without waiting for the disk (B1, B7, B10).
+            "async_step_ends": asynchronous_commit_allowed(),
         }
         run_in_process(ctx)
         run_on_stack(ctx, broker)
@@ -254,7 +257,8 @@ def write(ctx: BenchContext, meta: dict[str, Any], json_path: Path | None) -> di
     ctx.out.write("\n" + report.table(rows, ctx.skipped) + "\n")
     ctx.out.write(
         f"\n{meta['date']} · {meta['machine']['cpus']} CPUs {meta['machine']['cpu']} · "
-        f"fsync {meta['fsync_probe']['mean_us']:.0f} µs · {meta['duration_s']} s · "
+        f"fsync {meta['fsync_probe']['mean_us']:.0f} µs · "
+        f"asynchronous step ends {'on' if meta.get('async_step_ends') else 'off'} · {meta['duration_s']} s · "
         f"written {', '.join(map(str, written)) or 'nothing'}\n"
     )
     return document
