@@ -105,3 +105,17 @@ def query(url: str, sql: str, *params: Any) -> Any:
     with psycopg.connect(url, connect_timeout=3) as conn:
         row = conn.execute(sql, params).fetchone()
     return row[0] if row else None
+
+
+def run_script(script: str, *args: str, env: dict[str, str], cwd: Path) -> str:
+    """Run a Python ``script`` with Django set up, against the private server; return its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django\ndjango.setup()\n{script}", *args],
+        cwd=cwd,
+        env={**env, "DJANGO_SETTINGS_MODULE": "durable_site.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout

@@ -17,7 +17,6 @@ flushes an asynchronous one: the loss is certain, not a matter of timing.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,11 +24,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, wait_until, worker_argv
-from tests.e2e.private_server import PrivateServer, private_server, query, spawn, stop
+from tests.e2e.private_server import PrivateServer, private_server, query, run_script, spawn, stop
 
 START_SCRIPT = """
-import json, sys, django
-django.setup()
+import sys
 import engine
 client = engine.client()
 client.create_function(FunctionName="crash", Handler="tests.handlers.engine_pg.crash_mid_run", Timeout=60,
@@ -39,8 +37,7 @@ print(answer["DurableExecutionArn"])
 """
 
 VIOLATIONS_SCRIPT = """
-import sys, django
-django.setup()
+import sys
 from engine import invariants, timeline
 print("\\n".join(invariants.violations(timeline.execution_timeline(sys.argv[1]))))
 """
@@ -65,16 +62,7 @@ def test_a_database_crash_loses_only_step_ends_and_breaks_no_promise(tmp_path: P
         try:
             wait_until(lambda: "ready." in (tmp_path / "worker.log").read_text(errors="replace"), timeout=60)
             payload = {"ledger": str(ledger), "postmaster_pid_file": str(server.postmaster_pid_file)}
-            started = subprocess.run(
-                [sys.executable, "-c", START_SCRIPT, json.dumps(payload)],
-                cwd=tmp_path,
-                env={**env, "DJANGO_SETTINGS_MODULE": "durable_site.settings"},
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
-            arn = started.stdout.strip().splitlines()[-1]
+            arn = run_script(START_SCRIPT, json.dumps(payload), env=env, cwd=tmp_path).strip().splitlines()[-1]
             _restart_after_crash(server, Path(f"{ledger}.between-steps"))
             _restart_after_crash(server, Path(f"{ledger}.in-charge"))
             wait_until(
@@ -102,13 +90,5 @@ def test_a_database_crash_loses_only_step_ends_and_breaks_no_promise(tmp_path: P
         )
         assert history.count("StepSucceeded:before-2") == 1, history
         # The pages tell what happened: both crashed invocations, each body run where it ran.
-        checked = subprocess.run(
-            [sys.executable, "-c", VIOLATIONS_SCRIPT, arn],
-            cwd=ROOT,
-            env={**env, "DJANGO_SETTINGS_MODULE": "durable_site.settings"},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        assert checked.stdout.strip() == "", checked.stdout
+        found = run_script(VIOLATIONS_SCRIPT, arn, env=env, cwd=ROOT).strip()
+        assert found == "", found

@@ -8,7 +8,6 @@ nobody else's database.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, wait_until, worker_argv
-from tests.e2e.private_server import PrivateServer, private_server, query, spawn, stop
+from tests.e2e.private_server import PrivateServer, private_server, query, run_script, spawn, stop
 
 OUTAGE_SECONDS = 5.0
 WAIT_SECONDS = 3  # the handler's wait comes due while the server is down
@@ -30,8 +29,7 @@ def private(tmp_path: Path) -> Iterator[tuple[PrivateServer, dict[str, str]]]:
 
 
 START_SCRIPT = """
-import json, sys, django
-django.setup()
+import json, sys
 import engine
 client = engine.client()
 client.create_function(FunctionName="outage", Handler="tests.handlers.engine_pg.long_wait", Timeout=30,
@@ -54,19 +52,7 @@ def test_the_scheduler_and_worker_wait_out_a_database_outage(
     )
     try:
         wait_until(lambda: "ready." in worker_log.read_text(errors="replace"), timeout=60, message="the worker")
-        arn = (
-            subprocess.run(
-                [sys.executable, "-c", START_SCRIPT, str(WAIT_SECONDS)],
-                cwd=tmp_path,
-                env={**env, "DJANGO_SETTINGS_MODULE": "durable_site.settings"},
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        arn = run_script(START_SCRIPT, str(WAIT_SECONDS), env=env, cwd=tmp_path).strip().splitlines()[-1]
         wait_until(
             lambda: query(server.url, "SELECT count(*) FROM durable_timer WHERE kind = 'wait'") == 1,
             timeout=60,
