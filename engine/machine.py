@@ -200,19 +200,21 @@ _STEP_ENDINGS = frozenset({"SUCCEED", "FAIL", "RETRY"})
 
 def may_be_lost_in_a_crash(updates: list[dict[str, Any]]) -> bool:
     """Whether a batch may be committed without waiting for the disk (PostgreSQL's asynchronous
-    commit), so that a database crash soon after it may lose it: a batch that only ends steps, and
-    starts none but those it ends.
+    commit), so that a database crash soon after may lose it: a batch of step ends and child
+    contexts that starts no step it does not also end.
 
     Losing such a batch is the same as the handler's process dying just before sending it, which
     each step's semantics already answer for: an at-least-once step's body runs again; an
-    at-most-once step is seen started but not ended, interrupted, and goes to its retry strategy.
-    A crash loses only a tail of such batches, since each durable commit makes every earlier one
-    durable too, and everything that must not be lost is such a commit: a step START sent alone
-    (an at-most-once step's, before its body runs), a callback id handed out, a wait, a chained
-    invoke, a child context, the execution's end.
+    at-most-once step is seen started but not ended, interrupted, and goes to its retry strategy;
+    a child context runs again from its own checkpoints. A crash loses only a tail of such
+    batches, since each durable commit makes every earlier one durable too, and everything that
+    must not be lost is such a commit: a step START sent alone (an at-most-once step's, before
+    its body runs), a callback id handed out, a wait, a chained invoke, the execution's end.
     """
     started: set[str] = set()
     for update in updates:
+        if update["Type"] == "CONTEXT":
+            continue
         if update["Type"] != "STEP":
             return False
         if update["Action"] == "START":

@@ -793,9 +793,12 @@ def _update(op_type: str, action: str, op_id: str = "a") -> Doc:
         [_update("STEP", "FAIL")],
         [_update("STEP", "RETRY")],
         [_update("STEP", "SUCCEED", "a"), _update("STEP", "START", "b"), _update("STEP", "FAIL", "b")],
+        [_update("CONTEXT", "START"), _update("STEP", "START", "b"), _update("STEP", "SUCCEED", "b")],
+        [_update("STEP", "SUCCEED", "b"), _update("CONTEXT", "SUCCEED")],  # a child context's result
+        [_update("CONTEXT", "FAIL")],
     ],
 )
-def test_a_batch_that_only_ends_steps_may_be_lost_in_a_crash(batch: list[Doc]) -> None:
+def test_a_batch_of_step_ends_and_child_contexts_may_be_lost_in_a_crash(batch: list[Doc]) -> None:
     assert machine.may_be_lost_in_a_crash(batch)
 
 
@@ -808,7 +811,8 @@ def test_a_batch_that_only_ends_steps_may_be_lost_in_a_crash(batch: list[Doc]) -
         [_update("CALLBACK", "START")],  # a callback id handed out
         [_update("WAIT", "START")],
         [_update("CHAINED_INVOKE", "START")],
-        [_update("CONTEXT", "START"), _update("STEP", "START", "b"), _update("STEP", "SUCCEED", "b")],
+        [_update("CONTEXT", "START"), _update("STEP", "START", "b")],
+        [_update("CONTEXT", "START"), _update("CALLBACK", "START", "b")],  # wait_for_callback's
         [_update("STEP", "SUCCEED"), _update("EXECUTION", "SUCCEED", "x")],  # the execution's end
     ],
 )
