@@ -409,11 +409,11 @@ def write_transition(
     then needs no lock taken beforehand. With ``wake`` (a reason) the writer is the service, not
     an invocation: the guard also holds ``invocation_seq`` and ``running`` as the writer read
     them, and the execution is marked to be invoked for that reason (dispatched now unless an
-    invocation is running). Without ``durable`` (a guarded write only) the statement's commit does
+    invocation is running). Without ``durable`` (an invocation's guarded write only) the commit does
     not wait for the disk: a database crash soon after may lose it. Return (the new sequences,
     written, some timer of the execution is due).
     """
-    assert durable or guard is not None, "only an invocation's guarded write may skip the disk"
+    assert durable or (guard is not None and wake is None), "only an invocation's guarded write may skip the disk"
     op_records, event_records, sequences = numbered(execution, ops, ((e, None) for e in events), mark_seen=mark_seen)
     set_keys = {(kind, op_id) for kind, op_id, _ in timers}
     row = conn.execute(
