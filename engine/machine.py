@@ -195,9 +195,6 @@ def apply_batch(
     return change
 
 
-_STEP_ENDINGS = frozenset({"SUCCEED", "FAIL", "RETRY"})
-
-
 def may_be_lost_in_a_crash(updates: list[dict[str, Any]]) -> bool:
     """Whether a batch may be committed without waiting for the disk (PostgreSQL's asynchronous
     commit), so that a database crash soon after may lose it: a batch of step ends and child

@@ -131,7 +131,7 @@ def _ledger(event: dict[str, Any], line: str) -> None:
 
 def _crash_database_once(event: dict[str, Any], name: str) -> None:
     """SIGQUIT the database's postmaster (an immediate shutdown: what its WAL buffers hold and no
-    disk has is lost, as in a crash) the first time the body ``name`` runs; wait until it is gone."""
+    disk has is lost, as in a crash) the first time the code named ``name`` runs; wait until it is gone."""
     marker = Path(f"{event['ledger']}.{name}")
     if marker.exists():
         return
