@@ -1,6 +1,6 @@
 """Scenarios that take the duties through every path a handler can: steps, retries, waits,
-callbacks (answered and timed out), a stop, the execution's deadline, child contexts and
-parallel branches. Each runs the real SDK handler in this process against whichever store is in
+callbacks (answered and timed out), a stop, the execution's deadline, child contexts, parallel
+branches and a chained invoke answered while its caller runs. Each runs the real SDK handler in this process against whichever store is in
 use, moving a fake clock instead of waiting, and returns the ARN of what it started.
 
 The unit tests (``unit_tests/test_duties.py``) run them on the memory store and check what a
@@ -38,12 +38,17 @@ class InlineDispatcher:
     def __init__(self) -> None:
         self.owed: list[int] = []
         self.plain: list[PlainCall] = []
+        # Plain functions answer at once, inside the invocation that called them, instead of queueing.
+        self.answer_plain_at_once = False
 
     def invoke(self, execution_id: int, timeout: float) -> None:
         self.owed.append(execution_id)
 
     def call_plain(self, call: PlainCall) -> None:
-        self.plain.append(call)
+        if self.answer_plain_at_once:
+            invoker.call_plain_function(call)
+        else:
+            self.plain.append(call)
 
 
 @contextmanager
@@ -193,6 +198,20 @@ def child_step_and_wait(run: Driver) -> str:
     return arn
 
 
+def chained_invoke_answered_while_running(run: Driver) -> str:
+    """The target answers before the parent's invocation has ended: its outcome waits on the
+    operation until that invocation ends."""
+    target = f"plain-echo{run.suffix}"
+    run.client.create_function(FunctionName=target, Handler="unit_tests.handlers.plain_echo", Timeout=5)
+    run.dispatcher.answer_plain_at_once = True
+    try:
+        arn = run.start(run.register("invoker", "unit_tests.handlers.invokes_target"), {"target": target})
+        run.run_owed()
+    finally:
+        run.dispatcher.answer_plain_at_once = False
+    return arn
+
+
 SCENARIOS: dict[str, Scenario] = {
     "step_wait_step": step_wait_step,
     "retry_then_succeed": retry_then_succeed,
@@ -203,6 +222,7 @@ SCENARIOS: dict[str, Scenario] = {
     "stopped_while_waiting": stopped_while_waiting,
     "execution_deadline": execution_deadline,
     "child_step_and_wait": child_step_and_wait,
+    "chained_invoke_answered_while_running": chained_invoke_answered_while_running,
 }
 
 

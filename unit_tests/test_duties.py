@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from engine import db, invoker
+from engine import db
 from engine.duties.checkpoint import checkpoint
 from engine.duties.tokens import make_token
 from engine.duties.unit import ATTEMPTS, ExecutionChanged, ExecutionContended, optimistically
 from engine.errors import InvalidCheckpointTokenError
 from engine.store import memory, store
-from unit_tests.scenarios import SCENARIOS, Driver
+from unit_tests.scenarios import SCENARIOS, Driver, chained_invoke_answered_while_running
 
 
 def _invocations(database: memory.MemoryDatabase, arn: str) -> list[dict[str, Any]]:
@@ -151,16 +151,12 @@ def test_what_the_store_returns_is_the_callers_to_change(run: Driver) -> None:
 
 
 def test_a_chained_invoke_that_ends_while_its_parent_runs_is_closed_when_that_invocation_ends(
-    run: Driver, database: memory.MemoryDatabase, monkeypatch: pytest.MonkeyPatch
+    run: Driver, database: memory.MemoryDatabase
 ) -> None:
     """The target answers before the parent's invocation has ended (here: at once, as the
     checkpoint that started it commits). Its outcome waits on the operation: the history reads
     the invocation's end first, as AWS's does, and the next invocation sees the result."""
-    target = f"plain-echo{run.suffix}"
-    run.client.create_function(FunctionName=target, Handler="unit_tests.handlers.plain_echo", Timeout=5)
-    monkeypatch.setattr(run.dispatcher, "call_plain", invoker.call_plain_function)
-    arn = run.start(run.register("invoker", "unit_tests.handlers.invokes_target"), {"target": target})
-    assert run.run_owed() == 2
+    arn = chained_invoke_answered_while_running(run)
     assert run.history(arn) == [
         "ExecutionStarted",
         "ChainedInvokeStarted",

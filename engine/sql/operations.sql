@@ -35,8 +35,10 @@ WHERE execution_id = %(execution_id)s AND op_id = %(op_id)s
 
 -- name: take_deferred_outcomes
 -- The outcomes kept for an execution's operations, cleared as they are read, in first-seen order.
+-- Read before the UPDATE: its RETURNING would give the cleared value.
 WITH taken AS (
-    UPDATE durable_operation SET deferred_outcome = NULL
-    WHERE execution_id = %(execution_id)s AND deferred_outcome IS NOT NULL
-    RETURNING ordinal, doc, deferred_outcome)
+    SELECT id, ordinal, doc, deferred_outcome FROM durable_operation
+    WHERE execution_id = %(execution_id)s AND deferred_outcome IS NOT NULL),
+cleared AS (
+    UPDATE durable_operation SET deferred_outcome = NULL WHERE id IN (SELECT id FROM taken))
 SELECT doc, deferred_outcome FROM taken ORDER BY ordinal
