@@ -73,9 +73,9 @@ run: install
 status:
 	@cat $${DURABLE_DATA_DIR:-.data}/run.json 2>/dev/null || echo "no make run has started here yet"
 
-## test: set up and run the whole test suite
+## test: set up and run the whole test suite (PYTEST_ARGS="tests/engine -x": a part of it, pytest options)
 test: install-dev browser
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The web part alone, as `make run` starts it (durable_up.web_command).
 web: install
