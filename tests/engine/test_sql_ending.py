@@ -147,8 +147,10 @@ def claimed() -> Iterator[dict[str, Any]]:
         )
         execution.update(sequences.columns())
     yield execution
+    # Gone, not just stopped: its invocation, dispatched an hour ahead, would otherwise be the
+    # latest message the workers took, and the re-dispatcher would presume every queued one lost.
     with db.transaction() as conn:
-        store.update_execution(conn, execution["id"], status="STOPPED", running=False)
+        store.purge_executions(conn, [execution["id"]])
 
 
 def _end(execution: dict[str, Any], *, finished: bool, fired: list[str], guard: dict[str, int] | None = None):
