@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import statistics
 import threading
 import time
@@ -311,7 +312,10 @@ def b3(live: Live, clients: int = 50, phase_s: float = 4.0) -> None:
             "CREATE TABLE IF NOT EXISTS bench_start (id bigserial PRIMARY KEY, name text UNIQUE, "
             "input jsonb, status text, started_at timestamptz DEFAULT now())"
         )
-    pool = ConnectionPool(ctx.dsn, min_size=20, max_size=20, kwargs={"autocommit": True}, open=True)
+    # As many connections as the engine's pool may open (the suite's DURABLE_DB_POOL_SIZE, 20 by
+    # default), so both sides share the same budget of connections.
+    size = int(os.environ.get("DURABLE_DB_POOL_SIZE", "20"))
+    pool = ConnectionPool(ctx.dsn, min_size=size, max_size=size, kwargs={"autocommit": True}, open=True)
     payload = baselines.PAYLOAD_JSON
 
     def baseline_start(client: int, i: int) -> str:

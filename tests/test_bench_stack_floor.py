@@ -56,6 +56,9 @@ def _run_bench(benches: list[str], out: Path) -> dict[str, Any]:
         **os.environ,
         "CELERY_BROKER_URL": bench_broker_url(os.environ["CELERY_BROKER_URL"]),
         "DURABLE_BENCH_DB": f"{os.environ.get('DURABLE_TEST_DB', 'durable_lab_test')}_stack",
+        # B3's 50 clients on pools of 10, not 20: the session's own processes already hold about
+        # 50 of the server's 100 connections (max_connections by default).
+        "DURABLE_DB_POOL_SIZE": "10",
     }
     done = subprocess.run(
         [sys.executable, "manage.py", "durable_bench", "--only", *benches, "--json", str(out)],
