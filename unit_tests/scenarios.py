@@ -1,7 +1,8 @@
 """Scenarios that take the duties through every path a handler can: steps, retries, waits,
 callbacks (answered and timed out), a stop, the execution's deadline, child contexts, parallel
-branches and a chained invoke answered while its caller runs. Each runs the real SDK handler in this process against whichever store is in
-use, moving a fake clock instead of waiting, and returns the ARN of what it started.
+branches and a chained invoke answered while its caller runs. Each runs the real SDK handler in
+this process against whichever store is in use, moving a fake clock instead of waiting, and
+returns the ARN of what it started.
 
 The unit tests (``unit_tests/test_duties.py``) run them on the memory store and check what a
 reader of the history would; ``tests/engine/test_store_contract.py`` runs them on PostgreSQL and
