@@ -3,6 +3,9 @@
 # Ctrl-C shuts everything down and leaves no process behind; after a crash of the supervisor
 # (SIGKILL) the next `make run` still comes up, and it too leaves nothing behind.
 set -euo pipefail
+# A fresh clone has no servers configured: whatever the caller exported (.ci/run's second pass
+# points at the machine's PostgreSQL and Redis) must not leak into the zero-configuration run.
+unset DATABASE_URL CELERY_BROKER_URL
 src="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 git clone --quiet "$src" "$work/app"
