@@ -161,3 +161,19 @@ def test_a_handler_inside_nested_folders_without_init_files_is_found(only: Path)
     assert handler_paths.check("shop.orders.pay.handler") == (only / "shop" / "orders" / "pay.py").resolve()
     assert "shop" not in sys.modules and "shop.orders" not in sys.modules
     assert handler_paths.check("shop.orders.missing.handler") is None  # not written yet: the worker reports it
+
+
+def test_a_verified_module_replaced_by_another_object_under_its_name_is_checked_again(
+    only: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The worker skips the real-path look for the module object it verified before (every
+    # invocation loads the same handler); a different object under that name gets the full check.
+    _module(only, "orders_cached")
+    handler = registry.load_handler("orders_cached.handler")
+    assert registry.load_handler("orders_cached.handler") is handler
+    impostor = types.ModuleType("orders_cached")
+    impostor.__file__ = str(_module(tmp_path, "elsewhere"))
+    impostor.handler = handler  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "orders_cached", impostor)
+    with pytest.raises(handler_paths.HandlerOutsideCode, match="the imported module 'orders_cached'"):
+        handler_paths.check_imported("orders_cached.handler", impostor)
