@@ -128,6 +128,53 @@ class WriteEachCheckpoint(AnswerAtOnce):
         return super().checkpoint(durable_execution_arn, checkpoint_token, updates, client_token)
 
 
+class KeepEveryOperation(WriteEachCheckpoint):
+    """The ideal engine across invocations (B2b's): ``WriteEachCheckpoint`` that also applies every
+    update to the operations it keeps in memory and answers with what changed, as a service must
+    to hand the next invocation its state. Nothing is read back: the state travels with the message.
+    """
+
+    def __init__(self, conn: psycopg.Connection, ops: dict[str, Any]) -> None:
+        super().__init__(conn)
+        self.ops = ops
+
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
+        self.conn.execute(baselines.INSERT_SQL, (baselines.PAYLOAD_JSON,))
+        self.calls += 1
+        batch = [update.to_dict() for update in updates]
+        changed = machine.apply_batch(self.ops, batch, Clock(utcnow()), mint_callback_id).changed_ops
+        self.ops.update((op["Id"], op) for op in changed)
+        operations = [invoker.operation_from_doc(op) for op in changed]
+        return CheckpointOutput(str(self.calls), CheckpointUpdatedExecutionState(operations=operations))
+
+
+def ideal_invocation(conn: psycopg.Connection, ops: dict[str, Any], steps: int) -> bool:
+    """One invocation of B2b's handler on the ideal engine: the SDK alone replays ``ops`` and runs
+    on, one INSERT+COMMIT per checkpoint call and one for the ending (the durable record of who runs
+    next); the waits it started are then fired at once, as B2b's tiny time scale makes them due.
+    ``ops`` is updated in place. Return True when the execution is done."""
+    operations = [invoker.operation_from_doc(op) for op in ops.values()]
+    _, _, output = _run_on_sdk_alone(
+        handlers.suspending_steps, {"steps": steps}, operations, KeepEveryOperation(conn, ops)
+    )
+    conn.execute(baselines.INSERT_SQL, (baselines.PAYLOAD_JSON,))
+    if output.get("Status") == "SUCCEEDED":
+        return True
+    if output.get("Status") != "PENDING":
+        raise RuntimeError(f"the ideal engine's invocation ended {output}")
+    clock = Clock(utcnow())
+    for op in list(ops.values()):
+        if op["Type"] == "WAIT":
+            ops.update((fired["Id"], fired) for fired in machine.fire_wait(op, clock).changed_ops)
+    return False
+
+
 def ideal_engine_seconds_per_step(dsn: str, steps: int, *, synchronous_commit: bool = True) -> float:
     """B1's handler run by the SDK against ``WriteEachCheckpoint`` on its own connection."""
     with psycopg.connect(dsn, autocommit=True) as conn:

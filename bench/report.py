@@ -24,6 +24,7 @@ B1_OWN_SYNC_LEVELS = (2.0, 1.3, 1.1)
 B1_OWN_ASYNC_LEVELS = (2.5, 1.5, 1.2)
 B4_OWN_LEVELS = (2.0, 1.3, 1.1)
 B7_OWN_LEVELS = (0.5, 0.8, 0.9)
+B2B_LEVELS = (2.5, 1.5, 1.2)
 # B9: a wire call through boto3 over HTTP ÷ the same call to a bare endpoint of the same server (p50).
 # Target and stretch are benchmarks.md's. The floor, twice the target, is where the wire API costs
 # three bare round trips on top of the one no server avoids: the target already allows one more for
@@ -145,7 +146,30 @@ def _b2(r: dict[str, Any]) -> list[Row]:
     if "B2b" in r:
         rows.append(
             _latency_row(
-                "B2b_suspending_10_steps_p50", "10 suspending steps ÷ 10 round trips (p50)", r["B2b"], (2.5, 1.5, 1.2)
+                "B2b_suspending_10_steps_p50", "10 suspending steps ÷ 10 round trips (p50)", r["B2b"], B2B_LEVELS
+            )
+        )
+    ideal = r.get("B2b", {}).get("ideal_engine")
+    if ideal:
+        # Information: what the ideal engine scores on B2b's own scale, and the engine against it on
+        # the re-based B1 scale (benchmarks.md re-bases no B2b level).
+        rows.append(
+            Row(
+                "B2b_ideal_engine_p50",
+                "ideal engine's 10 suspending steps ÷ 10 round trips (p50)",
+                ideal["ratio_p50"],
+                *B2B_LEVELS,
+                kind="reference",
+                spread=ideal["ratio_blocks"],
+            )
+        )
+        rows.append(
+            Row(
+                "B2b_own_p50",
+                "10 suspending steps ÷ the ideal engine's (p50)",
+                ideal["engine_ratio_p50"],
+                *B1_OWN_SYNC_LEVELS,
+                kind="reference",
             )
         )
     return rows

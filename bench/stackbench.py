@@ -8,6 +8,7 @@ import os
 import statistics
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +105,17 @@ def b2(live: Live, *, suspending: bool) -> None:
     scale = TINY_TIME_SCALE if suspending else None
     live.run(f"bench-{key.lower()}", {"steps": 10}, time_scale=scale)  # warm the worker's imports
     round_trips(2)
-    engine_s, base_s, arns = [], [], []
+    if suspending:
+        baselines.ensure_table(ctx.dsn)
+        ideal_run(live)  # warm the worker's imports and connection
+    engine_s, base_s, ideal_s, arns = [], [], [], []
     for _ in range(runs):
         base_s.append(round_trips(10))
         arn, seconds = live.run(f"bench-{key.lower()}", {"steps": 10}, time_scale=scale)
         engine_s.append(seconds)
         arns.append(arn)
+        if suspending:
+            ideal_s.append(ideal_run(live))
     live.result(arns[-1])
     ctx.results[key] = _latency_summary(engine_s, base_s) | {"execution_counters": execution_counters(ctx, arns[-1])}
     summary = ctx.results[key]
@@ -117,6 +123,30 @@ def b2(live: Live, *, suspending: bool) -> None:
         f"{key}: engine p50 {summary['engine_ms']['p50']:.1f} ms, 10 round trips p50 "
         f"{summary['baseline_ms']['p50']:.1f} ms, ratio {summary['ratio_p50']:.2f}"
     )
+    if suspending:
+        summary["ideal_engine"] = _latency_summary(ideal_s, base_s) | {
+            "engine_ratio_p50": _p50_ratio(engine_s, ideal_s)
+        }
+        ideal = summary["ideal_engine"]
+        ctx.log(
+            f"{key}: ideal engine p50 {ideal['engine_ms']['p50']:.1f} ms ({ideal['ratio_p50']:.2f} of the round trips); "
+            f"engine ÷ ideal engine {ideal['engine_ratio_p50']:.2f}"
+        )
+
+
+def ideal_run(live: Live) -> float:
+    """Seconds for B2b's execution on the ideal engine through the same broker and worker: each of
+    its 11 invocations a ``bench.ideal_hop`` message (``bench.inprocess.ideal_invocation``)."""
+    from bench.celery_app import ideal_hop
+
+    run_id = f"ideal-{uuid.uuid4()}"
+    start = time.perf_counter()
+    ideal_hop.delay(run_id, {}, 10)
+    return live.watcher.wait(run_id) - start
+
+
+def _p50_ratio(numerator: list[float], denominator: list[float]) -> float:
+    return percentile(numerator, 50) / percentile(denominator, 50)
 
 
 # --- B6: callback and timer wake-up -----------------------------------------------------------
