@@ -126,7 +126,10 @@ class RunningStack:
         self.url = f"http://127.0.0.1:{self.port}"
         _wait_for(lambda: "Durable Lab is up" in self.log() or self.process.poll() is not None, 120, "durable_up")
         assert self.process.poll() is None, self.log()
-        _wait_for(lambda: self.http_status("/accounts/login/") == 200, 60, "the web server")
+        # "Is up" is said once the web part answers, not as soon as it is started.
+        log = self.log()
+        assert "web ready on" in log and log.index("web ready on") < log.index("Durable Lab is up"), log
+        assert self.http_status("/accounts/login/") == 200
         _wait_for(lambda: "ready." in self.log(), 60, "the worker")
 
     def log(self) -> str:

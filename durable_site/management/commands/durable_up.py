@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
 import signal
@@ -26,6 +27,7 @@ from engine import db
 RESERVED_CONNECTIONS = 15
 ENGINE_POOL_FLOOR = 2
 EMBEDDED_CHECK_EVERY = 5.0
+WEB_PROBE_TIMEOUT = 0.5  # seconds: a web part still loading Django holds the request, unanswered
 # The web server's request threads: no more than its Django pool holds, so none waits for one.
 WEB_THREADS = min(8, settings.WEB_DB_POOL["max_size"])
 
@@ -47,6 +49,19 @@ def web_command(port: int) -> list[str]:
         f"--threads={WEB_THREADS}",
         "durable_site.wsgi:application",
     ]
+
+
+def web_answers(port: int) -> bool:
+    """Whether the web part answers a request: its socket is open before it has loaded Django,
+    and a request sent then waits, so "is up" is said only after an answer."""
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=WEB_PROBE_TIMEOUT)
+    try:
+        client.request("GET", "/accounts/login/")
+        return client.getresponse().status < 500
+    except OSError:
+        return False
+    finally:
+        client.close()
 
 
 class Command(BaseCommand):
@@ -90,8 +105,7 @@ class Command(BaseCommand):
             connection.close_pool()
             db.close()
             stack.start_all()
-            self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
-            stack.run(tick=self._ticks(stack, embedded_db, embedded_broker))
+            stack.run(tick=self._ticks(stack, embedded_db, embedded_broker, port))
         finally:
             # Also on a crash of this process: no part and no database outlives `make run`.
             if stack is not None:
@@ -158,12 +172,18 @@ class Command(BaseCommand):
             self._say("warning: this many workers can exceed PostgreSQL's max_connections")
         return fitted
 
-    def _ticks(self, stack: supervisor.Supervisor, database: bool, broker: bool) -> Callable[[], None]:
-        """Every round: the activity lines (terminal.ActivityReport), the embedded servers."""
+    def _ticks(self, stack: supervisor.Supervisor, database: bool, broker: bool, port: int) -> Callable[[], None]:
+        """Every round: "is up" once the web part answers, the activity lines
+        (terminal.ActivityReport), the embedded servers."""
         report = terminal.ActivityReport(settings.DATABASE_URL)
         watch = self._embedded_watch(stack, database, broker)
+        announced = False
 
         def tick() -> None:
+            nonlocal announced
+            if not announced and web_answers(port):
+                self.stdout.write(self.style.SUCCESS(f"Durable Lab is up: http://127.0.0.1:{port}/  (Ctrl-C to stop)"))
+                announced = True
             report.poll()
             watch()
 
