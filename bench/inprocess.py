@@ -93,13 +93,19 @@ class AnswerAtOnce:
         updates: list[OperationUpdate],
         client_token: str | None,
     ) -> CheckpointOutput:
+        self.write()
         self.calls += 1
-        # The engine's own state machine answers a wait's START (as the service would: STARTED, not
-        # yet due); nothing else in B1's or B4's handlers needs an answer.
-        waits = [u for u in (update.to_dict() for update in updates) if u["Type"] == "WAIT" and u["Action"] == "START"]
-        started = machine.apply_batch({}, waits, Clock(utcnow()), mint_callback_id).changed_ops
-        operations = [invoker.operation_from_doc(op) for op in started]
+        operations = [invoker.operation_from_doc(op) for op in self.answer([update.to_dict() for update in updates])]
         return CheckpointOutput(str(self.calls), CheckpointUpdatedExecutionState(operations=operations))
+
+    def write(self) -> None:
+        """The durable write a checkpoint call waits for: none here."""
+
+    def answer(self, updates: list[dict[str, Any]]) -> list[Any]:
+        """The operations the answer carries. The engine's own state machine answers a wait's START
+        (as the service would: STARTED, not yet due); nothing else in B1's or B4's handlers needs one."""
+        waits = [u for u in updates if u["Type"] == "WAIT" and u["Action"] == "START"]
+        return machine.apply_batch({}, waits, Clock(utcnow()), mint_callback_id).changed_ops
 
     def get_execution_state(self, *args: Any, **kwargs: Any) -> StateOutput:
         raise AssertionError("the invocation's event carries its whole state")
@@ -117,15 +123,8 @@ class WriteEachCheckpoint(AnswerAtOnce):
         super().__init__()
         self.conn = conn
 
-    def checkpoint(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        updates: list[OperationUpdate],
-        client_token: str | None,
-    ) -> CheckpointOutput:
+    def write(self) -> None:
         self.conn.execute(baselines.INSERT_SQL, (baselines.PAYLOAD_JSON,))
-        return super().checkpoint(durable_execution_arn, checkpoint_token, updates, client_token)
 
 
 class KeepEveryOperation(WriteEachCheckpoint):
@@ -138,20 +137,10 @@ class KeepEveryOperation(WriteEachCheckpoint):
         super().__init__(conn)
         self.ops = ops
 
-    def checkpoint(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        updates: list[OperationUpdate],
-        client_token: str | None,
-    ) -> CheckpointOutput:
-        self.conn.execute(baselines.INSERT_SQL, (baselines.PAYLOAD_JSON,))
-        self.calls += 1
-        batch = [update.to_dict() for update in updates]
-        changed = machine.apply_batch(self.ops, batch, Clock(utcnow()), mint_callback_id).changed_ops
+    def answer(self, updates: list[dict[str, Any]]) -> list[Any]:
+        changed = machine.apply_batch(self.ops, updates, Clock(utcnow()), mint_callback_id).changed_ops
         self.ops.update((op["Id"], op) for op in changed)
-        operations = [invoker.operation_from_doc(op) for op in changed]
-        return CheckpointOutput(str(self.calls), CheckpointUpdatedExecutionState(operations=operations))
+        return changed
 
 
 def ideal_invocation(conn: psycopg.Connection, ops: dict[str, Any], steps: int) -> bool:
