@@ -354,6 +354,18 @@ def _b8(r: dict[str, Any]) -> list[Row]:
             1.0,
         )
     ]
+    if "ratio_inline_100_sdk_as_shipped" in b8:
+        rows.append(
+            Row(
+                "B8a_peer_sdk_as_shipped",
+                "100 inline steps: engine ÷ AWS local runner on the SDK as shipped (without the seams)",
+                b8["ratio_inline_100_sdk_as_shipped"],
+                INF,
+                1.5,
+                1.0,
+                kind="reference",
+            )
+        )
     if "ratio_waits_10" in b8:
         rows.append(
             Row(

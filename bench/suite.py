@@ -161,6 +161,9 @@ def engine_side_b8(live: stackbench.Live) -> None:
         return
     b8["engine"] = stackbench.b8_engine(live)
     b8["ratio_inline_100"] = b8["engine"]["inline_100_median_s"] / b8["peer"]["inline_100_median_s"]
+    if "inline_100_sdk_as_shipped_median_s" in b8["peer"]:
+        shipped = b8["peer"]["inline_100_sdk_as_shipped_median_s"]
+        b8["ratio_inline_100_sdk_as_shipped"] = b8["engine"]["inline_100_median_s"] / shipped
     if "waits_10_s" in b8["peer"]:
         b8["ratio_waits_10"] = b8["engine"]["waits_10_s"] / b8["peer"]["waits_10_s"]
     if "conformance" in b8:
