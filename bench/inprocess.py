@@ -149,10 +149,9 @@ def ideal_invocation(conn: psycopg.Connection, ops: dict[str, Any], steps: int) 
     next); the waits it started are then fired at once, as B2b's tiny time scale makes them due.
     ``ops`` is updated in place. Return True when the execution is done."""
     operations = [invoker.operation_from_doc(op) for op in ops.values()]
-    _, _, output = _run_on_sdk_alone(
-        handlers.suspending_steps, {"steps": steps}, operations, KeepEveryOperation(conn, ops)
-    )
-    conn.execute(baselines.INSERT_SQL, (baselines.PAYLOAD_JSON,))
+    service = KeepEveryOperation(conn, ops)
+    _, _, output = _run_on_sdk_alone(handlers.suspending_steps, {"steps": steps}, operations, service)
+    service.write()  # the ending's record
     if output.get("Status") == "SUCCEEDED":
         return True
     if output.get("Status") != "PENDING":

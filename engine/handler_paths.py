@@ -66,9 +66,9 @@ def check(handler: str) -> Path | None:
     when it imports it). Raises :class:`HandlerOutsideCode` if the module is found anywhere else.
     """
     module_name = handler.rpartition(".")[0]
-    verified = _verified.get(module_name)
-    if verified is not None and sys.modules.get(module_name) is verified[0] and verified[2] == allowed_locations():
-        return verified[1]
+    verified = _verified_file(module_name, sys.modules.get(module_name))
+    if verified is not None:
+        return verified
     try:
         specs = _find_chain(module_name)
     except HandlerOutsideCode as exc:
@@ -96,14 +96,22 @@ def check_imported(handler: str, module: ModuleType) -> None:
     A module object already verified under the same locations is not looked at again: resolving
     its file's real path costs ~60 µs of system calls, in every invocation of a worker."""
     module_name = handler.rpartition(".")[0]
-    verified = _verified.get(module_name)
-    if verified is not None and verified[0] is module and verified[2] == allowed_locations():
+    if _verified_file(module_name, module) is not None:
         return
     origin = getattr(module, "__file__", None)
     real = _real(origin) if origin is not None else None
     if real is None or not _inside_allowed(real) or _is_python_installation(real):
         raise HandlerOutsideCode(_refusal(handler, f"the imported module '{module.__name__}' is {origin}"))
     _verified[module_name] = (module, real, allowed_locations())
+
+
+def _verified_file(module_name: str, module: ModuleType | None) -> Path | None:
+    """The file of ``module`` if it is the object verified under that name, with the same
+    allowed locations as then; None if it must be checked."""
+    verified = _verified.get(module_name)
+    if verified is None or module is None or verified[0] is not module or verified[2] != allowed_locations():
+        return None
+    return verified[1]
 
 
 def _refusal(handler: str, why: str) -> str:
