@@ -28,7 +28,7 @@ WHERE id = %(id)s RETURNING *
 -- The dead-lettered original of a redrive that succeeded is REDRIVEN; the status guard leaves
 -- it alone if it changed meanwhile.
 UPDATE durable_async_invocation SET status = %(status)s, updated_at = %(now)s
-WHERE id = %(id)s AND status = %(expected_status)s
+WHERE id = %(id)s AND (status = %(expected_status)s) IS TRUE
 
 -- name: record_async_attempt
 -- Append the attempt and set the new status. next_attempt_at (a retry) and dead_lettered_at

@@ -26,7 +26,7 @@ WITH claimed AS (
         counters = jsonb_set(coalesce(e.counters, '{}'), '{invocations}',
             to_jsonb(coalesce((e.counters ->> 'invocations')::int, 0) + 1))
     FROM durable_function f
-    WHERE e.id = %(execution_id)s AND e.status = 'RUNNING' AND NOT e.running AND e.needs_invoke
+    WHERE e.id = %(execution_id)s AND (e.status = 'RUNNING') IS TRUE AND NOT e.running AND e.needs_invoke
         AND e.pause_state IS NULL AND f.name = e.function_name AND e.redispatches <= coalesce(%(generation)s, e.redispatches)
     RETURNING e.id, e.arn, e.function_name, e.name, e.input, e.status, e.result, e.error, e.started_at,
         e.ended_at, e.execution_timeout, e.retention_days, e.time_scale, e.invocation_type, e.invocation_seq,
@@ -140,7 +140,7 @@ ended_execution AS (
         token_seq = %(token_seq)s, counters = %(counters)s
     WHERE id = %(id)s AND invocation_seq = %(seq)s AND token_seq = %(guard_token_seq)s
         AND op_seq = %(guard_op_seq)s AND event_seq = %(guard_event_seq)s
-        AND status = 'RUNNING' AND running AND pending_finish IS NULL AND pause_state IS NULL
+        AND (status = 'RUNNING') IS TRUE AND running AND pending_finish IS NULL AND pause_state IS NULL
         AND (%(finished)s OR NOT EXISTS (SELECT 1 FROM due_timers WHERE NOT fired_by_this_ending))
         AND (SELECT count(*) FROM due_timers WHERE fired_by_this_ending) = cardinality(%(fired)s::text[])
     RETURNING 1),

@@ -23,7 +23,7 @@ ORDER BY e.dispatched_at NULLS FIRST LIMIT %(limit)s
 -- Count one more message sent for the execution's owed invocation; the new redispatches is the
 -- message's generation, and only a message of the latest generation may claim.
 UPDATE durable_execution e SET redispatches = e.redispatches + 1, dispatched_at = %(now)s
-WHERE e.id = %(execution_id)s AND e.needs_invoke AND NOT e.running AND e.status = 'RUNNING' AND e.pause_state IS NULL
+WHERE e.id = %(execution_id)s AND e.needs_invoke AND NOT e.running AND (e.status = 'RUNNING') IS TRUE AND e.pause_state IS NULL
 RETURNING e.redispatches,
     (SELECT f.timeout FROM durable_function f WHERE f.name = e.function_name) AS fn_timeout
 

@@ -56,7 +56,7 @@ WITH guarded_execution AS (
     UPDATE durable_execution SET op_seq = %(op_seq)s, seen_seq = %(seen_seq)s, event_seq = %(event_seq)s,
         token_seq = %(token_seq)s, counters = %(counters)s
     WHERE id = %(id)s AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
-        AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL AND running
+        AND event_seq = %(guard_event_seq)s AND (status = 'RUNNING') IS TRUE AND pending_finish IS NULL AND running
         AND pause_state IS NULL
     RETURNING 1),
 upserted_operations AS (
@@ -105,7 +105,7 @@ WITH guarded_execution AS (
         needs_invoke = true, invoke_reason = %(wake)s,
         dispatched_at = CASE WHEN running OR pause_state IS NOT NULL THEN dispatched_at ELSE %(now)s END
     WHERE id = %(id)s AND token_seq = %(guard_token_seq)s AND op_seq = %(guard_op_seq)s
-        AND event_seq = %(guard_event_seq)s AND status = 'RUNNING' AND pending_finish IS NULL
+        AND event_seq = %(guard_event_seq)s AND (status = 'RUNNING') IS TRUE AND pending_finish IS NULL
         AND invocation_seq = %(guard_invocation_seq)s AND running = %(guard_running)s
         AND pause_state IS NOT DISTINCT FROM %(guard_pause_state)s
     RETURNING 1),
@@ -178,7 +178,7 @@ FROM snapshot
 -- token change; the flags are what the duties decide on. The no-op SET is what makes this an
 -- UPDATE: it takes the row lock in the same statement.
 UPDATE durable_execution SET token_seq = token_seq
-WHERE id = %(id)s AND status = %(status)s AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
+WHERE id = %(id)s AND (status = %(status)s) IS TRUE AND token_seq = %(token_seq)s AND op_seq = %(op_seq)s
     AND event_seq = %(event_seq)s AND invocation_seq = %(invocation_seq)s AND running = %(running)s
     AND needs_invoke = %(needs_invoke)s AND (pending_finish IS NULL) = %(no_pending_finish)s
     AND pause_state IS NOT DISTINCT FROM %(pause_state)s
