@@ -88,7 +88,7 @@ def _kill_message(invocation: Invocation) -> dict[str, Any]:
 def _check_reachable(conn: Any, invocation: Invocation) -> None:
     """Refuse a kill no worker parent would carry out, saying why."""
     lease = lease_seconds()
-    state = store.worker_process_state(conn, invocation.worker, invocation.pid or 0, utcnow(), timedelta(seconds=lease))
+    state = store.worker_process_state(conn, invocation.worker, invocation.pid or 0, timedelta(seconds=lease))
     where = f"host {invocation.worker!r}"
     if not state["registered"]:
         raise InvalidParameterValueException(

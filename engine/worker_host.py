@@ -126,7 +126,7 @@ class WorkerHost:
         self.stopping.set()
         try:
             with db.transaction() as conn:
-                store.stop_workers(conn, self.identity.key(), utcnow())
+                store.stop_workers(conn, self.identity.key())
         except Exception as exc:  # the rows stay; the lease runs out instead
             log.warning("could not record this worker's stop in durable_worker: %s", exc)
 
@@ -163,7 +163,7 @@ class WorkerHost:
 
     def renew(self, conn: Conn) -> None:
         pids = sorted({os.getpid(), *own_children()})
-        store.renew_workers(conn, self.identity.key(), pids, utcnow(), timedelta(seconds=heartbeat_seconds()))
+        store.renew_workers(conn, self.identity.key(), pids, timedelta(seconds=heartbeat_seconds()))
 
     def handle(self, payload: str) -> None:
         """One message of the control channel; one not meant for this worker is ignored."""

@@ -78,12 +78,12 @@ def recover_lost_invocations(limit: int = 200) -> int:
     host = host_id()
     with db.transaction() as conn:
         running = store.running_invocations(conn, now, limit)
-        lost = _lost_hosts(conn, running, host, now, lease)
+        lost = _lost_hosts(conn, running, host, lease)
         # Every lost host with an invocation here still has unmarked rows, so it is among these.
-        newly_lost = store.newly_lost_hosts(conn, now, lease)
+        newly_lost = store.newly_lost_hosts(conn, lease)
     if newly_lost:
         # Before the records: a lost host is marked by the time its first invocation reads lost.
-        _mark_hosts_lost(newly_lost, now)
+        _mark_hosts_lost(newly_lost)
         _resend_messages_taken_by_lost_hosts(newly_lost, now)
     recovered = 0
     for invocation in running:
@@ -97,22 +97,20 @@ def recover_lost_invocations(limit: int = 200) -> int:
     return recovered
 
 
-def _lost_hosts(
-    conn: Any, running: list[Invocation], host: str, now: datetime, lease: timedelta
-) -> dict[str, set[int]]:
+def _lost_hosts(conn: Any, running: list[Invocation], host: str, lease: timedelta) -> dict[str, set[int]]:
     """The other hosts of ``running`` that are lost, with their workers' pids; no query at all
     while every invocation runs on this host (one machine)."""
     others = sorted({i.worker for i in running if i.worker and i.worker != host})
     if not others:
         return {}
-    return store.lost_hosts(conn, others, now, lease)
+    return store.lost_hosts(conn, others, lease)
 
 
-def _mark_hosts_lost(hosts: list[str], now: datetime) -> None:
+def _mark_hosts_lost(hosts: list[str]) -> None:
     """Note when a lost host was found gone (its rows' lost_at), for the workers page."""
     with db.transaction() as conn:
         for host in hosts:
-            store.mark_host_lost(conn, host, now)
+            store.mark_host_lost(conn, host)
 
 
 def _resend_messages_taken_by_lost_hosts(hosts: list[str], now: datetime) -> None:

@@ -3,10 +3,14 @@
 -- own rows, and a host with rows none of which is live (not stopped, renewed within the lease) is
 -- lost. Rows are picked out by host, node name (Celery's hostname) and started_at >= the
 -- parent's start: several workers may share a host id, and a pid may come back after a restart.
+-- Heartbeats, stops and the lease are read on the database server's clock (now()), never a
+-- host's: a host whose clock runs behind by more than the lease would otherwise look lost while
+-- it renews, and its running invocations would be recorded crashed and run again elsewhere.
+-- started_at is the host's own clock, compared only with its own parent's start (since).
 
 -- name: register_worker
 INSERT INTO durable_worker (host_id, hostname, pid, role, started_at, heartbeat_at)
-VALUES (%(host_id)s, %(hostname)s, %(pid)s, %(role)s, %(now)s, %(now)s)
+VALUES (%(host_id)s, %(hostname)s, %(pid)s, %(role)s, %(started_at)s, now())
 RETURNING id
 
 -- name: renew_workers
@@ -14,14 +18,14 @@ RETURNING id
 -- process is gone (a replaced pool child) is stopped once it has missed a beat, so a child that
 -- registered after the parent listed its processes is not stopped before its first renewal.
 UPDATE durable_worker SET
-    heartbeat_at = CASE WHEN pid = ANY(%(pids)s) THEN %(now)s ELSE heartbeat_at END,
-    stopped_at = CASE WHEN pid = ANY(%(pids)s) THEN NULL ELSE %(now)s END
+    heartbeat_at = CASE WHEN pid = ANY(%(pids)s) THEN now() ELSE heartbeat_at END,
+    stopped_at = CASE WHEN pid = ANY(%(pids)s) THEN NULL ELSE now() END
 WHERE host_id = %(host_id)s AND hostname = %(hostname)s AND started_at >= %(since)s AND stopped_at IS NULL
-    AND (pid = ANY(%(pids)s) OR heartbeat_at < %(now)s::timestamptz - %(beat)s::interval)
+    AND (pid = ANY(%(pids)s) OR heartbeat_at < now() - %(beat)s::interval)
 
 -- name: stop_workers
 -- A clean shutdown: every row of this worker (parent and pool) is stopped.
-UPDATE durable_worker SET stopped_at = %(now)s
+UPDATE durable_worker SET stopped_at = now()
 WHERE host_id = %(host_id)s AND hostname = %(hostname)s AND started_at >= %(since)s AND stopped_at IS NULL
 
 -- name: lost_hosts
@@ -31,7 +35,7 @@ WHERE host_id = %(host_id)s AND hostname = %(hostname)s AND started_at >= %(sinc
 SELECT host_id, array_agg(DISTINCT pid) AS pids FROM durable_worker
 WHERE host_id = ANY(%(hosts)s)
 GROUP BY host_id
-HAVING NOT bool_or(stopped_at IS NULL AND heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval)
+HAVING NOT bool_or(stopped_at IS NULL AND heartbeat_at >= now() - %(lease)s::interval)
 
 -- name: newly_lost_hosts
 -- Hosts that went without a goodbye and are not marked lost yet: rows not stopped, not marked,
@@ -42,9 +46,9 @@ HAVING NOT bool_or(stopped_at IS NULL AND heartbeat_at >= %(now)s::timestamptz -
 SELECT host_id FROM durable_worker
 WHERE stopped_at IS NULL AND lost_at IS NULL
 GROUP BY host_id
-HAVING max(heartbeat_at) < %(now)s::timestamptz - %(lease)s::interval
+HAVING max(heartbeat_at) < now() - %(lease)s::interval
     AND NOT EXISTS (SELECT 1 FROM durable_worker live WHERE live.host_id = durable_worker.host_id
-        AND live.stopped_at IS NULL AND live.heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval)
+        AND live.stopped_at IS NULL AND live.heartbeat_at >= now() - %(lease)s::interval)
     AND max(heartbeat_at) >= coalesce((SELECT max(said.stopped_at) FROM durable_worker said
         WHERE said.host_id = durable_worker.host_id), '-infinity')
 ORDER BY host_id
@@ -54,13 +58,13 @@ ORDER BY host_id
 -- the host registered at all, whether it is live, and whether the process is a registered worker
 -- process that has not stopped (only such a process has a parent listening for the kill).
 SELECT count(*) > 0 AS registered,
-    coalesce(bool_or(stopped_at IS NULL AND heartbeat_at >= %(now)s::timestamptz - %(lease)s::interval), false) AS live,
+    coalesce(bool_or(stopped_at IS NULL AND heartbeat_at >= now() - %(lease)s::interval), false) AS live,
     coalesce(bool_or(pid = %(pid)s AND stopped_at IS NULL), false) AS process_running
 FROM durable_worker WHERE host_id = %(host_id)s
 
 -- name: mark_host_lost
 -- Set by the host that recorded the lost host's invocations: when the dashboard saw it go.
-UPDATE durable_worker SET lost_at = %(now)s
+UPDATE durable_worker SET lost_at = now()
 WHERE host_id = %(host_id)s AND stopped_at IS NULL AND lost_at IS NULL
 
 -- name: notify_control

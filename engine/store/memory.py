@@ -900,7 +900,9 @@ class MemoryStore:
             and row["stopped_at"] is None
         ]
 
-    def register_worker(self, conn: Connection, worker: Mapping[str, Any], pid: int, role: str, now: datetime) -> int:
+    def register_worker(
+        self, conn: Connection, worker: Mapping[str, Any], pid: int, role: str, started_at: datetime
+    ) -> int:
         with conn.database.lock:
             worker_id = conn.database.new_id()
             conn.database.tables.workers[worker_id] = {
@@ -909,16 +911,15 @@ class MemoryStore:
                 "hostname": worker["hostname"],
                 "pid": pid,
                 "role": role,
-                "started_at": now,
-                "heartbeat_at": now,
+                "started_at": started_at,
+                "heartbeat_at": conn.database.clock.now(),
                 "stopped_at": None,
                 "lost_at": None,
             }
             return worker_id
 
-    def renew_workers(
-        self, conn: Connection, worker: Mapping[str, Any], pids: list[int], now: datetime, beat: timedelta
-    ) -> None:
+    def renew_workers(self, conn: Connection, worker: Mapping[str, Any], pids: list[int], beat: timedelta) -> None:
+        now = conn.database.clock.now()
         with conn.database.lock:
             for row in self._own_workers(conn, worker):
                 if row["pid"] in pids:
@@ -926,12 +927,13 @@ class MemoryStore:
                 elif row["heartbeat_at"] < now - beat:
                     row["stopped_at"] = now
 
-    def stop_workers(self, conn: Connection, worker: Mapping[str, Any], now: datetime) -> None:
+    def stop_workers(self, conn: Connection, worker: Mapping[str, Any]) -> None:
         with conn.database.lock:
             for row in self._own_workers(conn, worker):
-                row["stopped_at"] = now
+                row["stopped_at"] = conn.database.clock.now()
 
-    def lost_hosts(self, conn: Connection, hosts: list[str], now: datetime, lease: timedelta) -> dict[str, set[int]]:
+    def lost_hosts(self, conn: Connection, hosts: list[str], lease: timedelta) -> dict[str, set[int]]:
+        now = conn.database.clock.now()
         by_host: dict[str, list[Row]] = {}
         for row in conn.database.tables.workers.values():
             if row["host_id"] in hosts:
@@ -942,7 +944,8 @@ class MemoryStore:
             if not any(_worker_live(row, now, lease) for row in rows)
         }
 
-    def worker_process_state(self, conn: Connection, host_id: str, pid: int, now: datetime, lease: timedelta) -> Row:
+    def worker_process_state(self, conn: Connection, host_id: str, pid: int, lease: timedelta) -> Row:
+        now = conn.database.clock.now()
         rows = [row for row in conn.database.tables.workers.values() if row["host_id"] == host_id]
         return {
             "registered": bool(rows),
@@ -950,7 +953,8 @@ class MemoryStore:
             "process_running": any(row["pid"] == pid and row["stopped_at"] is None for row in rows),
         }
 
-    def newly_lost_hosts(self, conn: Connection, now: datetime, lease: timedelta) -> list[str]:
+    def newly_lost_hosts(self, conn: Connection, lease: timedelta) -> list[str]:
+        now = conn.database.clock.now()
         rows = list(conn.database.tables.workers.values())
         last_beat: dict[str, datetime] = {}
         for row in rows:
@@ -967,7 +971,8 @@ class MemoryStore:
             if host not in live and (host not in goodbye or beat >= goodbye[host])
         )
 
-    def mark_host_lost(self, conn: Connection, host_id: str, now: datetime) -> None:
+    def mark_host_lost(self, conn: Connection, host_id: str) -> None:
+        now = conn.database.clock.now()
         with conn.database.lock:
             for row in conn.database.tables.workers.values():
                 if row["host_id"] == host_id and row["stopped_at"] is None and row["lost_at"] is None:

@@ -580,42 +580,43 @@ def _worker_key(worker: Mapping[str, Any]) -> dict[str, Any]:
     return {"host_id": worker["host_id"], "hostname": worker["hostname"], "since": worker["since"]}
 
 
-def register_worker(conn: Conn, worker: Mapping[str, Any], pid: int, role: str, now: datetime) -> int:
-    params = {"host_id": worker["host_id"], "hostname": worker["hostname"], "pid": pid, "role": role, "now": now}
+def register_worker(conn: Conn, worker: Mapping[str, Any], pid: int, role: str, started_at: datetime) -> int:
+    params = {"host_id": worker["host_id"], "hostname": worker["hostname"], "pid": pid, "role": role}
+    params["started_at"] = started_at
     row = conn.execute(Q.register_worker, params).fetchone()
     assert row is not None  # INSERT ... RETURNING
     return int(row["id"])
 
 
-def renew_workers(conn: Conn, worker: Mapping[str, Any], pids: list[int], now: datetime, beat: timedelta) -> None:
+def renew_workers(conn: Conn, worker: Mapping[str, Any], pids: list[int], beat: timedelta) -> None:
     """Renew the lease of this worker's live processes ``pids``; stop its rows of processes gone."""
-    conn.execute(Q.renew_workers, {**_worker_key(worker), "pids": pids, "now": now, "beat": beat})
+    conn.execute(Q.renew_workers, {**_worker_key(worker), "pids": pids, "beat": beat})
 
 
-def stop_workers(conn: Conn, worker: Mapping[str, Any], now: datetime) -> None:
-    conn.execute(Q.stop_workers, {**_worker_key(worker), "now": now})
+def stop_workers(conn: Conn, worker: Mapping[str, Any]) -> None:
+    conn.execute(Q.stop_workers, _worker_key(worker))
 
 
-def lost_hosts(conn: Conn, hosts: list[str], now: datetime, lease: timedelta) -> dict[str, set[int]]:
+def lost_hosts(conn: Conn, hosts: list[str], lease: timedelta) -> dict[str, set[int]]:
     """Of ``hosts``, those that registered workers and have none live: host id -> the pids they ran."""
-    rows = conn.execute(Q.lost_hosts, {"hosts": hosts, "now": now, "lease": lease}).fetchall()
+    rows = conn.execute(Q.lost_hosts, {"hosts": hosts, "lease": lease}).fetchall()
     return {row["host_id"]: set(row["pids"]) for row in rows}
 
 
-def worker_process_state(conn: Conn, host_id: str, pid: int, now: datetime, lease: timedelta) -> dict[str, Any]:
+def worker_process_state(conn: Conn, host_id: str, pid: int, lease: timedelta) -> dict[str, Any]:
     """Whether ``host_id`` registered, is live, and runs ``pid`` as a worker process not stopped."""
-    row = conn.execute(Q.worker_process_state, {"host_id": host_id, "pid": pid, "now": now, "lease": lease}).fetchone()
+    row = conn.execute(Q.worker_process_state, {"host_id": host_id, "pid": pid, "lease": lease}).fetchone()
     assert row is not None  # an aggregate: always one row
     return row
 
 
-def newly_lost_hosts(conn: Conn, now: datetime, lease: timedelta) -> list[str]:
+def newly_lost_hosts(conn: Conn, lease: timedelta) -> list[str]:
     """Hosts whose processes all went without a goodbye past the lease, not yet marked lost."""
-    return [row["host_id"] for row in conn.execute(Q.newly_lost_hosts, {"now": now, "lease": lease})]
+    return [row["host_id"] for row in conn.execute(Q.newly_lost_hosts, {"lease": lease})]
 
 
-def mark_host_lost(conn: Conn, host_id: str, now: datetime) -> None:
-    conn.execute(Q.mark_host_lost, {"host_id": host_id, "now": now})
+def mark_host_lost(conn: Conn, host_id: str) -> None:
+    conn.execute(Q.mark_host_lost, {"host_id": host_id})
 
 
 def notify_control(conn: Conn, message: Mapping[str, Any]) -> None:

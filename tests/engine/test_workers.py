@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import db, faults
+from engine import clock, db, faults
 from engine.duties.claim import claim_invocation
 from engine.duties.sweep import recover_lost_invocations
 from engine.duties.unit import utcnow
@@ -289,6 +289,7 @@ def test_hosts_recording_one_lost_invocation_at_once_record_it_once(
     long_ago = utcnow() - timedelta(minutes=1)
     with db.transaction() as conn:  # a host that registered this process, then went silent
         store.register_worker(conn, {"host_id": far, "hostname": f"celery@{far}"}, os.getpid(), "pool", long_ago)
+        silent(conn, far, timedelta(minutes=1))
     with ThreadPoolExecutor(4) as pool:
         recorded = list(pool.map(lambda _: recover_lost_invocations(), range(4)))
     # Invocations that earlier tests' killed workers left running may be recorded too.
@@ -300,3 +301,31 @@ def test_hosts_recording_one_lost_invocation_at_once_record_it_once(
         ).fetchone()
     assert completed is not None and completed["n"] == 1
     assert recorder.invoked.count(ticket.execution_id) == 1  # invoked again, once
+
+
+def silent(conn: Any, host: str, for_: timedelta) -> None:
+    """Make ``host``'s last heartbeat ``for_`` old, on the database's clock."""
+    conn.execute("UPDATE durable_worker SET heartbeat_at = now() - %s WHERE host_id = %s", (for_, host))
+
+
+def test_a_host_whose_clock_runs_behind_is_live_while_it_renews() -> None:
+    """Heartbeats and the lease are read on the database's clock: a host whose clock is a minute
+    behind the scheduler's (far past the lease) is live while it renews, and lost once it stops."""
+    behind = f"behind-{uuid.uuid4().hex[:8]}"
+    worker = {"host_id": behind, "hostname": f"celery@{behind}", "since": utcnow() - timedelta(minutes=2)}
+    lease = timedelta(seconds=LEASE)
+    right = clock.set_clock(lambda: datetime.now(UTC) - timedelta(minutes=1))  # that host's own clock
+    try:
+        with db.transaction() as conn:
+            store.register_worker(conn, worker, 4242, "main", utcnow())
+            store.renew_workers(conn, worker, [4242], timedelta(seconds=1))
+    finally:
+        clock.set_clock(right)  # the scheduler's clock
+    with db.transaction() as conn:
+        assert behind not in store.newly_lost_hosts(conn, lease)
+        assert store.lost_hosts(conn, [behind], lease) == {}
+        assert store.worker_process_state(conn, behind, 4242, lease)["live"]
+        silent(conn, behind, 2 * lease)  # the host stops renewing: lost after the lease, as ever
+        assert behind in store.newly_lost_hosts(conn, lease)
+        assert store.lost_hosts(conn, [behind], lease) == {behind: {4242}}
+        conn.execute("DELETE FROM durable_worker WHERE host_id = %s", (behind,))
