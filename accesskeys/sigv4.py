@@ -301,6 +301,8 @@ def _secret(key: AccessKey) -> str:
 
 
 def _touch(key: AccessKey, now: datetime) -> None:
+    if key.last_used_at is not None and key.last_used_at >= now - LAST_USED_RESOLUTION:
+        return  # as the row was read for this request: the guarded UPDATE would match nothing
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     AccessKey.objects.filter(pk=key.pk).filter(stale).update(last_used_at=now)
 

@@ -192,3 +192,21 @@ def test_raw_path_falls_back_to_re_encoding_path_info() -> None:
     assert sigv4.raw_path(request) == "/a%2Fb"
     request.META["RAW_URI"] = "http://host:1/a%2Fb?x=1"
     assert sigv4.raw_path(request) == "/a%2Fb"
+
+
+def test_last_used_is_written_once_per_resolution_not_per_request(
+    server: str, key: services.NewAccessKey, django_assert_num_queries: Any
+) -> None:
+    """A request within a minute of the key's last recorded use writes nothing; an older stamp is
+    renewed. Counted on the verification itself: the key's SELECT, then the UPDATE only if stale."""
+    lam = lambda_client(server, key.key.access_key_id, key.secret)
+    lam.list_durable_executions_by_function(FunctionName="orders")
+    first = AccessKey.objects.get(pk=key.key.pk).last_used_at
+    assert first is not None
+    fresh = AccessKey.objects.get(pk=key.key.pk)
+    with django_assert_num_queries(0):
+        sigv4._touch(fresh, first + sigv4.LAST_USED_RESOLUTION / 2)
+    later = first + 2 * sigv4.LAST_USED_RESOLUTION
+    with django_assert_num_queries(1):
+        sigv4._touch(fresh, later)
+    assert AccessKey.objects.get(pk=key.key.pk).last_used_at == later
