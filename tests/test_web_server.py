@@ -13,10 +13,12 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from durable_site.gunicorn_config import graceful_timeout
@@ -135,3 +137,22 @@ def test_sigterm_lets_a_request_in_flight_finish_within_the_supervisors_grace(tm
         request.join(timeout=10)
         assert answers == [200], server.log()
         assert time.monotonic() - started < STOP_GRACE
+
+
+def test_a_request_after_the_database_ended_its_connections_gets_a_fresh_one(tmp_path: Path) -> None:
+    """Django's pool checks a connection as a request takes it (CONN_HEALTH_CHECKS): after the
+    server ended them all (a restart, an administrator), the next request is served on a new one."""
+    name = f"durable-web-{uuid.uuid4().hex[:8]}"
+    with running(tmp_path, PGAPPNAME=name) as server:
+        status, _, body = server.get("/_db/")
+        assert status == 200, body[-2000:]
+        before = json.loads(body)["pid"]
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+        assert row is not None and row[0] >= 1
+        for _ in range(3):
+            status, _, body = server.get("/_db/")
+            assert status == 200, body[-2000:]
+            assert json.loads(body)["pid"] != before
