@@ -134,8 +134,8 @@ def workers_page(*, backlog: Backlog | None = None) -> WorkersPage:
 
 
 def _db_now() -> datetime:
-    # One clock for every age on the page, the one all hosts share; a worker host whose own clock
-    # (which stamps its heartbeats) is off by more than a fraction of the lease is a problem anyway.
+    # One clock for every age on the page, the one all hosts share, which also stamps the
+    # heartbeats (engine/sql/workers.sql): a host whose own clock is off still shows its true age.
     return _rows("SELECT now()", [])[0][0]  # type: ignore[no-any-return]
 
 
