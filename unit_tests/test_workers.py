@@ -38,15 +38,15 @@ def test_a_beat_renews_live_processes_and_stops_a_replaced_child(database: memor
         _register(database, worker, pid, role)
     database.clock.advance(3)
     with db.transaction() as conn:
-        store.renew_workers(conn, worker, [100, 102], database.clock.now(), timedelta(seconds=2.5))
+        store.renew_workers(conn, worker, [100, 102], timedelta(seconds=2.5))
     rows = _rows(database, "h1")
     assert rows[100]["heartbeat_at"] == rows[102]["heartbeat_at"] == database.clock.now()
     assert [pid for pid, row in rows.items() if row["stopped_at"] is not None] == [101]
     with db.transaction() as conn:
-        assert store.lost_hosts(conn, ["h1"], database.clock.now(), timedelta(seconds=LEASE)) == {}
-        store.stop_workers(conn, worker, database.clock.now())
+        assert store.lost_hosts(conn, ["h1"], timedelta(seconds=LEASE)) == {}
+        store.stop_workers(conn, worker)
         # Stopped cleanly is not live either: a registered host with no live process is lost.
-        assert store.lost_hosts(conn, ["h1"], database.clock.now(), timedelta(seconds=LEASE)) == {"h1": {100, 101, 102}}
+        assert store.lost_hosts(conn, ["h1"], timedelta(seconds=LEASE)) == {"h1": {100, 101, 102}}
     assert all(row["stopped_at"] is not None for row in _rows(database, "h1").values())
 
 
@@ -57,7 +57,7 @@ def test_a_child_registered_after_the_parent_listed_its_processes_is_not_stopped
     _register(database, worker, 100, "main")
     _register(database, worker, 103, "pool")  # forked after the parent's /proc listing
     with db.transaction() as conn:
-        store.renew_workers(conn, worker, [100], database.clock.now(), timedelta(seconds=2.5))
+        store.renew_workers(conn, worker, [100], timedelta(seconds=2.5))
     assert _rows(database, "h1")[103]["stopped_at"] is None
 
 
@@ -140,13 +140,13 @@ def test_a_host_whose_last_worker_stopped_cleanly_is_not_lost(run: Driver, datab
     _register(database, last, 300, "main")
     database.clock.advance(LEASE + 0.5)
     with db.transaction() as conn:
-        store.renew_workers(conn, last, [300], database.clock.now(), timedelta(seconds=2.5))
-        store.stop_workers(conn, last, database.clock.now())
+        store.renew_workers(conn, last, [300], timedelta(seconds=2.5))
+        store.stop_workers(conn, last)
     run.start(run.register("waits-for-a-worker", HANDLER))
     run.dispatcher.owed.clear()
     database.clock.advance(LEASE + 0.5)
     with db.connection() as conn:
-        assert store.newly_lost_hosts(conn, database.clock.now(), timedelta(seconds=LEASE)) == []
+        assert store.newly_lost_hosts(conn, timedelta(seconds=LEASE)) == []
     assert recover_lost_invocations() == 0
     assert run.dispatcher.owed == []
     # The same host dying later, without a goodbye, is lost.
@@ -154,4 +154,4 @@ def test_a_host_whose_last_worker_stopped_cleanly_is_not_lost(run: Driver, datab
     _register(database, again, 400, "main")
     database.clock.advance(LEASE + 0.5)
     with db.connection() as conn:
-        assert store.newly_lost_hosts(conn, database.clock.now(), timedelta(seconds=LEASE)) == ["h1"]
+        assert store.newly_lost_hosts(conn, timedelta(seconds=LEASE)) == ["h1"]
