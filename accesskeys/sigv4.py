@@ -301,9 +301,10 @@ def _secret(key: AccessKey) -> str:
 
 
 def _touch(key: AccessKey, now: datetime) -> None:
-    if key.last_used_at is not None and key.last_used_at >= now - LAST_USED_RESOLUTION:
+    stale_before = now - LAST_USED_RESOLUTION
+    if key.last_used_at is not None and key.last_used_at >= stale_before:
         return  # as the row was read for this request: the guarded UPDATE would match nothing
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before)
     AccessKey.objects.filter(pk=key.pk).filter(stale).update(last_used_at=now)
 
 

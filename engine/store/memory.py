@@ -928,9 +928,10 @@ class MemoryStore:
                     row["stopped_at"] = now
 
     def stop_workers(self, conn: Connection, worker: Mapping[str, Any]) -> None:
+        now = conn.database.clock.now()
         with conn.database.lock:
             for row in self._own_workers(conn, worker):
-                row["stopped_at"] = conn.database.clock.now()
+                row["stopped_at"] = now
 
     def lost_hosts(self, conn: Connection, hosts: list[str], lease: timedelta) -> dict[str, set[int]]:
         now = conn.database.clock.now()

@@ -581,8 +581,13 @@ def _worker_key(worker: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register_worker(conn: Conn, worker: Mapping[str, Any], pid: int, role: str, started_at: datetime) -> int:
-    params = {"host_id": worker["host_id"], "hostname": worker["hostname"], "pid": pid, "role": role}
-    params["started_at"] = started_at
+    params = {
+        "host_id": worker["host_id"],
+        "hostname": worker["hostname"],
+        "pid": pid,
+        "role": role,
+        "started_at": started_at,
+    }
     row = conn.execute(Q.register_worker, params).fetchone()
     assert row is not None  # INSERT ... RETURNING
     return int(row["id"])
