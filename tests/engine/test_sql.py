@@ -37,6 +37,11 @@ TEMPLATES = {
 }
 
 
+def composed(name: str, text: str) -> sql.Composable:
+    """The named query as it is sent: a template with its sample composition."""
+    return sql.SQL(text).format(**TEMPLATES[name]) if name in TEMPLATES else sql.SQL(text)
+
+
 def test_every_named_query_parses_and_plans_against_the_schema() -> None:
     assert len(Q) > 50
     failures = []
@@ -44,7 +49,7 @@ def test_every_named_query_parses_and_plans_against_the_schema() -> None:
         if text.startswith("LISTEN "):  # a utility statement: neither EXPLAIN nor PREPARE takes it
             assert re.fullmatch(r"LISTEN \w+", text), name
             continue
-        statement = sql.SQL(text).format(**TEMPLATES[name]) if name in TEMPLATES else sql.SQL(text)
+        statement = composed(name, text)
         params = dict.fromkeys(PLACEHOLDER.findall(text)) | TYPED_SAMPLES.get(name, {})
         if name in TEMPLATES:
             params["status"] = None

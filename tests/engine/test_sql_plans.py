@@ -22,7 +22,7 @@ from psycopg import sql
 
 from engine import db
 from engine.sql import Q
-from tests.engine.test_sql import PLACEHOLDER, TEMPLATES, TYPED_SAMPLES
+from tests.engine.test_sql import PLACEHOLDER, TYPED_SAMPLES, composed
 
 # Statements that select by status on purpose: the re-dispatcher's scan of executions owing an
 # invocation, and the dead-letter queue.
@@ -74,8 +74,7 @@ def fresh_tables() -> Iterator[psycopg.Connection[Any]]:
 
 def generic_plan(conn: psycopg.Connection[Any], name: str, text: str) -> dict[str, Any]:
     """The plan a prepared statement of ``text`` keeps: planned once, without parameter values."""
-    statement = sql.SQL(text).format(**TEMPLATES[name]).as_string(conn) if name in TEMPLATES else text
-    numbered, types = positional(statement, TYPED_SAMPLES.get(name, {}))
+    numbered, types = positional(composed(name, text).as_string(conn), TYPED_SAMPLES.get(name, {}))
     conn.execute(f"PREPARE probe ({', '.join(types)}) AS {numbered}" if types else f"PREPARE probe AS {numbered}")
     try:
         arguments = f"({', '.join(['NULL'] * len(types))})" if types else ""
