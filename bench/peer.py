@@ -86,8 +86,10 @@ def peer_figures(quick: bool) -> dict[str, Any]:
     logging.getLogger("aws_durable_execution_sdk_python_testing").setLevel(logging.WARNING)
     runs = 3 if quick else 5
     speedups.uninstall()
-    as_shipped = [peer_run_seconds(handlers.steps, {"steps": 100}) for _ in range(runs)]
-    speedups.install()
+    try:
+        as_shipped = [peer_run_seconds(handlers.steps, {"steps": 100}) for _ in range(runs)]
+    finally:
+        speedups.install()  # the later benchmarks run on the seams, whatever happened here
     inline = [peer_run_seconds(handlers.steps, {"steps": 100}) for _ in range(runs)]
     figures: dict[str, Any] = {
         "version": PEER_VERSION,
